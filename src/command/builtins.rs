@@ -1,0 +1,450 @@
+//! Commands of the language itself, whatever daemon serves it: the
+//! dot-commands that shape output, aliases, `help`, `echo` and `history`.
+
+use super::engine::{format_index, BoxFuture, Call, CmdResult, Context, Reply, Spec};
+use super::response::{Flags, Mode, Response};
+use super::CommandError;
+
+pub fn specs<C: Context>() -> Vec<Spec<C>> {
+    vec![
+        flag_spec(
+            &[".json [true,false]", ".json <true,false> (command)"],
+            "enable or disable JSON mode",
+            "Enable or disable JSON output. JSON mode prints the raw responses of\nevery host (Host, Response, Header, Tabular, Error, Data) as one JSON\narray. Enabling JSON mode disables CSV mode.",
+            dot_json::<C>,
+        ),
+        flag_spec(
+            &[".csv [true,false]", ".csv <true,false> (command)"],
+            "enable or disable CSV mode",
+            "Enable or disable CSV output of tabular data. Enabling CSV mode\ndisables JSON mode.",
+            dot_csv::<C>,
+        ),
+        flag_spec(
+            &[".headers [true,false]", ".headers <true,false> (command)"],
+            "enable or disable headers for tabular data",
+            "Enable or disable the header row of tabular data.",
+            dot_headers::<C>,
+        ),
+        flag_spec(
+            &[".annotate [true,false]", ".annotate <true,false> (command)"],
+            "enable or disable hostname annotation",
+            "Enable or disable hostname annotation: a `host` column first in tables,\nand `host: ` before the answers of several hosts.",
+            dot_annotate::<C>,
+        ),
+        flag_spec(
+            &[".compress [true,false]", ".compress <true,false> (command)"],
+            "enable or disable output compression",
+            "Enable or disable compression of identical answers from several hosts\ninto one line with a host range, e.g. `node[1-9]: minimega 1.0`.\nCompression does not apply to JSON output.",
+            dot_compress::<C>,
+        ),
+        flag_spec(
+            &[".sort [true,false]", ".sort <true,false> (command)"],
+            "enable or disable sorting of tabular data",
+            "Enable or disable sorting of table rows by their first columns\n(numerically when both values are integers).",
+            dot_sort::<C>,
+        ),
+        Spec {
+            patterns: &[".filter <filter> (command)"],
+            short: "filter tabular data by column value",
+            long: "Keep only the rows of a table whose column matches:\n\n\t.filter state=running vm info\n\t.filter state!=running vm info\n\t.filter name~web vm info     (substring)\n\t.filter name!~web vm info    (no substring)\n\nMatching ignores case. A list or object value (`[..]`, `{..}`) matches by\nsubstring. Filters stack: `.filter state=running .filter vcpus=4 vm info`.",
+            handler: dot_filter::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &[".columns <columns as csv> (command)"],
+            short: "show certain columns from tabular data",
+            long: "Show only the named columns, in that order:\n\n\t.columns name,state vm info\n\nA unique prefix names a column (`.col st` for state); an ambiguous prefix\nis an error. The `host` column follows `.annotate`.",
+            handler: dot_columns::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &[".alias", ".alias <alias>..."],
+            short: "create an alias",
+            long: "Create an alias, as in a shell: `.alias vmr=.filter state=running vm info`\nthen `vmr` runs the expansion. The name is the text before the first `=`.\nOnly the first word of a command is expanded. `.alias` alone lists the\naliases of this session.",
+            handler: dot_alias::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &[".unalias <alias>"],
+            short: "remove an alias",
+            long: "Remove an alias of this session by name.",
+            handler: dot_unalias::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["help [command]..."],
+            short: "show command help",
+            long: "Show help on a command (`help vm launch`), or the list of commands\nwhose name starts with the words given (`help vm`), or all commands.",
+            handler: help::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["echo [args]..."],
+            short: "display input text",
+            long: "Print the arguments, joined by single spaces.",
+            handler: echo::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["history", "clear history"],
+            short: "show the command history",
+            long: "Show the commands run on this daemon by its clients, oldest first.\n`clear history` forgets them.",
+            handler: history::<C>,
+            mesh_ok: true,
+        },
+    ]
+}
+
+fn flag_spec<C: Context>(
+    patterns: &'static [&'static str],
+    short: &'static str,
+    long: &'static str,
+    handler: super::Handler<C>,
+) -> Spec<C> {
+    Spec {
+        patterns,
+        short,
+        long,
+        handler,
+        mesh_ok: true,
+    }
+}
+
+/// Shared by the boolean dot-commands: alone they show or set the session
+/// setting; before a command they override it for that command only.
+async fn flag_command<C: Context>(
+    mut c: Call<'_, C>,
+    get: fn(&Flags) -> bool,
+    set: fn(&mut Flags, bool),
+) -> CmdResult {
+    let value = if c.args.flag("true") {
+        Some(true)
+    } else if c.args.flag("false") {
+        Some(false)
+    } else {
+        None
+    };
+    if c.args.sub.is_some() {
+        let v = value.unwrap_or(true);
+        let mut groups = c.run_sub().await;
+        for g in &mut groups {
+            set(&mut g.flags, v);
+        }
+        return Ok(Reply::Groups(groups));
+    }
+    match value {
+        Some(v) => {
+            set(&mut c.session.flags, v);
+            Ok(Reply::empty())
+        }
+        None => Ok(Response::text(get(&c.session.flags).to_string()).into()),
+    }
+}
+
+fn set_mode(f: &mut Flags, mode: Mode, on: bool) {
+    if on {
+        f.mode = mode;
+    } else if f.mode == mode {
+        f.mode = Mode::Table;
+    }
+}
+
+fn dot_json<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(
+        c,
+        |f| f.mode == Mode::Json,
+        |f, v| set_mode(f, Mode::Json, v),
+    ))
+}
+fn dot_csv<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(
+        c,
+        |f| f.mode == Mode::Csv,
+        |f, v| set_mode(f, Mode::Csv, v),
+    ))
+}
+fn dot_headers<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(c, |f| f.headers, |f, v| f.headers = v))
+}
+fn dot_annotate<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(c, |f| f.annotate, |f, v| f.annotate = v))
+}
+fn dot_compress<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(c, |f| f.compress, |f, v| f.compress = v))
+}
+fn dot_sort<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(flag_command(c, |f| f.sort, |f, v| f.sort = v))
+}
+
+/// A parsed `.filter` expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub column: String,
+    pub value: String,
+    pub negate: bool,
+    pub fuzzy: bool,
+}
+
+impl Filter {
+    pub fn parse(s: &str) -> Result<Filter, CommandError> {
+        // Longest operators first so `!=` is not read as `=`.
+        for (op, negate, fuzzy) in [
+            ("!~", true, true),
+            ("~", false, true),
+            ("!=", true, false),
+            ("=", false, false),
+        ] {
+            if let Some((col, val)) = s.split_once(op) {
+                if col.is_empty() {
+                    break;
+                }
+                return Ok(Filter {
+                    column: col.to_lowercase(),
+                    value: val.to_lowercase(),
+                    negate,
+                    fuzzy,
+                });
+            }
+        }
+        Err(CommandError::Invalid(format!(
+            "invalid filter `{s}`: expected column=value, column!=value, column~value or column!~value"
+        )))
+    }
+
+    pub fn matches(&self, cell: &str) -> bool {
+        let cell = cell.to_lowercase();
+        let fuzzy = self.fuzzy
+            || (cell.starts_with('[') && cell.ends_with(']'))
+            || (cell.starts_with('{') && cell.ends_with('}'));
+        let hit = cell == self.value || (fuzzy && cell.contains(&self.value));
+        hit != self.negate
+    }
+
+    /// Filters one response; `Ok(false)` drops it (a `host` filter).
+    pub fn apply(&self, r: &mut Response) -> Result<bool, CommandError> {
+        if self.column == "host" {
+            return Ok(self.matches(&r.host));
+        }
+        if !r.is_tabular() {
+            return Ok(true);
+        }
+        let Some(i) = r
+            .header
+            .iter()
+            .position(|h| h.to_lowercase() == self.column)
+        else {
+            return Err(CommandError::Invalid(format!(
+                "no such column `{}`",
+                self.column
+            )));
+        };
+        r.tabular
+            .retain(|row| row.get(i).is_some_and(|v| self.matches(v)));
+        Ok(true)
+    }
+}
+
+fn dot_filter<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let f = Filter::parse(c.args.string("filter").unwrap_or_default())?;
+        let mut groups = c.run_sub().await;
+        for g in &mut groups {
+            let mut kept = Vec::new();
+            for mut r in std::mem::take(&mut g.responses) {
+                if r.is_error() {
+                    kept.push(r);
+                    continue;
+                }
+                match f.apply(&mut r) {
+                    Ok(true) => kept.push(r),
+                    Ok(false) => {}
+                    Err(e) => {
+                        kept = vec![Response::error(&r.host, e.to_string())];
+                        break;
+                    }
+                }
+            }
+            g.responses = kept;
+        }
+        Ok(Reply::Groups(groups))
+    })
+}
+
+/// Resolves each wanted column (exact name, or a unique prefix) to its index.
+pub fn select_columns(header: &[String], wanted: &[&str]) -> Result<Vec<usize>, CommandError> {
+    wanted
+        .iter()
+        .map(|w| {
+            if let Some(i) = header.iter().position(|h| h == w) {
+                return Ok(i);
+            }
+            let hits: Vec<usize> = (0..header.len())
+                .filter(|i| header[*i].starts_with(w))
+                .collect();
+            match hits.as_slice() {
+                [i] => Ok(*i),
+                [] => Err(CommandError::Invalid(format!("no such column `{w}`"))),
+                _ => Err(CommandError::Invalid(format!("ambiguous column `{w}`"))),
+            }
+        })
+        .collect()
+}
+
+fn dot_columns<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let spec = c.args.string("columns").unwrap_or_default().to_string();
+        let wanted: Vec<&str> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if wanted.is_empty() {
+            return Err(CommandError::Invalid("no columns given".into()));
+        }
+        let mut groups = c.run_sub().await;
+        for g in &mut groups {
+            let mut failed = None;
+            for r in g
+                .responses
+                .iter_mut()
+                .filter(|r| r.is_tabular() && !r.is_error())
+            {
+                match select_columns(&r.header, &wanted) {
+                    Ok(idx) => {
+                        r.header = idx.iter().map(|i| r.header[*i].clone()).collect();
+                        for row in &mut r.tabular {
+                            *row = idx
+                                .iter()
+                                .map(|i| row.get(*i).cloned().unwrap_or_default())
+                                .collect();
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(Response::error(&r.host, e.to_string()));
+                        break;
+                    }
+                }
+            }
+            if let Some(e) = failed {
+                g.responses = vec![e];
+            }
+        }
+        Ok(Reply::Groups(groups))
+    })
+}
+
+fn dot_alias<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let text = c.args.list("alias").join(" ");
+        if text.is_empty() {
+            let rows = c
+                .session
+                .aliases
+                .iter()
+                .map(|(k, v)| vec![k.clone(), v.clone()])
+                .collect::<Vec<_>>();
+            if rows.is_empty() {
+                return Ok(Reply::empty());
+            }
+            return Ok(super::table(["alias", "expansion"], rows).into());
+        }
+        let Some((name, expansion)) = text.split_once('=') else {
+            return Err(CommandError::Invalid(
+                "expected alias of format `alias=expansion`".into(),
+            ));
+        };
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(CommandError::Invalid(format!(
+                "invalid alias name `{name}`"
+            )));
+        }
+        c.session
+            .aliases
+            .insert(name.to_string(), expansion.trim().to_string());
+        Ok(Reply::empty())
+    })
+}
+
+fn dot_unalias<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let name = c.args.string("alias").unwrap_or_default();
+        if c.session.aliases.remove(name).is_none() {
+            return Err(CommandError::Invalid(format!("no such alias `{name}`")));
+        }
+        Ok(Reply::empty())
+    })
+}
+
+fn help<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let words = c.args.list("command");
+        if words.is_empty() {
+            let index = c.engine.help_index();
+            let text = format!(
+                "Display help on a command. Here is a list of commands:\n{}",
+                format_index(&index)
+            );
+            return Ok(Response::text(text).into());
+        }
+        Ok(Response::text(c.engine.help_on(words)?).into())
+    })
+}
+
+fn echo<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move { Ok(Response::text(c.args.list("args").join(" ")).into()) })
+}
+
+fn history<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        if c.line.starts_with("clear") {
+            c.engine.clear_history();
+            return Ok(Reply::empty());
+        }
+        Ok(Response::text(c.engine.history().join("\n")).into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_parsing() {
+        let f = Filter::parse("state!=RUNNING").unwrap();
+        assert!(f.negate && !f.fuzzy && f.column == "state" && f.value == "running");
+        let f = Filter::parse("name!~web").unwrap();
+        assert!(f.negate && f.fuzzy);
+        let f = Filter::parse("name~web").unwrap();
+        assert!(!f.negate && f.fuzzy);
+        assert!(Filter::parse("nothing").is_err());
+        assert!(Filter::parse("=x").is_err());
+    }
+
+    #[test]
+    fn filter_matching() {
+        let f = Filter::parse("tags~web").unwrap();
+        assert!(f.matches("{\"role\":\"WEB\"}"));
+        let f = Filter::parse("tags=web").unwrap();
+        assert!(f.matches("[web, db]"), "lists match by substring");
+        assert!(!f.matches("webserver"));
+    }
+
+    #[test]
+    fn column_prefixes() {
+        let h: Vec<String> = ["name", "namespace", "state"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(select_columns(&h, &["name", "st"]).unwrap(), [0, 2]);
+        assert_eq!(select_columns(&h, &["names"]).unwrap(), [1]);
+        assert_eq!(
+            select_columns(&h, &["nam"]).unwrap_err().to_string(),
+            "ambiguous column `nam`"
+        );
+        assert_eq!(
+            select_columns(&h, &["x"]).unwrap_err().to_string(),
+            "no such column `x`"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! minimega's command language: lexing, patterns, name ranges, the
+//! command engine (compile, dispatch, dot-commands), sessions and output.
+//! Nothing here does I/O or knows what a VM is: the daemon supplies its
+//! commands as [`Spec`]s over its own context type.
+
+pub mod builtins;
+pub mod engine;
+pub mod lexer;
+pub mod pattern;
+pub mod ranges;
+pub mod render;
+pub mod response;
+pub mod session;
+
+pub use engine::{BoxFuture, Call, CmdResult, Context, Engine, Handler, Reply, Spec};
+pub use pattern::Args;
+pub use response::{table, Flags, Group, Mode, Response};
+pub use session::{Origin, Session};
+
+use thiserror::Error;
+
+/// Why a command could not be run. Each variant's text is the one line a
+/// user sees after `E: `.
+#[derive(Debug, Error)]
+pub enum CommandError {
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{0}")]
+    Range(String),
+    /// The input matched no command, or the wrong arguments for one.
+    #[error("{0}")]
+    Invalid(String),
+    /// The command ran and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    pub fn failed(msg: impl std::fmt::Display) -> CommandError {
+        CommandError::Failed(msg.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

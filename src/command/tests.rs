@@ -1,0 +1,237 @@
+//! The engine end to end on a toy command table: compile, dispatch,
+//! dot-commands, aliases, sessions and rendering together.
+
+use super::render::render_all;
+use super::*;
+
+struct Toy;
+
+impl Context for Toy {
+    fn hostname(&self) -> String {
+        "toy".into()
+    }
+}
+
+fn vm_info(_c: Call<'_, Toy>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let rows = [
+            ["1", "foo1", "RUNNING"],
+            ["0", "bar", "BUILDING"],
+            ["2", "foo2", "BUILDING"],
+        ];
+        Ok(table(
+            ["id", "name", "state"],
+            rows.iter()
+                .map(|r| r.iter().map(|s| s.to_string()).collect()),
+        )
+        .into())
+    })
+}
+
+fn vm_start(c: Call<'_, Toy>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        Ok(Response::text(format!("start {}", c.args.string("target").unwrap())).into())
+    })
+}
+
+fn vm_stop(_c: Call<'_, Toy>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move { Err(CommandError::failed("cannot stop")) })
+}
+
+fn engine() -> Engine<Toy> {
+    let mut specs = builtins::specs::<Toy>();
+    specs.push(Spec {
+        patterns: &["vm info"],
+        short: "info",
+        long: "Show VMs.",
+        handler: vm_info,
+        mesh_ok: true,
+    });
+    specs.push(Spec {
+        patterns: &["vm start <target>"],
+        short: "start",
+        long: "Start.",
+        handler: vm_start,
+        mesh_ok: false,
+    });
+    specs.push(Spec {
+        patterns: &["vm stop <target>"],
+        short: "stop",
+        long: "Stop.",
+        handler: vm_stop,
+        mesh_ok: true,
+    });
+    Engine::new(specs)
+}
+
+fn run(e: &Engine<Toy>, s: &mut Session, line: &str) -> String {
+    let groups = futures_util::FutureExt::now_or_never(e.run_line(&Toy, s, line))
+        .expect("toy commands do not wait");
+    groups.iter().map(render_all).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn tables_and_dot_commands() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(run(&e, &mut s, ".annotate false"), "");
+    assert_eq!(run(&e, &mut s, "vm info"), "id   | name | state\n0    | bar  | BUILDING\n1    | foo1 | RUNNING\n2    | foo2 | BUILDING");
+    assert_eq!(
+        run(&e, &mut s, ".columns name .filter state=running vm info"),
+        "name\nfoo1"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".col name .filter name~foo vm info"),
+        "name\nfoo1\nfoo2"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".filter name~foo .col st vm info"),
+        "E: no such column `name`"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".columns nam vm info"),
+        "name\nbar\nfoo1\nfoo2"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".headers false .col name vm info"),
+        "bar\nfoo1\nfoo2"
+    );
+    assert_eq!(run(&e, &mut s, ".headers"), "true");
+    assert_eq!(
+        run(&e, &mut s, ".csv true .col name,state vm info"),
+        "name,state\nbar,BUILDING\nfoo1,RUNNING\nfoo2,BUILDING"
+    );
+}
+
+#[test]
+fn annotation_adds_host_column() {
+    let e = engine();
+    let mut s = Session::new();
+    assert!(run(&e, &mut s, ".col name vm info").starts_with("host | name\ntoy  | bar"));
+}
+
+#[test]
+fn json_mode_is_per_session() {
+    let e = engine();
+    let mut a = Session::new();
+    let mut b = Session::new();
+    run(&e, &mut a, ".json true");
+    let out = run(&e, &mut a, "vm start x");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["Response"], "start x");
+    assert_eq!(run(&e, &mut b, "vm start x"), "start x");
+    assert_eq!(run(&e, &mut a, ".json false"), "");
+    assert_eq!(run(&e, &mut a, "vm start x"), "start x");
+}
+
+#[test]
+fn aliases() {
+    let e = engine();
+    let mut s = Session::new();
+    run(&e, &mut s, ".annotate false");
+    assert_eq!(
+        run(
+            &e,
+            &mut s,
+            ".alias vmr=.column name .filter state=running vm info"
+        ),
+        ""
+    );
+    assert_eq!(
+        run(&e, &mut s, ".alias"),
+        "alias | expansion\nvmr   | .column name .filter state=running vm info"
+    );
+    assert_eq!(run(&e, &mut s, "vmr"), "name\nfoo1");
+    assert_eq!(run(&e, &mut s, ".unalias vmr"), "");
+    assert_eq!(run(&e, &mut s, ".unalias vmr"), "E: no such alias `vmr`");
+    assert!(run(&e, &mut s, "vmr").starts_with("E: no such command: `vmr`"));
+    assert_eq!(
+        run(&e, &mut s, ".alias novalue"),
+        "E: expected alias of format `alias=expansion`"
+    );
+}
+
+#[test]
+fn errors_name_the_problem() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(
+        run(&e, &mut s, "frobnicate"),
+        "E: no such command: `frobnicate` (try `help`)"
+    );
+    assert_eq!(
+        run(&e, &mut s, "vm start"),
+        "E: invalid arguments in `vm start`; usage: vm start <target>"
+    );
+    assert_eq!(
+        run(&e, &mut s, "vm st x"),
+        "E: ambiguous command `vm st x`: could be `vm start`, `vm stop`"
+    );
+    assert_eq!(run(&e, &mut s, "vm stop x"), "E: cannot stop");
+    assert_eq!(
+        run(&e, &mut s, "echo \"open"),
+        "E: unterminated quote \" in `echo \"open`"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".columns name vm lunch"),
+        "E: invalid arguments in `vm lunch`; usage: vm info"
+    );
+}
+
+#[test]
+fn comments_blank_lines_and_echo() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(run(&e, &mut s, "# nothing"), "");
+    assert_eq!(run(&e, &mut s, "   "), "");
+    assert_eq!(
+        run(&e, &mut s, "echo hello \"big world\""),
+        "hello big world"
+    );
+}
+
+#[test]
+fn history_records_local_commands() {
+    let e = engine();
+    let mut s = Session::new();
+    run(&e, &mut s, "echo one");
+    run(&e, &mut s, "bogus");
+    run(&e, &mut s, "echo two");
+    assert_eq!(run(&e, &mut s, "history"), "echo one\necho two\nhistory");
+    run(&e, &mut s, "clear history");
+    assert_eq!(run(&e, &mut s, "history"), "history");
+}
+
+#[test]
+fn mesh_origin_refuses_local_only_commands() {
+    let e = engine();
+    let mut s = Session::from_mesh("node1", None);
+    assert_eq!(
+        run(&e, &mut s, "vm start x"),
+        "E: `vm start` cannot be sent over the mesh (from node1)"
+    );
+    assert!(
+        e.history().is_empty(),
+        "mesh commands are not local history"
+    );
+}
+
+#[test]
+fn help_and_suggest() {
+    let e = engine();
+    let mut s = Session::new();
+    let all = run(&e, &mut s, "help");
+    assert!(all.starts_with("Display help on a command."));
+    assert!(all.contains("vm info") && all.contains(".filter"));
+    assert_eq!(
+        run(&e, &mut s, "help vm start"),
+        "Usage:\n\tvm start <target>\n\nStart."
+    );
+    assert!(run(&e, &mut s, "help vm").contains("vm stop"));
+    assert_eq!(
+        run(&e, &mut s, "help nothing"),
+        "E: no help on `nothing`: no such command"
+    );
+    assert_eq!(e.suggest("vm st"), ["vm start", "vm stop"]);
+    assert_eq!(e.suggest(".json t"), [".json true"]);
+}
