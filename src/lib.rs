@@ -1,3 +1,13 @@
 //! minimega: launch and manage QEMU virtual machines across a cluster.
+//!
+//! - [`command`]: the command language (parse, dispatch, render)
+//! - [`daemon`]: the node, its command table and its lifecycle
+//! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`client`]: `minimega -e` and `-attach`
 
+pub mod client;
 pub mod command;
+pub mod config;
+pub mod daemon;
+pub mod dbus;
+pub mod systemd;

@@ -1,1 +1,50 @@
-fn main() {}
+//! `minimega`: the daemon when run without `-e`/`-attach`, else the client.
+
+use clap::Parser;
+use minimega::config::{normalize_args, Config, Flags};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let flags = match Flags::try_parse_from(normalize_args(std::env::args())) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if flags.show_version {
+        println!("minimega {}", minimega::daemon::VERSION);
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("minimega: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.exec {
+        return minimega::client::exec_once(&config, &flags.command);
+    }
+    if !flags.command.is_empty() {
+        eprintln!(
+            "minimega: unexpected argument `{}` (to run a command on the daemon use -e)",
+            flags.command[0]
+        );
+        return ExitCode::from(2);
+    }
+    if flags.attach {
+        return minimega::client::attach(&config);
+    }
+    if let Err(e) = minimega::systemd::logging::init(config.level, config.logfile.as_deref()) {
+        eprintln!("minimega: cannot open log file: {e}");
+        return ExitCode::FAILURE;
+    }
+    match minimega::daemon::run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! Daemon and client settings: minimega's Go-style flags (`-base x`,
+//! `-force=false`), an optional TOML file, and the embedded defaults.
+//! Flags override the file; the file overrides the defaults; no file is
+//! needed to run.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use thiserror::Error;
+
+pub const DEFAULT_CONFIG: &str = "/etc/minimega/minimega.toml";
+pub const DEFAULT_MESH_KEY: &str = "/etc/minimega/mesh.key";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid {what} `{value}`: {why}")]
+    Value {
+        what: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+/// Command-line flags. Every long flag may be written Go-style with one
+/// dash (see [`normalize_args`]).
+#[derive(Debug, Clone, Parser, Default)]
+#[command(name = "minimega", version, about = "Launch and manage QEMU virtual machines across a cluster", long_about = None)]
+pub struct Flags {
+    /// Run one command on the running daemon and print its answer
+    #[arg(short = 'e', long = "e", action = clap::ArgAction::SetTrue)]
+    pub exec: bool,
+    /// Attach an interactive shell to the running daemon
+    #[arg(long, action = clap::ArgAction::SetTrue)]
+    pub attach: bool,
+    /// Read settings from this TOML file [default: /etc/minimega/minimega.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Base directory for state, the command socket and VM folders [default: /run/minimega under systemd, else /tmp/minimega]
+    #[arg(long, value_name = "DIR")]
+    pub base: Option<PathBuf>,
+    /// Mesh TCP port and UDP discovery port [default: 9000]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Mesh links to seek automatically; 0 turns broadcast discovery off [default: 0]
+    #[arg(long)]
+    pub degree: Option<usize>,
+    /// Mesh context: only nodes of the same context join automatically [default: minimega]
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Mesh state announcement period, e.g. 10s [default: 10s]
+    #[arg(long, value_name = "DURATION")]
+    pub msa: Option<String>,
+    /// Broadcast address for mesh discovery [default: 255.255.255.255]
+    #[arg(long, value_name = "ADDR")]
+    pub broadcast: Option<String>,
+    /// Log level: debug, info, warn, error [default: info]
+    #[arg(long)]
+    pub level: Option<String>,
+    /// Also log to this file
+    #[arg(long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Start even if a previous instance's command socket remains
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub force: Option<bool>,
+    /// Re-adopt the VMs of a previous instance found under the base directory [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub recover: Option<bool>,
+    /// Do not read commands from standard input when running in the foreground
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub nostdin: Option<bool>,
+    /// Print the version and exit
+    #[arg(long = "version", short = 'V', action = clap::ArgAction::SetTrue)]
+    pub show_version: bool,
+    /// Prefix every -e/-attach command with this namespace
+    #[arg(long, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// D-Bus bus to serve on: system, session, none, or a bus address [default: system]
+    #[arg(long, value_name = "BUS")]
+    pub bus: Option<String>,
+    /// Shared mesh key file [default: /etc/minimega/mesh.key]
+    #[arg(long = "meshkey", value_name = "FILE")]
+    pub mesh_key: Option<PathBuf>,
+    /// Name this node answers as (default: the system host name)
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Directory of files VMs refer to by relative name [default: <base>/files]
+    #[arg(long, value_name = "DIR")]
+    pub filepath: Option<PathBuf>,
+    /// The command to run with -e
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// Long flag names that Go-style single-dash spelling may use.
+const LONG_FLAGS: &[&str] = &[
+    "e",
+    "attach",
+    "config",
+    "base",
+    "port",
+    "degree",
+    "context",
+    "msa",
+    "broadcast",
+    "level",
+    "logfile",
+    "force",
+    "recover",
+    "nostdin",
+    "version",
+    "namespace",
+    "bus",
+    "meshkey",
+    "hostname",
+    "filepath",
+    "help",
+];
+
+/// Rewrites Go-style flags (`-base x`, `-force=false`) to clap's `--base x`.
+/// As in Go, flag parsing ends at the first argument that is not a flag,
+/// so `minimega -e vm config -x` leaves the command's words alone.
+pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut iter = args.into_iter();
+    if let Some(prog) = iter.next() {
+        out.push(prog);
+    }
+    let mut expect_value = false;
+    let mut done = false;
+    for arg in iter {
+        if done {
+            out.push(arg);
+            continue;
+        }
+        if expect_value {
+            expect_value = false;
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            done = true;
+            out.push(arg);
+            continue;
+        }
+        let Some(body) = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) else {
+            // First positional argument: the rest is the command.
+            done = true;
+            out.push("--".into());
+            out.push(arg);
+            continue;
+        };
+        let name = body.split('=').next().unwrap_or("");
+        if !LONG_FLAGS.contains(&name) {
+            // Short flags pass as they are; anything else is spelled long
+            // so clap names it in its "unexpected argument" error.
+            out.push(if body.len() == 1 {
+                arg
+            } else {
+                format!("--{body}")
+            });
+            continue;
+        }
+        expect_value = !body.contains('=') && takes_value(name);
+        out.push(format!("--{body}"));
+    }
+    out
+}
+
+fn takes_value(name: &str) -> bool {
+    !matches!(
+        name,
+        "e" | "attach" | "force" | "recover" | "nostdin" | "version" | "help"
+    )
+}
+
+/// The same settings, from the TOML file. Keys are the flag names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub base: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub degree: Option<usize>,
+    pub context: Option<String>,
+    pub msa: Option<String>,
+    pub broadcast: Option<String>,
+    pub level: Option<String>,
+    pub logfile: Option<PathBuf>,
+    pub force: Option<bool>,
+    pub recover: Option<bool>,
+    pub nostdin: Option<bool>,
+    pub bus: Option<String>,
+    #[serde(alias = "meshkey")]
+    pub mesh_key: Option<PathBuf>,
+    pub hostname: Option<String>,
+    pub filepath: Option<PathBuf>,
+    /// Seconds `mesh send` waits for an answer before reporting an error row.
+    pub mesh_timeout: Option<u64>,
+}
+
+/// Which D-Bus bus the daemon serves on and the client calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bus {
+    System,
+    Session,
+    Address(String),
+    None,
+}
+
+impl Bus {
+    pub fn parse(s: &str) -> Bus {
+        match s {
+            "system" => Bus::System,
+            "session" => Bus::Session,
+            "none" | "" => Bus::None,
+            addr => Bus::Address(addr.to_string()),
+        }
+    }
+}
+
+/// Settings after merging flags, file and defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub base: PathBuf,
+    pub port: u16,
+    pub degree: usize,
+    pub context: String,
+    pub msa: Duration,
+    pub broadcast: Ipv4Addr,
+    pub level: tracing::Level,
+    pub logfile: Option<PathBuf>,
+    pub force: bool,
+    pub recover: bool,
+    pub nostdin: bool,
+    pub namespace: Option<String>,
+    pub bus: Bus,
+    pub mesh_key: PathBuf,
+    pub hostname: String,
+    pub filepath: PathBuf,
+    pub mesh_timeout: Duration,
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+}
+
+/// True when systemd started us as a service.
+pub fn under_systemd() -> bool {
+    std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
+pub fn default_base() -> PathBuf {
+    if under_systemd() {
+        PathBuf::from("/run/minimega")
+    } else {
+        PathBuf::from("/tmp/minimega")
+    }
+}
+
+impl Config {
+    /// Merges `flags` over the config file (the named one, which must
+    /// exist, or the default path when present) over the defaults.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let (file, path) = match &flags.config {
+            Some(p) => (read_file(p)?, Some(p.clone())),
+            None if Path::new(DEFAULT_CONFIG).exists() => (
+                read_file(Path::new(DEFAULT_CONFIG))?,
+                Some(PathBuf::from(DEFAULT_CONFIG)),
+            ),
+            None => (FileConfig::default(), None),
+        };
+        let mut c = Config::resolve(flags, &file)?;
+        c.file = path;
+        Ok(c)
+    }
+
+    pub fn resolve(flags: &Flags, file: &FileConfig) -> Result<Config, ConfigError> {
+        let base = flags
+            .base
+            .clone()
+            .or(file.base.clone())
+            .unwrap_or_else(default_base);
+        let msa_text = flags
+            .msa
+            .clone()
+            .or(file.msa.clone())
+            .unwrap_or_else(|| "10s".into());
+        let msa = parse_duration(&msa_text).map_err(|why| ConfigError::Value {
+            what: "msa",
+            value: msa_text.clone(),
+            why,
+        })?;
+        let bc = flags
+            .broadcast
+            .clone()
+            .or(file.broadcast.clone())
+            .unwrap_or_else(|| "255.255.255.255".into());
+        let broadcast = bc.parse().map_err(|_| ConfigError::Value {
+            what: "broadcast address",
+            value: bc.clone(),
+            why: "not an IPv4 address".into(),
+        })?;
+        let level_text = flags
+            .level
+            .clone()
+            .or(file.level.clone())
+            .unwrap_or_else(|| "info".into());
+        let level = parse_level(&level_text)?;
+        let context = flags
+            .context
+            .clone()
+            .or(file.context.clone())
+            .unwrap_or_else(|| "minimega".into());
+        if context.is_empty() || context.len() > 255 {
+            return Err(ConfigError::Value {
+                what: "context",
+                value: context,
+                why: "must be 1 to 255 bytes".into(),
+            });
+        }
+        let hostname = match flags.hostname.clone().or(file.hostname.clone()) {
+            Some(h) => h,
+            None => system_hostname(),
+        };
+        if hostname.is_empty()
+            || hostname.contains(|c: char| c.is_whitespace() || c == ',' || c == '[')
+        {
+            return Err(ConfigError::Value {
+                what: "hostname",
+                value: hostname,
+                why: "must be one word without `,` or `[`".into(),
+            });
+        }
+        Ok(Config {
+            filepath: flags
+                .filepath
+                .clone()
+                .or(file.filepath.clone())
+                .unwrap_or_else(|| base.join("files")),
+            base,
+            port: flags.port.or(file.port).unwrap_or(9000),
+            degree: flags.degree.or(file.degree).unwrap_or(0),
+            context,
+            msa,
+            broadcast,
+            level,
+            logfile: flags.logfile.clone().or(file.logfile.clone()),
+            force: flags.force.or(file.force).unwrap_or(false),
+            recover: flags.recover.or(file.recover).unwrap_or(true),
+            nostdin: flags.nostdin.or(file.nostdin).unwrap_or(false),
+            namespace: flags.namespace.clone(),
+            bus: Bus::parse(
+                &flags
+                    .bus
+                    .clone()
+                    .or(file.bus.clone())
+                    .unwrap_or_else(|| "system".into()),
+            ),
+            mesh_key: flags
+                .mesh_key
+                .clone()
+                .or(file.mesh_key.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_MESH_KEY)),
+            hostname,
+            mesh_timeout: Duration::from_secs(file.mesh_timeout.unwrap_or(10)),
+            file: None,
+        })
+    }
+
+    /// The command socket minimega's tools connect to.
+    pub fn socket_path(&self) -> PathBuf {
+        self.base.join("minimega")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_file(&text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    toml::from_str(text).map_err(|e| e.message().to_string())
+}
+
+fn parse_level(s: &str) -> Result<tracing::Level, ConfigError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "warn" | "warning" => tracing::Level::WARN,
+        "error" | "fatal" => tracing::Level::ERROR,
+        _ => {
+            return Err(ConfigError::Value {
+                what: "log level",
+                value: s.into(),
+                why: "expected debug, info, warn or error".into(),
+            })
+        }
+    })
+}
+
+/// Parses Go-style durations: `10s`, `500ms`, `1m30s`, `2h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err("expected a number".into());
+        }
+        let n: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| "bad number".to_string())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err("missing unit (e.g. 10s)".into()),
+            u => return Err(format!("unknown unit `{u}`")),
+        };
+        total += Duration::from_secs_f64(n * unit);
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+pub fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).to_string();
+    // minimega names nodes by their short host name.
+    name.split('.').next().unwrap_or("localhost").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Flags {
+        let argv = normalize_args(
+            std::iter::once("minimega")
+                .chain(args.iter().copied())
+                .map(String::from),
+        );
+        Flags::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn go_style_equals_gnu_style() {
+        let a = parse(&["-base", "/x", "-port", "9001", "-degree=3"]);
+        let b = parse(&["--base", "/x", "--port=9001", "--degree", "3"]);
+        assert_eq!(a.base, b.base);
+        assert_eq!(a.port, Some(9001));
+        assert_eq!(a.degree, b.degree);
+        assert_eq!(a.degree, Some(3));
+    }
+
+    #[test]
+    fn go_booleans() {
+        assert_eq!(parse(&["-force"]).force, Some(true));
+        assert_eq!(parse(&["-force=false"]).force, Some(false));
+        assert_eq!(parse(&["--nostdin=true"]).nostdin, Some(true));
+        assert!(parse(&["-version"]).show_version);
+    }
+
+    #[test]
+    fn exec_takes_the_rest_as_the_command() {
+        let f = parse(&["-base", "/b", "-e", "vm", "config", "-x", "--y"]);
+        assert!(f.exec);
+        assert_eq!(f.command, ["vm", "config", "-x", "--y"]);
+        let f = parse(&["-e", ".json", "true", "host"]);
+        assert_eq!(f.command, [".json", "true", "host"]);
+    }
+
+    #[test]
+    fn unknown_flags_are_errors() {
+        let argv = normalize_args(["minimega", "-bogus", "1"].map(String::from));
+        assert!(Flags::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_file_and_defaults_fill_the_rest() {
+        let file =
+            parse_file("port = 7000\ncontext = \"lab\"\ndegree = 2\nmesh-timeout = 3\n").unwrap();
+        let flags = parse(&["-port", "7100", "-hostname", "h1"]);
+        let c = Config::resolve(&flags, &file).unwrap();
+        assert_eq!((c.port, c.context.as_str(), c.degree), (7100, "lab", 2));
+        assert_eq!(c.mesh_timeout, Duration::from_secs(3));
+        assert_eq!(c.msa, Duration::from_secs(10));
+        assert_eq!(c.broadcast, Ipv4Addr::BROADCAST);
+        assert!(c.recover && !c.force);
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        assert!(parse_file("bogus = 1").unwrap_err().contains("bogus"));
+        let e = Config::resolve(&parse(&["-msa", "10"]), &FileConfig::default()).unwrap_err();
+        assert_eq!(e.to_string(), "invalid msa `10`: missing unit (e.g. 10s)");
+        let e = Config::resolve(&parse(&["-level", "loud"]), &FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("log level"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("5x").is_err());
+    }
+}

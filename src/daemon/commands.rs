@@ -1,0 +1,83 @@
+//! The daemon's command table: the language's own commands plus each
+//! subsystem's, and the node-level ones (`version`, `host`).
+
+use super::hostinfo::{self, go_duration};
+use super::node::Node;
+use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Response, Spec};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+pub fn engine() -> Engine<Node> {
+    let mut specs = builtins::specs::<Node>();
+    specs.extend(node_specs());
+    Engine::new(specs)
+}
+
+fn node_specs() -> Vec<Spec<Node>> {
+    vec![
+        Spec {
+            patterns: &["version"],
+            short: "display the version",
+            long: "Display the version of minimega running on this node.",
+            handler: version,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["host"],
+            short: "report information about the host",
+            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs,\nVMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
+            handler: host,
+            mesh_ok: true,
+        },
+    ]
+}
+
+fn version(_c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move { Ok(Response::text(format!("minimega {VERSION}")).into()) })
+}
+
+fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let info = hostinfo::read();
+        let n = c.ctx;
+        let row = vec![
+            n.hostname().to_string(),
+            info.cpus.to_string(),
+            "0".into(),
+            info.load,
+            info.mem_used_mib.to_string(),
+            info.mem_total_mib.to_string(),
+            "0".into(),
+            "0".into(),
+            n.vm_count().to_string(),
+            go_duration(info.uptime),
+            "tcg".into(),
+        ];
+        Ok(table(
+            [
+                "name",
+                "cpus",
+                "cpucommit",
+                "load",
+                "memused",
+                "memtotal",
+                "memcommit",
+                "vms",
+                "vmsall",
+                "uptime",
+                "accel",
+            ],
+            [row],
+        )
+        .into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_pattern_compiles() {
+        let e = super::engine();
+        assert!(e.specs().len() > 10);
+    }
+}

@@ -1,0 +1,65 @@
+//! The daemon's state as the command engine sees it: configuration, the
+//! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
+//! signals.
+
+use crate::command::Context;
+use crate::config::Config;
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// Something a front door may want to announce (D-Bus signals, STATUS=).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    VmState {
+        namespace: String,
+        name: String,
+        id: u64,
+        state: String,
+    },
+    PeerJoined(String),
+    PeerLeft(String),
+}
+
+pub struct Node {
+    pub config: Config,
+    pub started: Instant,
+    pub events: broadcast::Sender<Event>,
+}
+
+impl Node {
+    pub fn new(config: Config) -> Node {
+        let (events, _) = broadcast::channel(1024);
+        Node {
+            config,
+            started: Instant::now(),
+            events,
+        }
+    }
+
+    pub fn hostname(&self) -> &str {
+        &self.config.hostname
+    }
+
+    /// Publishes an event; nobody listening is fine.
+    pub fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    pub fn vm_count(&self) -> usize {
+        0
+    }
+
+    pub fn mesh_size(&self) -> usize {
+        1
+    }
+
+    pub fn peers(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+impl Context for Node {
+    fn hostname(&self) -> String {
+        self.config.hostname.clone()
+    }
+}

@@ -1,0 +1,6 @@
+//! The systemd edge: readiness and watchdog notifications, logging to the
+//! journal, and (for VMs) transient units. Each part degrades to a no-op or
+//! a plain alternative when systemd is not there.
+
+pub mod logging;
+pub mod notify;

@@ -1,0 +1,244 @@
+//! The daemon on a private system bus: `minimega -e`, `busctl`, properties,
+//! the policy, and the client when nothing is running.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn version_help_json_and_errors_through_e() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    assert_eq!(
+        d.ok("version"),
+        format!("minimega {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    let help = d.ok("help");
+    assert!(help.starts_with("Display help on a command."), "{help}");
+    for cmd in [".columns", ".filter", "echo", "history", "host", "version"] {
+        assert!(help.contains(cmd), "help lacks {cmd}: {help}");
+    }
+    assert!(d.ok("help .filter").contains("state!=running"));
+
+    let json = d.ok(".json true host");
+    let v: serde_json::Value = serde_json::from_str(&json).expect(&json);
+    assert_eq!(v[0]["Host"], "node");
+    assert_eq!(v[0]["Header"][0], "name");
+    assert_eq!(v[0]["Tabular"][0][0], "node");
+
+    let host = d.ok("host");
+    assert!(host.starts_with("host | name | cpus |"), "{host}");
+
+    let out = d.e("frobnicate now");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&out),
+        "E: no such command: `frobnicate` (try `help`)"
+    );
+
+    // Go-style and GNU-style flags reach the same daemon.
+    let out = mm(&bus.address, &["--e", "echo", "hi"]);
+    assert_eq!(stdout(&out), "hi");
+}
+
+#[test]
+fn sessions_belong_to_one_connection() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    // Each -e is its own connection: a setting does not leak to the next.
+    d.ok(".json true");
+    assert_eq!(d.ok("echo plain"), "plain");
+    // One -attach connection runs a whole script in one session.
+    let out = Command::new(BIN)
+        .arg("-attach")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b".alias hi=echo hello\nhi world\n.annotate false\n.annotate\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "hello world\nfalse");
+}
+
+#[test]
+fn busctl_exec_properties_and_introspection() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let busctl = |args: &[&str]| {
+        let o = Command::new("busctl")
+            .arg(format!("--address={}", bus.address))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "busctl {args:?}: {}", stderr(&o));
+        stdout(&o)
+    };
+    let obj = [
+        "org.minimega.Minimega1",
+        "/org/minimega/Minimega1",
+        "org.minimega.Minimega1",
+    ];
+    let out = busctl(&[&["call"][..], &obj[..], &["Exec", "s", "version"][..]].concat());
+    assert!(
+        out.starts_with(&format!(
+            "sa(sss)s \"minimega {}\" 1 \"node\"",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        busctl(&[&["get-property"][..], &obj[..], &["Hostname"][..]].concat()),
+        "s \"node\""
+    );
+    assert_eq!(
+        busctl(&[&["get-property"][..], &obj[..], &["VmCount"][..]].concat()),
+        "u 0"
+    );
+    assert_eq!(
+        busctl(&[&["get-property"][..], &obj[..], &["MeshSize"][..]].concat()),
+        "u 1"
+    );
+    let v = busctl(&[&["get-property"][..], &obj[..], &["Version"][..]].concat());
+    assert_eq!(v, format!("s \"{}\"", env!("CARGO_PKG_VERSION")));
+    let intro = busctl(&["introspect", obj[0], obj[1]]);
+    for name in [
+        ".Exec",
+        ".Complete",
+        ".Version",
+        ".Hostname",
+        ".MeshSize",
+        ".VmCount",
+        ".Peers",
+        ".VmStateChanged",
+        ".PeerJoined",
+        ".PeerLeft",
+    ] {
+        assert!(intro.contains(name), "introspection lacks {name}:\n{intro}");
+    }
+    let out = busctl(&[&["call"][..], &obj[..], &["Complete", "s", "vers"][..]].concat());
+    assert_eq!(out, "as 1 \"version\"");
+    drop(d);
+}
+
+#[test]
+fn policy_refuses_other_users_but_lets_them_read() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "busctl",
+            ])
+            .arg(format!("--address={}", bus.address))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let obj = [
+        "org.minimega.Minimega1",
+        "/org/minimega/Minimega1",
+        "org.minimega.Minimega1",
+    ];
+    let started = Instant::now();
+    let o = as_nobody(&[&["call"][..], &obj[..], &["Exec", "s", "version"][..]].concat());
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Access denied") || stderr(&o).contains("AccessDenied"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a refused call must not hang"
+    );
+    let o = as_nobody(&[&["get-property"][..], &obj[..], &["Version"][..]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = as_nobody(&["introspect", obj[0], obj[1]]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    drop(d);
+}
+
+#[test]
+fn no_daemon_is_one_line_within_a_second() {
+    let bus = Bus::start();
+    let started = Instant::now();
+    let out = mm(&bus.address, &["-e", "version"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not running") && err.contains("systemctl start minimega"),
+        "{err}"
+    );
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    // No bus at all: still one line, still fast.
+    let started = Instant::now();
+    let out = mm("unix:path=/nonexistent/bus", &["-e", "version"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn second_daemon_on_the_same_base_is_refused() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let out = Command::new(BIN)
+        .args([
+            "-base",
+            d.base.to_str().unwrap(),
+            "-port",
+            &free_port().to_string(),
+            "-nostdin",
+        ])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("another minimega (pid {})", d.pid())),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_is_a_clean_exit() {
+    let bus = Bus::start();
+    let mut d = Daemon::start(&bus);
+    let status = d.stop();
+    assert!(status.success(), "{status}");
+    assert!(d.log_text().contains("shutting down"));
+}
+
+#[test]
+fn bad_flags_and_config_name_the_problem() {
+    let out = Command::new(BIN).args(["-bogus"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--bogus"), "{}", stderr(&out));
+    let s = Scratch::new("cfg");
+    let cfg = s.path.join("m.toml");
+    std::fs::write(&cfg, "port = \"nine\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["-config", cfg.to_str().unwrap(), "-nostdin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("m.toml"), "{}", stderr(&out));
+}
