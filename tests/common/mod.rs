@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod testbed;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
