@@ -10,4 +10,5 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
+pub mod deploy;
 pub mod systemd;
