@@ -70,6 +70,14 @@ pub fn render_all(group: &Group) -> String {
     }
 }
 
+fn is_blank(r: &Response) -> bool {
+    r.response.is_empty()
+        && r.header.is_empty()
+        && r.tabular.is_empty()
+        && r.error.is_empty()
+        && r.data.is_null()
+}
+
 fn distinct_hosts(resps: &[Response]) -> usize {
     let mut hosts: Vec<&str> = resps.iter().map(|r| r.host.as_str()).collect();
     hosts.sort_unstable();

@@ -138,6 +138,8 @@ pub struct DaemonOpts<'a> {
     pub extra: Vec<String>,
     /// Time to wait for READY=1.
     pub ready_within: Duration,
+    /// A config file; its settings then replace the harness's -hostname.
+    pub config: Option<PathBuf>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -146,6 +148,7 @@ impl Default for DaemonOpts<'_> {
             name: "node",
             extra: Vec::new(),
             ready_within: Duration::from_secs(20),
+            config: None,
         }
     }
 }
@@ -167,17 +170,19 @@ impl Daemon {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let log = scratch.path.join("daemon.log");
-        let child = Command::new(BIN)
-            .args([
-                "-base",
-                base.to_str().unwrap(),
-                "-port",
-                &port.to_string(),
-                "-nostdin",
-                "-hostname",
-                opts.name,
-            ])
-            .args(["-level", "debug"])
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "-base",
+            base.to_str().unwrap(),
+            "-port",
+            &port.to_string(),
+            "-nostdin",
+        ]);
+        match &opts.config {
+            Some(c) => cmd.arg("-config").arg(c),
+            None => cmd.args(["-hostname", opts.name, "-level", "debug"]),
+        };
+        let child = cmd
             .args(&opts.extra)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env("NOTIFY_SOCKET", &notify_path)
