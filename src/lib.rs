@@ -4,6 +4,8 @@
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`client`]: `minimega -e` and `-attach`
+//! - [`doc`]: the man page of the commands and the shell completions, made
+//!   from the command table and the flags
 
 pub mod client;
 pub mod command;
@@ -11,4 +13,5 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
+pub mod doc;
 pub mod systemd;
