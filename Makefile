@@ -82,9 +82,16 @@ install:
 	install -D -m 0644 $(GEN)/completions/minimega.fish $(DESTDIR)$(FISHCOMPDIR)/minimega.fish
 
 # One package build at a time per target directory (tests run in parallel).
+LOCKED = mkdir -p $(PKGDIR) && flock $(PKGDIR)/lock $(MAKE) --no-print-directory
+
 package: all
-	mkdir -p $(PKGDIR)
-	flock $(PKGDIR)/lock $(MAKE) --no-print-directory deb rpm
+	$(LOCKED) deb-unlocked rpm-unlocked
+
+deb: all
+	$(LOCKED) deb-unlocked
+
+rpm: all
+	$(LOCKED) rpm-unlocked
 
 # A copy of the source (mtimes kept, so cargo sees it up to date) in which
 # dpkg-buildpackage may write its results to `..`.
@@ -97,8 +104,15 @@ define stage
 	tar -C $(CURDIR) $(STAGE_EXCLUDES) -cf - . | tar -C $(1)/minimega-$(VERSION) -xpf -
 endef
 
-deb: all
+# DEB_VERSION=x builds the same tree as Debian version x (a changelog entry
+# added in the copy only), e.g. to test an upgrade in place.
+.PHONY: deb-unlocked rpm-unlocked
+deb-unlocked:
 	$(call stage,$(PKGDIR)/deb)
+	$(if $(DEB_VERSION),cd $(PKGDIR)/deb/minimega-$(VERSION) && \
+		{ printf 'minimega (%s) unstable; urgency=medium\n\n  * Rebuild.\n\n -- %s  %s\n\n' \
+			'$(DEB_VERSION)' "$$(dpkg-parsechangelog -SMaintainer)" "$$(date -R)"; \
+		  cat debian/changelog; } >debian/changelog.new && mv debian/changelog.new debian/changelog)
 	cd $(PKGDIR)/deb/minimega-$(VERSION) && \
 		CARGO_TARGET_DIR=$(TARGET_DIR) dpkg-buildpackage -us -uc -b
 	mkdir -p $(DIST)
@@ -107,7 +121,7 @@ deb: all
 
 # rpmbuild from a tarball of the same copy. --nodeps: on Debian the RPM
 # database is empty, so BuildRequires cannot be checked.
-rpm: all
+rpm-unlocked:
 	$(call stage,$(PKGDIR)/rpm/SOURCES)
 	tar -C $(PKGDIR)/rpm/SOURCES -czf $(PKGDIR)/rpm/SOURCES/minimega-$(VERSION).tar.gz minimega-$(VERSION)
 	CARGO_TARGET_DIR=$(TARGET_DIR) rpmbuild -bb --nodeps \
