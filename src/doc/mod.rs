@@ -30,9 +30,9 @@ command prints, so the two always agree.
 .SS Syntax
 One command per line; words are split on blanks, and single or double
 quotes keep blanks inside one word.
-A line starting with
+Outside quotes,
 .B #
-is a comment.
+starts a comment that runs to the end of the line.
 Words of a command may be abbreviated to a unique prefix
 .RB ( "vm inf"
 for
