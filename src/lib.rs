@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`sock`]: minimega's command socket, the second front door
 //! - [`client`]: `minimega -e` and `-attach`
 
 pub mod client;
@@ -11,4 +12,5 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
+pub mod sock;
 pub mod systemd;

@@ -17,7 +17,11 @@ fn deb() -> String {
         .arg("package")
         .output()
         .unwrap();
-    assert!(out.status.success(), "make package: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make package: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dist = root.join("dist");
     let deb = std::fs::read_dir(&dist)
         .unwrap()
@@ -30,10 +34,16 @@ fn deb() -> String {
 #[test]
 fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let deb = deb();
-    let dist = std::path::Path::new(&deb).parent().unwrap().display().to_string();
+    let dist = std::path::Path::new(&deb)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let bed = Testbed::boot(&["head", "node1", "node2", "node3", "node4"]);
     let head = bed.node("head");
-    head.ok(&format!("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download {deb} >/dev/null"));
+    head.ok(&format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download {deb} >/dev/null"
+    ));
     head.ok("systemctl is-active minimega || systemctl start minimega");
     for n in ["node1", "node2", "node3", "node4"] {
         bed.authorize("head", n);
@@ -46,10 +56,19 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let rows = head.ok("minimega -e .annotate false deploy launch node[1-3]");
     let launched = started.elapsed();
     for n in ["node1", "node2", "node3"] {
-        let row = rows.lines().find(|l| l.starts_with(n)).unwrap_or_else(|| panic!("no row for {n}:\n{rows}"));
-        assert!(row.contains("installed") && row.contains(env!("CARGO_PKG_VERSION")), "{rows}");
+        let row = rows
+            .lines()
+            .find(|l| l.starts_with(n))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{rows}"));
+        assert!(
+            row.contains("installed") && row.contains(env!("CARGO_PKG_VERSION")),
+            "{rows}"
+        );
     }
-    head.wait_ok("minimega -e .annotate false .columns size mesh status | grep -qx 4", Duration::from_secs(30));
+    head.wait_ok(
+        "minimega -e .annotate false .columns size mesh status | grep -qx 4",
+        Duration::from_secs(30),
+    );
     let formed = started.elapsed();
     eprintln!("deploy launch node[1-3]: rows after {launched:?}, mesh size 4 after {formed:?} (target < 15 s)");
 
@@ -59,18 +78,30 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     assert!(lines.next().unwrap().starts_with("head"), "{status}");
     let list = head.ok("minimega -e mesh list");
     for n in ["head", "node1", "node2", "node3"] {
-        assert!(list.lines().any(|l| l == n), "`{n}` is not a node of:\n{list}");
-        assert!(list.contains(&format!(" |--{n}")), "nobody links to `{n}`:\n{list}");
+        assert!(
+            list.lines().any(|l| l == n),
+            "`{n}` is not a node of:\n{list}"
+        );
+        assert!(
+            list.contains(&format!(" |--{n}")),
+            "nobody links to `{n}`:\n{list}"
+        );
     }
     let answers = head.ok("minimega -e .compress false mesh send all version");
     for n in ["node1", "node2", "node3"] {
-        assert!(answers.contains(&format!("{n}: minimega {}", env!("CARGO_PKG_VERSION"))), "{answers}");
+        assert!(
+            answers.contains(&format!("{n}: minimega {}", env!("CARGO_PKG_VERSION"))),
+            "{answers}"
+        );
     }
     for n in ["node1", "node2", "node3"] {
         let node = bed.node(n);
         assert_eq!(node.ok("systemctl is-active minimega"), "active");
         assert_eq!(node.ok("stat -c %a /etc/minimega/mesh.key"), "600");
-        assert_eq!(node.ok("sha256sum < /etc/minimega/mesh.key"), head.ok("sha256sum < /etc/minimega/mesh.key"));
+        assert_eq!(
+            node.ok("sha256sum < /etc/minimega/mesh.key"),
+            head.ok("sha256sum < /etc/minimega/mesh.key")
+        );
     }
 
     // Again: nothing to do, and it says so.
@@ -81,18 +112,50 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let out = head.sh("minimega -e .annotate false deploy launch node4");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("unknown host key for node4"), "{text}");
-    assert!(!bed.node("node4").sh("test -e /usr/bin/minimega").status.success());
-    let wrong = bed.node("node1").ok("cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2");
+    assert!(!bed
+        .node("node4")
+        .sh("test -e /usr/bin/minimega")
+        .status
+        .success());
+    let wrong = bed
+        .node("node1")
+        .ok("cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2");
     head.ok(&format!("echo 'node4 {wrong}' >> /root/.ssh/known_hosts"));
-    let text = String::from_utf8_lossy(&head.sh("minimega -e .annotate false deploy launch node4").stdout).to_string();
+    let text = String::from_utf8_lossy(
+        &head
+            .sh("minimega -e .annotate false deploy launch node4")
+            .stdout,
+    )
+    .to_string();
     assert!(text.contains("HOST KEY CHANGED for node4"), "{text}");
-    let text = String::from_utf8_lossy(&head.sh("minimega -e .annotate false deploy launch nosuchnode").stdout).to_string();
-    assert!(text.contains("nosuchnode") && text.contains("failed") && text.contains("cannot connect"), "{text}");
-    assert!(bed.node("node4").sh("systemctl is-active --quiet minimega").status.code() != Some(0));
+    let text = String::from_utf8_lossy(
+        &head
+            .sh("minimega -e .annotate false deploy launch nosuchnode")
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        text.contains("nosuchnode") && text.contains("failed") && text.contains("cannot connect"),
+        "{text}"
+    );
+    assert!(
+        bed.node("node4")
+            .sh("systemctl is-active --quiet minimega")
+            .status
+            .code()
+            != Some(0)
+    );
 
     // Remove undoes it, and the mesh notices.
     let text = head.ok("minimega -e .annotate false deploy remove node3");
     assert!(text.contains("removed"), "{text}");
-    assert!(!bed.node("node3").sh("test -e /usr/bin/minimega").status.success());
-    head.wait_ok("minimega -e .annotate false .columns size mesh status | grep -qx 3", Duration::from_secs(60));
+    assert!(!bed
+        .node("node3")
+        .sh("test -e /usr/bin/minimega")
+        .status
+        .success());
+    head.wait_ok(
+        "minimega -e .annotate false .columns size mesh status | grep -qx 3",
+        Duration::from_secs(60),
+    );
 }
