@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`sock`]: minimega's command socket, the second front door
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
@@ -14,4 +15,5 @@ pub mod daemon;
 pub mod dbus;
 pub mod deploy;
 pub mod doc;
+pub mod sock;
 pub mod systemd;

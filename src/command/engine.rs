@@ -140,6 +140,17 @@ impl<C: Context> Engine<C> {
         self.run_words(ctx, session, words).await
     }
 
+    /// Whether a line would run (it lexes and matches a command, after the
+    /// session's aliases), without running it. Blank lines and comments pass.
+    pub fn check_line(&self, session: &Session, line: &str) -> Result<(), CommandError> {
+        let words = lexer::lex(line)?;
+        if words.is_empty() {
+            return Ok(());
+        }
+        let words = self.expand_alias(session, words)?;
+        self.compile(&words).map(|_| ())
+    }
+
     /// Runs already-lexed words; nested commands come through here.
     pub fn run_words<'a>(
         &'a self,

@@ -140,6 +140,9 @@ pub struct DaemonOpts<'a> {
     pub ready_within: Duration,
     /// A config file; its settings then replace the harness's -hostname.
     pub config: Option<PathBuf>,
+    /// A base directory of our own (e.g. one a crashed daemon left) instead
+    /// of a fresh one.
+    pub base: Option<PathBuf>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -149,6 +152,7 @@ impl Default for DaemonOpts<'_> {
             extra: Vec::new(),
             ready_within: Duration::from_secs(20),
             config: None,
+            base: None,
         }
     }
 }
@@ -162,7 +166,7 @@ impl Daemon {
     /// own, exactly as systemd would.
     pub fn start_with(bus: &Bus, opts: DaemonOpts) -> Daemon {
         let scratch = Scratch::new(opts.name);
-        let base = scratch.path.join("base");
+        let base = opts.base.unwrap_or_else(|| scratch.path.join("base"));
         let port = free_port();
         let notify_path = scratch.path.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
