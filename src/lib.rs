@@ -2,6 +2,8 @@
 //!
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
+//! - [`mesh`]: links between daemons, routing, `mesh` commands
+//! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`client`]: `minimega -e` and `-attach`
 
@@ -10,4 +12,6 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
+pub mod mesh;
+pub mod ns;
 pub mod systemd;
