@@ -33,7 +33,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["mesh dial <hostname>"],
             short: "attempt to connect this node to another node",
-            long: "Connect to the node at hostname[:port] (default: this node's mesh port),\nwhatever its context and this node's degree. Both nodes must hold the\nsame mesh key.",
+            long: "Connect to the node at hostname[:port] (default: this node's mesh port),\nwhatever the degree of either node. Both must hold the same mesh key and\nbe of the same context (unlike minimega, whose `mesh dial` crosses\ncontexts).",
             handler: dial,
             mesh_ok: true,
         },

@@ -66,6 +66,12 @@ pub enum MeshError {
     },
     #[error("cannot mesh dial yourself")]
     Myself,
+    #[error("{name} is in context `{context}`, not ours (`{ours}`)")]
+    OtherContext {
+        name: String,
+        context: String,
+        ours: String,
+    },
     #[error("already connected to {0}")]
     AlreadyLinked(String),
     #[error("not connected to {0}")]
@@ -299,7 +305,7 @@ impl Mesh {
         }
     }
 
-    /// `mesh dial host[:port]`: links to that node whatever its context.
+    /// `mesh dial host[:port]`: links to that node whatever the degrees.
     pub async fn dial(&self, target: &str) -> Result<String, MeshError> {
         let addr = self.resolve(target).await?;
         self.connect(addr, true).await
@@ -350,6 +356,14 @@ impl Mesh {
         let name = authd.peer.name.clone();
         if name == self.0.me {
             return Err(MeshError::Myself);
+        }
+        if authd.peer.context != self.0.context {
+            let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye).await;
+            return Err(MeshError::OtherContext {
+                name,
+                context: authd.peer.context,
+                ours: self.0.context.clone(),
+            });
         }
         let me = self.0.me.clone();
         match self.register(&authd.peer, &me, addr, false) {
@@ -852,14 +866,14 @@ fn admit(st: &State, me: &str, context: &str, peer: &Hello) -> Result<(), Refusa
             loud: true,
         });
     }
-    if peer.explicit {
-        return Ok(());
-    }
     if peer.context != context {
         return Err(Refusal {
             why: format!("context `{}` is not ours (`{context}`)", peer.context),
             loud: true,
         });
+    }
+    if peer.explicit {
+        return Ok(());
     }
     if st.degree == 0 {
         return Err(quiet(format!(

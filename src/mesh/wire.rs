@@ -93,7 +93,7 @@ pub struct Hello {
     pub nonce: String,
     /// The mesh port this node listens on.
     pub port: u16,
-    /// Set by an operator's `mesh dial`, which may cross contexts.
+    /// Set by an operator's `mesh dial`, which the degree does not limit.
     pub explicit: bool,
     pub software: String,
 }
