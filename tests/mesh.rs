@@ -418,6 +418,7 @@ fn a_lost_node_is_an_error_row_and_is_dropped() {
         c.start(i, n, &["-degree", "10"]);
     }
     wait_size(&c, &names, 5);
+    let left = watch_signals(&c.node("n1").bus.address, "PeerLeft");
     let version = format!("minimega {}", env!("CARGO_PKG_VERSION"));
 
     // Killed: the kernel closes its sockets.
@@ -452,6 +453,9 @@ fn a_lost_node_is_an_error_row_and_is_dropped() {
     let n1 = &c.node("n1").d;
     assert_eq!(n1.ok("mesh send all version"), format!("n[2-3]: {version}"));
     assert_eq!(n1.ok("mesh list all"), "n[1-3]");
+    let mut gone: Vec<String> = (0..2).map(|_| left.recv_timeout(FORM).unwrap()).collect();
+    gone.sort();
+    assert_eq!(gone, ["n4", "n5"]);
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //! Who dials whom ([`decide`]) keeps the mesh in one piece even with a low
 //! degree: between two separate meshes, only the one whose smallest name is
 //! smaller reaches out, and only through its least-linked node; inside one
-//! mesh, two nodes link when both want more links.
+//! mesh, a node short of links is dialed by the others (each stopping one
+//! link over its own degree), and accepts until it has its degree.
 //!
 //! minimega differs: its nodes answer every solicitation of their context,
 //! which with a small degree can leave the mesh split; and a node with
@@ -119,7 +120,8 @@ pub enum Why {
     Linked,
     /// Another mesh; its side reaches out (or another node of ours does).
     NotOurTurn,
-    /// Same mesh; one of the two has links enough.
+    /// Same mesh; the sender has links enough, or this node has more
+    /// than enough.
     Satisfied,
 }
 
@@ -146,7 +148,9 @@ pub fn decide(v: &View, a: &Announce) -> Decision {
         }
         return Ignore(Why::NotOurTurn);
     }
-    if a.wants && v.wants {
+    // A node short of links gets them from the others, as in minimega;
+    // a dialer may go one link over its own degree doing so, no further.
+    if a.wants && v.linked.len() <= v.degree {
         Dial
     } else {
         Ignore(Why::Satisfied)
@@ -388,7 +392,7 @@ mod tests {
     }
 
     #[test]
-    fn inside_a_mesh_both_must_want_links() {
+    fn inside_a_mesh_a_node_short_of_links_gets_them() {
         let v = view("a", &["a", "b", "c"], &["b"], 3);
         assert_eq!(decide(&v, &ann("c", "a", true)), Decision::Dial);
         assert_eq!(
@@ -399,9 +403,13 @@ mod tests {
             decide(&v, &ann("b", "a", true)),
             Decision::Ignore(Why::Linked)
         );
+        // At its degree, a node still helps one short of links...
         let full = view("a", &["a", "b", "c"], &["b"], 1);
+        assert_eq!(decide(&full, &ann("c", "a", true)), Decision::Dial);
+        // ...but not once over it.
+        let over = view("a", &["a", "b", "c", "d"], &["b", "d"], 1);
         assert_eq!(
-            decide(&full, &ann("c", "a", true)),
+            decide(&over, &ann("c", "a", true)),
             Decision::Ignore(Why::Satisfied)
         );
     }

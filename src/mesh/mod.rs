@@ -357,6 +357,7 @@ impl Mesh {
         if name == self.0.me {
             return Err(MeshError::Myself);
         }
+        note_version(&authd.peer);
         if authd.peer.context != self.0.context {
             let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye).await;
             return Err(MeshError::OtherContext {
@@ -420,6 +421,7 @@ impl Mesh {
             }
         };
         let peer = authd.peer.clone();
+        note_version(&peer);
         match self.register(&peer, &peer.name, addr, true) {
             Ok(reg) => {
                 if let Err(e) = frames::write(&mut stream, &mut authd.tx, &Message::Accept).await {
@@ -716,13 +718,23 @@ impl Mesh {
                             error: "not ready to run commands".into(),
                         },
                     };
-                    let answer = Routed {
+                    let mut answer = Routed {
                         src: mesh.0.me.clone(),
                         dst: r.src,
                         ttl: TTL,
                         id: r.id,
                         body,
                     };
+                    // An answer too big for one frame would end the link.
+                    let size = Message::Routed(answer.clone()).payload().len();
+                    if size > wire::MAX_PAYLOAD - 4096 {
+                        answer.body = Body::Failed {
+                            error: format!(
+                                "the answer ({size} bytes) exceeds the mesh frame limit of {} bytes",
+                                wire::MAX_PAYLOAD
+                            ),
+                        };
+                    }
                     if let Err(why) = mesh.forward(answer) {
                         debug!("cannot answer request {}: {why}", r.id);
                     }
@@ -845,6 +857,19 @@ impl Mesh {
             mesh: st.topo.nodes().cloned().collect(),
             linked: st.links.keys().cloned().collect(),
         }
+    }
+}
+
+/// Different releases may link (the frame format is versioned on its
+/// own), but say so, as minimega does.
+fn note_version(peer: &Hello) {
+    if peer.software != crate::daemon::VERSION {
+        warn!(
+            "{} runs minimega {}, this node {}",
+            peer.name,
+            peer.software,
+            crate::daemon::VERSION
+        );
     }
 }
 
