@@ -5,6 +5,7 @@
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
 //! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`sock`]: minimega's command socket, the second front door
 //! - [`client`]: `minimega -e` and `-attach`
 
 pub mod client;
@@ -12,6 +13,8 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
+pub mod deploy;
 pub mod mesh;
 pub mod ns;
+pub mod sock;
 pub mod systemd;

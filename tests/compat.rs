@@ -39,7 +39,10 @@ fn transcript(client: &Client, rt: &tokio::runtime::Runtime, script: &str) -> St
 fn run_script(path: &Path) -> Result<(), String> {
     let bus = Bus::start();
     let d = Daemon::start(&bus);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = rt
         .block_on(Client::connect(&BusAddr::Address(bus.address.clone())))
         .map_err(|e| e.to_string())?;
@@ -61,11 +64,18 @@ fn run_script(path: &Path) -> Result<(), String> {
     ));
     std::fs::write(&got_path, &got).unwrap();
     let diff = std::process::Command::new("diff")
-        .args(["-u", want_path.to_str().unwrap(), got_path.to_str().unwrap()])
+        .args([
+            "-u",
+            want_path.to_str().unwrap(),
+            got_path.to_str().unwrap(),
+        ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
         .unwrap_or_default();
-    Err(format!("{} differs from its .want:\n{diff}", path.display()))
+    Err(format!(
+        "{} differs from its .want:\n{diff}",
+        path.display()
+    ))
 }
 
 #[test]

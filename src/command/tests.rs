@@ -293,3 +293,22 @@ fn the_context_can_run_a_command_elsewhere_too() {
     let mut m = Session::from_mesh("far", Some("wide".into()));
     assert_eq!(run(&mut m, "vm info"), "host | id | name\nnear | 1  | a");
 }
+
+#[test]
+fn check_line_compiles_without_running() {
+    let e = engine();
+    let mut s = Session::new();
+    assert!(
+        e.check_line(&s, "vm stop foo").is_ok(),
+        "fails only when run"
+    );
+    assert!(e.check_line(&s, "# a comment").is_ok());
+    assert!(e.check_line(&s, "").is_ok());
+    let err = e.check_line(&s, "frobnicate").unwrap_err().to_string();
+    assert_eq!(err, "no such command: `frobnicate` (try `help`)");
+    assert!(e.check_line(&s, "echo \"open").is_err());
+    assert!(e.check_line(&s, "st foo").is_err());
+    s.aliases.insert("st".into(), "vm start".into());
+    assert!(e.check_line(&s, "st foo").is_ok());
+    assert!(e.history().is_empty(), "checking records nothing");
+}

@@ -954,3 +954,19 @@ fn flood(st: &State, lsa: &Lsa, except: Option<&str>) {
         }
     }
 }
+
+/// `deploy` dials the nodes it started and waits until the mesh knows them.
+impl crate::deploy::MeshJoin for Mesh {
+    fn dial(&self, addr: String) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            match Mesh::dial(self, &addr).await {
+                Ok(_) | Err(MeshError::AlreadyLinked(_)) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn knows(&self, host: &str) -> bool {
+        self.state().topo.contains(host)
+    }
+}

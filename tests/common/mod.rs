@@ -142,6 +142,11 @@ pub struct DaemonOpts<'a> {
     pub netns: Option<String>,
     /// Mesh port; default: a free port on this machine's loopback.
     pub port: Option<u16>,
+    /// A config file; its settings then replace the harness's -hostname.
+    pub config: Option<PathBuf>,
+    /// A base directory of our own (e.g. one a crashed daemon left) instead
+    /// of a fresh one.
+    pub base: Option<PathBuf>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -152,6 +157,8 @@ impl Default for DaemonOpts<'_> {
             ready_within: Duration::from_secs(20),
             netns: None,
             port: None,
+            config: None,
+            base: None,
         }
     }
 }
@@ -165,7 +172,7 @@ impl Daemon {
     /// own, exactly as systemd would.
     pub fn start_with(bus: &Bus, opts: DaemonOpts) -> Daemon {
         let scratch = Scratch::new(opts.name);
-        let base = scratch.path.join("base");
+        let base = opts.base.unwrap_or_else(|| scratch.path.join("base"));
         let port = opts.port.unwrap_or_else(free_port);
         let notify_path = scratch.path.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
@@ -181,17 +188,18 @@ impl Daemon {
             }
             None => Command::new(BIN),
         };
+        cmd.args([
+            "-base",
+            base.to_str().unwrap(),
+            "-port",
+            &port.to_string(),
+            "-nostdin",
+        ]);
+        match &opts.config {
+            Some(c) => cmd.arg("-config").arg(c),
+            None => cmd.args(["-hostname", opts.name, "-level", "debug"]),
+        };
         let child = cmd
-            .args([
-                "-base",
-                base.to_str().unwrap(),
-                "-port",
-                &port.to_string(),
-                "-nostdin",
-                "-hostname",
-                opts.name,
-            ])
-            .args(["-level", "debug"])
             .args(&opts.extra)
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env("NOTIFY_SOCKET", &notify_path)
