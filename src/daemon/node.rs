@@ -2,8 +2,10 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
-use crate::command::Context;
+use crate::command::{Context, Elsewhere, Session};
 use crate::config::Config;
+use crate::mesh::Mesh;
+use crate::ns::Namespaces;
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -24,12 +26,16 @@ pub struct Node {
     pub config: Config,
     pub started: Instant,
     pub events: broadcast::Sender<Event>,
+    pub mesh: Mesh,
+    pub namespaces: Namespaces,
 }
 
 impl Node {
     pub fn new(config: Config) -> Node {
         let (events, _) = broadcast::channel(1024);
         Node {
+            mesh: Mesh::new(&config, events.clone()),
+            namespaces: Namespaces::default(),
             config,
             started: Instant::now(),
             events,
@@ -50,16 +56,20 @@ impl Node {
     }
 
     pub fn mesh_size(&self) -> usize {
-        1
+        self.mesh.size()
     }
 
     pub fn peers(&self) -> Vec<String> {
-        Vec::new()
+        self.mesh.peers()
     }
 }
 
 impl Context for Node {
     fn hostname(&self) -> String {
         self.config.hostname.clone()
+    }
+
+    fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
+        crate::ns::elsewhere(self, command, line, session)
     }
 }
