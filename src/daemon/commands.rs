@@ -13,6 +13,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(super::read::specs());
     specs.extend(crate::mesh::commands::specs());
     specs.extend(crate::ns::commands::specs());
+    specs.extend(crate::deploy::commands::specs());
     Engine::new(specs)
 }
 

@@ -28,6 +28,9 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     pub mesh: Mesh,
     pub namespaces: Namespaces,
+    /// `deploy` settings (user, flags, host key policy...), node-wide as
+    /// minimega keeps them.
+    pub deploy: std::sync::Mutex<crate::deploy::Settings>,
 }
 
 impl Node {
@@ -36,10 +39,16 @@ impl Node {
         Node {
             mesh: Mesh::new(&config, events.clone()),
             namespaces: Namespaces::default(),
+            deploy: Default::default(),
             config,
             started: Instant::now(),
             events,
         }
+    }
+
+    /// The mesh as deploy sees it.
+    pub fn mesh_join(&self) -> std::sync::Arc<dyn crate::deploy::MeshJoin> {
+        std::sync::Arc::new(self.mesh.clone())
     }
 
     pub fn hostname(&self) -> &str {
