@@ -29,6 +29,20 @@ pub struct Testbed {
     dir: PathBuf,
 }
 
+/// Units of the host image that a test node does not start.
+const MASKED: &[&str] = &[
+    "postgresql.service",
+    "postgresql@.service",
+    "e2scrub_reap.service",
+    "e2scrub_all.timer",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "man-db.timer",
+    "dpkg-db-backup.timer",
+    "fstrim.timer",
+    "systemd-timesyncd.service",
+];
+
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 fn run(args: &[&str]) -> Output {
@@ -59,6 +73,7 @@ fn is_mountpoint(p: &Path) -> bool {
 impl Testbed {
     /// Boots one node per name and waits until each reports its boot done.
     pub fn boot(names: &[&str]) -> Testbed {
+        reap_orphans();
         let lan = Lan::new();
         let dir = PathBuf::from(format!("/var/tmp/minimega-testbed/{}", lan.tag));
         let _ = std::fs::create_dir_all(&dir);
@@ -130,6 +145,41 @@ impl Drop for Testbed {
     }
 }
 
+/// Kills test-bed nodes an earlier run left behind (its process killed
+/// before Drop ran): a container init whose nspawn is gone is reparented to
+/// PID 1, and its root is an overlay under our test-bed directory.
+fn reap_orphans() {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for p in procs.filter_map(|e| e.ok()) {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid == 1 {
+            continue;
+        }
+        let status = std::fs::read_to_string(p.path().join("status")).unwrap_or_default();
+        let orphan = status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["PPid:", "1"]));
+        let init = status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some("1"));
+        if !orphan || !init {
+            continue;
+        }
+        let mounts = std::fs::read_to_string(p.path().join("mountinfo")).unwrap_or_default();
+        let ours = mounts.lines().any(|l| {
+            l.split_whitespace().nth(4) == Some("/")
+                && l.contains("upperdir=/var/tmp/minimega-testbed/")
+        });
+        if ours {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 impl Node {
     fn prepare(dir: &Path, name: &str, tag: &str, netns: &str, addr: &str, hosts: &str) -> Node {
         let d = dir.join(name);
@@ -163,6 +213,12 @@ impl Node {
             })
             .collect();
         std::fs::write(etc.join("machine-id"), format!("{id}\n")).unwrap();
+        // A fresh node runs sshd and D-Bus, not the host image's database
+        // or its maintenance timers, which only slow the test bed down.
+        let units = root.join("etc/systemd/system");
+        for unit in MASKED {
+            let _ = std::os::unix::fs::symlink("/dev/null", units.join(unit));
+        }
         // The host image forbids maintainer scripts to start services (a
         // `policy-rc.d` that exits 101); a real node does not.
         let _ = std::fs::remove_file(root.join("usr/sbin/policy-rc.d"));
@@ -215,12 +271,29 @@ impl Node {
     fn wait_booted(&mut self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let pid = self.nspawn.as_ref().unwrap().id();
-        // setsid execs nspawn in place; the container's systemd is its child.
+        // setsid execs nspawn in place. nspawn forks helpers before the
+        // container's init; the init is the child living in another PID
+        // namespace (a helper may come and go first).
+        let own_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
         while self.leader == 0 {
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            let children = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|tasks| {
+                    tasks
+                        .filter_map(|t| t.ok())
+                        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
-            if let Some(c) = children.split_whitespace().next() {
-                self.leader = c.parse().unwrap();
+            let init = children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .find(|c| {
+                    let ns = std::fs::read_link(format!("/proc/{c}/ns/pid")).ok();
+                    ns.is_some() && ns != own_ns
+                });
+            if let Some(c) = init {
+                self.leader = c;
             } else {
                 assert!(
                     Instant::now() < deadline,
