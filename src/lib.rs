@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
 
 pub mod client;
@@ -11,3 +12,4 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod systemd;
+pub mod vm;

@@ -86,6 +86,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         context = %cfg.context,
         "minimega {VERSION} starting"
     );
+    // Before any front door opens: no command sees a half-adopted VM.
+    daemon.node.vms.init(cfg.recover).await;
 
     let _bus = match crate::dbus::server::serve(daemon.clone()).await {
         Ok(conn) => {
@@ -139,6 +141,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     shutdown.await;
     notify::stopping();
     info!("shutting down; VMs are left running");
+    // The runtime drops its tasks on return; QEMUs are not our session
+    // and nothing kills them on drop.
     Ok(())
 }
 

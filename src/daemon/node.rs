@@ -4,6 +4,7 @@
 
 use crate::command::Context;
 use crate::config::Config;
+use crate::vm::Vms;
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -24,15 +25,18 @@ pub struct Node {
     pub config: Config,
     pub started: Instant,
     pub events: broadcast::Sender<Event>,
+    pub vms: Vms,
 }
 
 impl Node {
     pub fn new(config: Config) -> Node {
         let (events, _) = broadcast::channel(1024);
+        let vms = Vms::new(&config.base, &config.filepath, events.clone());
         Node {
             config,
             started: Instant::now(),
             events,
+            vms,
         }
     }
 
@@ -45,8 +49,9 @@ impl Node {
         let _ = self.events.send(e);
     }
 
+    /// VMs on this node, in every namespace and state.
     pub fn vm_count(&self) -> usize {
-        0
+        self.vms.count()
     }
 
     pub fn mesh_size(&self) -> usize {

@@ -15,7 +15,10 @@ pub struct Lan {
 }
 
 pub fn sh(args: &[&str]) -> std::process::Output {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
     assert!(
         out.status.success(),
         "{args:?} failed: {}",
@@ -48,9 +51,21 @@ impl Lan {
         let ns = format!("mm{}-h{i}", self.tag);
         let outside = format!("v{}h{i}", self.tag);
         sh(&["ip", "netns", "add", &ns]);
-        sh(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        sh(&[
+            "ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         sh(&["ip", "link", "set", &outside, "netns", &self.switch]);
-        sh(&["ip", "-n", &self.switch, "link", "set", &outside, "master", "br0", "up"]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &outside,
+            "master",
+            "br0",
+            "up",
+        ]);
         let cidr = format!("{}/24", self.addr(i));
         sh(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
         sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
