@@ -175,7 +175,7 @@ fn positive(field: &'static str, v: &str) -> Result<u64, ConfigError> {
     Ok(n)
 }
 
-fn single<'a>(field: Field, values: &'a [String]) -> Result<&'a str, ConfigError> {
+fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
     match values {
         [v] => Ok(v),
         _ => Err(ConfigError::OneValue(field.name())),

@@ -129,6 +129,8 @@ pub struct Daemon {
     pub name: String,
     pub log: PathBuf,
     child: Option<Child>,
+    extra: Vec<String>,
+    ready_within: Duration,
     pub scratch: Scratch,
 }
 
@@ -159,43 +161,62 @@ impl Daemon {
     pub fn start_with(bus: &Bus, opts: DaemonOpts) -> Daemon {
         let scratch = Scratch::new(opts.name);
         let base = scratch.path.join("base");
-        let port = free_port();
-        let notify_path = scratch.path.join("notify.sock");
+        let mut d = Daemon {
+            bus: bus.address.clone(),
+            base,
+            port: free_port(),
+            name: opts.name.to_string(),
+            log: scratch.path.join("daemon.log"),
+            child: None,
+            extra: opts.extra,
+            ready_within: opts.ready_within,
+            scratch,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts the daemon again with the same base, port and flags, after
+    /// [`Daemon::stop`] or [`Daemon::crash`]: a restart as systemd does it.
+    pub fn respawn(&mut self) {
+        assert!(self.child.is_none(), "the daemon is still running");
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let notify_path = self.scratch.path.join("notify.sock");
+        let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let log = scratch.path.join("daemon.log");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let child = Command::new(BIN)
             .args([
                 "-base",
-                base.to_str().unwrap(),
+                self.base.to_str().unwrap(),
                 "-port",
-                &port.to_string(),
+                &self.port.to_string(),
                 "-nostdin",
                 "-hostname",
-                opts.name,
+                &self.name,
             ])
             .args(["-level", "debug"])
-            .args(&opts.extra)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+            .args(&self.extra)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("INVOCATION_ID")
             .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap();
-        let mut d = Daemon {
-            bus: bus.address.clone(),
-            base,
-            port,
-            name: opts.name.to_string(),
-            log,
-            child: Some(child),
-            scratch,
-        };
-        let deadline = Instant::now() + opts.ready_within;
+        self.child = Some(child);
+        let deadline = Instant::now() + self.ready_within;
         let mut buf = [0u8; 4096];
         loop {
             if let Ok(n) = notify.recv(&mut buf) {
@@ -204,20 +225,19 @@ impl Daemon {
                     break;
                 }
             }
-            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "daemon exited with {status} before READY=1:\n{}",
-                    d.log_text()
+                    self.log_text()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "no READY=1 within {:?}:\n{}",
-                opts.ready_within,
-                d.log_text()
+                self.ready_within,
+                self.log_text()
             );
         }
-        d
     }
 
     pub fn log_text(&self) -> String {
