@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
+//! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
 
@@ -11,5 +12,7 @@ pub mod command;
 pub mod config;
 pub mod daemon;
 pub mod dbus;
+pub mod deploy;
+pub mod sock;
 pub mod systemd;
 pub mod vm;

@@ -242,3 +242,100 @@ fn bad_flags_and_config_name_the_problem() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("m.toml"), "{}", stderr(&out));
 }
+
+/// Polls a tmux pane until it shows `want`.
+fn pane_shows(session: &str, want: &str) -> String {
+    wait_for(
+        &format!("`{want}` in the -attach terminal"),
+        Duration::from_secs(20),
+        || {
+            let o = Command::new("tmux")
+                .args(["capture-pane", "-p", "-t", session])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&o.stdout).to_string();
+            text.contains(want).then_some(text)
+        },
+    )
+}
+
+#[test]
+fn attach_on_a_terminal_edits_completes_and_keeps_the_session() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus);
+    let session = format!("mmattach{}", std::process::id());
+    let ok = Command::new("tmux")
+        .args(["new-session", "-d", "-x", "160", "-y", "40", "-s", &session])
+        .arg(format!(
+            "env DBUS_SYSTEM_BUS_ADDRESS={} {BIN} -attach",
+            bus.address
+        ))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct Kill(String);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("tmux")
+                .args(["kill-session", "-t", &self.0])
+                .status();
+        }
+    }
+    let _kill = Kill(session.clone());
+    let keys = |k: &[&str]| {
+        assert!(Command::new("tmux")
+            .args(["send-keys", "-t", &session])
+            .args(k)
+            .status()
+            .unwrap()
+            .success());
+    };
+    pane_shows(&session, "minimega$");
+    // Tab completes from the command table.
+    keys(&["vers", "Tab"]);
+    pane_shows(&session, "minimega$ version");
+    keys(&["Enter"]);
+    pane_shows(&session, &format!("minimega {}", env!("CARGO_PKG_VERSION")));
+    // One connection, one session: a setting persists to the next line.
+    keys(&[".headers false", "Enter"]);
+    keys(&[".headers", "Enter"]);
+    pane_shows(&session, "\nfalse");
+    // History: Up recalls the previous line.
+    keys(&["Up", "Enter"]);
+    let text = pane_shows(
+        &session,
+        "minimega$ .headers\nfalse\nminimega$ .headers\nfalse",
+    );
+    assert!(!text.contains("E: "), "{text}");
+}
+
+#[test]
+fn config_file_settings_apply_and_flags_win() {
+    let bus = Bus::start();
+    let s = Scratch::new("cfgfile");
+    let cfg = s.path.join("minimega.toml");
+    let logfile = s.path.join("mm.log");
+    std::fs::write(
+        &cfg,
+        format!(
+            "hostname = \"fromfile\"\ncontext = \"lab\"\nlevel = \"debug\"\nlogfile = \"{}\"\nport = 1\n",
+            logfile.display()
+        ),
+    )
+    .unwrap();
+    // -port from the harness overrides the file's port 1 (which would fail).
+    let d = Daemon::start_with(
+        &bus,
+        DaemonOpts {
+            name: "cfg",
+            config: Some(cfg),
+            ..Default::default()
+        },
+    );
+    assert_eq!(d.ok(".annotate false .columns name host"), "name\nfromfile");
+    let log = std::fs::read_to_string(&logfile).unwrap();
+    assert!(
+        log.contains("context=lab") && log.contains("ready"),
+        "{log}"
+    );
+}

@@ -178,12 +178,13 @@ fn marker_seen(base: &Path, id: &str) -> bool {
 #[test]
 fn five_guests_boot_survive_restarts_and_clean_up() {
     let bus = Bus::start();
-    let mut d = Daemon::start(&bus);
+    let mut first = Daemon::start(&bus);
     let _guard = VmGuard {
-        base: d.base.clone(),
+        base: first.base.clone(),
     };
-    let base = d.base.clone();
-    configure_guest(&d, "console=ttyS0");
+    let base = first.base.clone();
+    let d = &first;
+    configure_guest(d, "console=ttyS0");
 
     d.ok("vm launch kvm guest[1-5]");
     let rows = vm_info(&d);
@@ -249,21 +250,31 @@ fn five_guests_boot_survive_restarts_and_clean_up() {
     );
 
     // A clean stop and a crash of the daemon leave every VM running, and
-    // the next daemon lists the same VMs with the same ids.
-    d.stop();
+    // the next daemon on the same base directory lists the same VMs with
+    // the same ids.
+    let again = || {
+        Daemon::start_with(
+            &bus,
+            DaemonOpts {
+                base: Some(base.clone()),
+                ..DaemonOpts::default()
+            },
+        )
+    };
+    first.stop();
     assert!(pids.iter().all(|p| alive(*p)));
-    d.respawn();
-    let after = vm_info(&d);
+    let mut d2 = again();
+    let after = vm_info(&d2);
     assert_eq!(column(&after, "id"), ids);
     assert_eq!(column(&after, "pid"), column(&rows, "pid"));
     assert!(
         column(&after, "state").iter().all(|s| s == "RUNNING"),
         "{after:?}"
     );
-    d.ok("vm stop guest1");
-    d.crash();
+    d2.ok("vm stop guest1");
+    d2.crash();
     assert!(pids.iter().all(|p| alive(*p)));
-    d.respawn();
+    let d = again();
     let after = vm_info(&d);
     assert_eq!(column(&after, "id"), ids);
     assert_eq!(column(&after, "state")[..2], ["PAUSED", "RUNNING"]);

@@ -1,6 +1,8 @@
 //! The thin client: `minimega -e <command>` and `minimega -attach`, and the
 //! daemon's own terminal shell. All three read lines and print what the
-//! engine renders; only the transport differs.
+//! engine renders; only the transport differs: D-Bus, or the command socket
+//! where there is no bus at all (nodes without systemd), or the engine
+//! itself for the daemon's terminal.
 
 mod shell;
 
@@ -8,11 +10,29 @@ pub use shell::local_shell;
 
 use crate::config::Config;
 use crate::dbus::client::{Client, ClientError};
+use crate::sock::client::{SocketClient, SocketClientError};
 use std::process::ExitCode;
+use thiserror::Error;
+
+/// Why a line could not be run; one line for the user.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Dbus(#[from] ClientError),
+    #[error(transparent)]
+    Socket(#[from] SocketClientError),
+    /// No bus, and no daemon on the command socket either.
+    #[error("{socket}; and there is no D-Bus: {bus}")]
+    Unreachable {
+        socket: SocketClientError,
+        bus: ClientError,
+    },
+}
 
 /// Where lines go.
 pub enum Transport {
     Dbus(Client),
+    Socket(SocketClient),
     Local {
         daemon: crate::daemon::Daemon,
         session: crate::command::Session,
@@ -26,17 +46,36 @@ pub struct Answer {
 }
 
 impl Transport {
-    pub async fn connect(config: &Config) -> Result<Transport, ClientError> {
-        Ok(Transport::Dbus(Client::connect(&config.bus).await?))
+    /// D-Bus when there is a bus; the command socket only when there is no
+    /// bus at all. A bus without the daemon on it means the daemon is not
+    /// running, and says so.
+    pub async fn connect(config: &Config) -> Result<Transport, Error> {
+        match Client::connect(&config.bus).await {
+            Ok(c) => Ok(Transport::Dbus(c)),
+            Err(bus @ ClientError::NoBus { .. }) => {
+                match SocketClient::connect(&config.socket_path()).await {
+                    Ok(s) => Ok(Transport::Socket(s)),
+                    Err(socket) => Err(Error::Unreachable { socket, bus }),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
-    pub async fn exec(&mut self, line: &str) -> Result<Answer, ClientError> {
+    pub async fn exec(&mut self, line: &str) -> Result<Answer, Error> {
         match self {
             Transport::Dbus(c) => {
                 let r = c.exec(line).await?;
                 Ok(Answer {
                     error: r.has_error(),
                     text: r.text,
+                })
+            }
+            Transport::Socket(s) => {
+                let replies = s.exec(line).await?;
+                Ok(Answer {
+                    text: crate::sock::client::answer_text(&replies),
+                    error: replies.iter().any(|r| r.has_error()),
                 })
             }
             Transport::Local { daemon, session } => {
@@ -53,6 +92,7 @@ impl Transport {
     pub async fn complete(&mut self, partial: &str) -> Vec<String> {
         match self {
             Transport::Dbus(c) => c.complete(partial).await.unwrap_or_default(),
+            Transport::Socket(s) => s.suggest(partial).await.unwrap_or_default(),
             Transport::Local { daemon, .. } => daemon.engine.suggest(partial),
         }
     }

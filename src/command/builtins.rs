@@ -397,7 +397,7 @@ fn echo<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
 
 fn history<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
-        if c.line.starts_with("clear") {
+        if c.pattern.starts_with("clear") {
             c.engine.clear_history();
             return Ok(Reply::empty());
         }

@@ -69,6 +69,9 @@ pub struct Call<'a, C> {
     pub args: Args,
     /// The command's own text, as matched (after alias expansion).
     pub line: String,
+    /// The pattern that matched, so one handler serving several patterns
+    /// (`vm kill` / `clear vm ...`) knows which, even when abbreviated.
+    pub pattern: &'static str,
 }
 
 impl<C: Context> Call<'_, C> {
@@ -83,12 +86,13 @@ const HISTORY_MAX: usize = 10_000;
 
 pub struct Engine<C> {
     specs: Vec<Spec<C>>,
-    patterns: Vec<(usize, Pattern)>,
+    patterns: Vec<(usize, Pattern, &'static str)>,
     history: Mutex<VecDeque<String>>,
 }
 
 struct Compiled {
     spec: usize,
+    pattern: &'static str,
     args: Args,
 }
 
@@ -99,7 +103,7 @@ impl<C: Context> Engine<C> {
         let mut patterns = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             for p in spec.patterns {
-                patterns.push((i, Pattern::parse(p).unwrap_or_else(|e| panic!("{e}"))));
+                patterns.push((i, Pattern::parse(p).unwrap_or_else(|e| panic!("{e}")), *p));
             }
         }
         Engine {
@@ -136,6 +140,17 @@ impl<C: Context> Engine<C> {
         self.run_words(ctx, session, words).await
     }
 
+    /// Whether a line would run (it lexes and matches a command, after the
+    /// session's aliases), without running it. Blank lines and comments pass.
+    pub fn check_line(&self, session: &Session, line: &str) -> Result<(), CommandError> {
+        let words = lexer::lex(line)?;
+        if words.is_empty() {
+            return Ok(());
+        }
+        let words = self.expand_alias(session, words)?;
+        self.compile(&words).map(|_| ())
+    }
+
     /// Runs already-lexed words; nested commands come through here.
     pub fn run_words<'a>(
         &'a self,
@@ -168,6 +183,7 @@ impl<C: Context> Engine<C> {
                 session,
                 args: compiled.args,
                 line: lexer::unlex(&words),
+                pattern: compiled.pattern,
             };
             let result = (spec.handler)(call).await;
             match result {
@@ -214,21 +230,25 @@ impl<C: Context> Engine<C> {
     fn patterns_of(&self, spec: usize) -> impl Iterator<Item = &Pattern> {
         self.patterns
             .iter()
-            .filter(move |(s, _)| *s == spec)
-            .map(|(_, p)| p)
+            .filter(move |(s, _, _)| *s == spec)
+            .map(|(_, p, _)| p)
     }
 
     fn compile(&self, words: &[Word]) -> Result<Compiled, CommandError> {
-        let mut inexact: Vec<(usize, Args)> = Vec::new();
+        let mut inexact: Vec<(usize, Args, &'static str)> = Vec::new();
         let mut closest: Option<(usize, usize)> = None; // (depth, spec)
-        for (spec, pattern) in &self.patterns {
+        for (spec, pattern, text) in &self.patterns {
             match pattern.matches(words) {
                 Outcome::Matched { args, exact: true } => {
-                    return self.check_sub(Compiled { spec: *spec, args });
+                    return self.check_sub(Compiled {
+                        spec: *spec,
+                        pattern: text,
+                        args,
+                    });
                 }
                 Outcome::Matched { args, exact: false } => {
-                    if !inexact.iter().any(|(s, _)| s == spec) {
-                        inexact.push((*spec, args));
+                    if !inexact.iter().any(|(s, _, _)| s == spec) {
+                        inexact.push((*spec, args, text));
                     }
                 }
                 Outcome::Failed { depth } => {
@@ -241,8 +261,12 @@ impl<C: Context> Engine<C> {
         let line = lexer::unlex(words);
         match inexact.len() {
             1 => {
-                let (spec, args) = inexact.pop().expect("one match");
-                self.check_sub(Compiled { spec, args })
+                let (spec, args, pattern) = inexact.pop().expect("one match");
+                self.check_sub(Compiled {
+                    spec,
+                    pattern,
+                    args,
+                })
             }
             0 => Err(match closest {
                 Some((_, spec)) => {
@@ -261,7 +285,7 @@ impl<C: Context> Engine<C> {
             _ => {
                 let names: Vec<String> = inexact
                     .iter()
-                    .filter_map(|(s, _)| {
+                    .filter_map(|(s, _, _)| {
                         self.patterns_of(*s)
                             .next()
                             .map(|p| format!("`{}`", p.name()))
@@ -317,7 +341,7 @@ impl<C: Context> Engine<C> {
         };
         let head = lexer::unlex(&words[..keep]);
         let mut out: Vec<String> = Vec::new();
-        for (_, p) in &self.patterns {
+        for (_, p, _) in &self.patterns {
             for s in p.suggest(&words, new_word) {
                 let line = if head.is_empty() {
                     s

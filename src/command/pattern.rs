@@ -264,7 +264,12 @@ fn parse_item(s: &str) -> Result<(Item, &str), String> {
         if list {
             return Err("a choice cannot be a list".into());
         }
-        let options: Vec<String> = inner.split(',').map(|o| o.trim().to_string()).collect();
+        // minimega writes a one-option choice with a trailing comma: `[check,]`.
+        let body = inner
+            .strip_suffix(',')
+            .filter(|b| !b.contains(','))
+            .unwrap_or(inner);
+        let options: Vec<String> = body.split(',').map(|o| o.trim().to_string()).collect();
         if options.iter().any(String::is_empty) {
             return Err(format!("empty choice in `{inner}`"));
         }
@@ -334,6 +339,20 @@ mod tests {
         assert!(!exact);
         let (a, exact) = args(".json [true,false]", ".json t");
         assert!(!exact && a.flag("true"));
+    }
+
+    #[test]
+    fn one_option_choices() {
+        let (a, exact) = args("read <file> [check,]", "read f check");
+        assert!(exact && a.flag("check") && a.string("file") == Some("f"));
+        let (a, _) = args("read <file> [check,]", "read f");
+        assert!(!a.flag("check"));
+        assert!(matches!(
+            m("read <file> [check,]", "read f other"),
+            Outcome::Failed { .. }
+        ));
+        assert!(Pattern::parse("a [b,c,]").is_err());
+        assert!(Pattern::parse("a [,]").is_err());
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub fn render(group: &Group) -> (String, String) {
     let flags = &group.flags;
     let resps = &group.responses;
     if flags.mode == Mode::Json {
+        // A command that only changed a setting prints nothing, in any mode.
+        if resps.iter().all(is_blank) {
+            return (String::new(), String::new());
+        }
         // Errors travel inside the JSON, so scripts can parse one document.
         return (
             serde_json::to_string(resps).unwrap_or_default(),
@@ -68,6 +72,14 @@ pub fn render_all(group: &Group) -> String {
         (true, false) => err,
         (false, false) => format!("{out}\n{err}"),
     }
+}
+
+fn is_blank(r: &Response) -> bool {
+    r.response.is_empty()
+        && r.header.is_empty()
+        && r.tabular.is_empty()
+        && r.error.is_empty()
+        && r.data.is_null()
 }
 
 fn distinct_hosts(resps: &[Response]) -> usize {
@@ -346,6 +358,18 @@ mod tests {
         let (out, err) = render(&group(rs2, |_| {}));
         assert_eq!(out, "g: ok");
         assert_eq!(err, "E: h: no such vm: foo");
+    }
+
+    #[test]
+    fn json_mode_prints_nothing_for_a_setting() {
+        let rs = vec![Response {
+            host: "h".into(),
+            ..Default::default()
+        }];
+        assert_eq!(
+            render(&group(rs, |f| f.mode = Mode::Json)),
+            (String::new(), String::new())
+        );
     }
 
     #[test]

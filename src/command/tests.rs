@@ -235,3 +235,22 @@ fn help_and_suggest() {
     assert_eq!(e.suggest("vm st"), ["vm start", "vm stop"]);
     assert_eq!(e.suggest(".json t"), [".json true"]);
 }
+
+#[test]
+fn check_line_compiles_without_running() {
+    let e = engine();
+    let mut s = Session::new();
+    assert!(
+        e.check_line(&s, "vm stop foo").is_ok(),
+        "fails only when run"
+    );
+    assert!(e.check_line(&s, "# a comment").is_ok());
+    assert!(e.check_line(&s, "").is_ok());
+    let err = e.check_line(&s, "frobnicate").unwrap_err().to_string();
+    assert_eq!(err, "no such command: `frobnicate` (try `help`)");
+    assert!(e.check_line(&s, "echo \"open").is_err());
+    assert!(e.check_line(&s, "st foo").is_err());
+    s.aliases.insert("st".into(), "vm start".into());
+    assert!(e.check_line(&s, "st foo").is_ok());
+    assert!(e.history().is_empty(), "checking records nothing");
+}

@@ -10,6 +10,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub fn engine() -> Engine<Node> {
     let mut specs = builtins::specs::<Node>();
     specs.extend(node_specs());
+    specs.extend(super::read::specs());
     specs.extend(crate::vm::commands::specs());
     Engine::new(specs)
 }

@@ -1,11 +1,12 @@
 //! The daemon: wires the node, the command engine and the front doors
-//! (D-Bus, a terminal on stdin), tells systemd how it is doing, and shuts
-//! down without touching VMs.
+//! (D-Bus, the command socket, a terminal on stdin), tells systemd how it
+//! is doing, and shuts down without touching VMs.
 
 pub mod base;
 pub mod commands;
 pub mod hostinfo;
 pub mod node;
+pub mod read;
 
 pub use commands::VERSION;
 pub use node::{Event, Node};
@@ -54,6 +55,8 @@ pub enum DaemonError {
     Bus { bus: String, why: String },
     #[error("cannot bind mesh port {port}: {source} (is another minimega running? use -port)")]
     MeshPort { port: u16, source: std::io::Error },
+    #[error(transparent)]
+    Socket(#[from] crate::sock::server::SocketError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -89,6 +92,11 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     // Before any front door opens: no command sees a half-adopted VM.
     daemon.node.vms.init(cfg.recover).await;
 
+    // Before the bus name: a daemon that must stop over a stale socket
+    // never shows up on the bus.
+    let socket = crate::sock::server::CommandSocket::start(daemon.clone())?;
+    info!("serving the command socket {}", socket.path().display());
+
     let _bus = match crate::dbus::server::serve(daemon.clone()).await {
         Ok(conn) => {
             info!(
@@ -114,7 +122,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         }
         Err(e) => {
             warn!(
-                "no D-Bus ({}): {e}; `minimega -e` will not reach this daemon over D-Bus",
+                "no D-Bus ({}): {e}; clients reach this daemon through the command socket only",
                 crate::dbus::describe(&cfg.bus)
             );
             None
@@ -141,6 +149,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     shutdown.await;
     notify::stopping();
     info!("shutting down; VMs are left running");
+    drop(socket);
     // The runtime drops its tasks on return; QEMUs are not our session
     // and nothing kills them on drop.
     Ok(())

@@ -236,7 +236,7 @@ fn vm_flush(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 fn vm_info(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
-        let summary = c.line.split_whitespace().nth(2).is_some();
+        let summary = c.pattern == "vm info summary";
         let vms = c.ctx.vms.in_namespace(&ns);
         let (header, rows) = info::table(&c.ctx.vms, &vms, summary).await;
         Ok(table(header.iter().copied(), rows).into())

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod testbed;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -129,8 +130,6 @@ pub struct Daemon {
     pub name: String,
     pub log: PathBuf,
     child: Option<Child>,
-    extra: Vec<String>,
-    ready_within: Duration,
     pub scratch: Scratch,
 }
 
@@ -139,6 +138,11 @@ pub struct DaemonOpts<'a> {
     pub extra: Vec<String>,
     /// Time to wait for READY=1.
     pub ready_within: Duration,
+    /// A config file; its settings then replace the harness's -hostname.
+    pub config: Option<PathBuf>,
+    /// A base directory of our own (e.g. one a crashed daemon left) instead
+    /// of a fresh one.
+    pub base: Option<PathBuf>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -147,6 +151,8 @@ impl Default for DaemonOpts<'_> {
             name: "node",
             extra: Vec::new(),
             ready_within: Duration::from_secs(20),
+            config: None,
+            base: None,
         }
     }
 }
@@ -160,63 +166,46 @@ impl Daemon {
     /// own, exactly as systemd would.
     pub fn start_with(bus: &Bus, opts: DaemonOpts) -> Daemon {
         let scratch = Scratch::new(opts.name);
-        let base = scratch.path.join("base");
-        let mut d = Daemon {
-            bus: bus.address.clone(),
-            base,
-            port: free_port(),
-            name: opts.name.to_string(),
-            log: scratch.path.join("daemon.log"),
-            child: None,
-            extra: opts.extra,
-            ready_within: opts.ready_within,
-            scratch,
-        };
-        d.spawn();
-        d
-    }
-
-    /// Starts the daemon again with the same base, port and flags, after
-    /// [`Daemon::stop`] or [`Daemon::crash`]: a restart as systemd does it.
-    pub fn respawn(&mut self) {
-        assert!(self.child.is_none(), "the daemon is still running");
-        self.spawn();
-    }
-
-    fn spawn(&mut self) {
-        let notify_path = self.scratch.path.join("notify.sock");
-        let _ = std::fs::remove_file(&notify_path);
+        let base = opts.base.unwrap_or_else(|| scratch.path.join("base"));
+        let port = free_port();
+        let notify_path = scratch.path.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BIN)
-            .args([
-                "-base",
-                self.base.to_str().unwrap(),
-                "-port",
-                &self.port.to_string(),
-                "-nostdin",
-                "-hostname",
-                &self.name,
-            ])
-            .args(["-level", "debug"])
-            .args(&self.extra)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", &self.bus)
+        let log = scratch.path.join("daemon.log");
+        let mut cmd = Command::new(BIN);
+        cmd.args([
+            "-base",
+            base.to_str().unwrap(),
+            "-port",
+            &port.to_string(),
+            "-nostdin",
+        ]);
+        match &opts.config {
+            Some(c) => cmd.arg("-config").arg(c),
+            None => cmd.args(["-hostname", opts.name, "-level", "debug"]),
+        };
+        let child = cmd
+            .args(&opts.extra)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("INVOCATION_ID")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
             .spawn()
             .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + self.ready_within;
+        let mut d = Daemon {
+            bus: bus.address.clone(),
+            base,
+            port,
+            name: opts.name.to_string(),
+            log,
+            child: Some(child),
+            scratch,
+        };
+        let deadline = Instant::now() + opts.ready_within;
         let mut buf = [0u8; 4096];
         loop {
             if let Ok(n) = notify.recv(&mut buf) {
@@ -225,19 +214,20 @@ impl Daemon {
                     break;
                 }
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            if let Some(status) = d.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!(
                     "daemon exited with {status} before READY=1:\n{}",
-                    self.log_text()
+                    d.log_text()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "no READY=1 within {:?}:\n{}",
-                self.ready_within,
-                self.log_text()
+                opts.ready_within,
+                d.log_text()
             );
         }
+        d
     }
 
     pub fn log_text(&self) -> String {

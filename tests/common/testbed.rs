@@ -1,0 +1,365 @@
+//! The test bed: real systemd nodes on this machine. Each node is
+//! `systemd-nspawn --boot` over an overlay of the host's root (so it has
+//! every tool the host has, this build included, and writes nothing to the
+//! host), in its own network namespace on a private LAN, with journald,
+//! D-Bus and sshd running. Teardown happens in Drop, in the order that is
+//! safe: power off, wait for nspawn, unmount, then remove.
+
+use super::netns::Lan;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Node {
+    pub name: String,
+    /// The machine name given to nspawn (unique across concurrent runs).
+    pub machine: String,
+    pub netns: String,
+    pub addr: String,
+    /// The node's root file system, seen from the host.
+    pub root: PathBuf,
+    dir: PathBuf,
+    nspawn: Option<Child>,
+    leader: u32,
+}
+
+pub struct Testbed {
+    pub nodes: Vec<Node>,
+    pub lan: Lan,
+    dir: PathBuf,
+}
+
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn must(args: &[&str]) {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn is_mountpoint(p: &Path) -> bool {
+    Command::new("mountpoint")
+        .arg("-q")
+        .arg(p)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl Testbed {
+    /// Boots one node per name and waits until each reports its boot done.
+    pub fn boot(names: &[&str]) -> Testbed {
+        let lan = Lan::new();
+        let dir = PathBuf::from(format!("/var/tmp/minimega-testbed/{}", lan.tag));
+        let _ = std::fs::create_dir_all(&dir);
+        let hosts: String = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{} {n}\n", lan.addr(i)))
+            .collect();
+        // Drop tears down whatever was made, even if booting panics midway.
+        let mut bed = Testbed {
+            nodes: Vec::new(),
+            lan,
+            dir: dir.clone(),
+        };
+        for (i, name) in names.iter().enumerate() {
+            let netns = bed.lan.add_host(i);
+            let node = Node::prepare(&dir, name, &bed.lan.tag, &netns, &bed.lan.addr(i), &hosts);
+            bed.nodes.push(node);
+        }
+        for n in &mut bed.nodes {
+            n.start();
+        }
+        for n in &mut bed.nodes {
+            n.wait_booted(Duration::from_secs(90));
+        }
+        bed
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Lets root on `from` log in to `to` with a key (root's own keypair on
+    /// `from`, created when missing); `to`'s host key is NOT added to
+    /// `from`'s known_hosts.
+    pub fn authorize(&self, from: &str, to: &str) {
+        let f = self.node(from);
+        f.ok("test -f /root/.ssh/id_ed25519 || (mkdir -p -m 700 /root/.ssh && ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519)");
+        let key = f.ok("cat /root/.ssh/id_ed25519.pub");
+        self.node(to)
+            .ok(&format!("mkdir -p -m 700 /root/.ssh && echo '{key}' >> /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys"));
+    }
+}
+
+impl Drop for Testbed {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            n.poweroff();
+        }
+        for n in &mut self.nodes {
+            n.reap();
+        }
+        for n in &self.nodes {
+            n.unmount_and_remove();
+        }
+        if self
+            .nodes
+            .iter()
+            .all(|n| !n.root.exists() || !is_mountpoint(&n.root))
+        {
+            let _ = Command::new("rm")
+                .args(["-rf", "--one-file-system"])
+                .arg(&self.dir)
+                .status();
+        }
+    }
+}
+
+impl Node {
+    fn prepare(dir: &Path, name: &str, tag: &str, netns: &str, addr: &str, hosts: &str) -> Node {
+        let d = dir.join(name);
+        for sub in ["upper", "work", "root"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let root = d.join("root");
+        must(&[
+            "mount",
+            "-t",
+            "overlay",
+            "overlay",
+            "-o",
+            &format!(
+                "lowerdir=/,upperdir={},workdir={}",
+                d.join("upper").display(),
+                d.join("work").display()
+            ),
+            root.to_str().unwrap(),
+        ]);
+        let etc = root.join("etc");
+        std::fs::write(etc.join("hostname"), format!("{name}\n")).unwrap();
+        std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n{hosts}")).unwrap();
+        // A machine id of its own, so journald and D-Bus treat it as a machine.
+        let id: String = (0..32)
+            .map(|i| {
+                format!(
+                    "{:x}",
+                    (super::unique_tag() as usize * 7 + i * 13 + std::process::id() as usize) % 16
+                )
+            })
+            .collect();
+        std::fs::write(etc.join("machine-id"), format!("{id}\n")).unwrap();
+        // Host keys of its own, so SSH host key checks mean something.
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "rm -f {0}/ssh/ssh_host_* && ssh-keygen -A -f {1}",
+                etc.display(),
+                root.display()
+            ))
+            .status();
+        Node {
+            name: name.to_string(),
+            machine: format!("{name}-{tag}"),
+            netns: netns.to_string(),
+            addr: addr.to_string(),
+            root,
+            dir: d,
+            nspawn: None,
+            leader: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        let console = std::fs::File::create(self.dir.join("console.log")).unwrap();
+        let child = Command::new("setsid")
+            .arg("systemd-nspawn")
+            .arg("-D")
+            .arg(&self.root)
+            .args(["--boot", "--register=no", "--keep-unit", "--quiet"])
+            .arg(format!("--machine={}", self.machine))
+            .arg(format!("--hostname={}", self.name))
+            .arg(format!(
+                "--network-namespace-path=/run/netns/{}",
+                self.netns
+            ))
+            .stdin(Stdio::null())
+            .stdout(console.try_clone().unwrap())
+            .stderr(console)
+            .spawn()
+            .expect("systemd-nspawn (install systemd-container)");
+        self.nspawn = Some(child);
+    }
+
+    fn console(&self) -> String {
+        std::fs::read_to_string(self.dir.join("console.log")).unwrap_or_default()
+    }
+
+    fn wait_booted(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let pid = self.nspawn.as_ref().unwrap().id();
+        // setsid execs nspawn in place; the container's systemd is its child.
+        while self.leader == 0 {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            if let Some(c) = children.split_whitespace().next() {
+                self.leader = c.parse().unwrap();
+            } else {
+                assert!(
+                    Instant::now() < deadline,
+                    "{}: nspawn started no systemd:\n{}",
+                    self.name,
+                    self.console()
+                );
+                if let Ok(Some(s)) = self.nspawn.as_mut().unwrap().try_wait() {
+                    panic!("{}: nspawn exited ({s}):\n{}", self.name, self.console());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        loop {
+            let o = self.sh("systemctl is-system-running");
+            let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if state == "running" || state == "degraded" {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: not booted within {limit:?} (state {state:?}):\n{}",
+                self.name,
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Installs this build (binary, unit, D-Bus policy, group `minimega`)
+    /// the way the package lays it out, without starting it.
+    pub fn install_build(&self) {
+        let root = super::project_root();
+        let bin = super::BIN;
+        self.ok(&format!(
+            "install -m 0755 {bin} /usr/bin/minimega && \
+             install -m 0644 {0}/systemd/minimega.service /etc/systemd/system/minimega.service && \
+             install -m 0644 {0}/systemd/org.minimega.Minimega1.conf /usr/share/dbus-1/system.d/org.minimega.Minimega1.conf && \
+             (getent group minimega >/dev/null || groupadd --system minimega) && \
+             busctl call org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus ReloadConfig && \
+             systemctl daemon-reload",
+            root.display()
+        ));
+    }
+
+    /// Runs `sh -c cmd` inside the node as root, with a clean environment.
+    pub fn sh(&self, cmd: &str) -> Output {
+        self.command(cmd).output().unwrap()
+    }
+
+    /// A `Command` for `sh -c cmd` inside the node, to add stdin or spawn.
+    pub fn command(&self, cmd: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg("-t")
+            .arg(self.leader.to_string())
+            .args(["-a", "env", "-i"])
+            .arg(format!("PATH={PATH}"))
+            .args(["HOME=/root", "LANG=C.UTF-8", "sh", "-c", cmd]);
+        c
+    }
+
+    /// Runs `cmd` inside; it must succeed; returns its trimmed stdout.
+    pub fn ok(&self, cmd: &str) -> String {
+        let o = self.sh(cmd);
+        assert!(
+            o.status.success(),
+            "{}: `{cmd}` failed ({}):\n{}{}",
+            self.name,
+            o.status,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim_end().to_string()
+    }
+
+    /// Polls `cmd` inside until it succeeds.
+    pub fn wait_ok(&self, cmd: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let o = self.sh(cmd);
+            if o.status.success() {
+                return String::from_utf8_lossy(&o.stdout).trim_end().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: `{cmd}` did not succeed within {limit:?}: {}{}",
+                self.name,
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn poweroff(&mut self) {
+        if self.leader != 0 {
+            let _ = self.command("systemctl poweroff --no-block").output();
+        }
+    }
+
+    fn reap(&mut self) {
+        let Some(mut child) = self.nspawn.take() else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            if Instant::now() > deadline {
+                // PID 1 of a PID namespace ignores SIGTERM: kill from outside.
+                if self.leader != 0 {
+                    unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn unmount_and_remove(&self) {
+        if is_mountpoint(&self.root) {
+            let ok = run(&["umount", self.root.to_str().unwrap()])
+                .status
+                .success()
+                || run(&["umount", "-l", self.root.to_str().unwrap()])
+                    .status
+                    .success();
+            if !ok || is_mountpoint(&self.root) {
+                eprintln!(
+                    "testbed: {} still mounted; leaving {} in place",
+                    self.root.display(),
+                    self.dir.display()
+                );
+                return;
+            }
+        }
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&self.dir)
+            .status();
+    }
+}

@@ -1,0 +1,161 @@
+//! `deploy launch node[1-3]` end to end on the test bed: a head node with
+//! the package installed, three fresh nodes with sshd and the head's key,
+//! and the nodes joining the head's mesh. Then the refusals: an unknown
+//! host key, a changed host key, an unreachable host.
+
+mod common;
+
+use common::testbed::Testbed;
+use std::time::{Duration, Instant};
+
+/// Builds the packages once (make package) and returns the .deb path.
+fn deb() -> String {
+    let root = common::project_root();
+    let out = std::process::Command::new("make")
+        .arg("-C")
+        .arg(&root)
+        .arg("package")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "make package: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dist = root.join("dist");
+    let deb = std::fs::read_dir(&dist)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .expect("a .deb in dist/");
+    deb.display().to_string()
+}
+
+#[test]
+fn deploy_launch_installs_starts_and_meshes_three_nodes() {
+    let deb = deb();
+    let dist = std::path::Path::new(&deb)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    let bed = Testbed::boot(&["head", "node1", "node2", "node3", "node4"]);
+    let head = bed.node("head");
+    head.ok(&format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download {deb} >/dev/null"
+    ));
+    head.ok("systemctl is-active minimega || systemctl start minimega");
+    for n in ["node1", "node2", "node3", "node4"] {
+        bed.authorize("head", n);
+    }
+    // The head trusts node1..3's host keys; node4's is unknown to it.
+    head.ok("ssh-keyscan -t ed25519 node1 node2 node3 2>/dev/null >> /root/.ssh/known_hosts");
+    head.ok(&format!("minimega -e deploy packages {dist}"));
+
+    let started = Instant::now();
+    let rows = head.ok("minimega -e .annotate false deploy launch node[1-3]");
+    let launched = started.elapsed();
+    for n in ["node1", "node2", "node3"] {
+        let row = rows
+            .lines()
+            .find(|l| l.starts_with(n))
+            .unwrap_or_else(|| panic!("no row for {n}:\n{rows}"));
+        assert!(
+            row.contains("installed") && row.contains(env!("CARGO_PKG_VERSION")),
+            "{rows}"
+        );
+    }
+    head.wait_ok(
+        "minimega -e .annotate false .columns size mesh status | grep -qx 4",
+        Duration::from_secs(30),
+    );
+    let formed = started.elapsed();
+    eprintln!("deploy launch node[1-3]: rows after {launched:?}, mesh size 4 after {formed:?} (target < 15 s)");
+
+    let status = head.ok("minimega -e mesh status");
+    let mut lines = status.lines();
+    assert!(lines.next().unwrap().starts_with("host"), "{status}");
+    assert!(lines.next().unwrap().starts_with("head"), "{status}");
+    let list = head.ok("minimega -e mesh list");
+    for n in ["head", "node1", "node2", "node3"] {
+        assert!(
+            list.lines().any(|l| l == n),
+            "`{n}` is not a node of:\n{list}"
+        );
+        assert!(
+            list.contains(&format!(" |--{n}")),
+            "nobody links to `{n}`:\n{list}"
+        );
+    }
+    let answers = head.ok("minimega -e .compress false mesh send all version");
+    for n in ["node1", "node2", "node3"] {
+        assert!(
+            answers.contains(&format!("{n}: minimega {}", env!("CARGO_PKG_VERSION"))),
+            "{answers}"
+        );
+    }
+    for n in ["node1", "node2", "node3"] {
+        let node = bed.node(n);
+        assert_eq!(node.ok("systemctl is-active minimega"), "active");
+        assert_eq!(node.ok("stat -c %a /etc/minimega/mesh.key"), "600");
+        assert_eq!(
+            node.ok("sha256sum < /etc/minimega/mesh.key"),
+            head.ok("sha256sum < /etc/minimega/mesh.key")
+        );
+    }
+
+    // Again: nothing to do, and it says so.
+    let again = head.ok("minimega -e .annotate false deploy launch node1");
+    assert!(again.contains("up to date"), "{again}");
+
+    // Refusals, each its own row with the real cause; nothing left running.
+    let out = head.sh("minimega -e .annotate false deploy launch node4");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("unknown host key for node4"), "{text}");
+    assert!(!bed
+        .node("node4")
+        .sh("test -e /usr/bin/minimega")
+        .status
+        .success());
+    let wrong = bed
+        .node("node1")
+        .ok("cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2");
+    head.ok(&format!("echo 'node4 {wrong}' >> /root/.ssh/known_hosts"));
+    let text = String::from_utf8_lossy(
+        &head
+            .sh("minimega -e .annotate false deploy launch node4")
+            .stdout,
+    )
+    .to_string();
+    assert!(text.contains("HOST KEY CHANGED for node4"), "{text}");
+    let text = String::from_utf8_lossy(
+        &head
+            .sh("minimega -e .annotate false deploy launch nosuchnode")
+            .stdout,
+    )
+    .to_string();
+    assert!(
+        text.contains("nosuchnode") && text.contains("failed") && text.contains("cannot connect"),
+        "{text}"
+    );
+    assert!(
+        bed.node("node4")
+            .sh("systemctl is-active --quiet minimega")
+            .status
+            .code()
+            != Some(0)
+    );
+
+    // Remove undoes it, and the mesh notices.
+    let text = head.ok("minimega -e .annotate false deploy remove node3");
+    assert!(text.contains("removed"), "{text}");
+    assert!(!bed
+        .node("node3")
+        .sh("test -e /usr/bin/minimega")
+        .status
+        .success());
+    head.wait_ok(
+        "minimega -e .annotate false .columns size mesh status | grep -qx 3",
+        Duration::from_secs(60),
+    );
+}
