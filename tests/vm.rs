@@ -187,7 +187,7 @@ fn five_guests_boot_survive_restarts_and_clean_up() {
     configure_guest(d, "console=ttyS0");
 
     d.ok("vm launch kvm guest[1-5]");
-    let rows = vm_info(&d);
+    let rows = vm_info(d);
     assert_eq!(
         column(&rows, "name"),
         ["guest1", "guest2", "guest3", "guest4", "guest5"]
@@ -236,7 +236,7 @@ fn five_guests_boot_survive_restarts_and_clean_up() {
         Duration::from_secs(240),
         || ids.iter().all(|id| marker_seen(&base, id)).then_some(()),
     );
-    let rows = vm_info(&d);
+    let rows = vm_info(d);
     for r in &rows {
         assert_eq!(r["state"], "RUNNING", "{r:?}");
         assert!(r["memused"].parse::<u64>().unwrap() > 0, "{r:?}");
