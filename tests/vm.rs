@@ -473,3 +473,66 @@ fn qmp_tags_screenshots_cdrom_and_pause() {
     d.ok("vm flush");
     assert_eq!(d.ok("vm info"), "");
 }
+
+#[test]
+fn dead_vms_become_quit_and_recover_false_forgets_them() {
+    let bus = Bus::start();
+    let mut first = Daemon::start(&bus);
+    let _guard = VmGuard {
+        base: first.base.clone(),
+    };
+    let base = first.base.clone();
+    first.ok("vm config memory 64");
+    first.ok("vm launch kvm a,b,c");
+    let pids: Vec<u32> = column(&vm_info(&first), "pid")
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let cgroups: Vec<PathBuf> = records(&base)
+        .iter()
+        .flat_map(|r| {
+            r["placed"]["cgroups"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .map(|v| PathBuf::from(v.as_str().unwrap()))
+        .collect();
+    assert!(!cgroups.is_empty());
+
+    // b's QEMU dies while no daemon is watching.
+    first.stop();
+    unsafe { libc::kill(pids[1] as i32, libc::SIGKILL) };
+    wait_for("b's qemu to die", Duration::from_secs(10), || {
+        (!alive(pids[1])).then_some(())
+    });
+    let opts = |extra: Vec<String>| DaemonOpts {
+        base: Some(base.clone()),
+        extra,
+        ..DaemonOpts::default()
+    };
+    let mut second = Daemon::start_with(&bus, opts(Vec::new()));
+    let rows = vm_info(&second);
+    assert_eq!(column(&rows, "name"), ["a", "b", "c"]);
+    assert_eq!(column(&rows, "state"), ["BUILDING", "QUIT", "BUILDING"]);
+    assert!(second
+        .log_text()
+        .contains("2 adopted running, 1 found dead"));
+
+    // -recover=false: the previous VMs are stopped and forgotten, not
+    // left running unmanaged.
+    second.stop();
+    let third = Daemon::start_with(&bus, opts(vec!["-recover=false".into()]));
+    assert_eq!(third.ok("vm info"), "");
+    assert!(qemus_under(&base).is_empty());
+    assert!(vm_dirs(&base).is_empty(), "{:?}", vm_dirs(&base));
+    for c in &cgroups {
+        assert!(!c.exists(), "{} is left", c.display());
+    }
+    assert!(third.log_text().contains("-recover=false: stopping"));
+    // Ids go on from where the previous instance left them.
+    third.ok("vm launch kvm d");
+    assert_eq!(column(&vm_info(&third), "id"), ["3"]);
+    third.ok("vm kill all");
+    third.ok("vm flush");
+}

@@ -41,7 +41,10 @@ fn vms_are_scope_units_that_survive_daemon_restarts() {
         assert_eq!(show(n, &unit, "ActiveState"), "active");
         assert_eq!(show(n, &unit, "Slice"), "minimega.slice");
         // 64 MiB guest + 256 MiB QEMU overhead + 256 MiB TCG cache.
-        assert_eq!(show(n, &unit, "MemoryMax"), ((64u64 + 512) << 20).to_string());
+        assert_eq!(
+            show(n, &unit, "MemoryMax"),
+            ((64u64 + 512) << 20).to_string()
+        );
         assert_eq!(show(n, &unit, "CPUWeight"), "200");
         assert_eq!(show(n, &unit, "CPUQuotaPerSecUSec"), "3s");
         assert_eq!(show(n, &unit, "TasksMax"), "98");
