@@ -80,7 +80,20 @@ pub async fn table(
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let mut rows = Vec::with_capacity(list.len());
     let now = now_secs();
-    for vm in list {
+    // Under systemd each figure is a bus call: ask for all VMs at once.
+    let usage = futures_util::future::join_all(list.iter().map(|vm| async move {
+        let (live, placed) = {
+            let s = vm.lock();
+            (s.state.is_live(), s.placed.clone())
+        };
+        if live && !summary {
+            vms.placement().usage(&placed).await
+        } else {
+            (None, None)
+        }
+    }))
+    .await;
+    for (vm, (mem, cpu)) in list.iter().zip(usage) {
         let (state, cfg, pid, placed, launched, tags) = {
             let s = vm.lock();
             (
@@ -108,11 +121,6 @@ pub async fn table(
             rows.push(row);
             continue;
         }
-        let (mem, cpu) = if state.is_live() {
-            vms.placement().usage(&placed).await
-        } else {
-            (None, None)
-        };
         row.extend([
             pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()),
             "[]".into(),
