@@ -422,6 +422,20 @@ fn qmp_tags_screenshots_cdrom_and_pause() {
     assert_eq!(rows[0]["tags"], r#"{"role":"web"}"#);
     assert_eq!(rows[0]["memory"], "64");
 
+    // The D-Bus property counts them.
+    let count = std::process::Command::new("busctl")
+        .arg(format!("--address={}", bus.address))
+        .args([
+            "get-property",
+            "org.minimega.Minimega1",
+            "/org/minimega/Minimega1",
+            "org.minimega.Minimega1",
+            "VmCount",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&count), "u 2");
+
     let q = d.ok(r#"vm qmp vm-0 '{"execute": "query-status"}'"#);
     let v: Value = serde_json::from_str(&q).unwrap();
     assert_eq!(v["return"]["status"], "prelaunch", "{q}");

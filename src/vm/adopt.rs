@@ -79,7 +79,8 @@ impl Vms {
 
     async fn adopt_one(&self, r: Record) -> Outcome {
         let dir = self.inner.base.join(r.id.to_string());
-        let was_live = r.state.is_live();
+        // An ERROR VM may still have its QEMU (one whose QMP did not answer).
+        let was_live = r.state.is_live() || r.pid.is_some();
         let pid = if was_live { find_qemu(&r, &dir) } else { None };
         let Some(vm) = self.register_adopted(&r) else {
             warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered; skipping {}", dir.display());
@@ -187,7 +188,7 @@ async fn connect(
 
 /// Ends a QEMU we will not manage: quit over QMP if it answers, else
 /// SIGTERM, then SIGKILL.
-async fn stop_process(pid: u32, start: Option<u64>, qmp: Option<&Qmp>) {
+pub(super) async fn stop_process(pid: u32, start: Option<u64>, qmp: Option<&Qmp>) {
     match qmp {
         Some(q) => {
             let _ = q.execute("quit", None).await;

@@ -784,6 +784,13 @@ impl Vms {
             return Ok(());
         };
         let Some(mut life) = life else {
+            // Nobody watches this process (not expected): end it directly.
+            if process::alive(pid, start) {
+                super::adopt::stop_process(pid, start, qmp.as_deref()).await;
+            }
+            let mut s = vm.lock();
+            s.pid = None;
+            s.pid_start = None;
             return Ok(());
         };
         let gone = |life: &mut watch::Receiver<Life>, t: Duration| {
