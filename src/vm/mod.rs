@@ -6,7 +6,8 @@
 //! - [`state`]: the per-VM record on disk
 //! - [`qmp`], [`process`], [`accel`]: QEMU at the edge
 //! - [`cgroup`], [`placement`] (and `systemd::units`): where QEMU runs
-//! - [`manager`], [`adopt`]: the registry and the lifecycle
+//! - [`manager`], [`launch`], [`lifecycle`], [`adopt`]: the registry and
+//!   the lifecycle
 //! - [`commands`], [`info`]: the command table
 
 pub mod accel;
@@ -16,6 +17,8 @@ pub mod cgroup;
 pub mod commands;
 pub mod config;
 pub mod info;
+pub mod launch;
+pub mod lifecycle;
 pub mod limits;
 pub mod manager;
 pub mod placement;
