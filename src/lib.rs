@@ -6,6 +6,8 @@
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
+//! - [`doc`]: the man page of the commands and the shell completions, made
+//!   from the command table and the flags
 
 pub mod client;
 pub mod command;
@@ -13,6 +15,7 @@ pub mod config;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
+pub mod doc;
 pub mod sock;
 pub mod systemd;
 pub mod vm;

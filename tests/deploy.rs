@@ -42,7 +42,7 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let bed = Testbed::boot(&["head", "node1", "node2", "node3", "node4"]);
     let head = bed.node("head");
     head.ok(&format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-download {deb} >/dev/null"
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q {deb} >/dev/null"
     ));
     head.ok("systemctl is-active minimega || systemctl start minimega");
     for n in ["node1", "node2", "node3", "node4"] {
