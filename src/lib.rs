@@ -2,6 +2,8 @@
 //!
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
+//! - [`mesh`]: links between daemons, routing, `mesh` commands
+//! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
@@ -16,6 +18,8 @@ pub mod daemon;
 pub mod dbus;
 pub mod deploy;
 pub mod doc;
+pub mod mesh;
+pub mod ns;
 pub mod sock;
 pub mod systemd;
 pub mod vm;

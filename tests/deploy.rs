@@ -66,7 +66,7 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
         );
     }
     head.wait_ok(
-        "minimega -e .annotate false .columns size mesh status | grep -qx 4",
+        "minimega -e .annotate false .columns mesh mesh status | grep -qx 4",
         Duration::from_secs(30),
     );
     let formed = started.elapsed();
@@ -155,7 +155,7 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
         .status
         .success());
     head.wait_ok(
-        "minimega -e .annotate false .columns size mesh status | grep -qx 3",
+        "minimega -e .annotate false .columns mesh mesh status | grep -qx 3",
         Duration::from_secs(60),
     );
 }

@@ -21,6 +21,21 @@ pub type Handler<C> = for<'a> fn(Call<'a, C>) -> BoxFuture<'a, CmdResult>;
 pub trait Context: Send + Sync + 'static {
     /// The name responses are annotated with.
     fn hostname(&self) -> String;
+
+    /// Lets the context run a command typed here on other hosts too (a
+    /// namespace spanning several mesh nodes): called with the command's
+    /// name and text for commands of local origin; `None` runs it here only.
+    fn elsewhere(&self, _command: &str, _line: &str, _session: &Session) -> Option<Elsewhere> {
+        None
+    }
+}
+
+/// Where else a command runs, as its context decided.
+pub struct Elsewhere {
+    /// Whether the handler runs here as well.
+    pub here: bool,
+    /// The other hosts' responses, merged into the command's answer.
+    pub remote: BoxFuture<'static, Vec<Response>>,
 }
 
 /// One command of the table: its patterns, help and handler.
@@ -177,32 +192,67 @@ impl<C: Context> Engine<C> {
                     return vec![self.error_group(ctx, session, e)];
                 }
             }
+            let line = lexer::unlex(&words);
+            let elsewhere = match session.origin {
+                Origin::Local => self
+                    .patterns_of(compiled.spec)
+                    .next()
+                    .and_then(|p| ctx.elsewhere(&p.name(), &line, session)),
+                Origin::Mesh { .. } => None,
+            };
             let call = Call {
                 ctx,
                 engine: self,
                 session,
                 args: compiled.args,
-                line: lexer::unlex(&words),
+                line,
                 pattern: compiled.pattern,
             };
-            let result = (spec.handler)(call).await;
-            match result {
-                Ok(Reply::Groups(groups)) => groups,
-                Ok(Reply::Responses(mut responses)) => {
-                    let host = ctx.hostname();
-                    for r in &mut responses {
-                        if r.host.is_empty() {
-                            r.host = host.clone();
-                        }
-                    }
-                    vec![Group {
-                        responses,
-                        flags: session.flags,
-                    }]
+            let Some(elsewhere) = elsewhere else {
+                let result = (spec.handler)(call).await;
+                return self.finish(ctx, session, result);
+            };
+            let here = async {
+                if elsewhere.here {
+                    Some((spec.handler)(call).await)
+                } else {
+                    None
                 }
-                Err(e) => vec![self.error_group(ctx, session, e)],
+            };
+            let (result, remote) = futures_util::future::join(here, elsewhere.remote).await;
+            let mut groups = match result {
+                Some(r) => self.finish(ctx, session, r),
+                None => Vec::new(),
+            };
+            match groups.last_mut() {
+                Some(g) => g.responses.extend(remote),
+                None => groups.push(Group {
+                    responses: remote,
+                    flags: session.flags,
+                }),
             }
+            groups
         })
+    }
+
+    /// A handler's result as the groups the caller gets.
+    fn finish(&self, ctx: &C, session: &Session, result: CmdResult) -> Vec<Group> {
+        match result {
+            Ok(Reply::Groups(groups)) => groups,
+            Ok(Reply::Responses(mut responses)) => {
+                let host = ctx.hostname();
+                for r in &mut responses {
+                    if r.host.is_empty() {
+                        r.host = host.clone();
+                    }
+                }
+                vec![Group {
+                    responses,
+                    flags: session.flags,
+                }]
+            }
+            Err(e) => vec![self.error_group(ctx, session, e)],
+        }
     }
 
     pub fn error_group(&self, ctx: &C, session: &Session, e: CommandError) -> Group {

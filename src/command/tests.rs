@@ -236,6 +236,64 @@ fn help_and_suggest() {
     assert_eq!(e.suggest(".json t"), [".json true"]);
 }
 
+/// A context whose namespace `wide` spans a second host.
+struct Spread;
+
+impl Context for Spread {
+    fn hostname(&self) -> String {
+        "near".into()
+    }
+
+    fn elsewhere(&self, command: &str, _line: &str, session: &Session) -> Option<Elsewhere> {
+        if command != "vm info" || session.namespace.as_deref() != Some("wide") {
+            return None;
+        }
+        Some(Elsewhere {
+            here: true,
+            remote: Box::pin(async {
+                let mut far = table(["id", "name"], [vec!["7".into(), "x".into()]]);
+                far.host = "far".into();
+                vec![far, Response::error("gone", "no answer within 10s")]
+            }),
+        })
+    }
+}
+
+fn spread_info(_c: Call<'_, Spread>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async { Ok(table(["id", "name"], [vec!["1".into(), "a".into()]]).into()) })
+}
+
+#[test]
+fn the_context_can_run_a_command_elsewhere_too() {
+    let mut specs = builtins::specs::<Spread>();
+    specs.push(Spec {
+        patterns: &["vm info"],
+        short: "info",
+        long: "Show VMs.",
+        handler: spread_info,
+        mesh_ok: true,
+    });
+    let e = Engine::new(specs);
+    let run = |s: &mut Session, line: &str| {
+        let groups = futures_util::FutureExt::now_or_never(e.run_line(&Spread, s, line)).unwrap();
+        groups.iter().map(render_all).collect::<Vec<_>>().join("\n")
+    };
+    let mut s = Session::new();
+    assert_eq!(run(&mut s, "vm info"), "host | id | name\nnear | 1  | a");
+    s.namespace = Some("wide".into());
+    assert_eq!(
+        run(&mut s, "vm info"),
+        "host | id | name\nfar  | 7  | x\nnear | 1  | a\nE: gone: no answer within 10s"
+    );
+    assert_eq!(
+        run(&mut s, ".columns name vm info"),
+        "host | name\nfar  | x\nnear | a\nE: gone: no answer within 10s"
+    );
+    // What arrived over the mesh runs here only.
+    let mut m = Session::from_mesh("far", Some("wide".into()));
+    assert_eq!(run(&mut m, "vm info"), "host | id | name\nnear | 1  | a");
+}
+
 #[test]
 fn check_line_compiles_without_running() {
     let e = engine();

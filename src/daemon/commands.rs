@@ -11,6 +11,9 @@ pub fn engine() -> Engine<Node> {
     let mut specs = builtins::specs::<Node>();
     specs.extend(node_specs());
     specs.extend(super::read::specs());
+    specs.extend(crate::mesh::commands::specs());
+    specs.extend(crate::ns::commands::specs());
+    specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
     Engine::new(specs)
 }

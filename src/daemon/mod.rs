@@ -28,10 +28,24 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn new(config: Config) -> Daemon {
-        Daemon {
+        let d = Daemon {
             node: Arc::new(Node::new(config)),
             engine: Arc::new(commands::engine()),
-        }
+        };
+        // Commands from other nodes go through the same engine. Weak: the
+        // node owns the mesh, which owns this runner.
+        let node = Arc::downgrade(&d.node);
+        let engine = d.engine.clone();
+        d.node.mesh.set_runner(Arc::new(move |mut session, line| {
+            let (node, engine) = (node.clone(), engine.clone());
+            Box::pin(async move {
+                match node.upgrade() {
+                    Some(n) => engine.run_line(&n, &mut session, &line).await,
+                    None => Vec::new(),
+                }
+            })
+        }));
+        d
     }
 
     pub async fn exec(&self, session: &mut Session, line: &str) -> Vec<Group> {
@@ -74,7 +88,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     let _lock = base::lock(&config.base)?;
     // Bound before READY=1, so a started unit really owns its port; the
     // mesh takes the listener over.
-    let _mesh_listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+    let mesh_listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
         .map_err(|source| DaemonError::MeshPort {
             port: config.port,
@@ -128,6 +142,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
             None
         }
     };
+
+    daemon.node.mesh.start(mesh_listener);
 
     let shutdown = shutdown_signals();
     notify::ready(&daemon.status_line());

@@ -2,8 +2,10 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
-use crate::command::Context;
+use crate::command::{Context, Elsewhere, Session};
 use crate::config::Config;
+use crate::mesh::Mesh;
+use crate::ns::Namespaces;
 use crate::vm::Vms;
 use std::time::Instant;
 use tokio::sync::broadcast;
@@ -25,6 +27,11 @@ pub struct Node {
     pub config: Config,
     pub started: Instant,
     pub events: broadcast::Sender<Event>,
+    pub mesh: Mesh,
+    pub namespaces: Namespaces,
+    /// `deploy` settings (user, flags, host key policy...), node-wide as
+    /// minimega keeps them.
+    pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
 }
 
@@ -33,11 +40,19 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         Node {
+            mesh: Mesh::new(&config, events.clone()),
+            namespaces: Namespaces::default(),
+            deploy: Default::default(),
             config,
             started: Instant::now(),
             events,
             vms,
         }
+    }
+
+    /// The mesh as deploy sees it.
+    pub fn mesh_join(&self) -> std::sync::Arc<dyn crate::deploy::MeshJoin> {
+        std::sync::Arc::new(self.mesh.clone())
     }
 
     pub fn hostname(&self) -> &str {
@@ -55,16 +70,20 @@ impl Node {
     }
 
     pub fn mesh_size(&self) -> usize {
-        1
+        self.mesh.size()
     }
 
     pub fn peers(&self) -> Vec<String> {
-        Vec::new()
+        self.mesh.peers()
     }
 }
 
 impl Context for Node {
     fn hostname(&self) -> String {
         self.config.hostname.clone()
+    }
+
+    fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
+        crate::ns::elsewhere(self, command, line, session)
     }
 }

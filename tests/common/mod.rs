@@ -138,6 +138,10 @@ pub struct DaemonOpts<'a> {
     pub extra: Vec<String>,
     /// Time to wait for READY=1.
     pub ready_within: Duration,
+    /// Run inside this network namespace (`ip netns exec`).
+    pub netns: Option<String>,
+    /// Mesh port; default: a free port on this machine's loopback.
+    pub port: Option<u16>,
     /// A config file; its settings then replace the harness's -hostname.
     pub config: Option<PathBuf>,
     /// A base directory of our own (e.g. one a crashed daemon left) instead
@@ -151,6 +155,8 @@ impl Default for DaemonOpts<'_> {
             name: "node",
             extra: Vec::new(),
             ready_within: Duration::from_secs(20),
+            netns: None,
+            port: None,
             config: None,
             base: None,
         }
@@ -167,14 +173,21 @@ impl Daemon {
     pub fn start_with(bus: &Bus, opts: DaemonOpts) -> Daemon {
         let scratch = Scratch::new(opts.name);
         let base = opts.base.unwrap_or_else(|| scratch.path.join("base"));
-        let port = free_port();
+        let port = opts.port.unwrap_or_else(free_port);
         let notify_path = scratch.path.join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let log = scratch.path.join("daemon.log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.args([
             "-base",
             base.to_str().unwrap(),

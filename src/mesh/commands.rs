@@ -1,0 +1,254 @@
+//! The `mesh` commands, with minimega's names and output.
+
+use crate::command::{
+    ranges, table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec,
+};
+use crate::daemon::hostinfo::go_duration;
+use crate::daemon::Node;
+use std::time::Duration;
+
+pub fn specs() -> Vec<Spec<Node>> {
+    vec![
+        Spec {
+            patterns: &["mesh status"],
+            short: "display a short status report of the mesh",
+            long: "Display the number of nodes in the mesh, this node's degree (links it\nseeks automatically), its direct peers, its context and its mesh port.",
+            handler: status,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh list [all,peers]"],
+            short: "display the mesh adjacency list",
+            long: "Without \"all\" or \"peers\", display each node of the mesh followed by its\nlinks. With \"all\", the names of every node; with \"peers\", the names of\nevery node but this one.",
+            handler: list,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh degree [degree]"],
+            short: "view or set the current degree for this mesh node",
+            long: "View or set how many links this node seeks automatically, by UDP\nbroadcast on the mesh port to nodes of the same context. 0 turns\ndiscovery off: the node then links only by `mesh dial`.",
+            handler: degree,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh dial <hostname>"],
+            short: "attempt to connect this node to another node",
+            long: "Connect to the node at hostname[:port] (default: this node's mesh port),\nwhatever the degree of either node. Both must hold the same mesh key and\nbe of the same context (unlike minimega, whose `mesh dial` crosses\ncontexts).",
+            handler: dial,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh hangup <hostname>"],
+            short: "disconnect from a client",
+            long: "Close the direct link to a peer. Discovery may link again if this node\nis then below its degree.",
+            handler: hangup,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh dot <filename>"],
+            short: "output a graphviz formatted dot file",
+            long: "Write a Graphviz file of the mesh as this node sees it: this node red,\nthe others green, one edge per link.",
+            handler: dot,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh timeout [timeout]"],
+            short: "view or set the mesh timeout",
+            long: "View or set how many seconds `mesh send` (and commands a namespace sends\nto its hosts) wait for a node's answer before reporting an error for it.\nThe command may still complete on that node. A node that leaves the mesh\nis reported at once. 0 waits forever. The default is 10 seconds\n(`mesh-timeout` in the config file).",
+            handler: timeout,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["mesh send <hostname or range or all> (command)"],
+            short: "send a command to one or more connected clients",
+            long: "Run a command on other nodes of the mesh and show every node's answer,\nwith a host column. For example, to get the vm info of nodes kn1 and kn2:\n\n\tmesh send kn[1-2] vm info\n\n`all` means every other node of the mesh. A node that fails, or does not\nanswer within `mesh timeout`, gives one error line. A command that\narrived over the mesh cannot itself use `mesh send`.",
+            handler: send,
+            mesh_ok: false,
+        },
+    ]
+}
+
+fn status(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let m = &c.ctx.mesh;
+        let row = vec![
+            m.size().to_string(),
+            m.degree().to_string(),
+            m.peers().len().to_string(),
+            m.context().to_string(),
+            m.port().to_string(),
+        ];
+        Ok(table(["mesh size", "degree", "peers", "context", "port"], [row]).into())
+    })
+}
+
+/// minimega's adjacency list: each node, then ` |--peer` per link.
+pub fn format_list(
+    adj: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+) -> String {
+    let mut out = String::new();
+    for (node, peers) in adj {
+        out.push_str(node);
+        out.push('\n');
+        for p in peers {
+            out.push_str(" |--");
+            out.push_str(p);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let m = &c.ctx.mesh;
+        let names = |all: Vec<String>| {
+            Response::text(ranges::compress(&all)).with_data(serde_json::json!(all))
+        };
+        if c.args.flag("all") {
+            return Ok(names(m.nodes()).into());
+        }
+        if c.args.flag("peers") {
+            return Ok(names(m.others()).into());
+        }
+        Ok(Response::text(format_list(m.topology().adjacency())).into())
+    })
+}
+
+fn degree(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let m = &c.ctx.mesh;
+        match c.args.string("degree") {
+            None => Ok(Response::text(m.degree().to_string()).into()),
+            Some(s) => {
+                let n: usize = s.parse().map_err(|_| {
+                    CommandError::Invalid(format!(
+                        "invalid degree `{s}`: expected a count, 0 or more"
+                    ))
+                })?;
+                m.set_degree(n);
+                Ok(Reply::empty())
+            }
+        }
+    })
+}
+
+fn dial(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let target = c.args.string("hostname").unwrap_or_default();
+        c.ctx
+            .mesh
+            .dial(target)
+            .await
+            .map_err(CommandError::failed)?;
+        Ok(Reply::empty())
+    })
+}
+
+fn hangup(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let name = c.args.string("hostname").unwrap_or_default();
+        c.ctx.mesh.hangup(name).map_err(CommandError::failed)?;
+        Ok(Reply::empty())
+    })
+}
+
+fn dot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let file = c.args.string("filename").unwrap_or_default();
+        let text = c.ctx.mesh.topology().dot();
+        tokio::fs::write(file, text)
+            .await
+            .map_err(|e| CommandError::failed(format!("cannot write {file}: {e}")))?;
+        Ok(Reply::empty())
+    })
+}
+
+fn timeout(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let m = &c.ctx.mesh;
+        match c.args.string("timeout") {
+            None => Ok(Response::text(match m.timeout() {
+                Some(t) => go_duration(t),
+                None => "unlimited".into(),
+            })
+            .into()),
+            Some(s) => {
+                let secs: u64 = s.parse().map_err(|_| {
+                    CommandError::Invalid(format!(
+                        "invalid timeout `{s}`: expected whole seconds (0 waits forever)"
+                    ))
+                })?;
+                m.set_timeout(Some(Duration::from_secs(secs)).filter(|t| !t.is_zero()));
+                Ok(Reply::empty())
+            }
+        }
+    })
+}
+
+/// The nodes `mesh send` addresses: `all` is every other node; otherwise a
+/// name, a range or a comma list (`localhost` is this node), each once.
+pub fn targets(spec: &str, me: &str, others: &[String]) -> Result<Vec<String>, CommandError> {
+    if spec == "all" {
+        return Ok(others.to_vec());
+    }
+    let mut out: Vec<String> = Vec::new();
+    for name in ranges::expand_list(spec)? {
+        let name = if name == "localhost" {
+            me.to_string()
+        } else {
+            name
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+fn send(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let m = &c.ctx.mesh;
+        let spec = c.args.string("hostname").unwrap_or_default();
+        let to = targets(spec, m.hostname(), &m.others())?;
+        let words = c.args.sub.clone().unwrap_or_default();
+        let line = crate::command::lexer::unlex(&words);
+        let responses = m.send(&to, &line).await;
+        if responses.is_empty() {
+            return Ok(Reply::empty());
+        }
+        Ok(responses.into())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn list_matches_minimegas_tree() {
+        let mut adj: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        adj.insert(
+            "headnode".into(),
+            ["node1", "node2"].map(String::from).into(),
+        );
+        adj.insert("node1".into(), ["headnode"].map(String::from).into());
+        adj.insert("node2".into(), ["headnode"].map(String::from).into());
+        assert_eq!(
+            format_list(&adj),
+            "headnode\n |--node1\n |--node2\nnode1\n |--headnode\nnode2\n |--headnode\n"
+        );
+    }
+
+    #[test]
+    fn send_targets() {
+        let others: Vec<String> = ["n2", "n3"].map(String::from).to_vec();
+        assert_eq!(targets("all", "n1", &others).unwrap(), others);
+        assert_eq!(
+            targets("n[2-3],localhost,n2", "n1", &others).unwrap(),
+            ["n2", "n3", "n1"]
+        );
+        assert!(targets("n[3-1]", "n1", &others).is_err());
+    }
+}

@@ -1,0 +1,427 @@
+//! Finding nodes of the same context: while `degree > 0` a node broadcasts
+//! a small UDP datagram (its context, name, mesh port, whether it wants
+//! more links, and the smallest name of its mesh) to `-broadcast` on the
+//! mesh port, often at first and then backing off exponentially up to the
+//! announcement period; any change of links or membership makes it eager
+//! again. Datagrams carry a MAC under a key derived from the mesh key, so
+//! nodes without the key are not even dialed.
+//!
+//! Who dials whom ([`decide`]) keeps the mesh in one piece even with a low
+//! degree: between two separate meshes, only the one whose smallest name is
+//! smaller reaches out, and only through its least-linked node; inside one
+//! mesh, a node short of links is dialed by the others (each stopping one
+//! link over its own degree), and accepts until it has its degree.
+//!
+//! minimega differs: its nodes answer every solicitation of their context,
+//! which with a small degree can leave the mesh split; and a node with
+//! degree 0 still answers. Here degree 0 turns discovery off altogether.
+
+use super::Mesh;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+const MAGIC: &[u8; 6] = b"MMDISC";
+const VERSION: u8 = 1;
+const MAC_LEN: usize = 32;
+pub const MAX_DATAGRAM: usize = 1024;
+/// First broadcast interval; it doubles up to the announcement period.
+pub const BASE_INTERVAL: Duration = Duration::from_millis(100);
+/// Dials triggered by one broadcast are spread over this long, and the
+/// decision is taken again after the wait, so a burst of nodes hearing the
+/// same datagram does not all link to its sender.
+const DIAL_JITTER: Duration = Duration::from_millis(150);
+
+/// What a node broadcasts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announce {
+    pub context: String,
+    pub name: String,
+    pub port: u16,
+    /// Fewer links than its degree.
+    pub wants: bool,
+    /// The smallest name in its mesh.
+    pub leader: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DatagramError {
+    #[error("not a discovery datagram")]
+    NotOurs,
+    #[error("unsupported discovery version {0}")]
+    Version(u8),
+    #[error("bad MAC (different mesh key?)")]
+    Mac,
+    #[error("malformed announcement: {0}")]
+    Malformed(String),
+}
+
+fn mac(key: &[u8]) -> Hmac<Sha256> {
+    Hmac::<Sha256>::new_from_slice(key).expect("any key length")
+}
+
+pub fn encode(a: &Announce, key: &[u8]) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    out.push(VERSION);
+    out.extend(serde_json::to_vec(a).unwrap_or_default());
+    let mut m = mac(key);
+    m.update(&out);
+    out.extend_from_slice(&m.finalize().into_bytes());
+    out
+}
+
+pub fn decode(bytes: &[u8], key: &[u8]) -> Result<Announce, DatagramError> {
+    if bytes.len() < MAGIC.len() + 1 + MAC_LEN || !bytes.starts_with(MAGIC) {
+        return Err(DatagramError::NotOurs);
+    }
+    if bytes[MAGIC.len()] != VERSION {
+        return Err(DatagramError::Version(bytes[MAGIC.len()]));
+    }
+    let (signed, tag) = bytes.split_at(bytes.len() - MAC_LEN);
+    let mut m = mac(key);
+    m.update(signed);
+    m.verify_slice(tag).map_err(|_| DatagramError::Mac)?;
+    serde_json::from_slice(&signed[MAGIC.len() + 1..])
+        .map_err(|e| DatagramError::Malformed(e.to_string()))
+}
+
+/// This node's situation, as discovery needs it.
+#[derive(Debug, Clone, Default)]
+pub struct View {
+    pub me: String,
+    pub context: String,
+    pub degree: usize,
+    pub wants: bool,
+    pub leader: String,
+    /// The node of this mesh that links newcomers.
+    pub designated: String,
+    pub mesh: BTreeSet<String>,
+    pub linked: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Dial,
+    Ignore(Why),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    Off,
+    OtherContext,
+    Myself,
+    Linked,
+    /// Another mesh; its side reaches out (or another node of ours does).
+    NotOurTurn,
+    /// Same mesh; the sender has links enough, or this node has more
+    /// than enough.
+    Satisfied,
+}
+
+/// Whether to dial the sender of `a`.
+pub fn decide(v: &View, a: &Announce) -> Decision {
+    use Decision::*;
+    if v.degree == 0 {
+        return Ignore(Why::Off);
+    }
+    if a.context != v.context {
+        return Ignore(Why::OtherContext);
+    }
+    if a.name == v.me {
+        return Ignore(Why::Myself);
+    }
+    if v.linked.contains(&a.name) {
+        return Ignore(Why::Linked);
+    }
+    if !v.mesh.contains(&a.name) {
+        // Two meshes: the one with the smaller leader dials, through its
+        // least-linked node, so exactly one link joins them.
+        if v.leader < a.leader && v.designated == v.me {
+            return Dial;
+        }
+        return Ignore(Why::NotOurTurn);
+    }
+    // A node short of links gets them from the others, as in minimega;
+    // a dialer may go one link over its own degree doing so, no further.
+    if a.wants && v.linked.len() <= v.degree {
+        Dial
+    } else {
+        Ignore(Why::Satisfied)
+    }
+}
+
+/// The wait before broadcast number `attempt` (from 0): doubling from
+/// [`BASE_INTERVAL`] up to `cap`, times a random factor in [0.5, 1).
+pub fn backoff(attempt: u32, cap: Duration, random: u64) -> Duration {
+    let full = BASE_INTERVAL
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(cap.max(BASE_INTERVAL));
+    let factor = 0.5 + (random % 1000) as f64 / 2000.0;
+    full.mul_f64(factor)
+}
+
+fn random() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::getrandom(&mut b);
+    u64::from_le_bytes(b)
+}
+
+/// The discovery task: listens always, broadcasts while degree > 0.
+pub async fn run(mesh: Mesh) {
+    let sock = match bind(mesh.port()) {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(
+                "mesh discovery off: cannot bind UDP port {}: {e}",
+                mesh.port()
+            );
+            return;
+        }
+    };
+    let target = SocketAddr::new(IpAddr::V4(mesh.broadcast_addr()), mesh.port());
+    let mut attempt = 0u32;
+    let mut next = Instant::now();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut noted: HashSet<(IpAddr, &'static str)> = HashSet::new();
+    let mut send_failed = false;
+    loop {
+        let active = mesh.degree() > 0;
+        let wake = if active {
+            next
+        } else {
+            Instant::now() + Duration::from_secs(3600)
+        };
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                heard(&mesh, &buf[..n], from, &mut noted);
+            }
+            _ = tokio::time::sleep_until(wake) => {
+                if !active {
+                    continue;
+                }
+                match mesh.key() {
+                    Ok(key) => {
+                        let v = mesh.view();
+                        let a = Announce {
+                            context: v.context,
+                            name: v.me,
+                            port: mesh.port(),
+                            wants: v.wants,
+                            leader: v.leader,
+                        };
+                        match sock.send_to(&encode(&a, &key.discovery_key()), target).await {
+                            Ok(_) => send_failed = false,
+                            Err(e) if !send_failed => {
+                                send_failed = true;
+                                warn!("cannot broadcast mesh discovery to {target}: {e} (see -broadcast)");
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                    Err(e) => debug!("no discovery broadcast: {e}"),
+                }
+                next = Instant::now() + backoff(attempt, mesh.msa(), random());
+                attempt = attempt.saturating_add(1);
+            }
+            _ = mesh.changed() => {
+                // Eager again, but a stream of changes must not keep
+                // pushing the next broadcast away.
+                attempt = 0;
+                next = next.min(Instant::now() + backoff(0, mesh.msa(), random()));
+            }
+        }
+    }
+}
+
+fn bind(port: u16) -> std::io::Result<UdpSocket> {
+    let s = std::net::UdpSocket::bind(("0.0.0.0", port))?;
+    s.set_broadcast(true)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
+
+/// Handles one datagram. Problems are logged once per sender and kind.
+fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAddr, &'static str)>) {
+    let Ok(key) = mesh.key() else { return };
+    let mut first = |what: &'static str| noted.len() < 4096 && noted.insert((from.ip(), what));
+    let a = match decode(bytes, &key.discovery_key()) {
+        Ok(a) => a,
+        Err(DatagramError::Mac) => {
+            if first("mac") {
+                warn!(
+                    "ignoring mesh discovery from {}: bad MAC (different mesh key?)",
+                    from.ip()
+                );
+            }
+            return;
+        }
+        Err(e) => {
+            if first("bad") {
+                debug!("ignoring datagram from {from}: {e}");
+            }
+            return;
+        }
+    };
+    let v = mesh.view();
+    match decide(&v, &a) {
+        Decision::Ignore(Why::OtherContext) => {
+            if first("context") {
+                info!(
+                    "ignoring {} at {}: context `{}` is not ours (`{}`)",
+                    a.name,
+                    from.ip(),
+                    a.context,
+                    v.context
+                );
+            }
+        }
+        Decision::Ignore(_) => {}
+        Decision::Dial => {
+            let mesh = mesh.clone();
+            let addr = SocketAddr::new(from.ip(), a.port);
+            tokio::spawn(async move {
+                let wait = DIAL_JITTER.mul_f64((random() % 1000) as f64 / 1000.0);
+                tokio::time::sleep(wait).await;
+                if decide(&mesh.view(), &a) != Decision::Dial || !mesh.start_dialing(&a.name) {
+                    return;
+                }
+                match mesh.connect(addr, false).await {
+                    Ok(name) => debug!("discovery linked {name}"),
+                    Err(e) => debug!("discovery could not link {} at {addr}: {e}", a.name),
+                }
+                mesh.done_dialing(&a.name);
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ann(name: &str, leader: &str, wants: bool) -> Announce {
+        Announce {
+            context: "lab".into(),
+            name: name.into(),
+            port: 9000,
+            wants,
+            leader: leader.into(),
+        }
+    }
+
+    fn view(me: &str, mesh: &[&str], linked: &[&str], degree: usize) -> View {
+        let mesh: BTreeSet<String> = mesh.iter().map(|s| s.to_string()).collect();
+        View {
+            me: me.into(),
+            context: "lab".into(),
+            degree,
+            wants: linked.len() < degree,
+            leader: mesh.iter().next().cloned().unwrap_or(me.into()),
+            designated: me.into(),
+            linked: linked.iter().map(|s| s.to_string()).collect(),
+            mesh,
+        }
+    }
+
+    #[test]
+    fn datagrams_round_trip_and_need_the_key() {
+        let a = ann("n1", "n1", true);
+        let d = encode(&a, b"key one, long enough");
+        assert!(d.len() < MAX_DATAGRAM);
+        assert_eq!(decode(&d, b"key one, long enough"), Ok(a));
+        assert_eq!(decode(&d, b"key two, long enough"), Err(DatagramError::Mac));
+        assert_eq!(
+            decode(b"meshage:minimega:n1", b"k"),
+            Err(DatagramError::NotOurs)
+        );
+        let mut bad = d.clone();
+        bad[6] = 9;
+        assert_eq!(decode(&bad, b"k"), Err(DatagramError::Version(9)));
+        let mut flipped = d;
+        flipped[10] ^= 1;
+        assert_eq!(
+            decode(&flipped, b"key one, long enough"),
+            Err(DatagramError::Mac)
+        );
+    }
+
+    #[test]
+    fn strangers_and_myself_are_ignored() {
+        let v = view("n1", &["n1"], &[], 3);
+        let mut other = ann("x", "x", true);
+        other.context = "elsewhere".into();
+        assert_eq!(decide(&v, &other), Decision::Ignore(Why::OtherContext));
+        assert_eq!(
+            decide(&v, &ann("n1", "n1", true)),
+            Decision::Ignore(Why::Myself)
+        );
+        let off = view("n1", &["n1"], &[], 0);
+        assert_eq!(
+            decide(&off, &ann("n2", "n2", true)),
+            Decision::Ignore(Why::Off)
+        );
+    }
+
+    #[test]
+    fn between_meshes_only_the_smaller_leader_dials() {
+        let small = view("a", &["a"], &[], 1);
+        let big = view("b", &["b"], &[], 1);
+        assert_eq!(decide(&small, &ann("b", "b", true)), Decision::Dial);
+        assert_eq!(
+            decide(&big, &ann("a", "a", true)),
+            Decision::Ignore(Why::NotOurTurn)
+        );
+        // Even a satisfied node joins a separate mesh, or it would stay split.
+        let full = view("a", &["a", "c"], &["c"], 1);
+        assert_eq!(decide(&full, &ann("b", "b", false)), Decision::Dial);
+        // But only the designated node of the mesh does.
+        let mut other = full.clone();
+        other.designated = "c".into();
+        assert_eq!(
+            decide(&other, &ann("b", "b", false)),
+            Decision::Ignore(Why::NotOurTurn)
+        );
+    }
+
+    #[test]
+    fn inside_a_mesh_a_node_short_of_links_gets_them() {
+        let v = view("a", &["a", "b", "c"], &["b"], 3);
+        assert_eq!(decide(&v, &ann("c", "a", true)), Decision::Dial);
+        assert_eq!(
+            decide(&v, &ann("c", "a", false)),
+            Decision::Ignore(Why::Satisfied)
+        );
+        assert_eq!(
+            decide(&v, &ann("b", "a", true)),
+            Decision::Ignore(Why::Linked)
+        );
+        // At its degree, a node still helps one short of links...
+        let full = view("a", &["a", "b", "c"], &["b"], 1);
+        assert_eq!(decide(&full, &ann("c", "a", true)), Decision::Dial);
+        // ...but not once over it.
+        let over = view("a", &["a", "b", "c", "d"], &["b", "d"], 1);
+        assert_eq!(
+            decide(&over, &ann("c", "a", true)),
+            Decision::Ignore(Why::Satisfied)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let cap = Duration::from_secs(10);
+        let top = |n| backoff(n, cap, 999);
+        assert!(top(0) < Duration::from_millis(100));
+        assert!(top(0) >= Duration::from_millis(99));
+        assert!(top(3) > Duration::from_millis(790) && top(3) < Duration::from_millis(800));
+        assert!(top(30) <= cap);
+        assert_eq!(backoff(0, cap, 0), Duration::from_millis(50));
+    }
+}

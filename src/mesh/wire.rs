@@ -1,0 +1,648 @@
+//! The mesh's wire format: versioned, length-prefixed frames with a hard
+//! size cap, each carrying a per-link sequence number and an HMAC-SHA256
+//! over everything before it. Pure: bytes in, messages out; decoding never
+//! panics whatever arrives.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "MMSH"
+//!      4     1  version (1)
+//!      5     1  kind
+//!      6     2  reserved, zero
+//!      8     8  sequence number, big-endian; 0 for Hello, then +1 per frame
+//!     16     4  payload length, big-endian, at most MAX_PAYLOAD
+//!     20     n  payload (JSON for Hello, Refuse, Lsa and Routed; empty otherwise)
+//!   20+n    32  HMAC-SHA256(key, bytes 0 .. 20+n)
+//! ```
+//!
+//! The MAC is checked before anything in the payload is looked at, and the
+//! sequence number (which the MAC covers) must be exactly the next one
+//! expected, so a replayed, dropped, reordered or altered frame ends the
+//! link.
+
+use crate::command::Response;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use thiserror::Error;
+
+pub const MAGIC: [u8; 4] = *b"MMSH";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 20;
+pub const MAC_LEN: usize = 32;
+/// Larger frames are refused as soon as their header arrives, before any
+/// of the payload is read or buffered.
+pub const MAX_PAYLOAD: usize = 16 << 20;
+
+type HmacSha256 = Hmac<Sha256>;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WireError {
+    #[error("not a mesh frame (bad magic)")]
+    Magic,
+    #[error("unsupported mesh protocol version {0} (this node speaks {VERSION})")]
+    Version(u8),
+    #[error("unknown frame kind {0}")]
+    Kind(u8),
+    #[error("reserved header bits set")]
+    Reserved,
+    #[error("frame of {0} bytes exceeds the {MAX_PAYLOAD}-byte limit")]
+    TooLarge(usize),
+    #[error("bad frame MAC (wrong mesh key, or the frame was altered)")]
+    Mac,
+    #[error("frame sequence {got} where {expected} was expected (replayed or reordered frame)")]
+    Sequence { expected: u64, got: u64 },
+    #[error("malformed {kind:?} payload: {why}")]
+    Payload { kind: Kind, why: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Hello = 1,
+    Confirm = 2,
+    Accept = 3,
+    Refuse = 4,
+    Heartbeat = 5,
+    Lsa = 6,
+    Routed = 7,
+    Bye = 8,
+}
+
+impl Kind {
+    fn from_byte(b: u8) -> Result<Kind, WireError> {
+        Ok(match b {
+            1 => Kind::Hello,
+            2 => Kind::Confirm,
+            3 => Kind::Accept,
+            4 => Kind::Refuse,
+            5 => Kind::Heartbeat,
+            6 => Kind::Lsa,
+            7 => Kind::Routed,
+            8 => Kind::Bye,
+            _ => return Err(WireError::Kind(b)),
+        })
+    }
+}
+
+/// What a node says about itself when a link opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub name: String,
+    pub context: String,
+    /// The challenge: fresh random bytes, hex.
+    pub nonce: String,
+    /// The mesh port this node listens on.
+    pub port: u16,
+    /// Set by an operator's `mesh dial`, which the degree does not limit.
+    pub explicit: bool,
+    pub software: String,
+}
+
+/// A mesh state announcement: one node's direct links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lsa {
+    pub origin: String,
+    /// Grows with every announcement of the origin, also across restarts.
+    pub seq: u64,
+    pub peers: Vec<String>,
+}
+
+/// A message travelling hop by hop from `src` to `dst`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Routed {
+    pub src: String,
+    pub dst: String,
+    /// Hops left; a message is dropped when it reaches zero.
+    pub ttl: u8,
+    /// Chosen by the requester; the answer carries the same id.
+    pub id: u64,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Body {
+    /// Run a command line there.
+    Request {
+        line: String,
+        namespace: Option<String>,
+    },
+    /// Every response the command produced there.
+    Response { responses: Vec<Response> },
+    /// The request could not be delivered or run.
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Hello(Hello),
+    /// The initiator's proof of the key, bound to both nonces.
+    Confirm,
+    Accept,
+    Refuse(String),
+    Heartbeat,
+    Lsa(Lsa),
+    Routed(Routed),
+    Bye,
+}
+
+impl Message {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Message::Hello(_) => Kind::Hello,
+            Message::Confirm => Kind::Confirm,
+            Message::Accept => Kind::Accept,
+            Message::Refuse(_) => Kind::Refuse,
+            Message::Heartbeat => Kind::Heartbeat,
+            Message::Lsa(_) => Kind::Lsa,
+            Message::Routed(_) => Kind::Routed,
+            Message::Bye => Kind::Bye,
+        }
+    }
+
+    pub fn payload(&self) -> Vec<u8> {
+        let json = match self {
+            Message::Hello(h) => serde_json::to_vec(h),
+            Message::Refuse(r) => serde_json::to_vec(r),
+            Message::Lsa(l) => serde_json::to_vec(l),
+            Message::Routed(r) => serde_json::to_vec(r),
+            _ => return Vec::new(),
+        };
+        // Serializing these types cannot fail: no maps with non-string keys.
+        json.unwrap_or_default()
+    }
+
+    pub fn from_parts(kind: Kind, payload: &[u8]) -> Result<Message, WireError> {
+        fn json<T: serde::de::DeserializeOwned>(kind: Kind, p: &[u8]) -> Result<T, WireError> {
+            serde_json::from_slice(p).map_err(|e| WireError::Payload {
+                kind,
+                why: e.to_string(),
+            })
+        }
+        let empty = |m: Message| {
+            if payload.is_empty() {
+                Ok(m)
+            } else {
+                Err(WireError::Payload {
+                    kind,
+                    why: "expected no payload".into(),
+                })
+            }
+        };
+        match kind {
+            Kind::Hello => json(kind, payload).map(Message::Hello),
+            Kind::Confirm => empty(Message::Confirm),
+            Kind::Accept => empty(Message::Accept),
+            Kind::Refuse => json(kind, payload).map(Message::Refuse),
+            Kind::Heartbeat => empty(Message::Heartbeat),
+            Kind::Lsa => json(kind, payload).map(Message::Lsa),
+            Kind::Routed => json(kind, payload).map(Message::Routed),
+            Kind::Bye => empty(Message::Bye),
+        }
+    }
+}
+
+/// A parsed, not yet authenticated, frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub kind: Kind,
+    pub seq: u64,
+    pub len: usize,
+}
+
+impl Header {
+    /// Bytes that follow the header: payload and MAC.
+    pub fn body_len(&self) -> usize {
+        self.len + MAC_LEN
+    }
+}
+
+pub fn parse_header(b: &[u8; HEADER_LEN]) -> Result<Header, WireError> {
+    if b[0..4] != MAGIC {
+        return Err(WireError::Magic);
+    }
+    if b[4] != VERSION {
+        return Err(WireError::Version(b[4]));
+    }
+    let kind = Kind::from_byte(b[5])?;
+    if b[6] != 0 || b[7] != 0 {
+        return Err(WireError::Reserved);
+    }
+    let seq = u64::from_be_bytes(b[8..16].try_into().expect("8 bytes"));
+    let len = u32::from_be_bytes(b[16..20].try_into().expect("4 bytes")) as usize;
+    if len > MAX_PAYLOAD {
+        return Err(WireError::TooLarge(len));
+    }
+    Ok(Header { kind, seq, len })
+}
+
+fn mac(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length.
+    HmacSha256::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
+/// Frames outgoing messages for one direction of one link.
+pub struct Sealer {
+    key: Vec<u8>,
+    seq: u64,
+}
+
+impl Sealer {
+    pub fn new(key: &[u8]) -> Sealer {
+        Sealer {
+            key: key.to_vec(),
+            seq: 0,
+        }
+    }
+
+    /// Switches to the session key; the sequence carries on.
+    pub fn rekey(&mut self, key: &[u8]) {
+        self.key = key.to_vec();
+    }
+
+    pub fn seal(&mut self, m: &Message) -> Result<Vec<u8>, WireError> {
+        let payload = m.payload();
+        let frame = seal_raw(&self.key, m.kind(), self.seq, &payload)?;
+        self.seq += 1;
+        Ok(frame)
+    }
+}
+
+/// Builds one frame; public so tests can forge frames.
+pub fn seal_raw(key: &[u8], kind: Kind, seq: u64, payload: &[u8]) -> Result<Vec<u8>, WireError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(WireError::TooLarge(payload.len()));
+    }
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len() + MAC_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(kind as u8);
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    out.extend_from_slice(payload);
+    let mut m = mac(key);
+    m.update(&out);
+    out.extend_from_slice(&m.finalize().into_bytes());
+    Ok(out)
+}
+
+/// Checks and decodes incoming frames for one direction of one link.
+pub struct Opener {
+    key: Vec<u8>,
+    seq: u64,
+}
+
+impl Opener {
+    pub fn new(key: &[u8]) -> Opener {
+        Opener {
+            key: key.to_vec(),
+            seq: 0,
+        }
+    }
+
+    pub fn rekey(&mut self, key: &[u8]) {
+        self.key = key.to_vec();
+    }
+
+    /// Authenticates one frame, given its header bytes and the
+    /// `header.body_len()` bytes after them, and decodes it. Returns the
+    /// message and its raw payload (the handshake binds the latter).
+    pub fn open(
+        &mut self,
+        head: &[u8; HEADER_LEN],
+        body: &[u8],
+    ) -> Result<(Message, Vec<u8>), WireError> {
+        let h = parse_header(head)?;
+        if body.len() != h.body_len() {
+            return Err(WireError::Payload {
+                kind: h.kind,
+                why: format!("{} bytes where {} were announced", body.len(), h.body_len()),
+            });
+        }
+        let (payload, tag) = body.split_at(h.len);
+        let mut m = mac(&self.key);
+        m.update(head);
+        m.update(payload);
+        m.verify_slice(tag).map_err(|_| WireError::Mac)?;
+        if h.seq != self.seq {
+            return Err(WireError::Sequence {
+                expected: self.seq,
+                got: h.seq,
+            });
+        }
+        self.seq += 1;
+        Ok((Message::from_parts(h.kind, payload)?, payload.to_vec()))
+    }
+
+    /// Decodes the first frame in `buf`: `Ok(None)` while it is incomplete,
+    /// else the message and the bytes it used.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(Message, usize)>, WireError> {
+        let Some(head) = buf.get(..HEADER_LEN) else {
+            return Ok(None);
+        };
+        let head: &[u8; HEADER_LEN] = head.try_into().expect("header length");
+        let h = parse_header(head)?;
+        let end = HEADER_LEN + h.body_len();
+        let Some(body) = buf.get(HEADER_LEN..end) else {
+            return Ok(None);
+        };
+        let (msg, _) = self.open(head, body)?;
+        Ok(Some((msg, end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn response() -> Response {
+        Response {
+            host: "n1".into(),
+            header: vec!["name".into()],
+            tabular: vec![vec!["vm1".into()]],
+            ..Default::default()
+        }
+    }
+
+    fn samples() -> Vec<Message> {
+        vec![
+            Message::Hello(Hello {
+                name: "n1".into(),
+                context: "lab".into(),
+                nonce: "00ff".into(),
+                port: 9000,
+                explicit: true,
+                software: "0.1.0".into(),
+            }),
+            Message::Confirm,
+            Message::Accept,
+            Message::Refuse("enough peers".into()),
+            Message::Heartbeat,
+            Message::Lsa(Lsa {
+                origin: "n1".into(),
+                seq: 7,
+                peers: vec!["n2".into(), "n3".into()],
+            }),
+            Message::Routed(Routed {
+                src: "n1".into(),
+                dst: "n3".into(),
+                ttl: 32,
+                id: 9,
+                body: Body::Request {
+                    line: "vm info".into(),
+                    namespace: Some("ns".into()),
+                },
+            }),
+            Message::Routed(Routed {
+                src: "n3".into(),
+                dst: "n1".into(),
+                ttl: 32,
+                id: 9,
+                body: Body::Response {
+                    responses: vec![response(), Response::error("n3", "no such vm")],
+                },
+            }),
+            Message::Bye,
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_in_sequence() {
+        let mut tx = Sealer::new(KEY);
+        let mut rx = Opener::new(KEY);
+        let mut stream = Vec::new();
+        for m in samples() {
+            stream.extend(tx.seal(&m).unwrap());
+        }
+        let mut at = 0;
+        for want in samples() {
+            let (got, used) = rx.decode(&stream[at..]).unwrap().unwrap();
+            assert_eq!(got, want);
+            at += used;
+        }
+        assert_eq!(at, stream.len());
+        assert_eq!(rx.decode(&stream[at..]).unwrap(), None);
+    }
+
+    #[test]
+    fn truncated_frames_wait_for_more() {
+        let frame = Sealer::new(KEY).seal(&samples()[5]).unwrap();
+        let mut rx = Opener::new(KEY);
+        for cut in 0..frame.len() {
+            assert_eq!(rx.decode(&frame[..cut]).unwrap(), None, "cut at {cut}");
+        }
+        assert!(rx.decode(&frame).unwrap().is_some());
+    }
+
+    #[test]
+    fn replay_and_reorder_are_detected() {
+        let mut tx = Sealer::new(KEY);
+        let a = tx.seal(&Message::Heartbeat).unwrap();
+        let b = tx.seal(&Message::Heartbeat).unwrap();
+        let mut rx = Opener::new(KEY);
+        assert!(matches!(
+            rx.decode(&b),
+            Err(WireError::Sequence {
+                expected: 0,
+                got: 1
+            })
+        ));
+        let mut rx = Opener::new(KEY);
+        rx.decode(&a).unwrap().unwrap();
+        assert!(matches!(rx.decode(&a), Err(WireError::Sequence { .. })));
+    }
+
+    #[test]
+    fn wrong_key_and_altered_bytes_fail_the_mac() {
+        let frame = Sealer::new(KEY).seal(&samples()[6]).unwrap();
+        assert_eq!(
+            Opener::new(b"another key, same length, 32 b!!").decode(&frame),
+            Err(WireError::Mac)
+        );
+        for i in [9, HEADER_LEN + 3, frame.len() - 1] {
+            let mut bad = frame.clone();
+            bad[i] ^= 0x40;
+            assert_eq!(
+                Opener::new(KEY).decode(&bad),
+                Err(WireError::Mac),
+                "byte {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_frames_are_refused_from_the_header() {
+        let mut head = [0u8; HEADER_LEN];
+        head[..4].copy_from_slice(&MAGIC);
+        head[4] = VERSION;
+        head[5] = Kind::Routed as u8;
+        head[16..20].copy_from_slice(&((MAX_PAYLOAD as u32) + 1).to_be_bytes());
+        assert_eq!(
+            Opener::new(KEY).decode(&head),
+            Err(WireError::TooLarge(MAX_PAYLOAD + 1))
+        );
+        assert!(seal_raw(KEY, Kind::Routed, 0, &vec![0; MAX_PAYLOAD + 1]).is_err());
+    }
+
+    #[test]
+    fn header_errors_name_the_problem() {
+        let good = seal_raw(KEY, Kind::Heartbeat, 0, &[]).unwrap();
+        let mut h: [u8; HEADER_LEN] = good[..HEADER_LEN].try_into().unwrap();
+        h[4] = 9;
+        assert_eq!(parse_header(&h), Err(WireError::Version(9)));
+        h[4] = VERSION;
+        h[5] = 200;
+        assert_eq!(parse_header(&h), Err(WireError::Kind(200)));
+        h[5] = 5;
+        h[7] = 1;
+        assert_eq!(parse_header(&h), Err(WireError::Reserved));
+        h[0] = b'X';
+        assert_eq!(parse_header(&h), Err(WireError::Magic));
+    }
+
+    #[test]
+    fn authentic_frames_with_bad_payloads_are_errors() {
+        let f = seal_raw(KEY, Kind::Lsa, 0, b"{not json").unwrap();
+        assert!(matches!(
+            Opener::new(KEY).decode(&f),
+            Err(WireError::Payload {
+                kind: Kind::Lsa,
+                ..
+            })
+        ));
+        let f = seal_raw(KEY, Kind::Heartbeat, 0, b"x").unwrap();
+        assert!(matches!(
+            Opener::new(KEY).decode(&f),
+            Err(WireError::Payload { .. })
+        ));
+    }
+
+    fn arb_message() -> impl Strategy<Value = Message> {
+        let s = || "[a-zA-Z0-9 \\-_.\u{e9}\u{4e2d}\"\\\\]{0,24}";
+        prop_oneof![
+            (s(), s(), s(), any::<u16>(), any::<bool>()).prop_map(|(n, c, x, p, e)| {
+                Message::Hello(Hello {
+                    name: n,
+                    context: c,
+                    nonce: x,
+                    port: p,
+                    explicit: e,
+                    software: "1".into(),
+                })
+            }),
+            s().prop_map(Message::Refuse),
+            (s(), any::<u64>(), proptest::collection::vec(s(), 0..8)).prop_map(
+                |(o, seq, peers)| Message::Lsa(Lsa {
+                    origin: o,
+                    seq,
+                    peers
+                })
+            ),
+            (
+                s(),
+                s(),
+                any::<u8>(),
+                any::<u64>(),
+                s(),
+                proptest::option::of(s())
+            )
+                .prop_map(|(src, dst, ttl, id, line, namespace)| Message::Routed(
+                    Routed {
+                        src,
+                        dst,
+                        ttl,
+                        id,
+                        body: Body::Request { line, namespace }
+                    }
+                )),
+            (s(), s(), proptest::collection::vec((s(), s(), s()), 0..6)).prop_map(
+                |(src, dst, rs)| Message::Routed(Routed {
+                    src,
+                    dst,
+                    ttl: 1,
+                    id: 1,
+                    body: Body::Response {
+                        responses: rs
+                            .into_iter()
+                            .map(|(h, r, e)| Response {
+                                host: h,
+                                response: r,
+                                error: e,
+                                ..Default::default()
+                            })
+                            .collect()
+                    }
+                })
+            ),
+            Just(Message::Heartbeat),
+            Just(Message::Bye),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn round_trip(msgs in proptest::collection::vec(arb_message(), 1..6)) {
+            let mut tx = Sealer::new(KEY);
+            let mut rx = Opener::new(KEY);
+            let mut stream = Vec::new();
+            for m in &msgs {
+                stream.extend(tx.seal(m).unwrap());
+            }
+            let mut at = 0;
+            for m in &msgs {
+                let (got, used) = rx.decode(&stream[at..]).unwrap().unwrap();
+                prop_assert_eq!(&got, m);
+                at += used;
+            }
+        }
+
+        /// The fuzz target: arbitrary bytes never panic the decoder and are
+        /// never taken for an authentic message.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut rx = Opener::new(KEY);
+            match rx.decode(&bytes) {
+                Ok(None) | Err(_) => {}
+                Ok(Some((m, _))) => prop_assert!(false, "garbage decoded as {:?}", m),
+            }
+        }
+
+        /// Garbage behind a valid header (magic, version, kind) as well.
+        #[test]
+        fn garbage_after_a_valid_header(kind in 1u8..=8, seq in any::<u64>(),
+                                        body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let mut bytes = Vec::new();
+            bytes.extend_from_slice(&MAGIC);
+            bytes.extend_from_slice(&[VERSION, kind, 0, 0]);
+            bytes.extend_from_slice(&seq.to_be_bytes());
+            bytes.extend_from_slice(&(body.len().saturating_sub(MAC_LEN) as u32).to_be_bytes());
+            bytes.extend_from_slice(&body);
+            let r = Opener::new(KEY).decode(&bytes);
+            prop_assert!(matches!(r, Ok(None) | Err(_)));
+        }
+
+        /// One flipped bit anywhere in an authentic frame is caught.
+        #[test]
+        fn any_bit_flip_is_caught(m in arb_message(), pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let frame = Sealer::new(KEY).seal(&m).unwrap();
+            let mut bad = frame.clone();
+            let i = pos.index(bad.len());
+            bad[i] ^= 1 << bit;
+            let r = Opener::new(KEY).decode(&bad);
+            prop_assert!(matches!(r, Ok(None) | Err(_)), "flip at {} accepted", i);
+        }
+
+        /// Payloads that pass the MAC but are not ours still decode safely.
+        #[test]
+        fn authentic_garbage_payloads(kind in 1u8..=8, payload in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let kind = Kind::from_byte(kind).unwrap();
+            let f = seal_raw(KEY, kind, 0, &payload).unwrap();
+            let _ = Opener::new(KEY).decode(&f);
+        }
+    }
+}

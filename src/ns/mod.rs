@@ -1,0 +1,263 @@
+//! Namespaces across the mesh: each namespace names the mesh nodes it uses
+//! (its hosts). A session works in one namespace at a time
+//! ([`crate::command::Session::namespace`], `None` being the default
+//! namespace `minimega`). In a namespace whose hosts go beyond this node,
+//! the commands listed in [`FAN_OUT`] run on every host, through the mesh,
+//! and answer as one table with a host column.
+//!
+//! As in minimega: the default namespace holds this node only; a new
+//! namespace holds every other node of the mesh at its creation (this node,
+//! typically the head node, is left out), or this node alone when the mesh
+//! has no other node.
+//!
+//! - [`commands`]: `namespace`, `clear namespace`, `ns ...`
+//! - [`schedule`]: where `vm launch` puts VMs in a namespace (pure)
+
+pub mod commands;
+pub mod schedule;
+
+use crate::command::{lexer, Elsewhere, Response, Session};
+use crate::daemon::Node;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+pub const DEFAULT: &str = "minimega";
+
+/// Commands that act on every host of the session's namespace, by name
+/// (the leading literals of their pattern). The one list to extend.
+pub const FAN_OUT: &[&str] = &[
+    "host",
+    "vm info",
+    "vm start",
+    "vm stop",
+    "vm kill",
+    "vm flush",
+    "vm tag",
+    "clear vm tag",
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespace {
+    pub hosts: BTreeSet<String>,
+}
+
+/// Every namespace this node knows, by name.
+#[derive(Debug, Default)]
+pub struct Namespaces {
+    inner: Mutex<BTreeMap<String, Namespace>>,
+}
+
+/// A namespace name: letters, digits, `-`, `_` and `.`.
+pub fn valid_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "invalid namespace name `{name}`: use 1 to 64 letters, digits, `-`, `_` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+impl Namespaces {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Namespace>> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The namespace, created with `hosts()` when new. Returns whether it
+    /// was created.
+    pub fn ensure(&self, name: &str, hosts: impl FnOnce() -> BTreeSet<String>) -> bool {
+        let mut m = self.lock();
+        if m.contains_key(name) {
+            return false;
+        }
+        m.insert(name.to_string(), Namespace { hosts: hosts() });
+        true
+    }
+
+    pub fn hosts(&self, name: &str) -> Option<BTreeSet<String>> {
+        self.lock().get(name).map(|n| n.hosts.clone())
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    pub fn add_hosts(&self, name: &str, hosts: &[String]) {
+        if let Some(n) = self.lock().get_mut(name) {
+            n.hosts.extend(hosts.iter().cloned());
+        }
+    }
+
+    pub fn del_hosts(&self, name: &str, hosts: &[String]) {
+        if let Some(n) = self.lock().get_mut(name) {
+            for h in hosts {
+                n.hosts.remove(h);
+            }
+        }
+    }
+
+    pub fn remove(&self, name: &str) -> bool {
+        self.lock().remove(name).is_some()
+    }
+}
+
+/// The session's namespace name.
+pub fn current(session: &Session) -> &str {
+    session.namespace.as_deref().unwrap_or(DEFAULT)
+}
+
+/// Hosts a new namespace gets, minimega's way.
+pub fn initial_hosts(node: &Node, name: &str) -> BTreeSet<String> {
+    let me = node.hostname().to_string();
+    if name == DEFAULT {
+        return BTreeSet::from([me]);
+    }
+    let others: BTreeSet<String> = node.mesh.others().into_iter().collect();
+    if others.is_empty() {
+        BTreeSet::from([me])
+    } else {
+        others
+    }
+}
+
+/// The session's namespace, created if needed, and its hosts.
+pub fn hosts_of(node: &Node, session: &Session) -> BTreeSet<String> {
+    let name = current(session);
+    node.namespaces.ensure(name, || initial_hosts(node, name));
+    node.namespaces.hosts(name).unwrap_or_default()
+}
+
+/// The engine's hook ([`crate::command::Context::elsewhere`]): a
+/// [`FAN_OUT`] command typed in a namespace with hosts beyond this node
+/// also runs on those hosts, as `namespace <ns> <command>`.
+pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
+    if !FAN_OUT.contains(&command) {
+        return None;
+    }
+    let hosts = hosts_of(node, session);
+    let me = node.hostname();
+    let remote: Vec<String> = hosts.iter().filter(|h| *h != me).cloned().collect();
+    if remote.is_empty() {
+        return None;
+    }
+    let line = format!(
+        "namespace {} {line}",
+        lexer::quote_if_needed(current(session), false)
+    );
+    let mesh = node.mesh.clone();
+    Some(Elsewhere {
+        here: hosts.contains(me),
+        remote: Box::pin(async move { mesh.send(&remote, &line).await }),
+    })
+}
+
+/// Host loads for the scheduler, read from the `host` command's table
+/// (columns name, cpus, cpucommit, memtotal, memcommit, vms), as gathered
+/// across a namespace's hosts. Rows it cannot read are skipped.
+pub fn loads_from_host_table(responses: &[Response]) -> Vec<schedule::HostLoad> {
+    let mut out = Vec::new();
+    for r in responses.iter().filter(|r| !r.is_error()) {
+        let col = |name: &str| r.header.iter().position(|h| h == name);
+        let (Some(n), Some(c), Some(cc), Some(mt), Some(mc), Some(v)) = (
+            col("name"),
+            col("cpus"),
+            col("cpucommit"),
+            col("memtotal"),
+            col("memcommit"),
+            col("vms"),
+        ) else {
+            continue;
+        };
+        for row in &r.tabular {
+            let num = |i: usize| row.get(i).and_then(|s| s.parse::<u64>().ok());
+            let (
+                Some(name),
+                Some(cpus),
+                Some(cpu_commit),
+                Some(mem_total),
+                Some(mem_commit),
+                Some(vms),
+            ) = (row.get(n), num(c), num(cc), num(mt), num(mc), num(v))
+            else {
+                continue;
+            };
+            out.push(schedule::HostLoad {
+                name: name.clone(),
+                cpus: cpus as usize,
+                cpu_commit: cpu_commit as usize,
+                mem_total,
+                mem_commit,
+                vms: vms as usize,
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::table;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("exp-1_a.b").is_ok());
+        for bad in ["", "a b", "a,b", "x[1]", &"a".repeat(65)] {
+            assert!(valid_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn registry() {
+        let ns = Namespaces::default();
+        assert!(ns.ensure("a", || BTreeSet::from(["n1".to_string()])));
+        assert!(!ns.ensure("a", || panic!("exists")));
+        ns.add_hosts("a", &["n2".into(), "n3".into()]);
+        ns.del_hosts("a", &["n1".into()]);
+        assert_eq!(
+            ns.hosts("a").unwrap().into_iter().collect::<Vec<_>>(),
+            ["n2", "n3"]
+        );
+        assert_eq!(ns.names(), ["a"]);
+        assert!(ns.remove("a"));
+        assert!(ns.hosts("a").is_none());
+    }
+
+    #[test]
+    fn host_table_to_loads() {
+        let mut r = table(
+            [
+                "name",
+                "cpus",
+                "cpucommit",
+                "load",
+                "memused",
+                "memtotal",
+                "memcommit",
+                "vms",
+                "vmsall",
+            ],
+            [
+                ["n1", "4", "2", "0.1", "100", "8000", "1024", "2", "2"]
+                    .map(String::from)
+                    .to_vec(),
+                ["bad", "x", "2", "0.1", "100", "8000", "1024", "2", "2"]
+                    .map(String::from)
+                    .to_vec(),
+            ],
+        );
+        r.host = "n1".into();
+        let loads = loads_from_host_table(&[r, Response::error("n2", "down")]);
+        assert_eq!(loads.len(), 1);
+        assert_eq!(loads[0].name, "n1");
+        assert_eq!(
+            (loads[0].cpus, loads[0].cpu_commit, loads[0].vms),
+            (4, 2, 2)
+        );
+        assert_eq!((loads[0].mem_total, loads[0].mem_commit), (8000, 1024));
+    }
+}
