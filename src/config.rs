@@ -71,7 +71,7 @@ pub struct Flags {
     /// Start even if a previous instance's command socket remains
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub force: Option<bool>,
-    /// Re-adopt the VMs of a previous instance found under the base directory [default: true]
+    /// Re-adopt the VMs of a previous instance found under the base directory; false stops and forgets them [default: true]
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub recover: Option<bool>,
     /// Do not read commands from standard input when running in the foreground

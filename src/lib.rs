@@ -6,6 +6,7 @@
 //! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
+//! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
@@ -21,3 +22,4 @@ pub mod mesh;
 pub mod ns;
 pub mod sock;
 pub mod systemd;
+pub mod vm;

@@ -3,7 +3,10 @@
 //! so the numbers mean something on a shared, noisy host.
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
+//!     bench launch [N, default 100] [ROUNDS, default 3]
 
+#[path = "bench/launch.rs"]
+mod launch;
 #[path = "bench/mesh.rs"]
 mod mesh;
 
@@ -13,8 +16,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
+        Some("launch") => launch::run(&args[1..]),
         _ => {
             eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
+            eprintln!("       bench launch [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }

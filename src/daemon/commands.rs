@@ -14,6 +14,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::mesh::commands::specs());
     specs.extend(crate::ns::commands::specs());
     specs.extend(crate::deploy::commands::specs());
+    specs.extend(crate::vm::commands::specs());
     Engine::new(specs)
 }
 
@@ -44,18 +45,19 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let info = hostinfo::read();
         let n = c.ctx;
+        let (cpucommit, memcommit, live) = n.vms.commitment();
         let row = vec![
             n.hostname().to_string(),
             info.cpus.to_string(),
-            "0".into(),
+            cpucommit.to_string(),
             info.load,
             info.mem_used_mib.to_string(),
             info.mem_total_mib.to_string(),
-            "0".into(),
-            "0".into(),
+            memcommit.to_string(),
+            live.to_string(),
             n.vm_count().to_string(),
             go_duration(info.uptime),
-            "tcg".into(),
+            n.vms.accel().to_string(),
         ];
         Ok(table(
             [

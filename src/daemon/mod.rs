@@ -103,6 +103,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
         context = %cfg.context,
         "minimega {VERSION} starting"
     );
+    // Before any front door opens: no command sees a half-adopted VM.
+    daemon.node.vms.init(cfg.recover).await;
 
     // Before the bus name: a daemon that must stop over a stale socket
     // never shows up on the bus.
@@ -164,6 +166,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     notify::stopping();
     info!("shutting down; VMs are left running");
     drop(socket);
+    // The runtime drops its tasks on return; QEMUs are not our session
+    // and nothing kills them on drop.
     Ok(())
 }
 

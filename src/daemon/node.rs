@@ -6,6 +6,7 @@ use crate::command::{Context, Elsewhere, Session};
 use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::ns::Namespaces;
+use crate::vm::Vms;
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -31,11 +32,13 @@ pub struct Node {
     /// `deploy` settings (user, flags, host key policy...), node-wide as
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
+    pub vms: Vms,
 }
 
 impl Node {
     pub fn new(config: Config) -> Node {
         let (events, _) = broadcast::channel(1024);
+        let vms = Vms::new(&config.base, &config.filepath, events.clone());
         Node {
             mesh: Mesh::new(&config, events.clone()),
             namespaces: Namespaces::default(),
@@ -43,6 +46,7 @@ impl Node {
             config,
             started: Instant::now(),
             events,
+            vms,
         }
     }
 
@@ -60,8 +64,9 @@ impl Node {
         let _ = self.events.send(e);
     }
 
+    /// VMs on this node, in every namespace and state.
     pub fn vm_count(&self) -> usize {
-        0
+        self.vms.count()
     }
 
     pub fn mesh_size(&self) -> usize {

@@ -110,7 +110,7 @@ fn hosts(c: &Call<'_, Node>) -> Result<Vec<String>, CommandError> {
     let spec = c.args.string("hosts").unwrap_or_default();
     let mut hosts = ranges::expand_list(spec)?;
     let me = c.ctx.hostname().to_string();
-    if hosts.iter().any(|h| *h == me) {
+    if hosts.contains(&me) {
         return Err(CommandError::Invalid(format!(
             "cannot deploy to this node ({me})"
         )));

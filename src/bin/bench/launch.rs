@@ -1,0 +1,277 @@
+//! `bench launch N [ROUNDS]`: starts a real `minimega` daemon (the binary
+//! next to this one) on a private D-Bus bus, times `vm launch kvm N` (it
+//! returns when every QEMU is paused and has answered on QMP), then times a
+//! raw parallel spawn of the same N QEMU command lines to QMP-ready, and
+//! prints both, their ratio, and the daemon's RSS before and after. Rounds
+//! alternate the two (default 3) and the medians are compared.
+//! Targets: ratio <= 1.25; RSS growth <= 100 KiB per VM.
+
+use minimega::config::Bus;
+use minimega::dbus::client::Client;
+use minimega::vm::accel::Accel;
+use minimega::vm::argv::{qemu_argv, Launch, VmPaths};
+use minimega::vm::config::VmConfig;
+use minimega::vm::qmp::Qmp;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const MEMORY_MIB: u64 = 128;
+
+/// `bench launch [N [ROUNDS]]`
+pub fn run(args: &[String]) -> ExitCode {
+    let n = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
+    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    match launch(n, rounds) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench launch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Removes the scratch directory and stops what we started, also on error.
+struct Scratch {
+    dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            // SAFETY: a plain kill(2) of our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn launch(n: u64, rounds: usize) -> Result<(), String> {
+    let dir = PathBuf::from(format!("/var/tmp/minimega-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let mut scratch = Scratch {
+        dir: dir.clone(),
+        children: Vec::new(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+
+    // A private bus and a daemon on it.
+    let sock = dir.join("bus.sock");
+    let mut bus = Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address"])
+        .arg(format!("--address=unix:path={}", sock.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("dbus-daemon: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(bus.stdout.take().ok_or("no bus output")?)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    scratch.children.push(bus);
+    let address = format!("unix:path={}", sock.display());
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let minimega = exe.with_file_name("minimega");
+    let daemon = Command::new(&minimega)
+        .arg("-base")
+        .arg(dir.join("base"))
+        .args([
+            "-port",
+            &free_port().map_err(|e| e.to_string())?.to_string(),
+        ])
+        .args(["-nostdin", "-bus", &address, "-level", "warn"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
+        .env_remove("NOTIFY_SOCKET")
+        .spawn()
+        .map_err(|e| format!("{}: {e}", minimega.display()))?;
+    let daemon_pid = daemon.id();
+    scratch.children.push(daemon);
+    let client = rt.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(c) = Client::connect(&Bus::Address(address.clone())).await {
+                if c.exec("version").await.is_ok() {
+                    return Ok(c);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("the daemon did not answer within 30 s".to_string());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })?;
+    let exec = |cmd: &str| -> Result<String, String> {
+        let r = rt.block_on(client.exec(cmd)).map_err(|e| e.to_string())?;
+        if r.has_error() {
+            return Err(format!("`{cmd}`: {}", r.text));
+        }
+        Ok(r.text)
+    };
+    let accel = exec(".annotate false .headers false .columns accel host")?;
+    let accel = if accel.trim() == "kvm" {
+        Accel::Kvm
+    } else {
+        Accel::Tcg
+    };
+    exec(&format!("vm config memory {MEMORY_MIB}"))?;
+    println!("launch {n}: QEMU paused, {MEMORY_MIB} MiB each, accel {accel}");
+
+    // Warm the page cache and QEMU's first start, for both runs alike.
+    raw(&rt, &dir.join("warm"), 1, accel)?;
+
+    // Rounds alternate daemon and raw so both see the same machine (it is
+    // shared and noisy); the medians are compared. RSS growth is the first
+    // round's: the daemon's first allocations, the worst case.
+    let mut daemon_times = Vec::new();
+    let mut raw_times = Vec::new();
+    let mut kill_times = Vec::new();
+    let mut rss = (0, 0);
+    for round in 0..rounds {
+        let before = rss_kib(daemon_pid);
+        let t = Instant::now();
+        exec(&format!("vm launch kvm {n}"))?;
+        daemon_times.push(t.elapsed());
+        let after = rss_kib(daemon_pid);
+        if round == 0 {
+            rss = (before, after);
+        }
+        let t = Instant::now();
+        exec("vm kill all")?;
+        kill_times.push(t.elapsed());
+        exec("vm flush")?;
+        raw_times.push(raw(&rt, &dir.join("raw"), n, accel)?);
+        println!(
+            "round {}: daemon {:.3} s, raw {:.3} s",
+            round + 1,
+            daemon_times[round].as_secs_f64(),
+            raw_times[round].as_secs_f64()
+        );
+    }
+    let (daemon_time, raw_time, kill_time) = (
+        median(&daemon_times),
+        median(&raw_times),
+        median(&kill_times),
+    );
+    let ratio = daemon_time.as_secs_f64() / raw_time.as_secs_f64();
+    let (rss_before, rss_after) = rss;
+    let per_vm = (rss_after as f64 - rss_before as f64) / n as f64;
+    println!(
+        "daemon: vm launch kvm {n}      {:>8.3} s (median of {rounds})",
+        daemon_time.as_secs_f64()
+    );
+    println!(
+        "raw:    parallel spawn of {n}  {:>8.3} s (median of {rounds})",
+        raw_time.as_secs_f64()
+    );
+    println!("ratio:  {ratio:.3} (target <= 1.25)");
+    println!(
+        "daemon: vm kill all          {:>8.3} s",
+        kill_time.as_secs_f64()
+    );
+    println!(
+        "daemon RSS: {rss_before} KiB before, {rss_after} KiB after: {per_vm:.1} KiB per VM (target <= 100)"
+    );
+    Ok(())
+}
+
+/// Spawns `n` QEMUs with the daemon's own command lines, all at once, and
+/// waits until every one has answered on QMP. Returns that time; then
+/// kills them.
+fn raw(rt: &tokio::runtime::Runtime, dir: &Path, n: u64, accel: Accel) -> Result<Duration, String> {
+    let config = VmConfig {
+        memory: MEMORY_MIB,
+        ..VmConfig::default()
+    };
+    let paths: Vec<VmPaths> = (0..n).map(|id| VmPaths::new(dir, id)).collect();
+    for p in &paths {
+        std::fs::create_dir_all(&p.dir).map_err(|e| e.to_string())?;
+    }
+    let argvs: Vec<Vec<String>> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            qemu_argv(&Launch {
+                name: &format!("raw-{i}"),
+                uuid: "9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc",
+                paths: p,
+                accel,
+                config: &config,
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for (a, p) in argvs.iter().zip(&paths) {
+        let c = Command::new(&a[0])
+            .args(&a[1..])
+            .current_dir(&p.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", a[0]))?;
+        children.push(c);
+    }
+    let ready = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for p in &paths {
+            let qmp = p.qmp();
+            set.spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(300);
+                loop {
+                    match Qmp::connect(&qmp, Duration::from_secs(300)).await {
+                        Ok(q) => return Ok(q),
+                        Err(e) if Instant::now() > deadline => return Err(e.to_string()),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                }
+            });
+        }
+        let mut conns = Vec::new();
+        while let Some(j) = set.join_next().await {
+            conns.push(j.map_err(|e| e.to_string())??);
+        }
+        Ok::<_, String>(conns)
+    });
+    let elapsed = start.elapsed();
+    for c in &mut children {
+        let _ = c.kill();
+    }
+    for c in &mut children {
+        let _ = c.wait();
+    }
+    drop(ready?);
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(elapsed)
+}

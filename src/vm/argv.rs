@@ -1,0 +1,233 @@
+//! QEMU's command line for one VM, built from its config and where its
+//! files live. Pure: no file is touched here, so every argv is unit-tested.
+//!
+//! QEMU starts paused (`-S`) and in the foreground (no `-daemonize`: the
+//! daemon keeps it as a child and watches it); its monitor is one QMP unix
+//! socket in the VM's folder; serial ports are unix sockets there too, each
+//! also logged to a file so the console is readable after the fact.
+
+use super::accel::Accel;
+use super::config::VmConfig;
+use std::path::{Path, PathBuf};
+
+/// Files of one VM under `<base>/<id>/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmPaths {
+    pub dir: PathBuf,
+}
+
+impl VmPaths {
+    pub fn new(base: &Path, id: u64) -> VmPaths {
+        VmPaths {
+            dir: base.join(id.to_string()),
+        }
+    }
+    pub fn qmp(&self) -> PathBuf {
+        self.dir.join("qmp")
+    }
+    pub fn vnc(&self) -> PathBuf {
+        self.dir.join("vnc")
+    }
+    pub fn serial(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("serial{n}"))
+    }
+    pub fn serial_log(&self, n: u64) -> PathBuf {
+        self.dir.join(format!("serial{n}.log"))
+    }
+    /// QEMU's stdout and stderr.
+    pub fn qemu_log(&self) -> PathBuf {
+        self.dir.join("qemu.log")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+}
+
+/// Translation cache for TCG, in MiB: bounded so a VM's memory limit can
+/// hold it (QEMU's own default is up to 1 GiB per VM).
+pub const TCG_TB_SIZE_MIB: u64 = 256;
+
+/// Everything the argv depends on.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    pub name: &'a str,
+    pub uuid: &'a str,
+    pub paths: &'a VmPaths,
+    pub accel: Accel,
+    pub config: &'a VmConfig,
+}
+
+/// The full argv, program first.
+pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
+    let c = l.config;
+    let p = l.paths;
+    let mut a: Vec<String> = vec![c.qemu.clone()];
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["-name", l.name, "-uuid", l.uuid]);
+    push(&["-m", &c.memory.to_string(), "-smp", &c.vcpus.to_string()]);
+    match l.accel {
+        Accel::Kvm => push(&["-accel", "kvm"]),
+        Accel::Tcg => push(&["-accel", &format!("tcg,tb-size={TCG_TB_SIZE_MIB}")]),
+    }
+    if !c.machine.is_empty() {
+        push(&["-machine", &c.machine]);
+    }
+    let cpu = match (c.cpu.as_str(), l.accel) {
+        ("", Accel::Kvm) => "host",
+        (cpu, _) => cpu,
+    };
+    if !cpu.is_empty() {
+        push(&["-cpu", cpu]);
+    }
+    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    push(&["-vga", &c.vga]);
+    push(&["-vnc", &format!("unix:{}", p.vnc().display())]);
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qmp,path={},server=on,wait=off",
+            p.qmp().display()
+        ),
+        "-mon",
+        "chardev=qmp,mode=control",
+    ]);
+    for n in 0..c.serial_ports {
+        push(&[
+            "-chardev",
+            &format!(
+                "socket,id=serial{n},path={},server=on,wait=off,logfile={}",
+                p.serial(n).display(),
+                p.serial_log(n).display()
+            ),
+            "-device",
+            &format!("isa-serial,chardev=serial{n}"),
+        ]);
+    }
+    for (i, disk) in c.disks.iter().enumerate() {
+        let mut d = format!("file={},if=virtio,id=disk{i},media=disk", escape(disk));
+        if c.snapshot {
+            d.push_str(",snapshot=on");
+        }
+        push(&["-drive", &d]);
+    }
+    // Always present, so `vm cdrom change` works on a VM booted without one.
+    let mut cd = String::from("id=cdrom,if=ide,media=cdrom");
+    if !c.cdrom.is_empty() {
+        cd.push_str(&format!(",file={}", escape(&c.cdrom)));
+    }
+    push(&["-drive", &cd]);
+    if !c.kernel.is_empty() {
+        push(&["-kernel", &c.kernel]);
+    }
+    if !c.initrd.is_empty() {
+        push(&["-initrd", &c.initrd]);
+    }
+    if !c.append.is_empty() {
+        push(&["-append", &c.append.join(" ")]);
+    }
+    push(&["-S"]);
+    a.extend(c.qemu_append.iter().cloned());
+    a
+}
+
+/// QEMU option values double a comma to mean a literal one.
+fn escape(v: &str) -> String {
+    v.replace(',', ",,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(c: &VmConfig, accel: Accel) -> Vec<String> {
+        let paths = VmPaths::new(Path::new("/b"), 7);
+        qemu_argv(&Launch {
+            name: "web1",
+            uuid: "9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc",
+            paths: &paths,
+            accel,
+            config: c,
+        })
+    }
+
+    #[test]
+    fn default_config_under_tcg() {
+        let got = argv(&VmConfig::default(), Accel::Tcg).join(" ");
+        let want = "qemu-system-x86_64 -name web1 -uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc \
+            -m 2048 -smp 1 -accel tcg,tb-size=256 -nodefaults -no-user-config -display none \
+            -vga std -vnc unix:/b/7/vnc \
+            -chardev socket,id=qmp,path=/b/7/qmp,server=on,wait=off -mon chardev=qmp,mode=control \
+            -drive id=cdrom,if=ide,media=cdrom -S";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn kvm_defaults_to_the_host_cpu() {
+        let a = argv(&VmConfig::default(), Accel::Kvm);
+        let s = a.join(" ");
+        assert!(s.contains("-accel kvm -cpu host -nodefaults"), "{s}");
+        let c = VmConfig {
+            cpu: "qemu64".into(),
+            ..VmConfig::default()
+        };
+        assert!(argv(&c, Accel::Kvm).join(" ").contains("-cpu qemu64"));
+    }
+
+    #[test]
+    fn everything_set() {
+        let c = VmConfig {
+            memory: 256,
+            vcpus: 2,
+            disks: vec!["/img/a,b.qcow2".into(), "/img/c.qcow2".into()],
+            snapshot: true,
+            cdrom: "/iso/x.iso".into(),
+            kernel: "/k/vmlinuz".into(),
+            initrd: "/k/initrd".into(),
+            append: vec!["console=ttyS0".into(), "quiet".into()],
+            machine: "q35".into(),
+            qemu: "/opt/qemu".into(),
+            qemu_append: vec!["-rtc".into(), "base=utc".into()],
+            serial_ports: 2,
+            vga: "none".into(),
+            ..VmConfig::default()
+        };
+        let a = argv(&c, Accel::Tcg);
+        assert_eq!(a[0], "/opt/qemu");
+        let expect_pairs = [
+            ("-m", "256"),
+            ("-smp", "2"),
+            ("-machine", "q35"),
+            ("-vga", "none"),
+            ("-kernel", "/k/vmlinuz"),
+            ("-initrd", "/k/initrd"),
+            ("-append", "console=ttyS0 quiet"),
+        ];
+        for (flag, val) in expect_pairs {
+            let i = a.iter().position(|x| x == flag).expect(flag);
+            assert_eq!(a[i + 1], val, "{flag}");
+        }
+        let s = a.join(" ");
+        assert!(s.contains(
+            "-chardev socket,id=serial0,path=/b/7/serial0,server=on,wait=off,logfile=/b/7/serial0.log -device isa-serial,chardev=serial0"
+        ), "{s}");
+        assert!(s.contains("id=serial1,path=/b/7/serial1,"), "{s}");
+        assert!(s.contains("-drive file=/img/a,,b.qcow2,if=virtio,id=disk0,media=disk,snapshot=on"));
+        assert!(s.contains("-drive file=/img/c.qcow2,if=virtio,id=disk1,media=disk,snapshot=on"));
+        assert!(s.contains("-drive id=cdrom,if=ide,media=cdrom,file=/iso/x.iso"));
+        assert!(
+            s.ends_with("-S -rtc base=utc"),
+            "qemu-append goes last: {s}"
+        );
+    }
+
+    #[test]
+    fn no_snapshot_writes_the_disk() {
+        let c = VmConfig {
+            disks: vec!["/img/a.qcow2".into()],
+            snapshot: false,
+            ..VmConfig::default()
+        };
+        let s = argv(&c, Accel::Tcg).join(" ");
+        assert!(s.contains("-drive file=/img/a.qcow2,if=virtio,id=disk0,media=disk -drive"));
+    }
+}

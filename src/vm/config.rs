@@ -1,0 +1,447 @@
+//! `vm config`: the settings a launch copies into each new VM, with
+//! minimega's field names and defaults. Parsing and printing are pure; a
+//! relative file name resolves against the files directory (`-filepath`).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown vm config field `{0}` (fields: {FIELD_LIST})")]
+    UnknownField(String),
+    #[error("ambiguous vm config field `{0}`: could be {1}")]
+    Ambiguous(String, String),
+    #[error("invalid {field} `{value}`: {why}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    #[error("vm config {0} takes one value")]
+    OneValue(&'static str),
+}
+
+const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
+
+/// The QEMU binary when `vm config qemu` was not set.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct VmConfig {
+    /// MiB.
+    pub memory: u64,
+    pub vcpus: u64,
+    pub disks: Vec<String>,
+    /// Boot from a throw-away overlay of each disk, so many VMs share one
+    /// base image and never write to it.
+    pub snapshot: bool,
+    pub cdrom: String,
+    pub kernel: String,
+    pub initrd: String,
+    pub append: Vec<String>,
+    /// Empty: each VM gets a random one.
+    pub uuid: String,
+    pub machine: String,
+    /// Empty: `host` under KVM, QEMU's default model under TCG.
+    pub cpu: String,
+    pub qemu: String,
+    pub qemu_append: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub serial_ports: u64,
+    pub vga: String,
+    /// Kept for the mesh scheduler: the host a launch should land on.
+    pub schedule: String,
+    /// Kept for the mesh scheduler: how many other VMs may share a host (-1: any).
+    pub coschedule: i64,
+}
+
+impl Default for VmConfig {
+    fn default() -> Self {
+        VmConfig {
+            memory: 2048,
+            vcpus: 1,
+            disks: Vec::new(),
+            snapshot: true,
+            cdrom: String::new(),
+            kernel: String::new(),
+            initrd: String::new(),
+            append: Vec::new(),
+            uuid: String::new(),
+            machine: String::new(),
+            cpu: String::new(),
+            qemu: DEFAULT_QEMU.into(),
+            qemu_append: Vec::new(),
+            tags: BTreeMap::new(),
+            serial_ports: 0,
+            vga: "std".into(),
+            schedule: String::new(),
+            coschedule: -1,
+        }
+    }
+}
+
+/// A settable field of [`VmConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Memory,
+    Vcpus,
+    Disks,
+    Snapshot,
+    Cdrom,
+    Kernel,
+    Initrd,
+    Append,
+    Uuid,
+    Machine,
+    Cpu,
+    Qemu,
+    QemuAppend,
+    Tags,
+    SerialPorts,
+    Vga,
+    Schedule,
+    Coschedule,
+}
+
+/// Every field by its command name, in the order `vm config` prints them.
+/// `disk` and `tags` are accepted spellings of `disks` and `tag`.
+pub const FIELDS: &[(&str, Field)] = &[
+    ("memory", Field::Memory),
+    ("vcpus", Field::Vcpus),
+    ("disks", Field::Disks),
+    ("snapshot", Field::Snapshot),
+    ("cdrom", Field::Cdrom),
+    ("kernel", Field::Kernel),
+    ("initrd", Field::Initrd),
+    ("append", Field::Append),
+    ("uuid", Field::Uuid),
+    ("machine", Field::Machine),
+    ("cpu", Field::Cpu),
+    ("qemu", Field::Qemu),
+    ("qemu-append", Field::QemuAppend),
+    ("tag", Field::Tags),
+    ("serial-ports", Field::SerialPorts),
+    ("vga", Field::Vga),
+    ("schedule", Field::Schedule),
+    ("coschedule", Field::Coschedule),
+];
+
+const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tags", Field::Tags)];
+
+impl Field {
+    /// Resolves a field name: exact names and aliases first, then a
+    /// unique prefix (`mem`).
+    pub fn parse(name: &str) -> Result<Field, ConfigError> {
+        if let Some((_, f)) = FIELDS.iter().chain(ALIASES).find(|(n, _)| *n == name) {
+            return Ok(*f);
+        }
+        let hits: Vec<&(&str, Field)> = FIELDS
+            .iter()
+            .filter(|(n, _)| !name.is_empty() && n.starts_with(name))
+            .collect();
+        match hits.as_slice() {
+            [(_, f)] => Ok(*f),
+            [] => Err(ConfigError::UnknownField(name.to_string())),
+            many => Err(ConfigError::Ambiguous(
+                name.to_string(),
+                many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        FIELDS
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
+}
+
+/// Parses a positive count (memory MiB, vcpus).
+fn positive(field: &'static str, v: &str) -> Result<u64, ConfigError> {
+    let bad = |why| ConfigError::Invalid {
+        field,
+        value: v.to_string(),
+        why,
+    };
+    let n: u64 = v.parse().map_err(|_| bad("not a number"))?;
+    if n == 0 {
+        return Err(bad("must be greater than 0"));
+    }
+    Ok(n)
+}
+
+fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
+    match values {
+        [v] => Ok(v),
+        _ => Err(ConfigError::OneValue(field.name())),
+    }
+}
+
+/// A file name as stored: absolute, relative names under `filepath`.
+pub fn resolve_file(filepath: &Path, name: &str) -> String {
+    if name.is_empty() || Path::new(name).is_absolute() {
+        name.to_string()
+    } else {
+        filepath.join(name).to_string_lossy().into_owned()
+    }
+}
+
+/// True for the canonical 8-4-4-4-12 hex form.
+pub fn valid_uuid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+impl VmConfig {
+    /// Sets a field from the words after its name. `tag` takes a key and a
+    /// value; list fields take any number of words.
+    pub fn set(
+        &mut self,
+        field: Field,
+        values: &[String],
+        filepath: &Path,
+    ) -> Result<(), ConfigError> {
+        match field {
+            Field::Memory => self.memory = positive("memory", single(field, values)?)?,
+            Field::Vcpus => self.vcpus = positive("vcpus", single(field, values)?)?,
+            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Snapshot => {
+                let v = single(field, values)?;
+                self.snapshot = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            field: "snapshot",
+                            value: v.into(),
+                            why: "expected true or false",
+                        })
+                    }
+                }
+            }
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Append => self.append = values.to_vec(),
+            Field::Uuid => {
+                let v = single(field, values)?;
+                if !valid_uuid(v) {
+                    return Err(ConfigError::Invalid {
+                        field: "uuid",
+                        value: v.into(),
+                        why: "expected the form 01234567-89ab-cdef-0123-456789abcdef",
+                    });
+                }
+                self.uuid = v.to_ascii_lowercase();
+            }
+            Field::Machine => self.machine = single(field, values)?.into(),
+            Field::Cpu => self.cpu = single(field, values)?.into(),
+            Field::Qemu => self.qemu = single(field, values)?.into(),
+            Field::QemuAppend => self.qemu_append = values.to_vec(),
+            Field::Tags => match values {
+                [k, v] => {
+                    self.tags.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "tag",
+                        value: values.join(" "),
+                        why: "expected a key and a value",
+                    })
+                }
+            },
+            Field::SerialPorts => {
+                let v = single(field, values)?;
+                self.serial_ports = v.parse().map_err(|_| ConfigError::Invalid {
+                    field: "serial-ports",
+                    value: v.into(),
+                    why: "not a number",
+                })?;
+            }
+            Field::Vga => self.vga = single(field, values)?.into(),
+            Field::Schedule => self.schedule = single(field, values)?.into(),
+            Field::Coschedule => {
+                let v = single(field, values)?;
+                self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
+                    field: "coschedule",
+                    value: v.into(),
+                    why: "not a number",
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resets one field to its default.
+    pub fn clear(&mut self, field: Field) {
+        let d = VmConfig::default();
+        match field {
+            Field::Memory => self.memory = d.memory,
+            Field::Vcpus => self.vcpus = d.vcpus,
+            Field::Disks => self.disks = d.disks,
+            Field::Snapshot => self.snapshot = d.snapshot,
+            Field::Cdrom => self.cdrom = d.cdrom,
+            Field::Kernel => self.kernel = d.kernel,
+            Field::Initrd => self.initrd = d.initrd,
+            Field::Append => self.append = d.append,
+            Field::Uuid => self.uuid = d.uuid,
+            Field::Machine => self.machine = d.machine,
+            Field::Cpu => self.cpu = d.cpu,
+            Field::Qemu => self.qemu = d.qemu,
+            Field::QemuAppend => self.qemu_append = d.qemu_append,
+            Field::Tags => self.tags = d.tags,
+            Field::SerialPorts => self.serial_ports = d.serial_ports,
+            Field::Vga => self.vga = d.vga,
+            Field::Schedule => self.schedule = d.schedule,
+            Field::Coschedule => self.coschedule = d.coschedule,
+        }
+    }
+
+    /// The field as `vm config <field>` prints it.
+    pub fn get(&self, field: Field) -> String {
+        match field {
+            Field::Memory => self.memory.to_string(),
+            Field::Vcpus => self.vcpus.to_string(),
+            Field::Disks => list(&self.disks),
+            Field::Snapshot => self.snapshot.to_string(),
+            Field::Cdrom => self.cdrom.clone(),
+            Field::Kernel => self.kernel.clone(),
+            Field::Initrd => self.initrd.clone(),
+            Field::Append => self.append.join(" "),
+            Field::Uuid => self.uuid.clone(),
+            Field::Machine => self.machine.clone(),
+            Field::Cpu => self.cpu.clone(),
+            Field::Qemu => self.qemu.clone(),
+            Field::QemuAppend => self.qemu_append.join(" "),
+            Field::Tags => tags_json(&self.tags),
+            Field::SerialPorts => self.serial_ports.to_string(),
+            Field::Vga => self.vga.clone(),
+            Field::Schedule => self.schedule.clone(),
+            Field::Coschedule => self.coschedule.to_string(),
+        }
+    }
+
+    /// `vm config` alone: every field, one per line.
+    pub fn describe(&self) -> String {
+        let w = FIELDS.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 1;
+        let mut out = String::from("Current VM configuration:");
+        for (name, f) in FIELDS {
+            let label = format!("{name}:");
+            out.push_str(&format!("\n{label:<w$} {}", self.get(*f)));
+        }
+        out
+    }
+}
+
+/// A list as minimega prints one: `[a b]`.
+pub fn list(items: &[String]) -> String {
+    format!("[{}]", items.join(" "))
+}
+
+/// Tags as the JSON object of the `tags` column.
+pub fn tags_json(tags: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(tags).unwrap_or_else(|_| "{}".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(c: &mut VmConfig, f: &str, v: &[&str]) -> Result<(), ConfigError> {
+        let values: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        c.set(Field::parse(f)?, &values, Path::new("/tmp/minimega/files"))
+    }
+
+    #[test]
+    fn defaults_are_minimegas() {
+        let c = VmConfig::default();
+        assert_eq!((c.memory, c.vcpus, c.snapshot), (2048, 1, true));
+        assert_eq!(c.qemu, "qemu-system-x86_64");
+        assert_eq!(c.vga, "std");
+        assert_eq!(c.coschedule, -1);
+        assert!(c.disks.is_empty() && c.uuid.is_empty());
+    }
+
+    #[test]
+    fn fields_by_name_alias_and_prefix() {
+        assert_eq!(Field::parse("memory"), Ok(Field::Memory));
+        assert_eq!(Field::parse("mem"), Ok(Field::Memory));
+        assert_eq!(Field::parse("disk"), Ok(Field::Disks));
+        assert_eq!(Field::parse("qemu"), Ok(Field::Qemu));
+        assert_eq!(Field::parse("qemu-a"), Ok(Field::QemuAppend));
+        assert!(matches!(Field::parse("c"), Err(ConfigError::Ambiguous(..))));
+        let e = Field::parse("frobnicate").unwrap_err().to_string();
+        assert!(e.starts_with("unknown vm config field `frobnicate`"), "{e}");
+    }
+
+    #[test]
+    fn numbers_are_checked() {
+        let mut c = VmConfig::default();
+        set(&mut c, "memory", &["512"]).unwrap();
+        assert_eq!(c.memory, 512);
+        assert_eq!(
+            set(&mut c, "memory", &["lots"]).unwrap_err().to_string(),
+            "invalid memory `lots`: not a number"
+        );
+        assert_eq!(
+            set(&mut c, "memory", &["0"]).unwrap_err().to_string(),
+            "invalid memory `0`: must be greater than 0"
+        );
+        assert!(set(&mut c, "vcpus", &["-1"]).is_err());
+        assert_eq!(c.memory, 512, "a bad value changes nothing");
+    }
+
+    #[test]
+    fn relative_files_resolve_against_filepath() {
+        let mut c = VmConfig::default();
+        set(&mut c, "kernel", &["foo"]).unwrap();
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo");
+        set(&mut c, "disk", &["a.qcow2", "/abs/b.qcow2"]).unwrap();
+        assert_eq!(
+            c.get(Field::Disks),
+            "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
+        );
+    }
+
+    #[test]
+    fn tags_uuid_and_clear() {
+        let mut c = VmConfig::default();
+        set(&mut c, "tag", &["role", "web"]).unwrap();
+        assert_eq!(c.get(Field::Tags), r#"{"role":"web"}"#);
+        assert!(set(&mut c, "uuid", &["nope"]).is_err());
+        set(&mut c, "uuid", &["9131E2A3-AD6B-4F38-B5BA-5FF2B19E32DC"]).unwrap();
+        assert_eq!(c.uuid, "9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc");
+        set(&mut c, "memory", &["64"]).unwrap();
+        c.clear(Field::Memory);
+        assert_eq!(c.memory, 2048);
+        c.clear(Field::Tags);
+        assert!(c.tags.is_empty());
+    }
+
+    #[test]
+    fn describe_lists_every_field() {
+        let text = VmConfig::default().describe();
+        assert!(text.starts_with("Current VM configuration:\n"));
+        for (name, _) in FIELDS {
+            assert!(text.contains(&format!("\n{name}:")), "{name}");
+        }
+        assert!(text.contains("\nmemory:       2048\n"), "{text}");
+    }
+
+    #[test]
+    fn serde_round_trip_fills_defaults() {
+        let c: VmConfig = serde_json::from_str(r#"{"memory":64}"#).unwrap();
+        assert_eq!((c.memory, c.vcpus), (64, 1));
+        let back: VmConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+    }
+}

@@ -1,0 +1,496 @@
+//! `vm launch`: checks, then ids, names and the UUID claimed at once,
+//! then every QEMU spawned concurrently, placed (cgroup or scope unit) and
+//! connected over QMP. A VM whose launch fails leaves nothing behind. Also
+//! the watch on each QEMU that turns its exit into QUIT.
+
+use super::argv::{self, VmPaths};
+use super::config::VmConfig;
+use super::limits::Limits;
+use super::manager::{err, now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
+use super::process;
+use super::qmp::{Qmp, QmpEvent};
+use super::state::{Placed, VmState};
+use super::targets::LaunchNames;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tracing::info;
+
+/// How long a new QEMU may take to answer on QMP. Generous: a hundred
+/// QEMUs starting at once under TCG on two cores take seconds each.
+const QMP_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Vms {
+    /// Checks everything a launch needs before anything is made.
+    pub(super) fn validate(&self, cfg: &VmConfig) -> Result<(), VmError> {
+        let files = [
+            ("kernel", &cfg.kernel),
+            ("initrd", &cfg.initrd),
+            ("cdrom", &cfg.cdrom),
+        ];
+        for (what, f) in files {
+            if !f.is_empty() && !Path::new(f).is_file() {
+                return err(format!("{what} {f}: no such file"));
+            }
+        }
+        for d in &cfg.disks {
+            if !Path::new(d).exists() {
+                return err(format!("disk {d}: no such file"));
+            }
+        }
+        if !cfg.initrd.is_empty() && cfg.kernel.is_empty() {
+            return err("an initrd needs a kernel (vm config kernel)");
+        }
+        if find_binary(&cfg.qemu).is_none() {
+            return err(format!("qemu binary `{}` not found", cfg.qemu));
+        }
+        Ok(())
+    }
+
+    /// `vm launch kvm <names|count>`: registers the VMs, then starts every
+    /// QEMU at once and returns when each is BUILDING or has failed. A VM
+    /// that failed leaves nothing behind.
+    pub async fn launch(&self, ns: &str, names: LaunchNames) -> Result<Vec<u64>, VmError> {
+        let cfg = self.config(ns);
+        self.validate(&cfg)?;
+        let vms = self.reserve(ns, names, &cfg)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for vm in &vms {
+            let me = self.clone();
+            let vm = vm.clone();
+            // Spawned, so a client that goes away mid-launch cannot leave
+            // a half-made VM behind.
+            tasks.spawn(async move {
+                let r = me.launch_one(&vm).await;
+                (vm, r)
+            });
+        }
+        let mut ok = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        while let Some(j) = tasks.join_next().await {
+            match j {
+                Ok((vm, Ok(()))) => ok.push(vm.id),
+                Ok((vm, Err(e))) => errors.push(format!("vm {}: {e}", vm.name)),
+                Err(e) => errors.push(format!("launch task failed: {e}")),
+            }
+        }
+        ok.sort_unstable();
+        match errors.len() {
+            0 => Ok(ok),
+            1 => err(errors.remove(0)),
+            n => {
+                errors.sort();
+                err(format!("{} (and {} more VMs failed)", errors[0], n - 1))
+            }
+        }
+    }
+
+    /// Allocates ids and claims names and the UUID, all or none.
+    pub(super) fn reserve(
+        &self,
+        ns: &str,
+        names: LaunchNames,
+        cfg: &VmConfig,
+    ) -> Result<Vec<Arc<Vm>>, VmError> {
+        let mut reg = self.reg();
+        let n = match &names {
+            LaunchNames::Count(n) => *n as usize,
+            LaunchNames::Names(v) => v.len(),
+        };
+        if !cfg.uuid.is_empty() {
+            if n > 1 {
+                return err(format!(
+                    "uuid {} is configured: it can be used by one VM only, not {n}",
+                    cfg.uuid
+                ));
+            }
+            if let Some(v) = reg.uuids.get(&cfg.uuid).and_then(|id| reg.vms.get(id)) {
+                return err(format!(
+                    "uuid {} is already used by vm {}",
+                    cfg.uuid, v.name
+                ));
+            }
+        }
+        let first = self.inner.next_id.load(Ordering::SeqCst);
+        let list: Vec<(u64, String)> = match names {
+            LaunchNames::Count(n) => (first..first + n)
+                .map(|id| (id, format!("vm-{id}")))
+                .collect(),
+            LaunchNames::Names(v) => v
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| (first + i as u64, name))
+                .collect(),
+        };
+        for (_, name) in &list {
+            if reg.names.contains_key(&(ns.to_string(), name.clone())) {
+                return err(format!(
+                    "vm name `{name}` is already used in namespace {ns}"
+                ));
+            }
+        }
+        self.inner
+            .next_id
+            .store(first + list.len() as u64, Ordering::SeqCst);
+        let mut out = Vec::with_capacity(list.len());
+        for (id, name) in list {
+            let uuid = if cfg.uuid.is_empty() {
+                random_uuid()
+            } else {
+                cfg.uuid.clone()
+            };
+            let vm = Arc::new(Vm {
+                id,
+                name: name.clone(),
+                namespace: ns.to_string(),
+                uuid: uuid.clone(),
+                paths: VmPaths::new(&self.inner.base, id),
+                status: Mutex::new(Status {
+                    state: VmState::Building,
+                    config: cfg.clone(),
+                    pid: None,
+                    pid_start: None,
+                    placed: Placed::default(),
+                    launched: now_secs(),
+                    tags: cfg.tags.clone(),
+                    error: String::new(),
+                    generation: 0,
+                    launching: true,
+                    life: None,
+                    qmp: None,
+                }),
+                op: tokio::sync::Mutex::new(()),
+            });
+            reg.names.insert((ns.to_string(), name), id);
+            reg.uuids.insert(uuid, id);
+            reg.vms.insert(id, vm.clone());
+            out.push(vm);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn unregister(&self, vm: &Vm) {
+        let mut reg = self.reg();
+        reg.vms.remove(&vm.id);
+        reg.names.remove(&(vm.namespace.clone(), vm.name.clone()));
+        if reg.uuids.get(&vm.uuid) == Some(&vm.id) {
+            reg.uuids.remove(&vm.uuid);
+        }
+    }
+
+    async fn launch_one(&self, vm: &Arc<Vm>) -> Result<(), VmError> {
+        let _op = vm.op.lock().await;
+        let dir = &vm.paths.dir;
+        let r = match std::fs::create_dir_all(dir) {
+            Err(e) => err(format!("cannot create {}: {e}", dir.display())),
+            Ok(()) => self.start_process(vm).await,
+        };
+        match r {
+            Ok(()) => {
+                self.announce(vm, VmState::Building);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(dir);
+                self.unregister(vm);
+                Err(e)
+            }
+        }
+    }
+
+    /// Places, spawns and connects to a new QEMU for `vm` (paused). On
+    /// error the process, its cgroup or unit are gone again.
+    pub(super) async fn start_process(&self, vm: &Arc<Vm>) -> Result<(), VmError> {
+        let (cfg, gen) = {
+            let mut s = vm.lock();
+            s.generation += 1;
+            s.launching = true;
+            s.error.clear();
+            (s.config.clone(), s.generation)
+        };
+        let accel = self.accel();
+        let limits = Limits::for_vm(&cfg, accel);
+        let p = &vm.paths;
+        for stale in [p.qmp(), p.vnc()] {
+            let _ = std::fs::remove_file(stale);
+        }
+        for n in 0..cfg.serial_ports {
+            let _ = std::fs::remove_file(p.serial(n));
+        }
+        let argv = argv::qemu_argv(&argv::Launch {
+            name: &vm.name,
+            uuid: &vm.uuid,
+            paths: p,
+            accel,
+            config: &cfg,
+        });
+        let placement = self.placement();
+        let leaf = format!("{}-{}", self.inner.tag, vm.id);
+        let cgroups = placement.prepare(&leaf, &limits).map_err(VmError)?;
+        let procs = super::cgroup::procs_files(&cgroups);
+        let child = match process::spawn(&argv, &p.dir, &p.qemu_log(), &procs) {
+            Ok(c) => c,
+            Err(e) => {
+                placement.release_cgroups(&cgroups).await;
+                return err(format!("cannot run {}: {e}", argv[0]));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+        let pid_start = process::start_time(pid);
+        let (life_tx, life_rx) = watch::channel(Life::Running);
+        {
+            let mut s = vm.lock();
+            s.pid = Some(pid);
+            s.pid_start = pid_start;
+            s.placed = Placed {
+                unit: None,
+                cgroups: cgroups.clone(),
+            };
+            s.launched = now_secs();
+            s.life = Some(life_rx.clone());
+            s.state = VmState::Building;
+        }
+        self.save(vm);
+        {
+            let me = self.clone();
+            let vm = vm.clone();
+            tokio::spawn(async move {
+                let mut child = child;
+                let _ = child.wait().await;
+                me.exited(&vm, gen, life_tx).await;
+            });
+        }
+        let r = async {
+            let unit = placement
+                .attach(&vm.namespace, &vm.name, pid, &limits)
+                .await
+                .map_err(VmError)?;
+            if unit.is_some() {
+                vm.lock().placed.unit = unit;
+                self.save(vm);
+            }
+            self.connect_new(vm, life_rx.clone()).await
+        }
+        .await;
+        match r {
+            Ok((qmp, events)) => {
+                let exited = {
+                    let mut s = vm.lock();
+                    s.launching = false;
+                    s.qmp = Some(qmp.clone());
+                    *life_rx.borrow() != Life::Running
+                };
+                if exited {
+                    // Lost the race with its exit: its watcher saw
+                    // `launching` and left the cleanup to us.
+                    self.abandon(vm, life_rx).await;
+                    return err(format!("qemu exited: {}", qemu_error(&vm.paths)));
+                }
+                self.spawn_events(vm, gen, events);
+                self.save(vm);
+                Ok(())
+            }
+            Err(e) => {
+                self.abandon(vm, life_rx).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Undoes a failed start: kills the process, waits for it, releases
+    /// its unit or cgroup.
+    async fn abandon(&self, vm: &Vm, mut life: watch::Receiver<Life>) {
+        let (pid, start, placed) = {
+            let mut s = vm.lock();
+            s.qmp = None;
+            // Its watcher must not mistake this for a VM that quit.
+            s.generation += 1;
+            s.launching = false;
+            (
+                s.pid.take(),
+                s.pid_start.take(),
+                std::mem::take(&mut s.placed),
+            )
+        };
+        if let Some(pid) = pid {
+            process::signal(pid, start, libc::SIGKILL);
+        }
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            life.wait_for(|l| *l != Life::Running),
+        )
+        .await;
+        self.placement().release(&placed).await;
+    }
+
+    /// Waits for the QMP socket of a just-spawned QEMU and connects, or
+    /// reports why QEMU died first (its own words from its log).
+    async fn connect_new(
+        &self,
+        vm: &Vm,
+        mut life: watch::Receiver<Life>,
+    ) -> Result<(Arc<Qmp>, mpsc::UnboundedReceiver<QmpEvent>), VmError> {
+        let path = vm.paths.qmp();
+        let deadline = tokio::time::Instant::now() + QMP_READY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        let attempt = async {
+            loop {
+                match tokio::net::UnixStream::connect(&path).await {
+                    Ok(stream) => {
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        let (q, ev) = Qmp::handshake(stream, left)
+                            .await
+                            .map_err(|e| VmError(format!("QMP: {e}")))?;
+                        return Ok::<_, VmError>((q, ev));
+                    }
+                    Err(_) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(100));
+                    }
+                    Err(e) => return err(format!("no QMP socket at {}: {e}", path.display())),
+                }
+            }
+        };
+        tokio::select! {
+            r = attempt => {
+                let (mut q, ev) = r?;
+                q.timeout = QMP_CALL_TIMEOUT;
+                Ok((Arc::new(q), ev))
+            }
+            _ = life.wait_for(|l| *l != Life::Running) => {
+                err(format!("qemu exited at once: {}", qemu_error(&vm.paths)))
+            }
+        }
+    }
+
+    /// Applies QEMU's own pause/resume events (e.g. from `vm qmp`).
+    pub(super) fn spawn_events(
+        &self,
+        vm: &Arc<Vm>,
+        gen: u64,
+        mut events: mpsc::UnboundedReceiver<QmpEvent>,
+    ) {
+        let me = self.clone();
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                let to = {
+                    let s = vm.lock();
+                    if s.generation != gen {
+                        return;
+                    }
+                    match (ev.name.as_str(), s.state) {
+                        ("STOP", VmState::Running) => Some(VmState::Paused),
+                        ("RESUME", VmState::Paused | VmState::Building) => Some(VmState::Running),
+                        _ => None,
+                    }
+                };
+                if let Some(to) = to {
+                    me.transition(&vm, to);
+                }
+            }
+        });
+    }
+
+    /// Called by a process's watcher when it is gone: QUIT, saved,
+    /// announced, and its cgroup or unit released.
+    pub(super) async fn exited(&self, vm: &Arc<Vm>, gen: u64, life: watch::Sender<Life>) {
+        let _ = life.send(Life::Exited);
+        let placed = {
+            let mut s = vm.lock();
+            if s.generation != gen || s.launching {
+                return;
+            }
+            s.qmp = None;
+            s.pid = None;
+            s.pid_start = None;
+            std::mem::take(&mut s.placed)
+        };
+        self.placement().release(&placed).await;
+        let from = vm.state();
+        if from != VmState::Error {
+            self.transition(vm, VmState::Quit);
+        } else {
+            self.save(vm);
+        }
+        info!(vm = %vm.name, id = vm.id, "qemu exited");
+        let _ = life.send(Life::Settled);
+    }
+}
+
+/// The last lines QEMU wrote, as one line.
+pub fn qemu_error(paths: &VmPaths) -> String {
+    let text = std::fs::read_to_string(paths.qemu_log()).unwrap_or_default();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return "no message".into();
+    }
+    let tail = &lines[lines.len().saturating_sub(3)..];
+    tail.join("; ")
+}
+
+/// The binary's path: as given when it has a `/`, else searched in PATH.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| exec(p))
+}
+
+/// A random (version 4) UUID.
+pub fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::getrandom(&mut b).is_err() {
+        let t = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b = t.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_are_v4_and_valid() {
+        let u = random_uuid();
+        assert!(super::super::config::valid_uuid(&u), "{u}");
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(random_uuid(), u);
+    }
+
+    #[test]
+    fn binaries() {
+        assert!(find_binary("sh").is_some());
+        assert!(find_binary("/bin/sh").is_some());
+        assert!(find_binary("no-such-qemu-here").is_none());
+    }
+}

@@ -1,0 +1,68 @@
+//! The resource limits a VM's unit or cgroup gets, derived from its
+//! config. Pure, shared by the systemd and the plain-cgroup placements.
+
+use super::accel::Accel;
+use super::argv::TCG_TB_SIZE_MIB;
+use super::config::VmConfig;
+
+/// What QEMU itself needs beside guest RAM: its own heap, device models,
+/// vCPU thread stacks, the VNC server. Measured near 40 MiB for a paused
+/// VM; the rest is headroom for I/O buffers.
+pub const QEMU_OVERHEAD_MIB: u64 = 256;
+
+/// Period of the CPU quota, as systemd uses for `CPUQuota=`.
+pub const CPU_PERIOD_USEC: u64 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_max: u64,
+    /// cgroup v2 / systemd scale: 1..=10000, 100 is the default.
+    pub cpu_weight: u64,
+    /// CPU time allowed per [`CPU_PERIOD_USEC`].
+    pub cpu_quota_usec: u64,
+    pub tasks_max: u64,
+}
+
+impl Limits {
+    pub fn for_vm(c: &VmConfig, accel: Accel) -> Limits {
+        let mut mib = c.memory.saturating_add(QEMU_OVERHEAD_MIB);
+        if accel == Accel::Tcg {
+            mib = mib.saturating_add(TCG_TB_SIZE_MIB);
+        }
+        Limits {
+            memory_max: mib.saturating_mul(1024 * 1024),
+            cpu_weight: (100 * c.vcpus).clamp(1, 10_000),
+            // One CPU per vCPU, plus one for QEMU's main loop and I/O threads.
+            cpu_quota_usec: c.vcpus.saturating_add(1).saturating_mul(CPU_PERIOD_USEC),
+            // vCPU threads, the main loop, and QEMU's I/O thread pool (64).
+            tasks_max: 96 + c.vcpus,
+        }
+    }
+
+    /// cgroup v1's `cpu.shares` for the same weight (1024 is the default).
+    pub fn cpu_shares(&self) -> u64 {
+        (self.cpu_weight * 1024 / 100).max(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_follow_memory_and_vcpus() {
+        let c = VmConfig {
+            memory: 512,
+            vcpus: 2,
+            ..VmConfig::default()
+        };
+        let l = Limits::for_vm(&c, Accel::Kvm);
+        assert_eq!(l.memory_max, (512 + 256) << 20);
+        assert_eq!(l.cpu_weight, 200);
+        assert_eq!(l.cpu_shares(), 2048);
+        assert_eq!(l.cpu_quota_usec, 300_000);
+        assert_eq!(l.tasks_max, 98);
+        let t = Limits::for_vm(&c, Accel::Tcg);
+        assert_eq!(t.memory_max, (512 + 256 + 256) << 20);
+    }
+}

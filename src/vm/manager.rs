@@ -1,0 +1,410 @@
+//! The VMs of this node: a registry keyed by id, (namespace, name) and
+//! UUID, each VM's status, lookups, and persistence: every state change
+//! is saved and announced. Launching is in `launch`, the rest of the
+//! lifecycle in `lifecycle`, start-up adoption in `adopt`.
+
+use super::accel::Accel;
+use super::argv::VmPaths;
+use super::config::VmConfig;
+use super::placement::Placement;
+use super::process;
+use super::qmp::{Qmp, QmpEvent};
+use super::state::{self, Placed, Record, VmState};
+use super::targets::Target;
+use crate::daemon::Event;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, warn};
+
+/// One line naming what went wrong.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("{0}")]
+pub struct VmError(pub String);
+
+pub(super) fn err<T>(msg: impl Into<String>) -> Result<T, VmError> {
+    Err(VmError(msg.into()))
+}
+
+/// The namespace of sessions that chose none.
+pub const DEFAULT_NAMESPACE: &str = "minimega";
+
+/// Each QMP call afterwards.
+pub const QMP_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a QEMU process is in its life, as its watcher reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    Running,
+    /// The process is gone.
+    Exited,
+    /// ... and the daemon has finished with it (state saved, cgroup gone).
+    Settled,
+}
+
+/// A VM's mutable part.
+pub struct Status {
+    pub state: VmState,
+    pub config: VmConfig,
+    pub pid: Option<u32>,
+    pub pid_start: Option<u64>,
+    pub placed: Placed,
+    pub launched: u64,
+    pub tags: BTreeMap<String, String>,
+    pub error: String,
+    /// Bumped by each (re)launch, so the watcher of an older process never
+    /// touches a newer one.
+    pub(super) generation: u64,
+    /// True while a launch is still waiting for QMP: its own error path
+    /// cleans up then, not the watcher.
+    pub(super) launching: bool,
+    pub(super) life: Option<watch::Receiver<Life>>,
+    pub(super) qmp: Option<Arc<Qmp>>,
+}
+
+pub struct Vm {
+    pub id: u64,
+    pub name: String,
+    pub namespace: String,
+    pub uuid: String,
+    pub paths: VmPaths,
+    pub status: Mutex<Status>,
+    /// Serialises lifecycle operations on this VM.
+    pub(super) op: tokio::sync::Mutex<()>,
+}
+
+impl Vm {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn state(&self) -> VmState {
+        self.lock().state
+    }
+
+    fn record(&self) -> Record {
+        let s = self.lock();
+        Record {
+            id: self.id,
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            uuid: self.uuid.clone(),
+            config: s.config.clone(),
+            state: s.state,
+            pid: s.pid,
+            pid_start: s.pid_start,
+            placed: s.placed.clone(),
+            launched: s.launched,
+            tags: s.tags.clone(),
+            error: s.error.clone(),
+        }
+    }
+
+    pub fn qmp(&self) -> Result<Arc<Qmp>, VmError> {
+        let s = self.lock();
+        match &s.qmp {
+            Some(q) if s.state.is_live() => Ok(q.clone()),
+            _ => err(format!("vm {} is not running ({})", self.name, s.state)),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Registry {
+    pub(super) vms: BTreeMap<u64, Arc<Vm>>,
+    pub(super) names: HashMap<(String, String), u64>,
+    pub(super) uuids: HashMap<String, u64>,
+}
+
+pub(super) struct Inner {
+    pub base: PathBuf,
+    pub filepath: PathBuf,
+    events: broadcast::Sender<Event>,
+    pub accel: OnceLock<Accel>,
+    pub placement: OnceLock<Placement>,
+    pub(super) next_id: AtomicU64,
+    pub(super) reg: Mutex<Registry>,
+    configs: Mutex<HashMap<String, VmConfig>>,
+    /// Distinguishes this base directory's cgroups from another daemon's.
+    pub tag: String,
+}
+
+/// The node's VMs. Cheap to clone: every clone is the same registry.
+#[derive(Clone)]
+pub struct Vms {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A short stable tag of a path (FNV-1a), for cgroup names.
+fn path_tag(p: &Path) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in p.as_os_str().as_encoded_bytes() {
+        h ^= *b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+impl Vms {
+    pub fn new(base: &Path, filepath: &Path, events: broadcast::Sender<Event>) -> Vms {
+        Vms {
+            inner: Arc::new(Inner {
+                base: base.to_path_buf(),
+                filepath: filepath.to_path_buf(),
+                events,
+                accel: OnceLock::new(),
+                placement: OnceLock::new(),
+                next_id: AtomicU64::new(0),
+                reg: Mutex::new(Registry::default()),
+                configs: Mutex::new(HashMap::new()),
+                tag: path_tag(base),
+            }),
+        }
+    }
+
+    pub(super) fn reg(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.inner.reg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn accel(&self) -> Accel {
+        *self.inner.accel.get().unwrap_or(&Accel::Tcg)
+    }
+
+    pub fn placement(&self) -> &Placement {
+        static PLAIN: Placement = Placement::Plain;
+        self.inner.placement.get().unwrap_or(&PLAIN)
+    }
+
+    pub fn filepath(&self) -> &Path {
+        &self.inner.filepath
+    }
+
+    // ---- vm config, per namespace ----
+
+    pub fn config(&self, ns: &str) -> VmConfig {
+        let c = self.inner.configs.lock().unwrap_or_else(|p| p.into_inner());
+        c.get(ns).cloned().unwrap_or_default()
+    }
+
+    pub fn set_config(&self, ns: &str, cfg: VmConfig) {
+        let mut c = self.inner.configs.lock().unwrap_or_else(|p| p.into_inner());
+        c.insert(ns.to_string(), cfg);
+    }
+
+    // ---- lookups ----
+
+    pub fn all(&self) -> Vec<Arc<Vm>> {
+        self.reg().vms.values().cloned().collect()
+    }
+
+    pub fn in_namespace(&self, ns: &str) -> Vec<Arc<Vm>> {
+        self.reg()
+            .vms
+            .values()
+            .filter(|v| v.namespace == ns)
+            .cloned()
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        self.reg().vms.len()
+    }
+
+    pub fn by_name(&self, ns: &str, name: &str) -> Option<Arc<Vm>> {
+        let r = self.reg();
+        let id = r.names.get(&(ns.to_string(), name.to_string()))?;
+        r.vms.get(id).cloned()
+    }
+
+    /// The VMs a target list names, in order, each once. An unknown name
+    /// or id is an error and nothing is returned.
+    pub fn resolve(&self, ns: &str, targets: &[Target]) -> Result<Vec<Arc<Vm>>, VmError> {
+        let r = self.reg();
+        let mut out: Vec<Arc<Vm>> = Vec::new();
+        let mut push = |v: &Arc<Vm>| {
+            if !out.iter().any(|o| o.id == v.id) {
+                out.push(v.clone());
+            }
+        };
+        for t in targets {
+            match t {
+                Target::All => r
+                    .vms
+                    .values()
+                    .filter(|v| v.namespace == ns)
+                    .for_each(&mut push),
+                Target::Id(id) => match r.vms.get(id).filter(|v| v.namespace == ns) {
+                    Some(v) => push(v),
+                    None => return err(format!("vm not found: {id}")),
+                },
+                Target::Name(n) => match r
+                    .names
+                    .get(&(ns.to_string(), n.clone()))
+                    .and_then(|id| r.vms.get(id))
+                {
+                    Some(v) => push(v),
+                    None => return err(format!("vm not found: {n}")),
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Looks up exactly one VM.
+    pub fn one(&self, ns: &str, target: &str) -> Result<Arc<Vm>, VmError> {
+        let t = super::targets::parse_targets(target).map_err(|e| VmError(e.to_string()))?;
+        let vms = self.resolve(ns, &t)?;
+        match vms.as_slice() {
+            [v] => Ok(v.clone()),
+            [] => err(format!("vm not found: {target}")),
+            _ => err(format!("`{target}` names {} VMs; name one", vms.len())),
+        }
+    }
+
+    // ---- events and persistence ----
+
+    pub(super) fn announce(&self, vm: &Vm, state: VmState) {
+        let _ = self.inner.events.send(Event::VmState {
+            namespace: vm.namespace.clone(),
+            name: vm.name.clone(),
+            id: vm.id,
+            state: state.to_string(),
+        });
+    }
+
+    pub(super) fn save(&self, vm: &Vm) {
+        if let Err(e) = state::save(&vm.paths.dir, &vm.record()) {
+            warn!(vm = %vm.name, "cannot save state in {}: {e}", vm.paths.dir.display());
+        }
+    }
+
+    /// Sets the state, saves and announces it.
+    pub(super) fn transition(&self, vm: &Vm, to: VmState) {
+        let changed = {
+            let mut s = vm.lock();
+            let changed = s.state != to;
+            s.state = to;
+            changed
+        };
+        self.save(vm);
+        if changed {
+            debug!(vm = %vm.name, id = vm.id, "-> {to}");
+            self.announce(vm, to);
+        }
+    }
+
+    // ---- used by adoption ----
+
+    pub(super) fn bump_next_id(&self, id: u64) {
+        self.inner.next_id.fetch_max(id + 1, Ordering::SeqCst);
+    }
+
+    /// Registers a VM read back from its record. False if its name or id
+    /// is taken (it is then left alone).
+    pub(super) fn register_adopted(&self, r: &Record) -> Option<Arc<Vm>> {
+        let mut reg = self.reg();
+        let key = (r.namespace.clone(), r.name.clone());
+        if reg.vms.contains_key(&r.id) || reg.names.contains_key(&key) {
+            return None;
+        }
+        let vm = Arc::new(Vm {
+            id: r.id,
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+            uuid: r.uuid.clone(),
+            paths: VmPaths::new(&self.inner.base, r.id),
+            status: Mutex::new(Status {
+                state: r.state,
+                config: r.config.clone(),
+                pid: r.pid,
+                pid_start: r.pid_start,
+                placed: r.placed.clone(),
+                launched: r.launched,
+                tags: r.tags.clone(),
+                error: r.error.clone(),
+                generation: 1,
+                launching: false,
+                life: None,
+                qmp: None,
+            }),
+            op: tokio::sync::Mutex::new(()),
+        });
+        reg.names.insert(key, r.id);
+        reg.uuids.entry(r.uuid.clone()).or_insert(r.id);
+        reg.vms.insert(r.id, vm.clone());
+        Some(vm)
+    }
+
+    /// Adopted VM: watch its process (not our child) and its QMP events.
+    pub(super) fn watch_adopted(
+        &self,
+        vm: &Arc<Vm>,
+        pid: u32,
+        start: Option<u64>,
+        qmp: Option<(Arc<Qmp>, mpsc::UnboundedReceiver<QmpEvent>)>,
+    ) {
+        let (life_tx, life_rx) = watch::channel(Life::Running);
+        let gen = {
+            let mut s = vm.lock();
+            s.life = Some(life_rx);
+            s.generation
+        };
+        if let Some((q, events)) = qmp {
+            vm.lock().qmp = Some(q);
+            self.spawn_events(vm, gen, events);
+        }
+        let me = self.clone();
+        let vm = vm.clone();
+        tokio::spawn(async move {
+            process::wait_exit(pid, start).await;
+            me.exited(&vm, gen, life_tx).await;
+        });
+    }
+
+    pub(super) fn set_state_quiet(&self, vm: &Vm, to: VmState, error: &str) {
+        {
+            let mut s = vm.lock();
+            s.state = to;
+            s.error = error.to_string();
+        }
+        self.save(vm);
+    }
+
+    /// Committed vCPUs and memory (MiB) of the VMs that have a QEMU.
+    pub fn commitment(&self) -> (u64, u64, usize) {
+        let mut cpus = 0;
+        let mut mem = 0;
+        let mut live = 0;
+        for vm in self.all() {
+            let s = vm.lock();
+            if s.state.is_live() {
+                cpus += s.config.vcpus;
+                mem += s.config.memory;
+                live += 1;
+            }
+        }
+        (cpus, mem, live)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_tags_differ() {
+        assert_ne!(path_tag(Path::new("/a")), path_tag(Path::new("/b")));
+        assert_eq!(path_tag(Path::new("/a")).len(), 8);
+    }
+}

@@ -1,0 +1,56 @@
+//! VMs on this node: `vm config`, `vm launch` and the lifecycle, QEMU
+//! driven over QMP, each VM in a systemd scope unit (or a cgroup of our
+//! own without systemd), and re-adopted when the daemon restarts.
+//!
+//! - [`config`], [`argv`], [`targets`], [`limits`], [`screenshot`]: pure
+//! - [`state`]: the per-VM record on disk
+//! - [`qmp`], [`process`], [`accel`]: QEMU at the edge
+//! - [`cgroup`], [`placement`] (and `systemd::units`): where QEMU runs
+//! - [`manager`], [`launch`], [`lifecycle`], [`adopt`]: the registry and
+//!   the lifecycle
+//! - [`commands`], [`info`]: the command table
+
+pub mod accel;
+pub mod adopt;
+pub mod argv;
+pub mod cgroup;
+pub mod commands;
+pub mod config;
+pub mod info;
+pub mod launch;
+pub mod lifecycle;
+pub mod limits;
+pub mod manager;
+pub mod placement;
+pub mod process;
+pub mod qmp;
+pub mod screenshot;
+pub mod state;
+pub mod targets;
+
+pub use manager::{Vm, VmError, Vms};
+
+use tracing::{info, warn};
+
+impl Vms {
+    /// At daemon start, before READY=1: probe the accelerator, choose the
+    /// placement, adopt the previous instance's VMs.
+    pub async fn init(&self, recover: bool) {
+        let (accel, why) = accel::probe(config::DEFAULT_QEMU).await;
+        match why {
+            Some(why) => warn!("KVM is not usable ({why}); VMs run under TCG (much slower)"),
+            None => info!("KVM works; VMs use it"),
+        }
+        let _ = self.inner.accel.set(accel);
+        let placement = placement::Placement::detect().await;
+        info!("VMs run as {}", placement.describe());
+        let _ = self.inner.placement.set(placement);
+        let a = self.adopt(recover).await;
+        if a != adopt::Adopted::default() {
+            info!(
+                "previous VMs: {} adopted running, {} found dead (QUIT), {} removed",
+                a.live, a.dead, a.removed
+            );
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! Where a VM's QEMU runs: in a systemd scope unit when systemd is the
+//! init system, else in a cgroup of our own (cgroups-rs), else (no
+//! permission to make cgroups) as a plain process. Chosen once at start.
+
+use super::cgroup::{self, Tree};
+use super::limits::Limits;
+use super::state::Placed;
+use crate::systemd::units::{self, Units};
+use std::path::PathBuf;
+use tracing::warn;
+
+pub enum Placement {
+    Systemd(Units),
+    Cgroup(Tree),
+    Plain,
+}
+
+impl Placement {
+    pub async fn detect() -> Placement {
+        if units::systemd_booted() {
+            match Units::connect().await {
+                Ok(u) => return Placement::Systemd(u),
+                Err(e) => warn!(
+                    "systemd is running but its bus is not usable ({e}); VMs get plain cgroups"
+                ),
+            }
+        }
+        match tokio::task::spawn_blocking(Tree::detect).await {
+            Ok(Ok(t)) => Placement::Cgroup(t),
+            Ok(Err(e)) => {
+                warn!("cannot make cgroups for VMs ({e}); VMs run without resource limits");
+                Placement::Plain
+            }
+            Err(_) => Placement::Plain,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Placement::Systemd(_) => format!("systemd scope units in {}", units::SLICE),
+            Placement::Cgroup(t) => t.describe(),
+            Placement::Plain => "plain processes (no cgroups)".into(),
+        }
+    }
+
+    /// Before the spawn: the VM's own cgroup, when we make them.
+    pub fn prepare(&self, leaf: &str, limits: &Limits) -> Result<Vec<PathBuf>, String> {
+        match self {
+            Placement::Cgroup(t) => t.create(leaf, limits),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// After the spawn: the scope unit, under systemd. Returns its name.
+    pub async fn attach(
+        &self,
+        namespace: &str,
+        name: &str,
+        pid: u32,
+        limits: &Limits,
+    ) -> Result<Option<String>, String> {
+        let Placement::Systemd(u) = self else {
+            return Ok(None);
+        };
+        let unit = units::scope_name(namespace, name);
+        let desc = format!("minimega VM {name} (namespace {namespace})");
+        u.start_scope(&unit, &desc, pid, limits).await?;
+        Ok(Some(unit))
+    }
+
+    pub async fn release_cgroups(&self, dirs: &[PathBuf]) {
+        if dirs.is_empty() {
+            return;
+        }
+        let dirs = dirs.to_vec();
+        let _ = tokio::task::spawn_blocking(move || cgroup::remove(&dirs)).await;
+    }
+
+    /// After the process is gone: its unit stopped and forgotten, its
+    /// cgroup removed.
+    pub async fn release(&self, placed: &Placed) {
+        if let (Some(unit), Placement::Systemd(u)) = (&placed.unit, self) {
+            u.stop(unit).await;
+        }
+        self.release_cgroups(&placed.cgroups).await;
+    }
+
+    /// Current memory (bytes) and CPU time (ns) of a VM.
+    pub async fn usage(&self, placed: &Placed) -> (Option<u64>, Option<u64>) {
+        match (&placed.unit, self) {
+            (Some(unit), Placement::Systemd(u)) => u.usage(unit).await,
+            _ => cgroup::usage(&placed.cgroups),
+        }
+    }
+
+    /// Is the unit of an adopted VM still there?
+    pub async fn unit_active(&self, unit: &str) -> bool {
+        match self {
+            Placement::Systemd(u) => u.is_active(unit).await,
+            _ => false,
+        }
+    }
+}

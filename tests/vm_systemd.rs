@@ -1,0 +1,103 @@
+//! VMs under real systemd, in a test-bed node: each VM is a transient
+//! scope unit in minimega.slice with limits from its config, and the
+//! daemon's restarts (clean, and after SIGKILL) leave every VM running and
+//! re-adopted with the same id.
+
+mod common;
+
+use common::testbed::{Node, Testbed};
+use std::time::Duration;
+
+fn scope(id: u64) -> String {
+    format!("minimega-minimega-vm\\x2d{id}.scope")
+}
+
+/// `vm info` as (id, name, state, unit) rows.
+fn vms(n: &Node) -> Vec<Vec<String>> {
+    n.ok("minimega -e .annotate false .headers false .csv true .columns id,name,state,unit vm info")
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+fn show(n: &Node, unit: &str, prop: &str) -> String {
+    n.ok(&format!("systemctl show -p {prop} --value '{unit}'"))
+}
+
+#[test]
+fn vms_are_scope_units_that_survive_daemon_restarts() {
+    let bed = Testbed::boot(&["node1"]);
+    let n = bed.node("node1");
+    n.install_build();
+    n.ok("systemctl start minimega");
+    n.ok("minimega -e vm config memory 64");
+    n.ok("minimega -e vm config vcpus 2");
+    n.ok("minimega -e vm launch kvm 3");
+
+    let units = n.ok("systemctl list-units --no-legend --plain 'minimega*'");
+    for id in 0..3 {
+        let unit = scope(id);
+        assert!(units.contains(&unit), "{unit} missing from:\n{units}");
+        assert_eq!(show(n, &unit, "ActiveState"), "active");
+        assert_eq!(show(n, &unit, "Slice"), "minimega.slice");
+        // 64 MiB guest + 256 MiB QEMU overhead + 256 MiB TCG cache.
+        assert_eq!(
+            show(n, &unit, "MemoryMax"),
+            ((64u64 + 512) << 20).to_string()
+        );
+        assert_eq!(show(n, &unit, "CPUWeight"), "200");
+        assert_eq!(show(n, &unit, "CPUQuotaPerSecUSec"), "3s");
+        assert_eq!(show(n, &unit, "TasksMax"), "98");
+    }
+    let before = vms(n);
+    assert_eq!(before.len(), 3, "{before:?}");
+    for (i, row) in before.iter().enumerate() {
+        assert_eq!(row[0], i.to_string());
+        assert_eq!(row[2], "BUILDING");
+        assert_eq!(row[3], scope(i as u64));
+    }
+    n.ok("minimega -e vm start vm-1");
+
+    // A restart of the service leaves the scopes alone.
+    n.ok("systemctl restart minimega");
+    for id in 0..3 {
+        assert_eq!(show(n, &scope(id), "ActiveState"), "active");
+    }
+    let after = vms(n);
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(
+        after.iter().map(|r| &r[0..2]).collect::<Vec<_>>(),
+        before.iter().map(|r| &r[0..2]).collect::<Vec<_>>()
+    );
+    assert_eq!(after[1][2], "RUNNING");
+
+    // So does a crash: systemd restarts the daemon (Restart=on-failure),
+    // which adopts the same VMs.
+    let main = n.ok("systemctl show -p MainPID --value minimega");
+    n.ok(&format!("kill -9 {main}"));
+    n.wait_ok(
+        &format!(
+            "test \"$(systemctl show -p MainPID --value minimega)\" != {main} && \
+             systemctl is-active minimega && minimega -e vm info"
+        ),
+        Duration::from_secs(30),
+    );
+    for id in 0..3 {
+        assert_eq!(show(n, &scope(id), "ActiveState"), "active");
+    }
+    let again = vms(n);
+    assert_eq!(
+        again.iter().map(|r| &r[0..2]).collect::<Vec<_>>(),
+        before.iter().map(|r| &r[0..2]).collect::<Vec<_>>()
+    );
+    let log = n.ok("journalctl -u minimega --no-pager -o cat");
+    assert!(log.contains("3 adopted running"), "{log}");
+
+    // vm kill stops the scopes; flush forgets the VMs.
+    n.ok("minimega -e vm kill all");
+    let left = n.ok("systemctl list-units --no-legend --plain 'minimega-*.scope'");
+    assert_eq!(left, "", "scopes left: {left}");
+    n.ok("minimega -e vm flush");
+    assert_eq!(n.ok("minimega -e vm info"), "");
+    n.ok("systemctl stop minimega");
+}
