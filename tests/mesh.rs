@@ -528,3 +528,66 @@ n1   | minimega  |       | true"
     );
     assert_eq!(stdout(&out), "host | name\nn2   | n2\nn3   | n3");
 }
+
+/// Counts `vm info` rows per host in `host | name | ...` output.
+fn vms_per_host(table: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for line in table.lines().skip(1) {
+        let host = line.split('|').next().unwrap_or("").trim().to_string();
+        *m.entry(host).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn namespace_launch_spreads_vms_over_its_hosts() {
+    let mut c = Cluster::new();
+    let names = ["n1", "n2", "n3"];
+    for (i, n) in names.iter().enumerate() {
+        c.start(i, n, &["-degree", "10"]);
+    }
+    wait_size(&c, &names, 3);
+    let n1 = c.node("n1");
+    // Paused VMs without disks: cheap, and enough to see where they land.
+    let out = attach(
+        n1,
+        "namespace exp\nns add-hosts n1\nvm config memory 128\nvm launch kvm 6\n.columns name,state vm info\n",
+    );
+    let per_host = vms_per_host(&out);
+    assert_eq!(
+        per_host.into_iter().collect::<Vec<_>>(),
+        [
+            ("n1".to_string(), 2),
+            ("n2".to_string(), 2),
+            ("n3".to_string(), 2)
+        ],
+        "{out}"
+    );
+    assert!(out.lines().skip(1).all(|l| l.contains("BUILDING")), "{out}");
+
+    // Named VMs: spread too; a name in use anywhere in the namespace is
+    // refused before anything is launched.
+    let out = attach(n1, "namespace exp\nvm launch kvm web[1-3]\n.columns name .filter name~web vm info\nvm launch kvm web2\n");
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("web")).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    assert!(
+        out.contains("E: vm name already used in namespace exp: web2 (on n"),
+        "{out}"
+    );
+
+    // A pinned VM lands where it is told; lifecycle commands reach it
+    // wherever it is, without "not found" noise from the other hosts.
+    let out = attach(
+        n1,
+        "namespace exp\nvm config schedule n3\nvm launch kvm pinned\nclear vm config schedule\n.columns name .filter name=pinned vm info\nvm start pinned\n.columns name,state .filter name=pinned vm info\nvm kill all\nvm flush\nvm info\n",
+    );
+    assert!(out.contains("n3   | pinned"), "{out}");
+    assert!(out.contains("n3   | pinned | RUNNING"), "{out}");
+    assert!(!out.contains("E: "), "{out}");
+    let empty = attach(n1, "namespace exp\n.columns name vm info\n");
+    assert!(empty.lines().count() <= 1, "flushed VMs remain: {empty}");
+    // And nothing is left in the default namespace of any node.
+    for n in names {
+        assert_eq!(c.node(n).d.ok("vm info"), "", "{n}");
+    }
+}

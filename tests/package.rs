@@ -9,6 +9,7 @@ use common::testbed::{Node, Testbed};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 const V: &str = env!("CARGO_PKG_VERSION");
 
@@ -234,16 +235,11 @@ fn main_pid(node: &Node) -> String {
 }
 
 /// A VM must survive an upgrade (KillMode=process, VMs in their own scopes).
-/// Runs once the daemon has `vm launch` (the VM issue); until then, says so.
-fn launch_vm(node: &Node) -> Option<String> {
-    if !node.sh("minimega -e help vm launch").status.success() {
-        eprintln!("no `vm launch` yet: the VM part of the upgrade test is skipped");
-        return None;
-    }
+fn launch_vm(node: &Node) -> String {
     node.ok("minimega -e vm config memory 64");
     node.ok("minimega -e vm launch kvm upgrade0");
     node.ok("minimega -e vm start upgrade0");
-    Some(node.ok("minimega -e .annotate false .headers false .columns state,pid vm info"))
+    node.ok("minimega -e .annotate false .headers false .columns state,pid vm info")
 }
 
 #[test]
@@ -308,16 +304,14 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
         .ok("ls /etc/minimega")
         .lines()
         .all(|f| f == "minimega.toml" || f == "mesh.key"));
-    if let Some(before) = vm {
-        let after =
-            node.ok("minimega -e .annotate false .headers false .columns state,pid vm info");
-        assert_eq!(after, before, "the VM did not survive the upgrade");
-        node.ok("minimega -e vm kill all");
-        node.ok("minimega -e vm flush");
-    }
+    let after = node.ok("minimega -e .annotate false .headers false .columns state,pid vm info");
+    assert_eq!(after, vm, "the VM did not survive the upgrade");
+    let qemu = vm.split('|').nth(1).unwrap().trim().to_string();
 
-    // Remove: the program, the unit and the policy go; configuration stays.
+    // Remove: the program, the unit and the policy go; configuration stays;
+    // the VM keeps running (a reinstall would adopt it).
     node.ok(&format!("{apt} remove minimega"));
+    node.ok(&format!("kill -0 {qemu}"));
     assert!(!node.sh("test -e /usr/bin/minimega").status.success());
     let units = node.ok("systemctl list-unit-files minimega.service | grep -c minimega || true");
     assert_eq!(units, "0", "the unit is still known");
@@ -334,8 +328,16 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
     node.ok("test -f /etc/minimega/minimega.toml && test -f /etc/minimega/mesh.key");
 
     // Purge: nothing of ours is left but the group (kept, as Debian keeps
-    // system accounts).
+    // system accounts); the VM whose state it removes is stopped first.
     node.ok(&format!("{apt} purge minimega"));
+    node.wait_ok(
+        &format!("! kill -0 {qemu} 2>/dev/null"),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        node.ok("systemctl list-units --all --no-legend 'minimega*' | wc -l"),
+        "0"
+    );
     assert!(!node.sh("test -e /etc/minimega").status.success());
     assert!(!node.sh("test -e /run/minimega").status.success());
     assert!(node.ok("getent group minimega").starts_with("minimega:"));

@@ -36,6 +36,9 @@ pub struct Elsewhere {
     pub here: bool,
     /// The other hosts' responses, merged into the command's answer.
     pub remote: BoxFuture<'static, Vec<Response>>,
+    /// Tidies the merged answer (e.g. drops "not here" errors of hosts
+    /// that simply do not hold what another host acted on).
+    pub tidy: Option<fn(&mut Vec<Response>)>,
 }
 
 /// One command of the table: its patterns, help and handler.
@@ -230,6 +233,9 @@ impl<C: Context> Engine<C> {
                     responses: remote,
                     flags: session.flags,
                 }),
+            }
+            if let (Some(tidy), Some(g)) = (elsewhere.tidy, groups.last_mut()) {
+                tidy(&mut g.responses);
             }
             groups
         })

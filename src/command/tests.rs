@@ -255,6 +255,7 @@ impl Context for Spread {
                 far.host = "far".into();
                 vec![far, Response::error("gone", "no answer within 10s")]
             }),
+            tidy: None,
         })
     }
 }

@@ -233,7 +233,17 @@ impl Mesh {
     /// returns every response, with one error response per target that
     /// failed or did not answer within the mesh timeout.
     pub async fn send(&self, targets: &[String], line: &str) -> Vec<Response> {
-        let timeout = self.timeout();
+        self.send_within(targets, line, self.timeout()).await
+    }
+
+    /// [`Mesh::send`] with its own timeout (`None`: until the target
+    /// answers or leaves the mesh), for commands known to take long.
+    pub async fn send_within(
+        &self,
+        targets: &[String],
+        line: &str,
+        timeout: Option<Duration>,
+    ) -> Vec<Response> {
         let asks = targets
             .iter()
             .map(|t| self.request(t.clone(), line.to_string(), timeout));

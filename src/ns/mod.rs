@@ -12,8 +12,10 @@
 //!
 //! - [`commands`]: `namespace`, `clear namespace`, `ns ...`
 //! - [`schedule`]: where `vm launch` puts VMs in a namespace (pure)
+//! - [`launch`]: `vm launch` across the namespace's hosts
 
 pub mod commands;
+pub mod launch;
 pub mod schedule;
 
 use crate::command::{lexer, Elsewhere, Response, Session};
@@ -152,7 +154,22 @@ pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> O
     Some(Elsewhere {
         here: hosts.contains(me),
         remote: Box::pin(async move { mesh.send(&remote, &line).await }),
+        tidy: command
+            .starts_with("vm ")
+            .then_some(drop_not_found as fn(&mut Vec<Response>)),
     })
+}
+
+/// A VM lives on one host of a namespace: the other hosts' "vm not found"
+/// is noise when some host acted on it (minimega hides it too). When no
+/// host knows the VM, one such error is kept.
+pub fn drop_not_found(responses: &mut Vec<Response>) {
+    let not_found = |r: &Response| r.error.starts_with("vm not found");
+    if responses.iter().any(|r| !not_found(r)) {
+        responses.retain(|r| !not_found(r));
+    } else {
+        responses.truncate(1);
+    }
 }
 
 /// Host loads for the scheduler, read from the `host` command's table
@@ -202,6 +219,30 @@ pub fn loads_from_host_table(responses: &[Response]) -> Vec<schedule::HostLoad> 
 mod tests {
     use super::*;
     use crate::command::table;
+
+    #[test]
+    fn not_found_errors_of_other_hosts_are_dropped() {
+        let ok = Response {
+            host: "a".into(),
+            ..Default::default()
+        };
+        let mut rs = vec![
+            ok.clone(),
+            Response::error("b", "vm not found: x"),
+            Response::error("c", "disk gone"),
+        ];
+        drop_not_found(&mut rs);
+        assert_eq!(
+            rs.iter().map(|r| r.host.as_str()).collect::<Vec<_>>(),
+            ["a", "c"]
+        );
+        let mut none = vec![
+            Response::error("b", "vm not found: x"),
+            Response::error("c", "vm not found: x"),
+        ];
+        drop_not_found(&mut none);
+        assert_eq!(none, vec![Response::error("b", "vm not found: x")]);
+    }
 
     #[test]
     fn names() {

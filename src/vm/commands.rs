@@ -6,7 +6,9 @@ use super::config::{self, Field, VmConfig};
 use super::manager::{Vm, VmError, DEFAULT_NAMESPACE};
 use super::targets::{self, Target};
 use super::{info, screenshot};
-use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
+use crate::command::{
+    table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
+};
 use crate::daemon::Node;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,11 +51,11 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
-            patterns: &["vm launch kvm <name or count>"],
+            patterns: &["vm launch kvm <name or count>", "vm launch kvm <name or count> config <json>"],
             short: "launch virtual machines in a paused state",
-            long: "Launch VMs from the current `vm config`, paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\nAll QEMUs start at once; the command returns when each VM is BUILDING.\nNames that are integers, and `all`, are refused. A VM that fails to launch\nleaves nothing behind. Start VMs with `vm start`.",
+            long: "Launch VMs from the current `vm config`, paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\nAll QEMUs start at once; the command returns when each VM is BUILDING.\nNames that are integers, and `all`, are refused. A VM that fails to launch\nleaves nothing behind. Start VMs with `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (committed CPUs), honouring `vm config schedule` and\n`coschedule`, and each host launches its share with this node's config\n(the `config <json>` form carries it; a head node sends it, not users).",
             handler: vm_launch,
-            mesh_ok: false,
+            mesh_ok: true,
         },
         Spec {
             patterns: &["vm start <target>"],
@@ -182,6 +184,26 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let ns = namespace(&c);
         let spec = c.args.string("name").unwrap_or_default();
         let names = targets::parse_launch(spec).map_err(failed)?;
+        if let Some(json) = c.args.string("json") {
+            let cfg: super::config::VmConfig = serde_json::from_str(json)
+                .map_err(|e| failed(format!("invalid vm config: {e}")))?;
+            c.ctx.vms.launch_with(&ns, names, cfg).await?;
+            return Ok(Reply::empty());
+        }
+        // Only a launch typed here is spread: one that came over the mesh
+        // was placed already.
+        if c.session.origin == Origin::Local {
+            let hosts = crate::ns::hosts_of(c.ctx, c.session);
+            if hosts.iter().any(|h| h != c.ctx.hostname()) {
+                let cfg = c.ctx.vms.config(&ns);
+                let errors = crate::ns::launch::launch(c.ctx, &ns, &hosts, names, cfg).await?;
+                return Ok(if errors.is_empty() {
+                    Reply::empty()
+                } else {
+                    errors.into()
+                });
+            }
+        }
         c.ctx.vms.launch(&ns, names).await?;
         Ok(Reply::empty())
     })

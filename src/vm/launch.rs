@@ -53,7 +53,17 @@ impl Vms {
     /// QEMU at once and returns when each is BUILDING or has failed. A VM
     /// that failed leaves nothing behind.
     pub async fn launch(&self, ns: &str, names: LaunchNames) -> Result<Vec<u64>, VmError> {
-        let cfg = self.config(ns);
+        self.launch_with(ns, names, self.config(ns)).await
+    }
+
+    /// [`Vms::launch`] with a given configuration: the one a head node sent
+    /// along with a launch it scheduled here.
+    pub async fn launch_with(
+        &self,
+        ns: &str,
+        names: LaunchNames,
+        cfg: VmConfig,
+    ) -> Result<Vec<u64>, VmError> {
         self.validate(&cfg)?;
         let vms = self.reserve(ns, names, &cfg)?;
         let mut tasks = tokio::task::JoinSet::new();
