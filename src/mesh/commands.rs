@@ -213,7 +213,10 @@ fn send(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let to = targets(spec, m.hostname(), &m.others())?;
         let words = c.args.sub.clone().unwrap_or_default();
         let line = crate::command::lexer::unlex(&words);
-        let responses = m.send(&to, &line).await;
+        let mut responses = m.send(&to, &line).await;
+        if spec == "all" {
+            responses.extend(lost_rows(&m.recently_lost(), &to));
+        }
         if responses.is_empty() {
             return Ok(Reply::empty());
         }
@@ -221,10 +224,37 @@ fn send(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     })
 }
 
+/// An error row for each node that left the mesh lately and is not among
+/// the targets any more.
+pub fn lost_rows(lost: &[(String, Duration)], targets: &[String]) -> Vec<Response> {
+    lost.iter()
+        .filter(|(n, _)| !targets.contains(n))
+        .map(|(n, ago)| {
+            Response::error(
+                n,
+                format!(
+                    "left the mesh {} ago",
+                    crate::daemon::hostinfo::go_duration(*ago)
+                ),
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{BTreeMap, BTreeSet};
+
+    #[test]
+    fn lately_lost_nodes_are_error_rows() {
+        let lost = vec![
+            ("n4".to_string(), Duration::from_secs(3)),
+            ("n2".to_string(), Duration::from_secs(1)),
+        ];
+        let rows = lost_rows(&lost, &["n2".to_string(), "n3".to_string()]);
+        assert_eq!(rows, vec![Response::error("n4", "left the mesh 3s ago")]);
+    }
 
     #[test]
     fn list_matches_minimegas_tree() {

@@ -113,6 +113,9 @@ struct State {
     pending: HashMap<u64, Pending>,
     dialing: BTreeSet<String>,
     key_error_logged: bool,
+    /// Nodes that left the mesh, and when: `mesh send all` still names them
+    /// for a while (see [`Mesh::recently_lost`]).
+    lost: BTreeMap<String, std::time::Instant>,
 }
 
 struct Link {
@@ -179,6 +182,7 @@ impl Mesh {
                 pending: HashMap::new(),
                 dialing: BTreeSet::new(),
                 key_error_logged: false,
+                lost: BTreeMap::new(),
             }),
             me,
             events,
@@ -265,6 +269,21 @@ impl Mesh {
     /// Every node of the mesh, this one included, sorted.
     pub fn nodes(&self) -> Vec<String> {
         self.state().topo.nodes().cloned().collect()
+    }
+
+    /// Nodes that left the mesh within the last three announcement
+    /// periods, and how long ago. minimega forgets a node only when its
+    /// announcements stop, so `mesh send all` right after a node dies
+    /// reports it as an error row rather than silently answering for fewer
+    /// nodes; we keep that, though our links notice a death at once.
+    pub fn recently_lost(&self) -> Vec<(String, Duration)> {
+        let horizon = self.0.msa * 3;
+        let mut st = self.state();
+        st.lost.retain(|_, at| at.elapsed() < horizon);
+        st.lost
+            .iter()
+            .map(|(n, at)| (n.clone(), at.elapsed()))
+            .collect()
     }
 
     /// Every node of the mesh but this one.

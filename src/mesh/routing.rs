@@ -18,10 +18,19 @@ impl Mesh {
             .collect();
         let topo = Topology::compute(me, &links, &announced);
         let mut events = Vec::new();
-        for n in st.topo.nodes().filter(|n| !topo.contains(n)) {
-            events.push(Event::PeerLeft(n.clone()));
+        let now = std::time::Instant::now();
+        let left: Vec<String> = st
+            .topo
+            .nodes()
+            .filter(|n| !topo.contains(n))
+            .cloned()
+            .collect();
+        for n in left {
+            st.lost.insert(n.clone(), now);
+            events.push(Event::PeerLeft(n));
         }
         for n in topo.nodes().filter(|n| !st.topo.contains(n)) {
+            st.lost.remove(n);
             events.push(Event::PeerJoined(n.clone()));
         }
         let gone: Vec<u64> = st
