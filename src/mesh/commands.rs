@@ -61,7 +61,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["mesh send <hostname or range or all> (command)"],
             short: "send a command to one or more connected clients",
-            long: "Run a command on other nodes of the mesh and show every node's answer,\nwith a host column. For example, to get the vm info of nodes kn1 and kn2:\n\n\tmesh send kn[1-2] vm info\n\n`all` means every other node of the mesh. A node that fails, or does not\nanswer within `mesh timeout`, gives one error line. A command that\narrived over the mesh cannot itself use `mesh send`.",
+            long: "Run a command on other nodes of the mesh and show every node's answer,\nwith a host column. For example, to get the vm info of nodes kn1 and kn2:\n\n\tmesh send kn[1-2] vm info\n\n`all` means every other node of the mesh, and also names each node that\nleft it within the last three announcement periods (-msa), as an error\nline, so a node that just died is reported rather than missed. A node that\nfails, or does not answer within `mesh timeout`, gives one error line. A\ncommand that arrived over the mesh cannot itself use `mesh send`.",
             handler: send,
             mesh_ok: false,
         },
