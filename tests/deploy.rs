@@ -31,6 +31,12 @@ fn deb() -> String {
     deb.display().to_string()
 }
 
+/// A deploy command's table (errors included) as `-e` prints it.
+fn run(head: &common::testbed::Node, cmd: &str) -> String {
+    let o = head.sh(&format!("minimega -e .annotate false {cmd}"));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
 #[test]
 fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let deb = deb();
@@ -145,6 +151,69 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
             .code()
             != Some(0)
     );
+
+    // With `accept-new`, node4's key is learned; then each later failure
+    // is its own row, and leaves nothing of ours running there.
+    let node4 = bed.node("node4");
+    head.ok("sed -i '/^node4 /d' /root/.ssh/known_hosts");
+    head.ok("minimega -e deploy hostkeys accept-new");
+    node4.ok("mv /root/.ssh/authorized_keys /root/.ssh/authorized_keys.off");
+    let text = run(head, "deploy launch node4");
+    assert!(
+        text.contains("authentication refused for root@node4"),
+        "{text}"
+    );
+    head.ok("grep -q '^node4 ' /root/.ssh/known_hosts");
+    node4.ok("mv /root/.ssh/authorized_keys.off /root/.ssh/authorized_keys");
+
+    // A daemon that cannot start (a bad flag) is undone: no package, no
+    // service, no process.
+    head.ok("minimega -e deploy flags -level shouting");
+    let text = run(head, "deploy launch node4");
+    assert!(
+        text.contains("failed") && text.contains("the service did not start"),
+        "{text}"
+    );
+    assert!(text.contains("invalid log level"), "{text}");
+    assert!(!node4.sh("test -e /usr/bin/minimega").status.success());
+    assert!(!node4.sh("pgrep -x minimega").status.success());
+    head.ok("minimega -e clear deploy flags");
+
+    // No package for the node: the running binary goes, as minimega does,
+    // with the unit and the policy, and the node joins.
+    head.ok("mkdir -p /var/tmp/no-packages && minimega -e deploy packages /var/tmp/no-packages");
+    let text = run(head, "deploy launch node4");
+    assert!(text.contains("installed"), "{text}");
+    assert_eq!(node4.ok("systemctl is-active minimega"), "active");
+    node4.ok("test -x /usr/local/bin/minimega && ! test -e /usr/bin/minimega");
+    head.wait_ok(
+        "minimega -e .annotate false .columns mesh mesh status | grep -qx 5",
+        Duration::from_secs(60),
+    );
+    let text = run(head, "deploy remove node4");
+    assert!(text.contains("removed"), "{text}");
+    node4.ok("! test -e /usr/local/bin/minimega && ! test -e /etc/systemd/system/minimega.service");
+    head.ok(&format!("minimega -e deploy packages {dist}"));
+
+    // A login other than root, through sudo.
+    let node2 = bed.node("node2");
+    node2.ok("useradd -m ops && echo 'ops ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/ops");
+    let key = head.ok("cat /root/.ssh/id_ed25519.pub");
+    node2.ok(&format!(
+        "install -d -m 700 -o ops -g ops /home/ops/.ssh && echo '{key}' > /home/ops/.ssh/authorized_keys && chown ops:ops /home/ops/.ssh/authorized_keys"
+    ));
+    head.ok("minimega -e deploy user ops");
+    let text = run(head, "deploy launch node2");
+    assert!(
+        text.contains("failed") && text.contains("logged in as ops without `deploy sudo true`"),
+        "{text}"
+    );
+    // The failed attempt left node2's working daemon alone.
+    assert_eq!(node2.ok("systemctl is-active minimega"), "active");
+    head.ok("minimega -e deploy sudo true");
+    let text = run(head, "deploy launch node2");
+    assert!(text.contains("up to date"), "{text}");
+    head.ok("minimega -e clear deploy");
 
     // Remove undoes it, and the mesh notices.
     let text = head.ok("minimega -e .annotate false deploy remove node3");

@@ -88,6 +88,9 @@ impl Outcome {
 struct Remote {
     session: Session,
     sudo: bool,
+    /// Logged in as someone other than root, without sudo: failures get a
+    /// hint, as most will be permission errors.
+    unprivileged: Option<String>,
 }
 
 impl Remote {
@@ -108,7 +111,14 @@ impl Remote {
         if r.ok() {
             Ok(r)
         } else {
-            Err(format!("{what} failed: {}", r.reason()))
+            Err(format!("{what} failed: {}{}", r.reason(), self.hint()))
+        }
+    }
+
+    fn hint(&self) -> String {
+        match &self.unprivileged {
+            Some(user) => format!(" (logged in as {user} without `deploy sudo true`)"),
+            None => String::new(),
         }
     }
 
@@ -125,7 +135,11 @@ impl Remote {
         if r.ok() {
             Ok(())
         } else {
-            Err(format!("upload of {path} failed: {}", r.reason()))
+            Err(format!(
+                "upload of {path} failed: {}{}",
+                r.reason(),
+                self.hint()
+            ))
         }
     }
 }
@@ -145,9 +159,11 @@ async fn connect(job: &Job, host: &str) -> Result<Remote, SshError> {
         Duration::from_secs(10),
     )
     .await?;
+    let root = job.settings.user == "root";
     Ok(Remote {
         session,
-        sudo: job.settings.sudo && job.settings.user != "root",
+        sudo: job.settings.sudo && !root,
+        unprivileged: (!root && !job.settings.sudo).then(|| job.settings.user.clone()),
     })
 }
 
@@ -260,31 +276,35 @@ async fn install_and_start(
         remote
             .upload(dropin.as_bytes(), plan::DROPIN, 0o644)
             .await?;
-        if let Err(e) = remote.must("starting the service", plan::START).await {
-            let log = remote
-                .run("journalctl -u minimega -n 3 --no-pager -o cat 2>/dev/null | tail -n 1")
+        let started = remote.run(plan::START).await.map_err(|e| e.to_string())?;
+        if !started.ok() {
+            // The daemon's own last words say why; systemctl only says that.
+            let said = remote
+                .run("journalctl _SYSTEMD_UNIT=minimega.service SYSLOG_IDENTIFIER=minimega -n 1 --no-pager -o cat 2>/dev/null")
                 .await
                 .map(|r| r.stdout.trim().to_string())
                 .unwrap_or_default();
-            return Err(if log.is_empty() {
-                e
+            let why = if said.is_empty() {
+                started.reason()
             } else {
-                format!("{e}; minimega said: {log}")
-            });
+                said
+            };
+            return Err(format!("the service did not start: {why}{}", remote.hint()));
         }
         join(job, mesh, host, &target).await
     };
     match step.await {
         Ok(()) => Ok(if fresh { "installed" } else { "upgraded" }.into()),
         Err(e) => {
-            // Nothing half-made is left running: a fresh install is undone,
-            // an existing one is at least stopped.
-            let cleanup = if fresh {
-                undo(if package.is_some() { target.pkg } else { None })
-            } else {
-                "systemctl disable --now --quiet minimega; true".to_string()
-            };
-            let _ = remote.run(&cleanup).await;
+            // Nothing half-made is left running: a fresh install is undone.
+            // A node that ran minimega before keeps what it has; stopping
+            // a working node because its upgrade failed would only take it
+            // out of the mesh.
+            if fresh {
+                let _ = remote
+                    .run(&undo(if package.is_some() { target.pkg } else { None }))
+                    .await;
+            }
             Err(e)
         }
     }

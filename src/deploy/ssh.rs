@@ -271,31 +271,57 @@ impl Session {
         })
     }
 
-    /// Runs `command` (a shell line) with `stdin` fed to it.
+    /// Runs `command` (a shell line) with `stdin` fed to it. Input is
+    /// written while output is read: a command that exits without reading
+    /// all of it (a failed `cat > file`) must not leave us waiting for
+    /// window space that never comes.
     pub async fn run(&self, command: &str, stdin: Option<&[u8]>) -> Result<Run, SshError> {
         let err = |e: russh::Error| SshError::Session {
             host: self.host.clone(),
             why: e.to_string(),
         };
-        let mut ch = self.handle.channel_open_session().await.map_err(err)?;
+        let ch = self.handle.channel_open_session().await.map_err(err)?;
         ch.exec(true, command).await.map_err(err)?;
-        if let Some(data) = stdin {
-            ch.data(data).await.map_err(err)?;
-        }
-        ch.eof().await.map_err(err)?;
-        let mut out = Run::default();
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        while let Some(msg) = ch.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => out.status = exit_status,
-                _ => {}
+        let (mut rx, tx) = ch.split();
+        let input = stdin.map(|d| d.to_vec()).unwrap_or_default();
+        let writer = async move {
+            if !input.is_empty() {
+                tx.data(&input[..]).await?;
+            }
+            tx.eof().await
+        };
+        let reader = async {
+            let mut out = Run::default();
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            while let Some(msg) = rx.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, .. } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => out.status = exit_status,
+                    _ => {}
+                }
+            }
+            out.stdout = String::from_utf8_lossy(&stdout).into_owned();
+            out.stderr = String::from_utf8_lossy(&stderr).into_owned();
+            out
+        };
+        tokio::pin!(writer);
+        tokio::pin!(reader);
+        // The command's end decides; an unfinished write is dropped then.
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                w = &mut writer, if writing => {
+                    writing = false;
+                    if let Err(e) = w {
+                        // The command closed its input early; its exit
+                        // status and output still tell what happened.
+                        tracing::debug!("ssh {}: stdin: {e}", self.host);
+                    }
+                }
+                out = &mut reader => return Ok(out),
             }
         }
-        out.stdout = String::from_utf8_lossy(&stdout).into_owned();
-        out.stderr = String::from_utf8_lossy(&stderr).into_owned();
-        Ok(out)
     }
 
     pub async fn close(self) {

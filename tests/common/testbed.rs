@@ -75,8 +75,9 @@ impl Testbed {
     pub fn boot(names: &[&str]) -> Testbed {
         reap_orphans();
         let lan = Lan::new();
-        let dir = PathBuf::from(format!("/var/tmp/minimega-testbed/{}", lan.tag));
+        let dir = PathBuf::from(format!("{ROOT}/{}", lan.tag));
         let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join("owner"), std::process::id().to_string());
         let hosts: String = names
             .iter()
             .enumerate()
@@ -145,36 +146,74 @@ impl Drop for Testbed {
     }
 }
 
-/// Kills test-bed nodes an earlier run left behind (its process killed
-/// before Drop ran): a container init whose nspawn is gone is reparented to
-/// PID 1, and its root is an overlay under our test-bed directory.
+const ROOT: &str = "/var/tmp/minimega-testbed";
+
+fn pid_alive(pid: i32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Cleans up after earlier runs killed before their Drop ran: each run's
+/// directory names its owner (the test process); when the owner is dead,
+/// its nspawn processes and containers are killed, its overlays unmounted,
+/// its network namespaces deleted and its directory removed. Runs of live
+/// processes, this one included, are left alone.
 fn reap_orphans() {
+    let Ok(runs) = std::fs::read_dir(ROOT) else {
+        return;
+    };
+    for entry in runs.filter_map(|e| e.ok()) {
+        let dir = entry.path();
+        let owner: i32 = std::fs::read_to_string(dir.join("owner"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if pid_alive(owner) {
+            continue;
+        }
+        let tag = entry.file_name().to_string_lossy().to_string();
+        kill_containers_under(&dir);
+        if let Ok(nodes) = std::fs::read_dir(&dir) {
+            for n in nodes.filter_map(|e| e.ok()) {
+                let root = n.path().join("root");
+                if is_mountpoint(&root) {
+                    let _ = run(&["umount", "-l", root.to_str().unwrap_or_default()]);
+                }
+            }
+        }
+        let netns = run(&["ip", "netns", "list"]);
+        for line in String::from_utf8_lossy(&netns.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if name.starts_with(&format!("mm{tag}-")) {
+                let _ = run(&["ip", "netns", "del", name]);
+            }
+        }
+        let _ = Command::new("rm")
+            .args(["-rf", "--one-file-system"])
+            .arg(&dir)
+            .status();
+    }
+}
+
+/// SIGKILLs every nspawn running a root under `dir`, and its container.
+fn kill_containers_under(dir: &Path) {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return;
     };
+    let needle = dir.to_string_lossy().to_string();
     for p in procs.filter_map(|e| e.ok()) {
         let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
             continue;
         };
-        if pid == 1 {
-            continue;
-        }
-        let status = std::fs::read_to_string(p.path().join("status")).unwrap_or_default();
-        let orphan = status
-            .lines()
-            .any(|l| l.split_whitespace().eq(["PPid:", "1"]));
-        let init = status
-            .lines()
-            .any(|l| l.starts_with("NSpid:") && l.split_whitespace().last() == Some("1"));
-        if !orphan || !init {
-            continue;
-        }
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let mounts = std::fs::read_to_string(p.path().join("mountinfo")).unwrap_or_default();
-        let ours = mounts.lines().any(|l| {
-            l.split_whitespace().nth(4) == Some("/")
-                && l.contains("upperdir=/var/tmp/minimega-testbed/")
+        let nspawn = cmdline.starts_with("systemd-nspawn") && cmdline.contains(&needle);
+        // A container's init whose nspawn already died: its root overlay
+        // has its upper directory under `dir`.
+        let init = mounts.lines().any(|l| {
+            l.split_whitespace().nth(4) == Some("/") && l.contains(&format!("upperdir={needle}/"))
         });
-        if ours {
+        if nspawn || init {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
