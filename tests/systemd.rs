@@ -60,11 +60,28 @@ fn unit_starts_logs_serves_refuses_and_stops() {
     );
     n.ok("runuser -u outsider -- busctl get-property org.minimega.Minimega1 /org/minimega/Minimega1 org.minimega.Minimega1 Version");
 
+    // The command socket follows the same rule, by peer credentials. The
+    // client uses it where there is no bus (forced here with -bus none),
+    // reaching /run/minimega through the /tmp/minimega link.
+    n.ok("test -L /tmp/minimega/minimega && test -S /run/minimega/minimega");
+    assert_eq!(
+        n.ok("runuser -u mmuser -- minimega -bus none -e version"),
+        format!("minimega {}", env!("CARGO_PKG_VERSION"))
+    );
+    let refused = n.sh("runuser -u outsider -- minimega -bus none -e version");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(
+        err.contains("ermission denied") || err.contains("refused"),
+        "{err}"
+    );
+
     // A clean stop: inactive (not failed), with STOPPING logged.
     n.ok("systemctl stop minimega");
     assert_eq!(n.sh("systemctl is-active minimega").stdout, b"inactive\n");
     let result = n.ok("systemctl show -p Result --value minimega");
     assert_eq!(result, "success");
+    n.ok("! test -e /tmp/minimega/minimega && ! test -e /run/minimega/minimega");
     let gone = n.sh("minimega -e version");
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("systemctl start minimega"));

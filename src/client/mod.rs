@@ -122,24 +122,7 @@ pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
         return ExitCode::from(2);
     }
     let line = with_namespace(config, &line);
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("minimega: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    rt.block_on(async {
-        let mut t = match Transport::connect(config).await {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("minimega: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    connected(config, |mut t| async move {
         match t.exec(&line).await {
             Ok(a) => {
                 if !a.text.is_empty() {
@@ -159,8 +142,15 @@ pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
     })
 }
 
-/// `minimega -attach`: an interactive session over one connection.
-pub fn attach(config: &Config) -> ExitCode {
+/// Runs `f` on a connection to the daemon, or says in one line why there
+/// is none.
+fn connected<F, Fut>(config: &Config, f: F) -> ExitCode
+where
+    F: FnOnce(Transport) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    // A runtime of its own thread: -attach's terminal thread sends it
+    // lines and completion requests from outside.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -173,13 +163,18 @@ pub fn attach(config: &Config) -> ExitCode {
         }
     };
     rt.block_on(async {
-        let t = match Transport::connect(config).await {
-            Ok(t) => t,
+        match Transport::connect(config).await {
+            Ok(t) => f(t).await,
             Err(e) => {
                 eprintln!("minimega: {e}");
-                return ExitCode::FAILURE;
+                ExitCode::FAILURE
             }
-        };
-        shell::run(t, config.clone()).await
+        }
     })
+}
+
+/// `minimega -attach`: an interactive session over one connection.
+pub fn attach(config: &Config) -> ExitCode {
+    let cfg = config.clone();
+    connected(config, |t| shell::run(t, cfg))
 }

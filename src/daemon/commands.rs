@@ -7,6 +7,21 @@ use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Respon
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The columns of `host`, which the namespace scheduler reads back.
+pub const HOST_COLUMNS: [&str; 11] = [
+    "name",
+    "cpus",
+    "cpucommit",
+    "load",
+    "memused",
+    "memtotal",
+    "memcommit",
+    "vms",
+    "vmsall",
+    "uptime",
+    "accel",
+];
+
 pub fn engine() -> Engine<Node> {
     let mut specs = builtins::specs::<Node>();
     specs.extend(node_specs());
@@ -59,23 +74,7 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             go_duration(info.uptime),
             n.vms.accel().to_string(),
         ];
-        Ok(table(
-            [
-                "name",
-                "cpus",
-                "cpucommit",
-                "load",
-                "memused",
-                "memtotal",
-                "memcommit",
-                "vms",
-                "vmsall",
-                "uptime",
-                "accel",
-            ],
-            [row],
-        )
-        .into())
+        Ok(table(HOST_COLUMNS, [row]).into())
     })
 }
 

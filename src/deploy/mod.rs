@@ -167,27 +167,42 @@ async fn connect(job: &Job, host: &str) -> Result<Remote, SshError> {
     })
 }
 
-/// Deploys to every host in parallel; one outcome per host, in input order.
-pub async fn launch(job: Arc<Job>, mesh: Arc<dyn MeshJoin>, hosts: Vec<String>) -> Vec<Outcome> {
+/// Runs `work` for every host, at most [`PARALLEL`] at once; one outcome
+/// per host, in input order.
+async fn each_host<F, Fut>(hosts: Vec<String>, work: F) -> Vec<Outcome>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Outcome> + Send + 'static,
+{
     let gate = Arc::new(Semaphore::new(PARALLEL));
     let tasks: Vec<_> = hosts
         .into_iter()
         .map(|host| {
-            let (job, mesh, gate) = (job.clone(), mesh.clone(), gate.clone());
-            tokio::spawn(async move {
+            let (gate, job) = (gate.clone(), work(host.clone()));
+            let task = tokio::spawn(async move {
                 let _slot = gate.acquire().await;
-                launch_one(&job, mesh.as_ref(), &host).await
-            })
+                job.await
+            });
+            (host, task)
         })
         .collect();
     let mut out = Vec::new();
-    for t in tasks {
+    for (host, t) in tasks {
         out.push(
             t.await
-                .unwrap_or_else(|e| Outcome::failed("?", format!("internal error: {e}"))),
+                .unwrap_or_else(|e| Outcome::failed(&host, format!("internal error: {e}"))),
         );
     }
     out
+}
+
+/// Deploys to every host in parallel; one outcome per host, in input order.
+pub async fn launch(job: Arc<Job>, mesh: Arc<dyn MeshJoin>, hosts: Vec<String>) -> Vec<Outcome> {
+    each_host(hosts, |host| {
+        let (job, mesh) = (job.clone(), mesh.clone());
+        async move { launch_one(&job, mesh.as_ref(), &host).await }
+    })
+    .await
 }
 
 async fn launch_one(job: &Job, mesh: &dyn MeshJoin, host: &str) -> Outcome {
@@ -382,53 +397,44 @@ async fn join(job: &Job, mesh: &dyn MeshJoin, host: &str, target: &Target) -> Re
 
 /// `deploy remove`: stops and uninstalls, one outcome per host.
 pub async fn remove(job: Arc<Job>, hosts: Vec<String>) -> Vec<Outcome> {
-    let gate = Arc::new(Semaphore::new(PARALLEL));
-    let tasks: Vec<_> = hosts
-        .into_iter()
-        .map(|host| {
-            let (job, gate) = (job.clone(), gate.clone());
-            tokio::spawn(async move {
-                let _slot = gate.acquire().await;
-                let remote = match connect(&job, &host).await {
-                    Ok(r) => r,
-                    Err(e) => return Outcome::failed(&host, e),
-                };
-                let res = async {
-                    let probe = remote.must("probe", plan::PROBE).await?;
-                    let t = plan::parse_probe(&probe.stdout);
-                    let kind = if t.installed.is_some()
-                        && remote
-                            .run("test -x /usr/bin/minimega")
-                            .await
-                            .is_ok_and(|r| r.ok())
-                    {
-                        t.pkg
-                    } else {
-                        None
-                    };
-                    remote.must("remove", &plan::remove(kind)).await?;
-                    Ok::<_, String>(())
-                }
-                .await;
-                remote.session.close().await;
-                match res {
-                    Ok(()) => Outcome {
-                        host,
-                        version: String::new(),
-                        state: "removed".into(),
-                        error: String::new(),
-                    },
-                    Err(e) => Outcome::failed(&host, e),
-                }
-            })
-        })
-        .collect();
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(
-            t.await
-                .unwrap_or_else(|e| Outcome::failed("?", format!("internal error: {e}"))),
-        );
+    each_host(hosts, |host| {
+        let job = job.clone();
+        async move { remove_one(&job, &host).await }
+    })
+    .await
+}
+
+async fn remove_one(job: &Job, host: &str) -> Outcome {
+    let remote = match connect(job, host).await {
+        Ok(r) => r,
+        Err(e) => return Outcome::failed(host, e),
+    };
+    let res = async {
+        let probe = remote.must("probe", plan::PROBE).await?;
+        let t = plan::parse_probe(&probe.stdout);
+        // Only what the package manager installed is removed through it;
+        // a binary deploy sent goes by hand.
+        let packaged = remote
+            .run("test -x /usr/bin/minimega")
+            .await
+            .is_ok_and(|r| r.ok());
+        let kind = if t.installed.is_some() && packaged {
+            t.pkg
+        } else {
+            None
+        };
+        remote.must("remove", &plan::remove(kind)).await?;
+        Ok::<_, String>(())
     }
-    out
+    .await;
+    remote.session.close().await;
+    match res {
+        Ok(()) => Outcome {
+            host: host.to_string(),
+            version: String::new(),
+            state: "removed".into(),
+            error: String::new(),
+        },
+        Err(e) => Outcome::failed(host, e),
+    }
 }

@@ -271,24 +271,18 @@ mod tests {
     #[test]
     fn host_table_to_loads() {
         let mut r = table(
+            crate::daemon::commands::HOST_COLUMNS,
             [
-                "name",
-                "cpus",
-                "cpucommit",
-                "load",
-                "memused",
-                "memtotal",
-                "memcommit",
-                "vms",
-                "vmsall",
-            ],
-            [
-                ["n1", "4", "2", "0.1", "100", "8000", "1024", "2", "2"]
-                    .map(String::from)
-                    .to_vec(),
-                ["bad", "x", "2", "0.1", "100", "8000", "1024", "2", "2"]
-                    .map(String::from)
-                    .to_vec(),
+                [
+                    "n1", "4", "2", "0.1", "100", "8000", "1024", "2", "2", "1s", "tcg",
+                ]
+                .map(String::from)
+                .to_vec(),
+                [
+                    "bad", "x", "2", "0.1", "100", "8000", "1024", "2", "2", "1s", "tcg",
+                ]
+                .map(String::from)
+                .to_vec(),
             ],
         );
         r.host = "n1".into();
