@@ -52,21 +52,11 @@ fn sessions_belong_to_one_connection() {
     d.ok(".json true");
     assert_eq!(d.ok("echo plain"), "plain");
     // One -attach connection runs a whole script in one session.
-    let out = Command::new(BIN)
-        .arg("-attach")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(b".alias hi=echo hello\nhi world\n.annotate false\n.annotate\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = attach(
+        &bus.address,
+        &[],
+        ".alias hi=echo hello\nhi world\n.annotate false\n.annotate\n",
+    );
     assert!(out.status.success());
     assert_eq!(stdout(&out), "hello world\nfalse");
 }

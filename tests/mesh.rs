@@ -7,7 +7,7 @@ mod common;
 use common::netns::Lan;
 use common::*;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 9000;
@@ -167,23 +167,7 @@ fn watch_signals(bus: &str, member: &'static str) -> std::sync::mpsc::Receiver<S
 
 /// Runs a script through one `-attach` session and returns its output.
 fn attach(m: &Member, script: &str) -> String {
-    let mut child = Command::new(BIN)
-        .arg("-attach")
-        .env("DBUS_SYSTEM_BUS_ADDRESS", &m.bus.address)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    stdout(&out)
+    stdout(&common::attach(&m.bus.address, &[], script))
 }
 
 #[test]

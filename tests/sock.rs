@@ -430,20 +430,11 @@ fn without_a_bus_the_client_uses_the_socket() {
     );
 
     // -attach: one session over one connection, completion included.
-    let mut child = Command::new(BIN)
-        .args(["-base", d.base.to_str().unwrap(), "-bus", "none", "-attach"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b".alias hi=echo hello\nhi world\n.annotate false\n.annotate\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = attach(
+        &bus.address,
+        &["-base", d.base.to_str().unwrap(), "-bus", "none"],
+        ".alias hi=echo hello\nhi world\n.annotate false\n.annotate\n",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), "hello world\nfalse");
 

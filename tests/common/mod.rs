@@ -326,6 +326,28 @@ pub fn mm(bus: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `minimega <args> -attach` on the given bus with `script` piped in: one
+/// session over one connection.
+pub fn attach(bus: &str, args: &[&str], script: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("-attach")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim_end().to_string()
 }
