@@ -45,17 +45,21 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
         .unwrap()
         .display()
         .to_string();
-    let bed = Testbed::boot(&["head", "node1", "node2", "node3", "node4"]);
+    // node5 runs no systemd at all: sshd alone, as on some compute nodes.
+    let bed = Testbed::boot_mixed(
+        &["head", "node1", "node2", "node3", "node4", "node5"],
+        &["node5"],
+    );
     let head = bed.node("head");
     head.ok(&format!(
         "DEBIAN_FRONTEND=noninteractive apt-get install -y -q {deb} >/dev/null"
     ));
     head.ok("systemctl is-active minimega || systemctl start minimega");
-    for n in ["node1", "node2", "node3", "node4"] {
+    for n in ["node1", "node2", "node3", "node4", "node5"] {
         bed.authorize("head", n);
     }
     // The head trusts node1..3's host keys; node4's is unknown to it.
-    head.ok("ssh-keyscan -t ed25519 node1 node2 node3 2>/dev/null >> /root/.ssh/known_hosts");
+    head.ok("ssh-keyscan -t ed25519 node1 node2 node3 node5 2>/dev/null >> /root/.ssh/known_hosts");
     head.ok(&format!("minimega -e deploy packages {dist}"));
 
     let started = Instant::now();
@@ -214,6 +218,25 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let text = run(head, "deploy launch node2");
     assert!(text.contains("up to date"), "{text}");
     head.ok("minimega -e clear deploy");
+
+    // Without systemd: the binary and the key go, and the daemon runs
+    // under nohup with the head's flags, as minimega deploys; it joins.
+    let node5 = bed.node("node5");
+    let text = run(head, "deploy launch node5");
+    assert!(text.contains("installed"), "{text}");
+    node5.ok("test -x /usr/local/bin/minimega && pgrep -x minimega");
+    assert!(node5
+        .ok("tr '\\0' ' ' < /proc/$(pgrep -xo minimega)/cmdline")
+        .contains("-port 9000"));
+    head.wait_ok(
+        "minimega -e .annotate false .columns mesh mesh status | grep -qx 5",
+        Duration::from_secs(60),
+    );
+    assert!(run(head, "deploy launch node5").contains("up to date"));
+    let text = run(head, "deploy remove node5");
+    assert!(text.contains("removed"), "{text}");
+    assert!(!node5.sh("pgrep -x minimega").status.success());
+    node5.ok("! test -e /usr/local/bin/minimega && ! test -e /etc/minimega/mesh.key");
 
     // Remove undoes it, and the mesh notices.
     let text = head.ok("minimega -e .annotate false deploy remove node3");

@@ -21,7 +21,10 @@ package directory (`deploy packages`), or this binary when there is none;\n\
 the daemon there runs with this node's -port, -degree, -context, -msa and\n\
 -broadcast plus `deploy flags`, and this node's mesh key. The host key must\n\
 be in known_hosts unless `deploy hostkeys accept-new`; a changed key is\n\
-always refused. One row per host: host, version, state (installed,\n\
+always refused. On a host without systemd, this binary and the key go,\n\
+and the daemon runs under nohup with the same flags (as minimega deploys),\n\
+logging to /var/log/minimega.log unless `deploy stdout`/`stderr` say\n\
+otherwise. One row per host: host, version, state (installed,\n\
 upgraded, up to date, failed) and error. A host that fails is left without\n\
 a half-installed minimega running; the others go on.",
             handler: launch,

@@ -260,10 +260,7 @@ async fn install_and_start(
         return Ok("up to date".into());
     }
     if !target.systemd {
-        return Err(format!(
-            "{host} does not run systemd; start `{}` there by hand",
-            argv.join(" ")
-        ));
+        return start_without_systemd(job, mesh, host, remote, &target).await;
     }
     let fresh = target.installed.is_none();
     let undo = |kind: Option<PackageKind>| plan::remove(kind);
@@ -319,6 +316,53 @@ async fn install_and_start(
                 let _ = remote
                     .run(&undo(if package.is_some() { target.pkg } else { None }))
                     .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A node without systemd (a product path too): this binary and the key,
+/// and the daemon started under nohup with the head's flags, as minimega
+/// deploys. A fresh install that fails is undone.
+async fn start_without_systemd(
+    job: &Job,
+    mesh: &dyn MeshJoin,
+    host: &str,
+    remote: &Remote,
+    target: &Target,
+) -> Result<String, String> {
+    let argv = job
+        .head
+        .argv("/usr/local/bin/minimega", &job.settings.flags);
+    let current = target.installed.as_deref() == Some(job.version.as_str())
+        && target.key_sha256.as_deref() == Some(sha256_hex(&job.mesh_key).as_str())
+        && plan::runs(target, &argv);
+    if current {
+        join(job, mesh, host, target).await?;
+        return Ok("up to date".into());
+    }
+    let fresh = target.installed.is_none();
+    let step = async {
+        let bin = std::fs::read(&job.binary)
+            .map_err(|e| format!("cannot read {}: {e}", job.binary.display()))?;
+        remote
+            .upload(&bin, "/usr/local/bin/minimega", 0o755)
+            .await?;
+        remote.upload(&job.mesh_key, plan::MESH_KEY, 0o600).await?;
+        remote
+            .must(
+                "starting minimega",
+                &plan::start_plain(&argv, &job.settings.redirect),
+            )
+            .await?;
+        join(job, mesh, host, target).await
+    };
+    match step.await {
+        Ok(()) => Ok(if fresh { "installed" } else { "upgraded" }.into()),
+        Err(e) => {
+            if fresh {
+                let _ = remote.run(&plan::remove(None)).await;
             }
             Err(e)
         }

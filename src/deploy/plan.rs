@@ -22,7 +22,8 @@ if command -v dpkg >/dev/null 2>&1; then echo pkg=deb; elif command -v rpm >/dev
 v=$(minimega -version 2>/dev/null) && echo installed=${v#minimega }; \
 [ -f /etc/minimega/mesh.key ] && echo key=$(sha256sum </etc/minimega/mesh.key | cut -d' ' -f1); \
 [ -f /etc/systemd/system/minimega.service.d/deploy.conf ] && echo dropin=$(sha256sum </etc/systemd/system/minimega.service.d/deploy.conf | cut -d' ' -f1); \
-systemctl is-active --quiet minimega 2>/dev/null && echo active=yes; true";
+systemctl is-active --quiet minimega 2>/dev/null && echo active=yes; \
+p=$(pgrep -xo minimega) && echo running=$(tr '\\0' ' ' </proc/$p/cmdline); true";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageKind {
@@ -42,6 +43,8 @@ pub struct Target {
     pub key_sha256: Option<String>,
     pub dropin_sha256: Option<String>,
     pub active: bool,
+    /// The command line of a running daemon, if any.
+    pub running: Option<String>,
 }
 
 pub fn parse_probe(out: &str) -> Target {
@@ -61,6 +64,7 @@ pub fn parse_probe(out: &str) -> Target {
             "key" if !v.is_empty() => t.key_sha256 = Some(v),
             "dropin" if !v.is_empty() => t.dropin_sha256 = Some(v),
             "active" => t.active = v == "yes",
+            "running" if !v.is_empty() => t.running = Some(v),
             _ => {}
         }
     }
@@ -192,12 +196,39 @@ pub fn remove(kind: Option<PackageKind>) -> String {
     let purge = match kind {
         Some(PackageKind::Deb) => "DEBIAN_FRONTEND=noninteractive apt-get -y -q purge minimega >/dev/null 2>&1 || dpkg --purge minimega",
         Some(PackageKind::Rpm) => "rpm -e minimega",
-        None => "rm -f /usr/local/bin/minimega /etc/systemd/system/minimega.service /etc/dbus-1/system.d/org.minimega.Minimega1.conf",
+        None => "rm -f /usr/local/bin/minimega /etc/systemd/system/minimega.service /etc/dbus-1/system.d/org.minimega.Minimega1.conf /etc/minimega/mesh.key; rmdir /etc/minimega 2>/dev/null",
     };
     format!(
         "systemctl disable --now --quiet minimega 2>/dev/null; pkill -x minimega 2>/dev/null; \
          rm -f {DROPIN}; rmdir {DROPIN_DIR} 2>/dev/null; {purge}; systemctl daemon-reload 2>/dev/null; true"
     )
+}
+
+/// Where a daemon started without systemd writes, unless `deploy stdout`
+/// or `deploy stderr` say otherwise.
+pub const PLAIN_LOG: &str = "/var/log/minimega.log";
+
+/// Starts the daemon on a node without systemd, as minimega's deploy does
+/// (`nohup <binary> <flags> &`), replacing one already running, and fails
+/// with its last words when it does not stay up.
+pub fn start_plain(argv: &[String], redirect: &Redirect) -> String {
+    let cmd = argv
+        .iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = shell_quote(redirect.stdout.as_deref().unwrap_or(PLAIN_LOG));
+    let err = shell_quote(redirect.stderr.as_deref().unwrap_or(PLAIN_LOG));
+    format!(
+        "pkill -x minimega; for i in 1 2 3 4 5 6 7 8 9 10; do pgrep -x minimega >/dev/null || break; sleep 0.2; done; \
+         nohup {cmd} </dev/null >>{out} 2>>{err} & sleep 1; \
+         pgrep -x minimega >/dev/null || {{ tail -n 1 {err} >&2; exit 1; }}"
+    )
+}
+
+/// True when the running daemon's command line is `argv`.
+pub fn runs(target: &Target, argv: &[String]) -> bool {
+    target.running.as_deref().map(str::trim) == Some(argv.join(" ").as_str())
 }
 
 /// The package directory's files, for [`pick_package`].
@@ -283,6 +314,18 @@ mod tests {
         assert!(d.contains("ExecStart=\nExecStart=/usr/bin/minimega -nostdin -force -port 9000 -degree 3 -context 'lab x'"));
         assert!(d.contains("StandardOutput=append:/var/log/mm.out"));
         assert!(!d.contains("StandardError"));
+    }
+
+    #[test]
+    fn without_systemd_the_daemon_runs_under_nohup() {
+        let argv: Vec<String> = ["/usr/local/bin/minimega", "-nostdin", "-context", "a b"]
+            .map(String::from)
+            .to_vec();
+        let cmd = start_plain(&argv, &Redirect::default());
+        assert!(cmd.contains("nohup /usr/local/bin/minimega -nostdin -context 'a b' </dev/null >>/var/log/minimega.log"));
+        let t = parse_probe("running=/usr/local/bin/minimega -nostdin -context a b \n");
+        assert!(runs(&t, &argv));
+        assert!(!runs(&parse_probe(""), &argv));
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 pub struct Node {
     pub name: String,
+    /// No systemd: sshd alone (see [`Testbed::boot_mixed`]).
+    pub bare: bool,
     /// The machine name given to nspawn (unique across concurrent runs).
     pub machine: String,
     pub netns: String,
@@ -73,6 +75,13 @@ fn is_mountpoint(p: &Path) -> bool {
 impl Testbed {
     /// Boots one node per name and waits until each reports its boot done.
     pub fn boot(names: &[&str]) -> Testbed {
+        Testbed::boot_mixed(names, &[])
+    }
+
+    /// Like [`Testbed::boot`], but the nodes named in `bare` run no systemd
+    /// at all: only sshd, as PID 1 of their own namespaces, chrooted into
+    /// the node's root (a compute node without systemd).
+    pub fn boot_mixed(names: &[&str], bare: &[&str]) -> Testbed {
         reap_orphans();
         let lan = Lan::new();
         let dir = PathBuf::from(format!("{ROOT}/{}", lan.tag));
@@ -91,7 +100,9 @@ impl Testbed {
         };
         for (i, name) in names.iter().enumerate() {
             let netns = bed.lan.add_host(i);
-            let node = Node::prepare(&dir, name, &bed.lan.tag, &netns, &bed.lan.addr(i), &hosts);
+            let mut node =
+                Node::prepare(&dir, name, &bed.lan.tag, &netns, &bed.lan.addr(i), &hosts);
+            node.bare = bare.contains(name);
             bed.nodes.push(node);
         }
         for n in &mut bed.nodes {
@@ -207,13 +218,20 @@ fn kill_containers_under(dir: &Path) {
         let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let mounts = std::fs::read_to_string(p.path().join("mountinfo")).unwrap_or_default();
-        let nspawn = cmdline.starts_with("systemd-nspawn") && cmdline.contains(&needle);
+        let nspawn = (cmdline.starts_with("systemd-nspawn")
+            || cmdline.starts_with("nsenter")
+            || cmdline.starts_with("unshare"))
+            && cmdline.contains(&needle);
+        // A bare node's processes are chrooted into a root under `dir`.
+        let chrooted = std::fs::read_link(p.path().join("root"))
+            .map(|r| r.starts_with(dir))
+            .unwrap_or(false);
         // A container's init whose nspawn already died: its root overlay
         // has its upper directory under `dir`.
         let init = mounts.lines().any(|l| {
             l.split_whitespace().nth(4) == Some("/") && l.contains(&format!("upperdir={needle}/"))
         });
-        if nspawn || init {
+        if nspawn || init || chrooted {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     }
@@ -272,6 +290,7 @@ impl Node {
             .status();
         Node {
             name: name.to_string(),
+            bare: false,
             machine: format!("{name}-{tag}"),
             netns: netns.to_string(),
             addr: addr.to_string(),
@@ -284,6 +303,33 @@ impl Node {
 
     fn start(&mut self) {
         let console = std::fs::File::create(self.dir.join("console.log")).unwrap();
+        if self.bare {
+            // New PID, mount, UTS and IPC namespaces in the node's network
+            // namespace; /dev, /proc, /sys and tmpfs for /run and /tmp in
+            // the node's root; then sshd as PID 1.
+            let root = self.root.display().to_string();
+            let script = format!(
+                "mount --rbind /dev {root}/dev && mount -t proc proc {root}/proc && mount -t sysfs sys {root}/sys \
+                 && mount -t tmpfs tmpfs {root}/run && mount -t tmpfs tmpfs {root}/tmp && hostname {name} \
+                 && exec chroot {root} /bin/sh -c 'mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e'",
+                name = self.name
+            );
+            // (nsenter joins the node's network namespace; unshare's own
+            // --net=FILE would make a new one.)
+            let child = Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", self.netns))
+                .args(["unshare", "--pid", "--fork", "--mount", "--uts", "--ipc"])
+                .args(["sh", "-c", &script])
+                .env_clear()
+                .env("PATH", PATH)
+                .stdin(Stdio::null())
+                .stdout(console.try_clone().unwrap())
+                .stderr(console)
+                .spawn()
+                .expect("unshare (util-linux)");
+            self.nspawn = Some(child);
+            return;
+        }
         let child = Command::new("setsid")
             .arg("systemd-nspawn")
             .arg("-D")
@@ -346,8 +392,14 @@ impl Node {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        // A bare node is up when sshd listens on port 22 (0x16).
+        let probe = if self.bare {
+            "grep -q ' 00000000:0016 ' /proc/net/tcp && echo running"
+        } else {
+            "systemctl is-system-running"
+        };
         loop {
-            let o = self.sh("systemctl is-system-running");
+            let o = self.sh(probe);
             let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
             if state == "running" || state == "degraded" {
                 return;
@@ -388,7 +440,7 @@ impl Node {
         let mut c = Command::new("nsenter");
         c.arg("-t")
             .arg(self.leader.to_string())
-            .args(["-a", "env", "-i"])
+            .args(["-a", "-r", "-w", "env", "-i"])
             .arg(format!("PATH={PATH}"))
             .args(["HOME=/root", "LANG=C.UTF-8", "sh", "-c", cmd]);
         c
@@ -428,7 +480,13 @@ impl Node {
     }
 
     fn poweroff(&mut self) {
-        if self.leader != 0 {
+        if self.leader == 0 {
+            return;
+        }
+        if self.bare {
+            // PID 1 of its namespace: everything in it goes with it.
+            unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
+        } else {
             let _ = self.command("systemctl poweroff --no-block").output();
         }
     }
