@@ -57,6 +57,13 @@ fn vms_are_scope_units_that_survive_daemon_restarts() {
         assert_eq!(row[3], scope(i as u64));
     }
     n.ok("minimega -e vm start vm-1");
+    // The journal has each VM's state changes with its name and namespace
+    // as fields.
+    let log = n.wait_ok(
+        "journalctl -u minimega --no-pager -o cat VM=vm-1 NAMESPACE=minimega STATE=RUNNING | grep -m1 .",
+        std::time::Duration::from_secs(10),
+    );
+    assert!(log.contains("vm-1 is RUNNING"), "{log}");
 
     // A restart of the service leaves the scopes alone.
     n.ok("systemctl restart minimega");

@@ -31,9 +31,12 @@ pub fn stderr_is_journal() -> bool {
 pub fn init(level: Level, logfile: Option<&Path>) -> std::io::Result<()> {
     let filter = LevelFilter::from_level(level);
     let journald = if stderr_is_journal() {
-        tracing_journald::layer()
-            .ok()
-            .map(|l| l.with_syslog_identifier("minimega".into()))
+        // No prefix: `journalctl VM=web1 NAMESPACE=exp` reads as it should;
+        // our field names never clash with the journal's own.
+        tracing_journald::layer().ok().map(|l| {
+            l.with_syslog_identifier("minimega".into())
+                .with_field_prefix(None)
+        })
     } else {
         None
     };

@@ -425,7 +425,7 @@ impl Vms {
         } else {
             self.save(vm);
         }
-        info!(vm = %vm.name, id = vm.id, "qemu exited");
+        info!(vm = %vm.name, namespace = %vm.namespace, id = vm.id, "qemu exited");
         let _ = life.send(Life::Settled);
     }
 }

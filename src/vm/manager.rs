@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, watch};
-use tracing::{debug, warn};
+use tracing::{info, warn};
 
 /// One line naming what went wrong.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -299,7 +299,9 @@ impl Vms {
         };
         self.save(vm);
         if changed {
-            debug!(vm = %vm.name, id = vm.id, "-> {to}");
+            // Each VM's state changes reach the journal with its name and
+            // namespace as fields (`journalctl VM=web1`).
+            info!(vm = %vm.name, namespace = %vm.namespace, id = vm.id, state = %to, "{} is {to}", vm.name);
             self.announce(vm, to);
         }
     }
