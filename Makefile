@@ -6,9 +6,11 @@
 #   make lint          man pages, lintian and rpmlint on what `make package` made
 #
 # One build serves everything: cargo reuses target/release when it is up to
-# date, and the package builds run in a copy of the source that shares this
-# target directory (cargo's fingerprints do not depend on where the source
-# is), so the packages ship the very binary the tests ran.
+# date, and the package builds, which run in a staged copy of the source,
+# point cargo back at this tree (MINIMEGA_SRC) and its target directory, so
+# the packages ship the very binary the tests ran. (Cargo records absolute
+# source paths: a build from the copy would leave later builds here blind to
+# edits.)
 #
 # Rust comes from rustup (Debian 12's cargo is older than rust-version in
 # Cargo.toml); cargo must be on PATH or in ~/.cargo/bin. Once the crates are
@@ -22,6 +24,7 @@ REL := $(TARGET_DIR)/release
 GEN := $(TARGET_DIR)/gen
 PKGDIR := $(TARGET_DIR)/pkg
 DIST ?= $(CURDIR)/dist
+SRC := $(or $(MINIMEGA_SRC),$(CURDIR))
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
 # The date printed in the generated man page (reproducible when set).
@@ -59,7 +62,7 @@ GENPAGES := $(GEN)/man/minimega-commands.7
 all: docs
 
 build:
-	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --bin minimega --bin gendoc
+	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minimega --bin gendoc
 
 # minimega-commands(7) and the completions, from this build's command table
 # and flags; regenerated on every build, so they cannot drift.
@@ -114,7 +117,7 @@ deb-unlocked:
 			'$(DEB_VERSION)' "$$(dpkg-parsechangelog -SMaintainer)" "$$(date -R)"; \
 		  cat debian/changelog; } >debian/changelog.new && mv debian/changelog.new debian/changelog)
 	cd $(PKGDIR)/deb/minimega-$(VERSION) && \
-		CARGO_TARGET_DIR=$(TARGET_DIR) dpkg-buildpackage -us -uc -b
+		MINIMEGA_SRC=$(CURDIR) CARGO_TARGET_DIR=$(TARGET_DIR) dpkg-buildpackage -us -uc -b
 	mkdir -p $(DIST)
 	rm -f $(DIST)/minimega_*.deb
 	cp $(PKGDIR)/deb/minimega_*.deb $(DIST)/
@@ -124,7 +127,7 @@ deb-unlocked:
 rpm-unlocked:
 	$(call stage,$(PKGDIR)/rpm/SOURCES)
 	tar -C $(PKGDIR)/rpm/SOURCES -czf $(PKGDIR)/rpm/SOURCES/minimega-$(VERSION).tar.gz minimega-$(VERSION)
-	CARGO_TARGET_DIR=$(TARGET_DIR) rpmbuild -bb --nodeps \
+	MINIMEGA_SRC=$(CURDIR) CARGO_TARGET_DIR=$(TARGET_DIR) rpmbuild -bb --nodeps \
 		--define "_topdir $(PKGDIR)/rpm" rpm/minimega.spec
 	mkdir -p $(DIST)
 	rm -f $(DIST)/minimega-*.rpm
