@@ -3,8 +3,9 @@
 //! with the same limits a scope unit would get. Works on cgroup v1 (one
 //! directory per controller hierarchy, as on hybrid hosts) and on v2.
 //!
-//! QEMU joins its cgroup before it execs (the spawn writes to
-//! `cgroup.procs` in the child), so no QEMU ever runs outside its limits.
+//! QEMU joins its cgroup right after the spawn (see `process::spawn`),
+//! while it is still paused (-S) and has touched no guest memory; if it
+//! cannot join, it is killed and the launch fails.
 
 use super::limits::{Limits, CPU_PERIOD_USEC};
 use cgroups_rs::cpu::CpuController;

@@ -357,7 +357,10 @@ impl Vms {
                     }
                     Err(_) if tokio::time::Instant::now() < deadline => {
                         tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(Duration::from_millis(100));
+                        // A short cap: when a hundred QEMUs start at once,
+                        // each polled socket's answer is soon; a long
+                        // back-off would only add to the slowest one's wait.
+                        pause = (pause * 2).min(Duration::from_millis(20));
                     }
                     Err(e) => return err(format!("no QMP socket at {}: {e}", path.display())),
                 }

@@ -1,17 +1,21 @@
 //! QEMU processes: spawning one so it outlives the daemon, recognising it
 //! again after a restart, and noticing when it exits.
 
-use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-/// Spawns QEMU in its own session (signals to the daemon's terminal or
-/// process group never reach it), with its output in `log`, its working
-/// and temporary directory in `dir` (snapshot overlays land there), and
-/// already inside the cgroups whose `cgroup.procs` files are given.
+/// Spawns QEMU in its own process group (signals to the daemon's terminal
+/// never reach it), with its output in `log`, its working and temporary
+/// directory in `dir` (snapshot overlays land there), then moves it into
+/// the cgroups whose `cgroup.procs` files are given.
+///
+/// Without a hook between fork and exec the standard library can use
+/// posix_spawn (vfork): forking the whole daemon for each of a hundred
+/// QEMUs costs more than the launch itself. QEMU starts paused (-S), so the
+/// few milliseconds before it joins its cgroup touch no guest memory; a
+/// systemd scope is entered the same way, after the spawn.
 pub fn spawn(
     argv: &[String],
     dir: &Path,
@@ -20,11 +24,6 @@ pub fn spawn(
 ) -> std::io::Result<tokio::process::Child> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
-    let procs: Vec<CString> = cgroup_procs
-        .iter()
-        .map(|p| CString::new(p.as_os_str().as_bytes()))
-        .collect::<Result<_, _>>()
-        .map_err(std::io::Error::other)?;
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(dir)
@@ -32,30 +31,20 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
+        .process_group(0)
         .kill_on_drop(false);
-    // SAFETY: between fork and exec only async-signal-safe calls are made
-    // (setsid, open, write, close) on memory prepared before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            for p in &procs {
-                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-                let e = std::io::Error::last_os_error();
-                libc::close(fd);
-                if n != 1 {
-                    return Err(e);
-                }
-            }
-            Ok(())
-        });
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or(0).to_string();
+    for p in cgroup_procs {
+        if let Err(e) = std::fs::write(p, &pid) {
+            let _ = child.start_kill();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", p.display()),
+            ));
+        }
     }
-    cmd.spawn()
+    Ok(child)
 }
 
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot),
