@@ -201,7 +201,8 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
 
     // A login other than root, through sudo.
     let node2 = bed.node("node2");
-    node2.ok("useradd -m ops && echo 'ops ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/ops");
+    node2.ok("useradd -m -s /bin/sh ops && chmod 755 /home /home/ops \
+         && echo 'ops ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/ops");
     let key = head.ok("cat /root/.ssh/id_ed25519.pub");
     node2.ok(&format!(
         "install -d -m 700 -o ops -g ops /home/ops/.ssh && echo '{key}' > /home/ops/.ssh/authorized_keys && chown ops:ops /home/ops/.ssh/authorized_keys"
@@ -210,7 +211,8 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
     let text = run(head, "deploy launch node2");
     assert!(
         text.contains("failed") && text.contains("logged in as ops without `deploy sudo true`"),
-        "{text}"
+        "{text}\nnode2's sshd:\n{}",
+        node2.ok("journalctl -u ssh --no-pager -n 30 || true")
     );
     // The failed attempt left node2's working daemon alone.
     assert_eq!(node2.ok("systemctl is-active minimega"), "active");

@@ -32,6 +32,20 @@ pub struct Testbed {
 }
 
 /// Units of the host image that a test node does not start.
+/// What every node's sshd runs with: keys only, root by key, PAM for
+/// accounts (so a user made with `useradd`, password locked, may log in
+/// by key, as on a stock Debian host).
+const SSHD_CONFIG: &str = "\
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+AuthorizedKeysFile .ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM yes
+PrintMotd no
+Subsystem sftp /usr/lib/openssh/sftp-server
+";
+
 const MASKED: &[&str] = &[
     "postgresql.service",
     "postgresql@.service",
@@ -279,6 +293,10 @@ impl Node {
         // The host image forbids maintainer scripts to start services (a
         // `policy-rc.d` that exits 101); a real node does not.
         let _ = std::fs::remove_file(root.join("usr/sbin/policy-rc.d"));
+        // An sshd configuration of its own: the host's may be anything
+        // (AllowUsers, drop-ins, no PAM), and the tests log in as users
+        // they create.
+        std::fs::write(etc.join("ssh/sshd_config"), SSHD_CONFIG).unwrap();
         // Host keys of its own, so SSH host key checks mean something.
         let _ = Command::new("sh")
             .arg("-c")
