@@ -123,6 +123,17 @@ fn wait_size(c: &Cluster, names: &[&str], size: usize) {
     );
 }
 
+/// Nodes `names` with degree 10 (more than there are nodes, so each links
+/// to all), once every one reports the whole mesh.
+fn full_mesh(names: &[&str]) -> Cluster {
+    let mut c = Cluster::new();
+    for (i, n) in names.iter().enumerate() {
+        c.start(i, n, &["-degree", "10"]);
+    }
+    wait_size(&c, names, names.len());
+    c
+}
+
 /// The string argument of each `member` signal of the daemon's interface,
 /// as they arrive.
 fn watch_signals(bus: &str, member: &'static str) -> std::sync::mpsc::Receiver<String> {
@@ -400,12 +411,8 @@ fn wrong_key_and_other_context_are_refused() {
 
 #[test]
 fn a_lost_node_is_an_error_row_and_is_dropped() {
-    let mut c = Cluster::new();
     let names = ["n1", "n2", "n3", "n4", "n5"];
-    for (i, n) in names.iter().enumerate() {
-        c.start(i, n, &["-degree", "10"]);
-    }
-    wait_size(&c, &names, 5);
+    let mut c = full_mesh(&names);
     let left = watch_signals(&c.node("n1").bus.address, "PeerLeft");
     let version = format!("minimega {}", env!("CARGO_PKG_VERSION"));
 
@@ -460,12 +467,8 @@ fn a_lost_node_is_an_error_row_and_is_dropped() {
 
 #[test]
 fn namespaces_span_the_mesh() {
-    let mut c = Cluster::new();
     let names = ["n1", "n2", "n3"];
-    for (i, n) in names.iter().enumerate() {
-        c.start(i, n, &["-degree", "10"]);
-    }
-    wait_size(&c, &names, 3);
+    let c = full_mesh(&names);
     let n1 = c.node("n1");
     let script = "\
 namespace
@@ -541,12 +544,8 @@ fn vms_per_host(table: &str) -> std::collections::BTreeMap<String, usize> {
 
 #[test]
 fn namespace_launch_spreads_vms_over_its_hosts() {
-    let mut c = Cluster::new();
     let names = ["n1", "n2", "n3"];
-    for (i, n) in names.iter().enumerate() {
-        c.start(i, n, &["-degree", "10"]);
-    }
-    wait_size(&c, &names, 3);
+    let c = full_mesh(&names);
     let n1 = c.node("n1");
     // Paused VMs without disks: cheap, and enough to see where they land.
     let out = attach(

@@ -178,6 +178,24 @@ pub struct Authenticated {
     pub rx: Opener,
 }
 
+/// Reads the peer's Hello, checked, with its payload as sent (the session
+/// keys are derived from both Hellos' exact bytes).
+async fn read_hello<S: AsyncRead + Unpin>(
+    io: &mut S,
+    rx: &mut Opener,
+) -> Result<(Hello, Vec<u8>), HandshakeError> {
+    match frames::read_within(io, rx, STEP_TIMEOUT).await? {
+        (Message::Hello(h), raw) => {
+            check_hello(&h)?;
+            Ok((h, raw))
+        }
+        (m, _) => Err(HandshakeError::Unexpected {
+            expected: "Hello",
+            got: m.kind(),
+        }),
+    }
+}
+
 fn check_hello(h: &Hello) -> Result<(), HandshakeError> {
     if !valid_nonce(&h.nonce) {
         return Err(HandshakeError::Auth("malformed nonce".into()));
@@ -202,22 +220,14 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     let mine = Message::Hello(me);
     let raw_i = mine.payload();
     frames::write(io, &mut tx, &mine).await?;
-    let (peer, raw_r) =
-        match frames::read_within(io, &mut rx, STEP_TIMEOUT).await {
-            Ok((Message::Hello(h), raw)) => (h, raw),
-            Ok((m, _)) => {
-                return Err(HandshakeError::Unexpected {
-                    expected: "Hello",
-                    got: m.kind(),
-                })
-            }
-            Err(FrameError::Closed) => return Err(HandshakeError::Auth(
-                "the peer closed the connection (it does not have our mesh key, or is no minimega)"
-                    .into(),
-            )),
-            Err(e) => return Err(e.into()),
-        };
-    check_hello(&peer)?;
+    // A responder whose MAC check fails on our Hello just hangs up.
+    let (peer, raw_r) = read_hello(io, &mut rx).await.map_err(|e| match e {
+        HandshakeError::Frame(FrameError::Closed) => HandshakeError::Auth(
+            "the peer closed the connection (it does not have our mesh key, or is no minimega)"
+                .into(),
+        ),
+        e => e,
+    })?;
     let keys = key.session_keys(&raw_i, &raw_r);
     tx.rekey(&keys.initiator_to_responder);
     rx.rekey(&keys.responder_to_initiator);
@@ -242,16 +252,7 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Authenticated, HandshakeError> {
     let hk = key.hello_key();
     let (mut tx, mut rx) = (Sealer::new(&hk), Opener::new(&hk));
-    let (peer, raw_i) = match frames::read_within(io, &mut rx, STEP_TIMEOUT).await? {
-        (Message::Hello(h), raw) => (h, raw),
-        (m, _) => {
-            return Err(HandshakeError::Unexpected {
-                expected: "Hello",
-                got: m.kind(),
-            })
-        }
-    };
-    check_hello(&peer)?;
+    let (peer, raw_i) = read_hello(io, &mut rx).await?;
     if peer.nonce == me.nonce {
         return Err(HandshakeError::Auth("our own Hello reflected back".into()));
     }
