@@ -34,7 +34,11 @@ pub fn spawn(
         .process_group(0)
         .kill_on_drop(false);
     let mut child = cmd.spawn()?;
-    let pid = child.id().unwrap_or(0).to_string();
+    // Never a default: "0" written to cgroup.procs would move the daemon.
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("QEMU exited before it had a pid"))?
+        .to_string();
     for p in cgroup_procs {
         if let Err(e) = std::fs::write(p, &pid) {
             let _ = child.start_kill();
