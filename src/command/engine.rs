@@ -148,14 +148,18 @@ impl<C: Context> Engine<C> {
             Ok(w) => w,
             Err(e) => return vec![self.error_group(ctx, session, e)],
         };
-        if session.origin == Origin::Local && self.compile(&words).is_ok() {
+        let compiled = match self.compile(&words) {
+            Ok(c) => c,
+            Err(e) => return vec![self.error_group(ctx, session, e)],
+        };
+        if session.origin == Origin::Local {
             let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
             if h.len() == HISTORY_MAX {
                 h.pop_front();
             }
             h.push_back(line.trim().to_string());
         }
-        self.run_words(ctx, session, words).await
+        self.run_compiled(ctx, session, words, compiled).await
     }
 
     /// Whether a line would run (it lexes and matches a command, after the
@@ -177,68 +181,77 @@ impl<C: Context> Engine<C> {
         words: Vec<Word>,
     ) -> BoxFuture<'a, Vec<Group>> {
         Box::pin(async move {
-            let compiled = match self.compile(&words) {
-                Ok(c) => c,
-                Err(e) => return vec![self.error_group(ctx, session, e)],
-            };
-            let spec = &self.specs[compiled.spec];
-            if let Origin::Mesh { from } = &session.origin {
-                if !spec.mesh_ok {
-                    let name = self
-                        .patterns_of(compiled.spec)
-                        .next()
-                        .map(Pattern::name)
-                        .unwrap_or_default();
-                    let e = CommandError::Invalid(format!(
-                        "`{name}` cannot be sent over the mesh (from {from})"
-                    ));
-                    return vec![self.error_group(ctx, session, e)];
-                }
+            match self.compile(&words) {
+                Ok(compiled) => self.run_compiled(ctx, session, words, compiled).await,
+                Err(e) => vec![self.error_group(ctx, session, e)],
             }
-            let line = lexer::unlex(&words);
-            let elsewhere = match session.origin {
-                Origin::Local => self
+        })
+    }
+
+    async fn run_compiled(
+        &self,
+        ctx: &C,
+        session: &mut Session,
+        words: Vec<Word>,
+        compiled: Compiled,
+    ) -> Vec<Group> {
+        let spec = &self.specs[compiled.spec];
+        if let Origin::Mesh { from } = &session.origin {
+            if !spec.mesh_ok {
+                let name = self
                     .patterns_of(compiled.spec)
                     .next()
-                    .and_then(|p| ctx.elsewhere(&p.name(), &line, session)),
-                Origin::Mesh { .. } => None,
-            };
-            let call = Call {
-                ctx,
-                engine: self,
-                session,
-                args: compiled.args,
-                line,
-                pattern: compiled.pattern,
-            };
-            let Some(elsewhere) = elsewhere else {
-                let result = (spec.handler)(call).await;
-                return self.finish(ctx, session, result);
-            };
-            let here = async {
-                if elsewhere.here {
-                    Some((spec.handler)(call).await)
-                } else {
-                    None
-                }
-            };
-            let (result, remote) = futures_util::future::join(here, elsewhere.remote).await;
-            let mut groups = match result {
-                Some(r) => self.finish(ctx, session, r),
-                None => Vec::new(),
-            };
-            match groups.last_mut() {
-                Some(g) => g.responses.extend(remote),
-                None => groups.push(Group {
-                    responses: remote,
-                    flags: session.flags,
-                }),
+                    .map(Pattern::name)
+                    .unwrap_or_default();
+                let e = CommandError::Invalid(format!(
+                    "`{name}` cannot be sent over the mesh (from {from})"
+                ));
+                return vec![self.error_group(ctx, session, e)];
             }
-            if let (Some(tidy), Some(g)) = (elsewhere.tidy, groups.last_mut()) {
-                tidy(&mut g.responses);
+        }
+        let line = lexer::unlex(&words);
+        let elsewhere = match session.origin {
+            Origin::Local => self
+                .patterns_of(compiled.spec)
+                .next()
+                .and_then(|p| ctx.elsewhere(&p.name(), &line, session)),
+            Origin::Mesh { .. } => None,
+        };
+        let call = Call {
+            ctx,
+            engine: self,
+            session,
+            args: compiled.args,
+            line,
+            pattern: compiled.pattern,
+        };
+        let Some(elsewhere) = elsewhere else {
+            let result = (spec.handler)(call).await;
+            return self.finish(ctx, session, result);
+        };
+        let here = async {
+            if elsewhere.here {
+                Some((spec.handler)(call).await)
+            } else {
+                None
             }
-            groups
-        })
+        };
+        let (result, remote) = futures_util::future::join(here, elsewhere.remote).await;
+        let mut groups = match result {
+            Some(r) => self.finish(ctx, session, r),
+            None => Vec::new(),
+        };
+        match groups.last_mut() {
+            Some(g) => g.responses.extend(remote),
+            None => groups.push(Group {
+                responses: remote,
+                flags: session.flags,
+            }),
+        }
+        if let (Some(tidy), Some(g)) = (elsewhere.tidy, groups.last_mut()) {
+            tidy(&mut g.responses);
+        }
+        groups
     }
 
     /// A handler's result as the groups the caller gets.
@@ -291,6 +304,10 @@ impl<C: Context> Engine<C> {
     }
 
     fn compile(&self, words: &[Word]) -> Result<Compiled, CommandError> {
+        // An alias may expand to nothing, and a nested command may be absent.
+        let Some(first) = words.first() else {
+            return Err(CommandError::Invalid("missing command".into()));
+        };
         let mut inexact: Vec<(usize, Args, &'static str)> = Vec::new();
         let mut closest: Option<(usize, usize)> = None; // (depth, spec)
         for (spec, pattern, text) in &self.patterns {
@@ -335,7 +352,7 @@ impl<C: Context> Engine<C> {
                 }
                 None => CommandError::Invalid(format!(
                     "no such command: `{}` (try `help`)",
-                    words[0].value
+                    first.value
                 )),
             }),
             _ => {
@@ -359,9 +376,6 @@ impl<C: Context> Engine<C> {
     /// the inner command's error (`.columns name vm lunch`).
     fn check_sub(&self, c: Compiled) -> Result<Compiled, CommandError> {
         if let Some(sub) = &c.args.sub {
-            if sub.is_empty() {
-                return Err(CommandError::Invalid("missing command".into()));
-            }
             self.compile(sub)?;
         }
         Ok(c)

@@ -149,6 +149,13 @@ fn aliases() {
         run(&e, &mut s, ".alias novalue"),
         "E: expected alias of format `alias=expansion`"
     );
+    // An alias of nothing is an error when used, never a crash.
+    run(&e, &mut s, ".alias nothing=");
+    assert_eq!(run(&e, &mut s, "nothing"), "E: missing command");
+    assert_eq!(
+        e.check_line(&s, "nothing").unwrap_err().to_string(),
+        "missing command"
+    );
 }
 
 #[test]
