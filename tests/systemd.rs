@@ -107,4 +107,18 @@ fn watchdog_and_restart_on_failure() {
     );
     assert_ne!(newpid, pid);
     n.wait_ok("minimega -e version", Duration::from_secs(10));
+
+    // A short watchdog is fed: the daemon outlives several periods, and
+    // its probe stays out of `history`.
+    n.ok("mkdir -p /run/systemd/system/minimega.service.d \
+          && printf '[Service]\\nWatchdogSec=3s\\n' >/run/systemd/system/minimega.service.d/wd.conf \
+          && systemctl daemon-reload && systemctl restart minimega");
+    assert_eq!(
+        n.ok("systemctl show -p WatchdogUSec --value minimega"),
+        "3s"
+    );
+    let pid = n.ok("systemctl show -p MainPID --value minimega");
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(n.ok("systemctl show -p MainPID --value minimega"), pid);
+    assert_eq!(n.ok("minimega -e history"), "history");
 }

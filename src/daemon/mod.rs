@@ -215,10 +215,15 @@ fn spawn_status(daemon: Daemon) {
 fn spawn_watchdog(daemon: Daemon, period: Duration) {
     tokio::spawn(async move {
         let mut session = Session::new();
+        // Straight to the engine, past `run_line`: the probe is no user's
+        // command and stays out of `history`.
+        let version = crate::command::lexer::lex("version").expect("a constant line");
         loop {
             tokio::time::sleep(period / 2).await;
-            let probe =
-                tokio::time::timeout(period / 2, daemon.exec(&mut session, "version")).await;
+            let run = daemon
+                .engine
+                .run_words(&daemon.node, &mut session, version.clone());
+            let probe = tokio::time::timeout(period / 2, run).await;
             if probe.is_ok() {
                 notify::watchdog();
             } else {
