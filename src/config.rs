@@ -411,6 +411,8 @@ fn parse_level(s: &str) -> Result<tracing::Level, ConfigError> {
 }
 
 /// Parses Go-style durations: `10s`, `500ms`, `1m30s`, `2h`.
+const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration".into());
@@ -444,7 +446,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "" => return Err("missing unit (e.g. 10s)".into()),
             u => return Err(format!("unknown unit `{u}`")),
         };
-        total += Duration::from_secs_f64(n * unit);
+        // A bound far past any real timeout, so sums and multiples of it
+        // (3 x msa, deadlines) can never overflow.
+        total = Duration::try_from_secs_f64(n * unit)
+            .ok()
+            .and_then(|d| total.checked_add(d))
+            .filter(|d| *d <= MAX_DURATION)
+            .ok_or("too long a duration (at most 10 years)")?;
         rest = &rest[unit_len..];
     }
     Ok(total)
@@ -537,5 +545,8 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("87600h1s").is_err());
+        assert!(parse_duration("87600h").is_ok());
     }
 }
