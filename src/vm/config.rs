@@ -161,16 +161,26 @@ impl Field {
     }
 }
 
-/// Parses a positive count (memory MiB, vcpus).
-fn positive(field: &'static str, v: &str) -> Result<u64, ConfigError> {
+/// Parses a count of `field` in `min..=max`; the bound keeps QEMU's argv
+/// and the cgroup limits derived from it (bytes, weights) sane.
+fn count(
+    field: &'static str,
+    v: &str,
+    min: u64,
+    max: u64,
+    over: &'static str,
+) -> Result<u64, ConfigError> {
     let bad = |why| ConfigError::Invalid {
         field,
         value: v.to_string(),
         why,
     };
     let n: u64 = v.parse().map_err(|_| bad("not a number"))?;
-    if n == 0 {
+    if n < min {
         return Err(bad("must be greater than 0"));
+    }
+    if n > max {
+        return Err(bad(over));
     }
     Ok(n)
 }
@@ -211,8 +221,14 @@ impl VmConfig {
         filepath: &Path,
     ) -> Result<(), ConfigError> {
         match field {
-            Field::Memory => self.memory = positive("memory", single(field, values)?)?,
-            Field::Vcpus => self.vcpus = positive("vcpus", single(field, values)?)?,
+            Field::Memory => {
+                let v = single(field, values)?;
+                self.memory = count("memory", v, 1, 16 << 20, "at most 16777216 (16 TiB)")?;
+            }
+            Field::Vcpus => {
+                let v = single(field, values)?;
+                self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
+            }
             Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
             Field::Snapshot => {
                 let v = single(field, values)?;
@@ -261,11 +277,8 @@ impl VmConfig {
             },
             Field::SerialPorts => {
                 let v = single(field, values)?;
-                self.serial_ports = v.parse().map_err(|_| ConfigError::Invalid {
-                    field: "serial-ports",
-                    value: v.into(),
-                    why: "not a number",
-                })?;
+                let over = "at most 4 (a PC's ISA serial ports)";
+                self.serial_ports = count("serial-ports", v, 0, 4, over)?;
             }
             Field::Vga => self.vga = single(field, values)?.into(),
             Field::Schedule => self.schedule = single(field, values)?.into(),

@@ -18,6 +18,8 @@ vm config
 vm config memory lots
 vm config memory 0
 vm config vcpus -1
+vm config vcpus 5000
+vm config serial-ports 9
 vm config snapshot maybe
 vm config uuid not-a-uuid
 vm config frobnicate 1
