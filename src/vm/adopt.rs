@@ -38,7 +38,7 @@ impl Vms {
             tasks.spawn(async move {
                 match rec {
                     Err(e) => me.unreadable(&dir, &e).await,
-                    Ok(r) if !recover => me.discard(&dir, r).await,
+                    Ok(r) if !recover => me.discard(&dir, r, "-recover=false").await,
                     Ok(r) => me.adopt_one(r).await,
                 }
             });
@@ -67,9 +67,11 @@ impl Vms {
         Outcome::Removed
     }
 
-    async fn discard(&self, dir: &std::path::Path, r: Record) -> Outcome {
+    /// A record not to adopt (`why`): its QEMU stopped, its unit or cgroup
+    /// and its folder removed.
+    async fn discard(&self, dir: &std::path::Path, r: Record, why: &str) -> Outcome {
         if let Some(pid) = find_qemu(&r, dir) {
-            warn!(vm = %r.name, id = r.id, pid, "-recover=false: stopping the previous instance's VM");
+            warn!(vm = %r.name, id = r.id, pid, "{why}: stopping the previous instance's VM");
             stop_process(pid, process::start_time(pid), None).await;
         }
         self.placement().release(&r.placed).await;
@@ -83,8 +85,10 @@ impl Vms {
         let was_live = r.state.is_live() || r.pid.is_some();
         let pid = if was_live { find_qemu(&r, &dir) } else { None };
         let Some(vm) = self.register_adopted(&r) else {
-            warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered; skipping {}", dir.display());
-            return Outcome::Removed;
+            // Two records of one name: this one could never be managed, and
+            // its QEMU must not be left running without an owner.
+            warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered; discarding {}", dir.display());
+            return self.discard(&dir, r, "a duplicate record").await;
         };
         let Some(pid) = pid else {
             if was_live {

@@ -221,12 +221,6 @@ impl Vms {
         self.reg().vms.len()
     }
 
-    pub fn by_name(&self, ns: &str, name: &str) -> Option<Arc<Vm>> {
-        let r = self.reg();
-        let id = r.names.get(&(ns.to_string(), name.to_string()))?;
-        r.vms.get(id).cloned()
-    }
-
     /// The VMs a target list names, in order, each once. An unknown name
     /// or id is an error and nothing is returned.
     pub fn resolve(&self, ns: &str, targets: &[Target]) -> Result<Vec<Arc<Vm>>, VmError> {
@@ -312,8 +306,8 @@ impl Vms {
         self.inner.next_id.fetch_max(id + 1, Ordering::SeqCst);
     }
 
-    /// Registers a VM read back from its record. False if its name or id
-    /// is taken (it is then left alone).
+    /// Registers a VM read back from its record. None if its name or id
+    /// is taken.
     pub(super) fn register_adopted(&self, r: &Record) -> Option<Arc<Vm>> {
         let mut reg = self.reg();
         let key = (r.namespace.clone(), r.name.clone());
