@@ -38,9 +38,6 @@ impl VmPaths {
     pub fn qemu_log(&self) -> PathBuf {
         self.dir.join("qemu.log")
     }
-    pub fn state(&self) -> PathBuf {
-        self.dir.join("state.json")
-    }
 }
 
 /// Translation cache for TCG, in MiB: bounded so a VM's memory limit can

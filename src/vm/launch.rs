@@ -66,35 +66,17 @@ impl Vms {
     ) -> Result<Vec<u64>, VmError> {
         self.validate(&cfg)?;
         let vms = self.reserve(ns, names, &cfg)?;
-        let mut tasks = tokio::task::JoinSet::new();
-        for vm in &vms {
-            let me = self.clone();
-            let vm = vm.clone();
-            // Spawned, so a client that goes away mid-launch cannot leave
-            // a half-made VM behind.
-            tasks.spawn(async move {
-                let r = me.launch_one(&vm).await;
-                (vm, r)
-            });
-        }
-        let mut ok = Vec::new();
-        let mut errors: Vec<String> = Vec::new();
-        while let Some(j) = tasks.join_next().await {
-            match j {
-                Ok((vm, Ok(()))) => ok.push(vm.id),
-                Ok((vm, Err(e))) => errors.push(format!("vm {}: {e}", vm.name)),
-                Err(e) => errors.push(format!("launch task failed: {e}")),
-            }
-        }
-        ok.sort_unstable();
-        match errors.len() {
-            0 => Ok(ok),
-            1 => err(errors.remove(0)),
-            n => {
-                errors.sort();
-                err(format!("{} (and {} more VMs failed)", errors[0], n - 1))
-            }
-        }
+        // Each launch is its own task, so a client that goes away
+        // mid-launch cannot leave a half-made VM behind.
+        self.each(vms.clone(), |me, vm| async move {
+            me.launch_one(&vm)
+                .await
+                .map_err(|e| VmError(format!("vm {}: {e}", vm.name)))
+        })
+        .await?;
+        let mut ids: Vec<u64> = vms.iter().map(|v| v.id).collect();
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     /// Allocates ids and claims names and the UUID, all or none.
@@ -240,14 +222,13 @@ impl Vms {
         let leaf = format!("{}-{}", self.inner.tag, vm.id);
         let cgroups = placement.prepare(&leaf, &limits).map_err(VmError)?;
         let procs = super::cgroup::procs_files(&cgroups);
-        let child = match process::spawn(&argv, &p.dir, &p.qemu_log(), &procs) {
+        let (child, pid) = match process::spawn(&argv, &p.dir, &p.qemu_log(), &procs) {
             Ok(c) => c,
             Err(e) => {
                 placement.release_cgroups(&cgroups).await;
                 return err(format!("cannot run {}: {e}", argv[0]));
             }
         };
-        let pid = child.id().unwrap_or(0);
         let pid_start = process::start_time(pid);
         let (life_tx, life_rx) = watch::channel(Life::Running);
         {
@@ -298,8 +279,8 @@ impl Vms {
                     self.abandon(vm, life_rx).await;
                     return err(format!("qemu exited: {}", qemu_error(&vm.paths)));
                 }
+                // Nothing the record holds changed since the last save.
                 self.spawn_events(vm, gen, events);
-                self.save(vm);
                 Ok(())
             }
             Err(e) => {

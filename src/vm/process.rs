@@ -15,13 +15,14 @@ use std::time::Duration;
 /// posix_spawn (vfork): forking the whole daemon for each of a hundred
 /// QEMUs costs more than the launch itself. QEMU starts paused (-S), so the
 /// few milliseconds before it joins its cgroup touch no guest memory; a
-/// systemd scope is entered the same way, after the spawn.
+/// systemd scope is entered the same way, after the spawn. Returns the
+/// child and its pid.
 pub fn spawn(
     argv: &[String],
     dir: &Path,
     log: &Path,
     cgroup_procs: &[PathBuf],
-) -> std::io::Result<tokio::process::Child> {
+) -> std::io::Result<(tokio::process::Child, u32)> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
     let mut cmd = tokio::process::Command::new(&argv[0]);
@@ -37,10 +38,9 @@ pub fn spawn(
     // Never a default: "0" written to cgroup.procs would move the daemon.
     let pid = child
         .id()
-        .ok_or_else(|| std::io::Error::other("QEMU exited before it had a pid"))?
-        .to_string();
+        .ok_or_else(|| std::io::Error::other("QEMU exited before it had a pid"))?;
     for p in cgroup_procs {
-        if let Err(e) = std::fs::write(p, &pid) {
+        if let Err(e) = std::fs::write(p, pid.to_string()) {
             let _ = child.start_kill();
             return Err(std::io::Error::new(
                 e.kind(),
@@ -48,7 +48,7 @@ pub fn spawn(
             ));
         }
     }
-    Ok(child)
+    Ok((child, pid))
 }
 
 /// Field 22 of /proc/<pid>/stat (start time in clock ticks since boot),
