@@ -2,9 +2,7 @@
 //! process-wide); `deploy launch`/`remove` answer one row per host.
 
 use super::{plan::HeadFlags, ssh::HostKeyPolicy, Job, Outcome, Settings};
-use crate::command::{
-    ranges, table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec,
-};
+use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::daemon::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,14 +109,13 @@ fn rows(out: Vec<Outcome>) -> Reply {
 
 fn hosts(c: &Call<'_, Node>) -> Result<Vec<String>, CommandError> {
     let spec = c.args.string("hosts").unwrap_or_default();
-    let mut hosts = ranges::expand_list(spec)?;
-    let me = c.ctx.hostname().to_string();
-    if hosts.contains(&me) {
+    let me = c.ctx.hostname();
+    let hosts = crate::mesh::commands::named_hosts(spec, me)?;
+    if hosts.iter().any(|h| h == me) {
         return Err(CommandError::Invalid(format!(
             "cannot deploy to this node ({me})"
         )));
     }
-    hosts.dedup();
     Ok(hosts)
 }
 

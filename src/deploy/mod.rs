@@ -10,7 +10,7 @@ pub mod commands;
 pub mod plan;
 pub mod ssh;
 
-use plan::{HeadFlags, PackageKind, Redirect, Target};
+use plan::{HeadFlags, Redirect, Target};
 use ssh::{HostKeyPolicy, Session, SshError, Trust};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -251,8 +251,7 @@ async fn install_and_start(
     };
     let argv = job.head.argv(binary, &job.settings.flags);
     let dropin = plan::dropin(&argv, &job.settings.redirect);
-    let current = target.installed.as_deref() == Some(job.version.as_str())
-        && target.key_sha256.as_deref() == Some(sha256_hex(&job.mesh_key).as_str())
+    let current = has_this_build(job, &target)
         && target.dropin_sha256.as_deref() == Some(sha256_hex(dropin.as_bytes()).as_str())
         && target.active;
     if current {
@@ -263,7 +262,6 @@ async fn install_and_start(
         return start_without_systemd(job, mesh, host, remote, &target).await;
     }
     let fresh = target.installed.is_none();
-    let undo = |kind: Option<PackageKind>| plan::remove(kind);
     let step = async {
         match (&package, target.pkg) {
             (Some(file), Some(kind)) => {
@@ -313,13 +311,17 @@ async fn install_and_start(
             // a working node because its upgrade failed would only take it
             // out of the mesh.
             if fresh {
-                let _ = remote
-                    .run(&undo(if package.is_some() { target.pkg } else { None }))
-                    .await;
+                let _ = remote.run(&plan::remove(package.and(target.pkg))).await;
             }
             Err(e)
         }
     }
+}
+
+/// The target has this version and this mesh key.
+fn has_this_build(job: &Job, target: &Target) -> bool {
+    target.installed.as_deref() == Some(job.version.as_str())
+        && target.key_sha256.as_deref() == Some(sha256_hex(&job.mesh_key).as_str())
 }
 
 /// A node without systemd (a product path too): this binary and the key,
@@ -335,9 +337,7 @@ async fn start_without_systemd(
     let argv = job
         .head
         .argv("/usr/local/bin/minimega", &job.settings.flags);
-    let current = target.installed.as_deref() == Some(job.version.as_str())
-        && target.key_sha256.as_deref() == Some(sha256_hex(&job.mesh_key).as_str())
-        && plan::runs(target, &argv);
+    let current = has_this_build(job, target) && plan::runs(target, &argv);
     if current {
         join(job, mesh, host, target).await?;
         return Ok("up to date".into());

@@ -15,6 +15,14 @@ pub fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r#"'\''"#))
 }
 
+/// A command line of quoted words.
+fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Asks a target what it is. Each line of the answer is `key=value`.
 pub const PROBE: &str = "echo arch=$(uname -m); echo name=$(hostname -s); \
 if command -v dpkg >/dev/null 2>&1; then echo pkg=deb; elif command -v rpm >/dev/null 2>&1; then echo pkg=rpm; fi; \
@@ -149,11 +157,8 @@ pub struct Redirect {
 /// A systemd drop-in that runs the packaged unit with the head's flags,
 /// leaving the package's conffile alone.
 pub fn dropin(argv: &[String], redirect: &Redirect) -> String {
-    let cmd = argv
-        .iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ");
+    // systemd would expand `%` specifiers and `$` variables in ExecStart.
+    let cmd = shell_join(argv).replace('%', "%%").replace('$', "$$");
     let mut s = format!("# Written by `deploy launch` on the head node; `deploy remove` deletes it.\n[Service]\nExecStart=\nExecStart={cmd}\n");
     if let Some(o) = &redirect.stdout {
         s.push_str(&format!("StandardOutput=append:{o}\n"));
@@ -191,16 +196,20 @@ pub const START: &str =
     "systemctl daemon-reload && systemctl enable --quiet minimega && systemctl restart minimega \
 && systemctl is-active --quiet minimega";
 
-/// Stops and undoes what deploy and the package made.
+/// Stops and undoes what deploy and the package made. The files a binary
+/// deploy puts by hand go too, also beside a package: left there, an old
+/// binary first in PATH would outlive the package.
 pub fn remove(kind: Option<PackageKind>) -> String {
     let purge = match kind {
-        Some(PackageKind::Deb) => "DEBIAN_FRONTEND=noninteractive apt-get -y -q purge minimega >/dev/null 2>&1 || dpkg --purge minimega",
-        Some(PackageKind::Rpm) => "rpm -e minimega",
-        None => "rm -f /usr/local/bin/minimega /etc/systemd/system/minimega.service /etc/dbus-1/system.d/org.minimega.Minimega1.conf /etc/minimega/mesh.key; rmdir /etc/minimega 2>/dev/null",
+        Some(PackageKind::Deb) => "DEBIAN_FRONTEND=noninteractive apt-get -y -q purge minimega >/dev/null 2>&1 || dpkg --purge minimega; ",
+        Some(PackageKind::Rpm) => "rpm -e minimega; ",
+        None => "",
     };
     format!(
         "systemctl disable --now --quiet minimega 2>/dev/null; pkill -x minimega 2>/dev/null; \
-         rm -f {DROPIN}; rmdir {DROPIN_DIR} 2>/dev/null; {purge}; systemctl daemon-reload 2>/dev/null; true"
+         rm -f {DROPIN}; rmdir {DROPIN_DIR} 2>/dev/null; {purge}\
+         rm -f /usr/local/bin/minimega /etc/systemd/system/minimega.service /etc/dbus-1/system.d/org.minimega.Minimega1.conf {MESH_KEY}; \
+         rmdir /etc/minimega 2>/dev/null; systemctl daemon-reload 2>/dev/null; true"
     )
 }
 
@@ -212,11 +221,7 @@ pub const PLAIN_LOG: &str = "/var/log/minimega.log";
 /// (`nohup <binary> <flags> &`), replacing one already running, and fails
 /// with its last words when it does not stay up.
 pub fn start_plain(argv: &[String], redirect: &Redirect) -> String {
-    let cmd = argv
-        .iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let cmd = shell_join(argv);
     let out = shell_quote(redirect.stdout.as_deref().unwrap_or(PLAIN_LOG));
     let err = shell_quote(redirect.stderr.as_deref().unwrap_or(PLAIN_LOG));
     format!(
@@ -333,5 +338,16 @@ mod tests {
         assert!(install_package(PackageKind::Deb, "/x.deb").contains("dpkg --purge minimega"));
         assert!(install_package(PackageKind::Rpm, "/x.rpm").contains("rpm -e minimega"));
         assert!(remove(Some(PackageKind::Deb)).contains("disable --now"));
+        // A binary an earlier deploy sent goes with the package.
+        assert!(remove(Some(PackageKind::Deb)).contains("rm -f /usr/local/bin/minimega"));
+    }
+
+    #[test]
+    fn the_dropin_escapes_what_systemd_would_expand() {
+        let argv: Vec<String> = ["/usr/bin/minimega", "-context", "50%$HOME"]
+            .map(String::from)
+            .to_vec();
+        assert!(dropin(&argv, &Redirect::default())
+            .contains("ExecStart=/usr/bin/minimega -context '50%%$$HOME'\n"));
     }
 }

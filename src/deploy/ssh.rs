@@ -185,6 +185,13 @@ impl Session {
         trust: Trust,
         timeout: Duration,
     ) -> Result<Session, SshError> {
+        // Before connecting: with `accept-new`, a connection that can never
+        // log in would still learn the host's key.
+        if identities.is_empty() {
+            return Err(SshError::NoKey(
+                "no identity given and none in ~/.ssh (id_ed25519, id_ecdsa, id_rsa)".into(),
+            ));
+        }
         let addr = format!("{host}:{port}");
         let verdict = Arc::new(Mutex::new(None));
         let checker = Checker {
@@ -232,23 +239,18 @@ impl Session {
                 });
             }
         };
-        if identities.is_empty() {
-            return Err(SshError::NoKey(
-                "no identity given and none in ~/.ssh (id_ed25519, id_ecdsa, id_rsa)".into(),
-            ));
-        }
         let session_err = |e: russh::Error| SshError::Session {
             host: host.to_string(),
             why: e.to_string(),
         };
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(session_err)?
+            .flatten();
         for path in identities {
             let key = keys::load_secret_key(path, None)
                 .map_err(|e| SshError::NoKey(format!("{}: {e}", path.display())))?;
-            let hash = handle
-                .best_supported_rsa_hash()
-                .await
-                .map_err(session_err)?
-                .flatten();
             let auth = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(Arc::new(key), hash))
                 .await

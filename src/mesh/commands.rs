@@ -192,6 +192,12 @@ pub fn targets(spec: &str, me: &str, others: &[String]) -> Result<Vec<String>, C
     if spec == "all" {
         return Ok(others.to_vec());
     }
+    named_hosts(spec, me)
+}
+
+/// The hosts a list or range names, each once, in order; `localhost` is
+/// this node (`me`).
+pub fn named_hosts(spec: &str, me: &str) -> Result<Vec<String>, CommandError> {
     let mut out: Vec<String> = Vec::new();
     for name in ranges::expand_list(spec)? {
         let name = if name == "localhost" {

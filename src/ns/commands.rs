@@ -135,20 +135,8 @@ fn ns_hosts(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 
 /// Expands a host argument; `localhost` is this node, `all` is `all`.
 fn host_list(node: &Node, spec: &str, all: Vec<String>) -> Result<Vec<String>, CommandError> {
-    if spec == "all" {
-        return Ok(all);
-    }
-    Ok(ranges::expand_list(spec)
-        .map_err(|e| CommandError::Invalid(format!("invalid hosts: {e}")))?
-        .into_iter()
-        .map(|h| {
-            if h == "localhost" {
-                node.hostname().to_string()
-            } else {
-                h
-            }
-        })
-        .collect())
+    crate::mesh::commands::targets(spec, node.hostname(), &all)
+        .map_err(|e| CommandError::Invalid(format!("invalid hosts: {e}")))
 }
 
 fn ns_add_hosts(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {

@@ -30,3 +30,4 @@ deploy hostkeys
 deploy launch node
 deploy launch node[3-1]
 deploy remove bad[
+deploy launch localhost
