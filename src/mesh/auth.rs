@@ -184,7 +184,7 @@ async fn read_hello<S: AsyncRead + Unpin>(
     io: &mut S,
     rx: &mut Opener,
 ) -> Result<(Hello, Vec<u8>), HandshakeError> {
-    match frames::read_within(io, rx, STEP_TIMEOUT).await? {
+    match frames::read_within(io, rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
         (Message::Hello(h), raw) => {
             check_hello(&h)?;
             Ok((h, raw))
@@ -232,7 +232,7 @@ pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     tx.rekey(&keys.initiator_to_responder);
     rx.rekey(&keys.responder_to_initiator);
     frames::write(io, &mut tx, &Message::Confirm).await?;
-    match frames::read_within(io, &mut rx, STEP_TIMEOUT).await? {
+    match frames::read_within(io, &mut rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
         (Message::Accept, _) => Ok(Authenticated { peer, tx, rx }),
         (Message::Refuse(why), _) => Err(HandshakeError::Refused(why)),
         (m, _) => Err(HandshakeError::Unexpected {
@@ -262,7 +262,7 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     let keys = key.session_keys(&raw_i, &raw_r);
     tx.rekey(&keys.responder_to_initiator);
     rx.rekey(&keys.initiator_to_responder);
-    match frames::read_within(io, &mut rx, STEP_TIMEOUT).await? {
+    match frames::read_within(io, &mut rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
         (Message::Confirm, _) => Ok(Authenticated { peer, tx, rx }),
         (m, _) => Err(HandshakeError::Unexpected {
             expected: "Confirm",
@@ -344,7 +344,7 @@ mod tests {
                 };
                 frames::write(&mut b, &mut auth.tx, &m).await.unwrap();
                 // Keep the stream open until the initiator has read.
-                let _ = frames::read(&mut b, &mut auth.rx).await;
+                let _ = frames::read(&mut b, &mut auth.rx, frames::HANDSHAKE_MAX).await;
                 return Ok(auth);
             }
             r
@@ -352,6 +352,26 @@ mod tests {
         let i = initiate(&mut a, &ki, hello("i")).await;
         drop(a);
         (i, responder.await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_large_frame_before_authentication_is_refused_from_its_header() {
+        use crate::mesh::wire::{HEADER_LEN, MAGIC, VERSION};
+        use tokio::io::AsyncWriteExt;
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let mut head = [0u8; HEADER_LEN];
+        head[..4].copy_from_slice(&MAGIC);
+        head[4] = VERSION;
+        head[5] = Kind::Hello as u8;
+        let len = frames::HANDSHAKE_MAX + 1;
+        head[16..20].copy_from_slice(&(len as u32).to_be_bytes());
+        a.write_all(&head).await.unwrap();
+        let r = respond(&mut b, &key("shared key 0123456789"), hello("r")).await;
+        assert!(
+            matches!(r, Err(HandshakeError::Frame(FrameError::TooLarge { len: l, .. })) if l == len),
+            "{:?}",
+            r.err()
+        );
     }
 
     #[tokio::test]

@@ -15,7 +15,13 @@ pub enum FrameError {
     Io(std::io::Error),
     #[error("no frame within {0:?}")]
     Timeout(Duration),
+    #[error("frame of {len} bytes exceeds the {max}-byte limit here")]
+    TooLarge { len: usize, max: usize },
 }
+
+/// The most a handshake frame (a Hello, a verdict) may carry: read before
+/// the peer has proved anything, so no large buffer is made for it.
+pub const HANDSHAKE_MAX: usize = 64 << 10;
 
 impl From<std::io::Error> for FrameError {
     fn from(e: std::io::Error) -> FrameError {
@@ -27,15 +33,20 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
-/// Reads, authenticates and decodes one frame; also returns its payload.
+/// Reads, authenticates and decodes one frame of at most `max` payload
+/// bytes; also returns its payload.
 pub async fn read<R: AsyncRead + Unpin>(
     r: &mut R,
     opener: &mut Opener,
+    max: usize,
 ) -> Result<(Message, Vec<u8>), FrameError> {
     let mut head = [0u8; HEADER_LEN];
     r.read_exact(&mut head).await?;
-    // The header is checked (size cap included) before the body is read.
+    // The header is checked (size caps included) before the body is read.
     let h = wire::parse_header(&head)?;
+    if h.len > max {
+        return Err(FrameError::TooLarge { len: h.len, max });
+    }
     let mut body = vec![0u8; h.body_len()];
     r.read_exact(&mut body).await?;
     Ok(opener.open(&head, &body)?)
@@ -45,9 +56,10 @@ pub async fn read<R: AsyncRead + Unpin>(
 pub async fn read_within<R: AsyncRead + Unpin>(
     r: &mut R,
     opener: &mut Opener,
+    max: usize,
     limit: Duration,
 ) -> Result<(Message, Vec<u8>), FrameError> {
-    tokio::time::timeout(limit, read(r, opener))
+    tokio::time::timeout(limit, read(r, opener, max))
         .await
         .map_err(|_| FrameError::Timeout(limit))?
 }

@@ -62,7 +62,7 @@ pub(super) fn spawn(
         let why = loop {
             tokio::select! {
                 _ = stop.notified() => break "closed".to_string(),
-                r = frames::read_within(&mut rd, &mut opener, DEAD_AFTER) => match r {
+                r = frames::read_within(&mut rd, &mut opener, super::wire::MAX_PAYLOAD, DEAD_AFTER) => match r {
                     Ok((Message::Bye, _)) => break "the peer hung up".to_string(),
                     Ok((m, _)) => {
                         if let Err(e) = mesh.handle(&name, m) {
