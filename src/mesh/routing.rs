@@ -153,17 +153,20 @@ impl Mesh {
             return;
         }
         r.ttl -= 1;
-        if let Err(why) = self.forward(r.clone()) {
-            if matches!(r.body, Body::Request { .. }) {
+        // Only these are needed if it cannot go on: no copy of the body.
+        let (src, dst, id) = (r.src.clone(), r.dst.clone(), r.id);
+        let request = matches!(r.body, Body::Request { .. });
+        if let Err(why) = self.forward(r) {
+            if request {
                 let _ = self.forward(Routed {
                     src: self.0.me.clone(),
-                    dst: r.src.clone(),
+                    dst: src,
                     ttl: TTL,
-                    id: r.id,
+                    id,
                     body: Body::Failed { error: why },
                 });
             } else {
-                debug!("dropping answer {} for {}: {why}", r.id, r.dst);
+                debug!("dropping answer {id} for {dst}: {why}");
             }
         }
     }
@@ -336,7 +339,7 @@ impl Mesh {
 }
 
 pub(super) fn bump_own(st: &mut State, me: &str) -> Lsa {
-    st.my_seq = (st.my_seq + 1).max(now_nanos());
+    st.my_seq = st.my_seq.saturating_add(1).max(now_nanos());
     let peers: BTreeSet<String> = st.links.keys().cloned().collect();
     st.lsdb.insert(
         me.to_string(),
