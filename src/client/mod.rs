@@ -80,10 +80,9 @@ impl Transport {
             }
             Transport::Local { daemon, session } => {
                 let groups = daemon.exec(session, line).await;
-                let (text, hosts, _) = crate::dbus::server::exec_reply(&groups);
                 Ok(Answer {
-                    text,
-                    error: hosts.iter().any(|h| !h.2.is_empty()),
+                    text: crate::command::render::render_groups(&groups),
+                    error: groups.iter().any(|g| g.has_error()),
                 })
             }
         }

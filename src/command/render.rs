@@ -67,11 +67,31 @@ pub fn render(group: &Group) -> (String, String) {
 /// Output and errors as one text, output first.
 pub fn render_all(group: &Group) -> String {
     let (out, err) = render(group);
+    join(&out, &err)
+}
+
+/// Output then errors, as minimega prints them.
+pub fn join(out: &str, err: &str) -> String {
     match (out.is_empty(), err.is_empty()) {
-        (_, true) => out,
-        (true, false) => err,
+        (_, true) => out.to_string(),
+        (true, false) => err.to_string(),
         (false, false) => format!("{out}\n{err}"),
     }
+}
+
+/// The texts of one command's answers, one after another, blank ones
+/// left out: what every front door prints.
+pub fn join_texts(texts: impl IntoIterator<Item = String>) -> String {
+    texts
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What a user sees for a command's groups.
+pub fn render_groups(groups: &[Group]) -> String {
+    join_texts(groups.iter().map(render_all))
 }
 
 fn is_blank(r: &Response) -> bool {

@@ -47,12 +47,7 @@ fn host_text(r: &Response) -> String {
 /// What `Exec` returns: the rendered text, each host's answer, and all
 /// responses as minimega's JSON.
 pub fn exec_reply(groups: &[Group]) -> (String, Vec<HostAnswer>, String) {
-    let text = groups
-        .iter()
-        .map(render::render_all)
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = render::render_groups(groups);
     let all: Vec<&Response> = groups.iter().flat_map(|g| g.responses.iter()).collect();
     let hosts = all
         .iter()

@@ -107,10 +107,5 @@ impl SocketClient {
 
 /// What the client prints for a whole answer, as over D-Bus.
 pub fn answer_text(replies: &[Reply]) -> String {
-    replies
-        .iter()
-        .map(Reply::text)
-        .filter(|t| !t.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
+    crate::command::render::join_texts(replies.iter().map(Reply::text))
 }

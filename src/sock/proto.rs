@@ -265,11 +265,7 @@ impl Reply {
 
     /// What `minimega -e` prints for this object: the output, then errors.
     pub fn text(&self) -> String {
-        match (self.rendered.is_empty(), self.errors.is_empty()) {
-            (_, true) => self.rendered.clone(),
-            (true, false) => self.errors.clone(),
-            (false, false) => format!("{}\n{}", self.rendered, self.errors),
-        }
+        crate::command::render::join(&self.rendered, &self.errors)
     }
 
     /// The object as written: compact JSON and a newline, as Go's encoder.
