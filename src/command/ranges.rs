@@ -121,12 +121,6 @@ pub fn expand(name: &str) -> Result<Vec<String>, CommandError> {
     Ok(out)
 }
 
-/// True when the text uses range syntax, so callers can tell `foo[1-3]`
-/// from a plain name.
-pub fn is_range(name: &str) -> bool {
-    name.contains('[') || name.contains(',')
-}
-
 /// Compresses names into minimega's range form: `node1,node2,node3,node7`
 /// becomes `node[1-3,7]`. Names without a trailing number stay as they are.
 /// The result is sorted and comma-joined.

@@ -7,7 +7,6 @@ use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::ns::Namespaces;
 use crate::vm::Vms;
-use std::time::Instant;
 use tokio::sync::broadcast;
 
 /// Something a front door may want to announce (D-Bus signals, STATUS=).
@@ -25,7 +24,6 @@ pub enum Event {
 
 pub struct Node {
     pub config: Config,
-    pub started: Instant,
     pub events: broadcast::Sender<Event>,
     pub mesh: Mesh,
     pub namespaces: Namespaces,
@@ -44,7 +42,6 @@ impl Node {
             namespaces: Namespaces::default(),
             deploy: Default::default(),
             config,
-            started: Instant::now(),
             events,
             vms,
         }
@@ -57,11 +54,6 @@ impl Node {
 
     pub fn hostname(&self) -> &str {
         &self.config.hostname
-    }
-
-    /// Publishes an event; nobody listening is fine.
-    pub fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
     }
 
     /// VMs on this node, in every namespace and state.

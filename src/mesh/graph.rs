@@ -86,10 +86,6 @@ impl Topology {
         Topology::compute(me, &BTreeSet::new(), &BTreeMap::new())
     }
 
-    pub fn me(&self) -> &str {
-        &self.me
-    }
-
     pub fn size(&self) -> usize {
         self.adj.len()
     }

@@ -87,11 +87,6 @@ impl Lan {
         let outside = format!("v{}h{i}", self.tag);
         sh(&["ip", "-n", &self.switch, "link", "set", &outside, "down"]);
     }
-
-    /// `ip netns exec <ns>` prefix for a command.
-    pub fn exec_prefix(ns: &str) -> Vec<String> {
-        vec!["ip".into(), "netns".into(), "exec".into(), ns.into()]
-    }
 }
 
 impl Default for Lan {
