@@ -104,6 +104,12 @@ fn vms_are_scope_units_that_survive_daemon_restarts() {
     n.ok("minimega -e vm kill all");
     let left = n.ok("systemctl list-units --no-legend --plain 'minimega-*.scope'");
     assert_eq!(left, "", "scopes left: {left}");
+    // A killed VM started again gets its scope back under the same name,
+    // once systemd has really started it.
+    n.ok("minimega -e vm start vm-1");
+    assert_eq!(show(n, &scope(1), "ActiveState"), "active");
+    assert_eq!(show(n, &scope(1), "TasksMax"), "98");
+    n.ok("minimega -e vm kill vm-1");
     n.ok("minimega -e vm flush");
     assert_eq!(n.ok("minimega -e vm info"), "");
     n.ok("systemctl stop minimega");

@@ -126,11 +126,7 @@ impl Units {
     ) -> Result<(), String> {
         // A scope of a VM that died badly may linger as failed.
         let _ = self.manager.reset_failed_unit(unit).await;
-        let (tx, rx) = oneshot::channel();
-        self.waiters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(unit.to_string(), tx);
+        let rx = self.wait_for_job(unit);
         let quota_per_sec =
             limits.cpu_quota_usec * 1_000_000 / super::super::vm::limits::CPU_PERIOD_USEC;
         let props: Vec<(&str, Value<'_>)> = vec![
@@ -151,24 +147,59 @@ impl Units {
             .start_transient_unit(unit, "fail", &props, &[])
             .await;
         if let Err(e) = r {
-            self.waiters
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(unit);
+            self.forget_job(unit);
             return Err(format!("cannot start {unit}: {e}"));
         }
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(result)) if result == "done" => Ok(()),
-            Ok(Ok(result)) => Err(format!("starting {unit}: job {result}")),
-            _ => Err(format!("starting {unit}: no answer from systemd")),
+        match self.job_result(unit, rx).await {
+            Some(result) if result == "done" => Ok(()),
+            Some(result) => Err(format!("starting {unit}: job {result}")),
+            None => Err(format!("starting {unit}: no answer from systemd")),
         }
     }
 
     /// Stops a scope (its processes get SIGTERM, then SIGKILL) and forgets
-    /// it; a unit that is already gone is fine.
+    /// it; a unit that is already gone is fine. Waits for the stop job, so
+    /// its end is never taken for the end of a later start of the same
+    /// scope (a VM relaunched under its old name).
     pub async fn stop(&self, unit: &str) {
-        let _ = self.manager.stop_unit(unit, "replace").await;
+        let rx = self.wait_for_job(unit);
+        if self.manager.stop_unit(unit, "replace").await.is_ok() {
+            self.job_result(unit, rx).await;
+        } else {
+            self.forget_job(unit);
+        }
         let _ = self.manager.reset_failed_unit(unit).await;
+    }
+
+    /// Registers for the end of the next job of `unit` (JobRemoved names
+    /// the unit); registered before the job is queued, so it cannot be
+    /// missed.
+    fn wait_for_job(&self, unit: &str) -> oneshot::Receiver<String> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(unit.to_string(), tx);
+        rx
+    }
+
+    fn forget_job(&self, unit: &str) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(unit);
+    }
+
+    /// The job's result, or None when systemd said nothing in time (the
+    /// registration is then dropped, not left behind).
+    async fn job_result(&self, unit: &str, rx: oneshot::Receiver<String>) -> Option<String> {
+        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
+            Ok(Ok(result)) => Some(result),
+            _ => {
+                self.forget_job(unit);
+                None
+            }
+        }
     }
 
     async fn unit_property<T>(&self, unit: &str, iface: &str, prop: &str) -> Option<T>
