@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 /// Where this daemon makes VM cgroups.
 #[derive(Debug, Clone)]
 pub struct Tree {
-    pub v2: bool,
+    /// The v1 hierarchies as found at start (None on v2): reading the
+    /// mount table again for every VM would cost a launch of a hundred
+    /// VMs hundreds of parses.
+    v1: Option<V1>,
     parts: Vec<Part>,
 }
 
@@ -103,7 +106,10 @@ impl Tree {
         if !parts.iter().any(|p| p.controllers.contains(&"memory")) {
             return Err("no cgroup v1 memory hierarchy is mounted".into());
         }
-        Ok(Tree { v2: false, parts })
+        Ok(Tree {
+            v1: Some(v1),
+            parts,
+        })
     }
 
     /// cgroup v2 lets a cgroup hand controllers to children only while it
@@ -140,7 +146,7 @@ impl Tree {
             .and_then(|_| enable(&root.join(&parent)))
             .map_err(|e| format!("cannot set up {}: {e}", root.join(&parent).display()))?;
         Ok(Tree {
-            v2: true,
+            v1: None,
             parts: vec![Part {
                 mount: root,
                 controllers: V2_CONTROLLERS.to_vec(),
@@ -157,7 +163,7 @@ impl Tree {
             .collect();
         format!(
             "cgroup {} under {}",
-            if self.v2 { "v2" } else { "v1" },
+            if self.v1.is_some() { "v1" } else { "v2" },
             dirs.join(", ")
         )
     }
@@ -182,10 +188,9 @@ impl Tree {
     }
 
     fn create_part(&self, p: &Part, relpath: &Path, l: &Limits) -> Result<(), String> {
-        let hier: Box<dyn Hierarchy> = if self.v2 {
-            Box::new(V2::new())
-        } else {
-            Box::new(V1::new())
+        let hier: Box<dyn Hierarchy> = match &self.v1 {
+            Some(v1) => Box::new(v1.clone()),
+            None => Box::new(V2::new()),
         };
         let names = p.controllers.iter().map(|c| c.to_string()).collect();
         let cg = Cgroup::new_with_specified_controllers(hier, relpath, Some(names))
@@ -198,10 +203,10 @@ impl Tree {
                 .map_err(|e| format!("memory limit: {e}"))?;
         }
         if let Some(c) = cg.controller_of::<CpuController>() {
-            let share = if self.v2 {
-                l.cpu_weight
-            } else {
+            let share = if self.v1.is_some() {
                 l.cpu_shares()
+            } else {
+                l.cpu_weight
             };
             c.set_shares(share)
                 .map_err(|e| format!("cpu weight: {e}"))?;
@@ -216,7 +221,7 @@ impl Tree {
     }
 }
 
-/// The `cgroup.procs` files QEMU writes itself into before exec.
+/// The `cgroup.procs` files a VM's QEMU is moved into once spawned.
 pub fn procs_files(dirs: &[PathBuf]) -> Vec<PathBuf> {
     dirs.iter().map(|d| d.join("cgroup.procs")).collect()
 }
