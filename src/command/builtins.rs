@@ -187,28 +187,27 @@ pub struct Filter {
 
 impl Filter {
     pub fn parse(s: &str) -> Result<Filter, CommandError> {
-        // Longest operators first so `!=` is not read as `=`.
-        for (op, negate, fuzzy) in [
-            ("!~", true, true),
-            ("~", false, true),
-            ("!=", true, false),
-            ("=", false, false),
-        ] {
-            if let Some((col, val)) = s.split_once(op) {
-                if col.is_empty() {
-                    break;
-                }
-                return Ok(Filter {
-                    column: col.to_lowercase(),
-                    value: val.to_lowercase(),
-                    negate,
-                    fuzzy,
-                });
-            }
+        // The first operator splits: the value may itself hold `=` or `~`
+        // (`.filter append=console=ttyS0`).
+        let bad = || {
+            CommandError::Invalid(format!(
+                "invalid filter `{s}`: expected column=value, column!=value, column~value or column!~value"
+            ))
+        };
+        let at = s.find(['=', '~']).ok_or_else(bad)?;
+        let (col, negate) = match s[..at].strip_suffix('!') {
+            Some(col) => (col, true),
+            None => (&s[..at], false),
+        };
+        if col.is_empty() {
+            return Err(bad());
         }
-        Err(CommandError::Invalid(format!(
-            "invalid filter `{s}`: expected column=value, column!=value, column~value or column!~value"
-        )))
+        Ok(Filter {
+            column: col.to_lowercase(),
+            value: s[at + 1..].to_lowercase(),
+            negate,
+            fuzzy: s[at..].starts_with('~'),
+        })
     }
 
     pub fn matches(&self, cell: &str) -> bool {
@@ -419,6 +418,18 @@ mod tests {
         assert!(!f.negate && f.fuzzy);
         assert!(Filter::parse("nothing").is_err());
         assert!(Filter::parse("=x").is_err());
+        assert!(Filter::parse("!=x").is_err());
+        let f = Filter::parse("append=console=ttyS0~x").unwrap();
+        assert_eq!(
+            (f.column.as_str(), f.value.as_str()),
+            ("append", "console=ttys0~x")
+        );
+        assert!(!f.negate && !f.fuzzy);
+        let f = Filter::parse("name~a=b").unwrap();
+        assert_eq!(
+            (f.column.as_str(), f.value.as_str(), f.fuzzy),
+            ("name", "a=b", true)
+        );
     }
 
     #[test]
