@@ -189,22 +189,8 @@ fn launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 fn remove(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let hosts = hosts(&c)?;
-        let mut j = job(&c).unwrap_or_else(|_| Job {
-            settings: settings(&c).clone(),
-            head: HeadFlags {
-                port: 0,
-                degree: 0,
-                context: String::new(),
-                msa_secs: 10,
-                broadcast: String::new(),
-            },
-            version: String::new(),
-            mesh_key: Vec::new(),
-            binary: PathBuf::new(),
-            home: home_dir(),
-        });
-        j.mesh_key.clear();
-        Ok(rows(super::remove(Arc::new(j), hosts).await))
+        let settings = settings(&c).clone();
+        Ok(rows(super::remove(settings, home_dir(), hosts).await))
     })
 }
 

@@ -12,7 +12,7 @@ pub mod ssh;
 
 use plan::{HeadFlags, Redirect, Target};
 use ssh::{HostKeyPolicy, Session, SshError, Trust};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -144,26 +144,27 @@ impl Remote {
     }
 }
 
-async fn connect(job: &Job, host: &str) -> Result<Remote, SshError> {
-    let identities = match &job.settings.identity {
+/// Logs in to `host` as the settings say, with keys from `home`.
+async fn connect(settings: &Settings, home: &Path, host: &str) -> Result<Remote, SshError> {
+    let identities = match &settings.identity {
         Some(p) => vec![p.clone()],
-        None => ssh::default_identities(&job.home),
+        None => ssh::default_identities(home),
     };
-    let trust = Trust::standard(&job.home, job.settings.hostkeys);
+    let trust = Trust::standard(home, settings.hostkeys);
     let session = Session::connect(
         host,
         22,
-        &job.settings.user,
+        &settings.user,
         &identities,
         trust,
         Duration::from_secs(10),
     )
     .await?;
-    let root = job.settings.user == "root";
+    let root = settings.user == "root";
     Ok(Remote {
         session,
-        sudo: job.settings.sudo && !root,
-        unprivileged: (!root && !job.settings.sudo).then(|| job.settings.user.clone()),
+        sudo: settings.sudo && !root,
+        unprivileged: (!root && !settings.sudo).then(|| settings.user.clone()),
     })
 }
 
@@ -206,7 +207,7 @@ pub async fn launch(job: Arc<Job>, mesh: Arc<dyn MeshJoin>, hosts: Vec<String>) 
 }
 
 async fn launch_one(job: &Job, mesh: &dyn MeshJoin, host: &str) -> Outcome {
-    let remote = match connect(job, host).await {
+    let remote = match connect(&job.settings, &job.home, host).await {
         Ok(r) => r,
         Err(e) => return Outcome::failed(host, e),
     };
@@ -440,16 +441,17 @@ async fn join(job: &Job, mesh: &dyn MeshJoin, host: &str, target: &Target) -> Re
 }
 
 /// `deploy remove`: stops and uninstalls, one outcome per host.
-pub async fn remove(job: Arc<Job>, hosts: Vec<String>) -> Vec<Outcome> {
+pub async fn remove(settings: Settings, home: PathBuf, hosts: Vec<String>) -> Vec<Outcome> {
+    let login = Arc::new((settings, home));
     each_host(hosts, |host| {
-        let job = job.clone();
-        async move { remove_one(&job, &host).await }
+        let login = login.clone();
+        async move { remove_one(&login.0, &login.1, &host).await }
     })
     .await
 }
 
-async fn remove_one(job: &Job, host: &str) -> Outcome {
-    let remote = match connect(job, host).await {
+async fn remove_one(settings: &Settings, home: &Path, host: &str) -> Outcome {
+    let remote = match connect(settings, home, host).await {
         Ok(r) => r,
         Err(e) => return Outcome::failed(host, e),
     };
