@@ -25,6 +25,9 @@ impl Mesh {
             .filter(|n| !topo.contains(n))
             .cloned()
             .collect();
+        // Lost nodes are kept only as long as `recently_lost` looks back.
+        let horizon = self.0.msa * 3;
+        st.lost.retain(|_, at| now.duration_since(*at) < horizon);
         for n in left {
             st.lost.insert(n.clone(), now);
             events.push(Event::PeerLeft(n));
@@ -122,15 +125,21 @@ impl Mesh {
         if st.lsdb.get(&l.origin).is_some_and(|s| s.seq >= l.seq) {
             return;
         }
+        let peers: BTreeSet<String> = l.peers.iter().cloned().collect();
+        // A periodic refresh of links already known changes no route.
+        let changed = st.lsdb.get(&l.origin).is_none_or(|s| s.peers != peers);
         st.lsdb.insert(
             l.origin.clone(),
             Stored {
                 seq: l.seq,
-                peers: l.peers.iter().cloned().collect(),
+                peers,
                 at: Instant::now(),
             },
         );
         flood(&st, &l, Some(from));
+        if !changed {
+            return;
+        }
         let events = self.recompute(&mut st);
         drop(st);
         if !events.is_empty() {
