@@ -27,7 +27,7 @@
 
 use super::frames::{self, FrameError};
 use super::wire::{Hello, Kind, Message, Opener, Sealer, WireError};
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,7 +101,7 @@ impl MeshKey {
     }
 
     fn derive(&self, label: &str, data: &[u8]) -> [u8; 32] {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
+        let mut m = super::wire::mac(&self.0);
         m.update(b"minimega mesh v1 ");
         m.update(label.as_bytes());
         m.update(&[0]);

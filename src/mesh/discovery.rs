@@ -16,10 +16,10 @@
 //! which with a small degree can leave the mesh split; and a node with
 //! degree 0 still answers. Here degree 0 turns discovery off altogether.
 
+use super::wire::mac;
 use super::Mesh;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -61,10 +61,6 @@ pub enum DatagramError {
     Mac,
     #[error("malformed announcement: {0}")]
     Malformed(String),
-}
-
-fn mac(key: &[u8]) -> Hmac<Sha256> {
-    Hmac::<Sha256>::new_from_slice(key).expect("any key length")
 }
 
 pub fn encode(a: &Announce, key: &[u8]) -> Vec<u8> {

@@ -197,22 +197,30 @@ impl Mesh {
         }
     }
 
+    /// Runs a line sent by `src` on this node, as the mesh runs commands.
+    fn run_here(
+        &self,
+        src: String,
+        namespace: Option<String>,
+        line: String,
+    ) -> BoxFuture<'static, Result<Vec<Response>, String>> {
+        let run = self.0.runner.get().cloned();
+        Box::pin(async move {
+            let run = run.ok_or("not ready to run commands")?;
+            let groups = run(Session::from_mesh(&src, namespace), line).await;
+            Ok(groups.into_iter().flat_map(|g| g.responses).collect())
+        })
+    }
+
     pub(super) fn deliver(&self, r: Routed) {
         match r.body {
             Body::Request { line, namespace } => {
                 let mesh = self.clone();
                 tokio::spawn(async move {
-                    let body = match mesh.0.runner.get() {
-                        Some(run) => {
-                            debug!("running `{line}` for {}", r.src);
-                            let groups = run(Session::from_mesh(&r.src, namespace), line).await;
-                            Body::Response {
-                                responses: groups.into_iter().flat_map(|g| g.responses).collect(),
-                            }
-                        }
-                        None => Body::Failed {
-                            error: "not ready to run commands".into(),
-                        },
+                    debug!("running `{line}` for {}", r.src);
+                    let body = match mesh.run_here(r.src.clone(), namespace, line).await {
+                        Ok(responses) => Body::Response { responses },
+                        Err(error) => Body::Failed { error },
                     };
                     let mut answer = Routed {
                         src: mesh.0.me.clone(),
@@ -293,15 +301,7 @@ impl Mesh {
             }
         };
         if dst == self.0.me {
-            let Some(run) = self.0.runner.get().cloned() else {
-                return vec![Response::error(&dst, "not ready to run commands")];
-            };
-            let me = dst.clone();
-            let fut: BoxFuture<'static, Result<Vec<Response>, String>> = Box::pin(async move {
-                let groups = run(Session::from_mesh(&me, None), line).await;
-                Ok(groups.into_iter().flat_map(|g| g.responses).collect())
-            });
-            return wait(fut)
+            return wait(self.run_here(dst.clone(), None, line))
                 .await
                 .unwrap_or_else(|e| vec![Response::error(&dst, e)]);
         }

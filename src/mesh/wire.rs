@@ -34,7 +34,7 @@ pub const MAC_LEN: usize = 32;
 /// of the payload is read or buffered.
 pub const MAX_PAYLOAD: usize = 16 << 20;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WireError {
@@ -235,7 +235,9 @@ pub fn parse_header(b: &[u8; HEADER_LEN]) -> Result<Header, WireError> {
     Ok(Header { kind, seq, len })
 }
 
-fn mac(key: &[u8]) -> HmacSha256 {
+/// HMAC-SHA256 keyed with `key`: the one MAC of the mesh (frames,
+/// discovery datagrams, key derivation).
+pub(crate) fn mac(key: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length.
     HmacSha256::new_from_slice(key).expect("HMAC accepts any key length")
 }
