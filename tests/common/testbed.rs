@@ -68,15 +68,6 @@ fn run(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
-fn must(args: &[&str]) {
-    let o = run(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 fn is_mountpoint(p: &Path) -> bool {
     Command::new("mountpoint")
         .arg("-q")
@@ -258,7 +249,7 @@ impl Node {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         let root = d.join("root");
-        must(&[
+        super::netns::sh(&[
             "mount",
             "-t",
             "overlay",
@@ -513,21 +504,13 @@ impl Node {
         let Some(mut child) = self.nspawn.take() else {
             return;
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+        if super::wait_timeout(&mut child, Duration::from_secs(30)).is_none() {
+            // PID 1 of a PID namespace ignores SIGTERM: kill from outside.
+            if self.leader != 0 {
+                unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
             }
-            if Instant::now() > deadline {
-                // PID 1 of a PID namespace ignores SIGTERM: kill from outside.
-                if self.leader != 0 {
-                    unsafe { libc::kill(self.leader as i32, libc::SIGKILL) };
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 
