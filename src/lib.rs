@@ -8,6 +8,7 @@
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
+//! - [`users`]: user and group look-ups
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
@@ -22,4 +23,5 @@ pub mod mesh;
 pub mod ns;
 pub mod sock;
 pub mod systemd;
+pub mod users;
 pub mod vm;

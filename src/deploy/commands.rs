@@ -144,36 +144,9 @@ fn job(c: &Call<'_, Node>) -> Result<Job, CommandError> {
 }
 
 fn home_dir() -> PathBuf {
-    // getpwuid_r, not getpwuid: this runs on a runtime thread, beside
-    // others that may look users up too.
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        // SAFETY: every pointer is valid for the call; getpwuid_r writes
-        // the entry's strings into buf and sets result to pw or null.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getpwuid_r(
-                libc::geteuid(),
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 22) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc == 0 && !result.is_null() && !pw.pw_dir.is_null() {
-            // SAFETY: pw_dir points into buf, NUL-terminated.
-            let dir = unsafe { std::ffi::CStr::from_ptr(pw.pw_dir) };
-            return PathBuf::from(dir.to_string_lossy().into_owned());
-        }
-        break;
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
+    // SAFETY: geteuid cannot fail.
+    crate::users::home_dir(unsafe { libc::geteuid() })
+        .or_else(|| std::env::var_os("HOME").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("/root"))
 }
 

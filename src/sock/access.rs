@@ -3,7 +3,7 @@
 //! Decided from the kernel's peer credentials, so a socket made too open by
 //! hand still refuses strangers.
 
-use std::ffi::CString;
+use crate::users::group_id;
 
 /// The group whose members may run commands.
 pub const GROUP: &str = "minimega";
@@ -74,35 +74,6 @@ pub fn process_groups(pid: i32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// The gid of a group by name.
-pub fn group_id(name: &str) -> Option<u32> {
-    let cname = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        // SAFETY: every pointer is valid for the call; getgrnam_r writes
-        // the entry's strings into buf and sets result to grp or null.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < (1 << 22) {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() {
-            return None;
-        }
-        return Some(grp.gr_gid);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,8 +122,6 @@ mod tests {
 
     #[test]
     fn lookups_on_this_machine() {
-        assert_eq!(group_id("root"), Some(0));
-        assert_eq!(group_id("no-such-group-here"), None);
         let own = process_groups(std::process::id() as i32);
         // SAFETY: getgroups with a zero size only counts.
         let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
