@@ -57,6 +57,13 @@ const MASKED: &[&str] = &[
     "dpkg-db-backup.timer",
     "fstrim.timer",
     "systemd-timesyncd.service",
+    // The host's openvswitch-switch (installed for the network tests) would
+    // start in every node and fail without the kernel module; a test that
+    // wants OVS in a node runs its own ovsdb-server and ovs-vswitchd.
+    "openvswitch-switch.service",
+    "ovs-vswitchd.service",
+    "ovsdb-server.service",
+    "ovs-record-hostname.service",
 ];
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
