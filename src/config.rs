@@ -33,7 +33,7 @@ pub enum ConfigError {
 /// Command-line flags. Every long flag may be written Go-style with one
 /// dash (see [`normalize_args`]).
 #[derive(Debug, Clone, Parser, Default)]
-#[command(name = "minimega", version, about = "Launch and manage QEMU virtual machines across a cluster", long_about = None)]
+#[command(name = "minimega", version, disable_version_flag = true, about = "Launch and manage QEMU virtual machines across a cluster", long_about = None)]
 pub struct Flags {
     /// Run one command on the running daemon and print its answer
     #[arg(short = 'e', long = "e", action = clap::ArgAction::SetTrue)]

@@ -37,6 +37,10 @@ impl Node {
     pub fn new(config: Config) -> Node {
         let (events, _) = broadcast::channel(1024);
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
+        // The subsystems that take part in each VM's life (see vm::hooks),
+        // in the order they prepare; they are released in reverse.
+        let hooks = crate::vm::hooks::Hooks::default();
+        vms.set_hooks(hooks);
         Node {
             mesh: Mesh::new(&config, events.clone()),
             namespaces: Namespaces::default(),

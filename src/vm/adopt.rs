@@ -75,6 +75,9 @@ impl Vms {
             stop_process(pid, process::start_time(pid), None).await;
         }
         self.placement().release(&r.placed).await;
+        let vm = Vm::from_record(&r, &self.inner.base);
+        self.hooks().release(&vm).await;
+        self.hooks().forget(&vm).await;
         let _ = std::fs::remove_dir_all(dir);
         Outcome::Removed
     }
@@ -102,6 +105,8 @@ impl Vms {
                 }
                 self.set_state_quiet(&vm, VmState::Quit, "");
             }
+            // Whatever the hooks made for it (taps, ...) may outlive it.
+            self.hooks().release(&vm).await;
             return Outcome::Dead;
         };
         let start = process::start_time(pid);
@@ -120,6 +125,7 @@ impl Vms {
                 };
                 self.watch_adopted(&vm, pid, start, Some((q, events)));
                 self.set_state_quiet(&vm, to, "");
+                self.hooks().started(&vm, true).await;
                 info!(vm = %r.name, id = r.id, pid, "adopted ({to})");
             }
             Err(e) => {

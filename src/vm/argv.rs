@@ -52,6 +52,8 @@ pub struct Launch<'a> {
     pub paths: &'a VmPaths,
     pub accel: Accel,
     pub config: &'a VmConfig,
+    /// Arguments the VM hooks added (NICs, the cc port, ...).
+    pub extra: &'a [String],
 }
 
 /// The full argv, program first.
@@ -122,7 +124,8 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     if !c.append.is_empty() {
         push(&["-append", &c.append.join(" ")]);
     }
-    push(&["-S"]);
+    a.extend(l.extra.iter().cloned());
+    a.push("-S".into());
     a.extend(c.qemu_append.iter().cloned());
     a
 }
@@ -144,6 +147,7 @@ mod tests {
             paths: &paths,
             accel,
             config: c,
+            extra: &[],
         })
     }
 

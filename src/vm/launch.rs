@@ -5,6 +5,7 @@
 
 use super::argv::{self, VmPaths};
 use super::config::VmConfig;
+use super::hooks::Admission;
 use super::limits::Limits;
 use super::manager::{err, now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
 use super::process;
@@ -65,6 +66,17 @@ impl Vms {
         cfg: VmConfig,
     ) -> Result<Vec<u64>, VmError> {
         self.validate(&cfg)?;
+        let count = match &names {
+            LaunchNames::Count(n) => *n as usize,
+            LaunchNames::Names(v) => v.len(),
+        };
+        self.hooks()
+            .admit(&Admission {
+                namespace: ns,
+                config: &cfg,
+                count,
+            })
+            .await?;
         let vms = self.reserve(ns, names, &cfg)?;
         // Each launch is its own task, so a client that goes away
         // mid-launch cannot leave a half-made VM behind.
@@ -211,21 +223,30 @@ impl Vms {
         for n in 0..cfg.serial_ports {
             let _ = std::fs::remove_file(p.serial(n));
         }
+        let extra = self.hooks().prepare(vm, &cfg).await?;
         let argv = argv::qemu_argv(&argv::Launch {
             name: &vm.name,
             uuid: &vm.uuid,
             paths: p,
             accel,
             config: &cfg,
+            extra: &extra,
         });
         let placement = self.placement();
         let leaf = format!("{}-{}", self.inner.tag, vm.id);
-        let cgroups = placement.prepare(&leaf, &limits).map_err(VmError)?;
+        let cgroups = match placement.prepare(&leaf, &limits) {
+            Ok(c) => c,
+            Err(e) => {
+                self.hooks().release(vm).await;
+                return Err(VmError(e));
+            }
+        };
         let procs = super::cgroup::procs_files(&cgroups);
         let (child, pid) = match process::spawn(&argv, &p.dir, &p.qemu_log(), &procs) {
             Ok(c) => c,
             Err(e) => {
                 placement.release_cgroups(&cgroups).await;
+                self.hooks().release(vm).await;
                 return err(format!("cannot run {}: {e}", argv[0]));
             }
         };
@@ -281,6 +302,7 @@ impl Vms {
                 }
                 // Nothing the record holds changed since the last save.
                 self.spawn_events(vm, gen, events);
+                self.hooks().started(vm, false).await;
                 Ok(())
             }
             Err(e) => {
@@ -314,6 +336,7 @@ impl Vms {
         )
         .await;
         self.placement().release(&placed).await;
+        self.hooks().release(vm).await;
     }
 
     /// Waits for the QMP socket of a just-spawned QEMU and connects, or
@@ -403,6 +426,7 @@ impl Vms {
             std::mem::take(&mut s.placed)
         };
         self.placement().release(&placed).await;
+        self.hooks().release(vm).await;
         let from = vm.state();
         if from != VmState::Error {
             self.transition(vm, VmState::Quit);

@@ -34,6 +34,13 @@ impl Vms {
             VmState::Quit => {
                 let cfg = vm.lock().config.clone();
                 self.validate(&cfg)?;
+                self.hooks()
+                    .admit(&super::hooks::Admission {
+                        namespace: &vm.namespace,
+                        config: &cfg,
+                        count: 1,
+                    })
+                    .await?;
                 if let Err(e) = self.start_process(vm).await {
                     self.set_state_quiet(vm, VmState::Quit, &e.0);
                     return Err(e);
@@ -144,6 +151,7 @@ impl Vms {
                 }
             }
             me.unregister(&vm);
+            me.hooks().forget(&vm).await;
             Ok(())
         })
         .await?;

@@ -6,6 +6,7 @@
 use super::accel::Accel;
 use super::argv::VmPaths;
 use super::config::VmConfig;
+use super::hooks::Hooks;
 use super::placement::Placement;
 use super::process;
 use super::qmp::{Qmp, QmpEvent};
@@ -78,6 +79,56 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// A VM from its record, registered nowhere (adoption registers it;
+    /// a discarded record is only handed to the hooks).
+    pub(super) fn from_record(r: &Record, base: &Path) -> Vm {
+        Vm {
+            id: r.id,
+            name: r.name.clone(),
+            namespace: r.namespace.clone(),
+            uuid: r.uuid.clone(),
+            paths: VmPaths::new(base, r.id),
+            status: Mutex::new(Status {
+                state: r.state,
+                config: r.config.clone(),
+                pid: r.pid,
+                pid_start: r.pid_start,
+                placed: r.placed.clone(),
+                launched: r.launched,
+                tags: r.tags.clone(),
+                error: r.error.clone(),
+                generation: 1,
+                launching: false,
+                life: None,
+                qmp: None,
+            }),
+            op: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// A QUIT VM of the default configuration that exists nowhere, for
+    /// tests of code that only reads a VM.
+    #[cfg(test)]
+    pub(crate) fn detached(id: u64, name: &str, namespace: &str, base: &Path) -> Vm {
+        Vm::from_record(
+            &Record {
+                id,
+                name: name.into(),
+                namespace: namespace.into(),
+                uuid: "00000000-0000-4000-8000-000000000000".into(),
+                config: VmConfig::default(),
+                state: VmState::Quit,
+                pid: None,
+                pid_start: None,
+                placed: Placed::default(),
+                launched: 0,
+                tags: BTreeMap::new(),
+                error: String::new(),
+            },
+            base,
+        )
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -126,6 +177,7 @@ pub(super) struct Inner {
     events: broadcast::Sender<Event>,
     pub accel: OnceLock<Accel>,
     pub placement: OnceLock<Placement>,
+    hooks: OnceLock<Hooks>,
     pub(super) next_id: AtomicU64,
     pub(super) reg: Mutex<Registry>,
     configs: Mutex<HashMap<String, VmConfig>>,
@@ -165,6 +217,7 @@ impl Vms {
                 events,
                 accel: OnceLock::new(),
                 placement: OnceLock::new(),
+                hooks: OnceLock::new(),
                 next_id: AtomicU64::new(0),
                 reg: Mutex::new(Registry::default()),
                 configs: Mutex::new(HashMap::new()),
@@ -184,6 +237,22 @@ impl Vms {
     pub fn placement(&self) -> &Placement {
         static PLAIN: Placement = Placement::Plain;
         self.inner.placement.get().unwrap_or(&PLAIN)
+    }
+
+    /// Sets the subsystems that take part in each VM's life; once, when
+    /// the node is built, before any VM is launched or adopted.
+    pub fn set_hooks(&self, hooks: Hooks) {
+        if self.inner.hooks.set(hooks).is_err() {
+            warn!("VM hooks were set twice; keeping the first");
+        }
+    }
+
+    pub fn hooks(&self) -> &Hooks {
+        static NONE: OnceLock<Hooks> = OnceLock::new();
+        self.inner
+            .hooks
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Hooks::default))
     }
 
     pub fn filepath(&self) -> &Path {
@@ -314,28 +383,7 @@ impl Vms {
         if reg.vms.contains_key(&r.id) || reg.names.contains_key(&key) {
             return None;
         }
-        let vm = Arc::new(Vm {
-            id: r.id,
-            name: r.name.clone(),
-            namespace: r.namespace.clone(),
-            uuid: r.uuid.clone(),
-            paths: VmPaths::new(&self.inner.base, r.id),
-            status: Mutex::new(Status {
-                state: r.state,
-                config: r.config.clone(),
-                pid: r.pid,
-                pid_start: r.pid_start,
-                placed: r.placed.clone(),
-                launched: r.launched,
-                tags: r.tags.clone(),
-                error: r.error.clone(),
-                generation: 1,
-                launching: false,
-                life: None,
-                qmp: None,
-            }),
-            op: tokio::sync::Mutex::new(()),
-        });
+        let vm = Arc::new(Vm::from_record(r, &self.inner.base));
         reg.names.insert(key, r.id);
         reg.uuids.entry(r.uuid.clone()).or_insert(r.id);
         reg.vms.insert(r.id, vm.clone());

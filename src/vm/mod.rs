@@ -16,6 +16,7 @@ pub mod argv;
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod hooks;
 pub mod info;
 pub mod launch;
 pub mod lifecycle;

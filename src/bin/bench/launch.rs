@@ -227,6 +227,7 @@ fn raw(rt: &tokio::runtime::Runtime, dir: &Path, n: u64, accel: Accel) -> Result
                 paths: p,
                 accel,
                 config: &config,
+                extra: &[],
             })
         })
         .collect();
