@@ -7,11 +7,13 @@
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
+//! - [`cc`]: command and control of guests through their miniccc agent
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`users`]: user and group look-ups
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
+pub mod cc;
 pub mod client;
 pub mod command;
 pub mod config;
