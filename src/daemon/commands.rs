@@ -30,6 +30,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::ns::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
+    specs.extend(crate::cc::commands::specs());
     Engine::new(specs)
 }
 

@@ -31,6 +31,8 @@ pub struct Node {
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
+    /// Command and control of the guests' agents.
+    pub cc: crate::cc::Cc,
 }
 
 impl Node {
@@ -39,7 +41,9 @@ impl Node {
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
-        let hooks = crate::vm::hooks::Hooks::default();
+        let mut hooks = crate::vm::hooks::Hooks::default();
+        let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone());
+        hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
         vms.set_hooks(hooks);
         Node {
             mesh: Mesh::new(&config, events.clone()),
@@ -48,6 +52,7 @@ impl Node {
             config,
             events,
             vms,
+            cc,
         }
     }
 

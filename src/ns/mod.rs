@@ -137,7 +137,7 @@ pub fn hosts_of(node: &Node, session: &Session) -> BTreeSet<String> {
 /// [`FAN_OUT`] command typed in a namespace with hosts beyond this node
 /// also runs on those hosts, as `namespace <ns> <command>`.
 pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-    if !FAN_OUT.contains(&command) {
+    if !FAN_OUT.contains(&command) && !crate::cc::commands::FAN_OUT.contains(&command) {
         return None;
     }
     let hosts = hosts_of(node, session);
@@ -154,9 +154,13 @@ pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> O
     Some(Elsewhere {
         here: hosts.contains(me),
         remote: Box::pin(async move { mesh.send(&remote, &line).await }),
-        tidy: command
-            .starts_with("vm ")
-            .then_some(drop_not_found as fn(&mut Vec<Response>)),
+        tidy: if command.starts_with("vm ") {
+            Some(drop_not_found as fn(&mut Vec<Response>))
+        } else if command.starts_with("cc") || command == "clear cc" {
+            Some(crate::cc::commands::tidy)
+        } else {
+            None
+        },
     })
 }
 

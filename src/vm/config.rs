@@ -23,7 +23,7 @@ pub enum ConfigError {
     OneValue(&'static str),
 }
 
-const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
+const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule, backchannel";
 
 /// The QEMU binary when `vm config qemu` was not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -56,6 +56,8 @@ pub struct VmConfig {
     pub schedule: String,
     /// Kept for the mesh scheduler: how many other VMs may share a host (-1: any).
     pub coschedule: i64,
+    /// The virtio-serial port the cc agent talks over.
+    pub backchannel: bool,
 }
 
 impl Default for VmConfig {
@@ -79,6 +81,7 @@ impl Default for VmConfig {
             vga: "std".into(),
             schedule: String::new(),
             coschedule: -1,
+            backchannel: true,
         }
     }
 }
@@ -104,6 +107,7 @@ pub enum Field {
     Vga,
     Schedule,
     Coschedule,
+    Backchannel,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -127,6 +131,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("vga", Field::Vga),
     ("schedule", Field::Schedule),
     ("coschedule", Field::Coschedule),
+    ("backchannel", Field::Backchannel),
 ];
 
 const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tags", Field::Tags)];
@@ -185,6 +190,18 @@ fn count(
     Ok(n)
 }
 
+fn boolean(field: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            field,
+            value: v.into(),
+            why: "expected true or false",
+        }),
+    }
+}
+
 fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
     match values {
         [v] => Ok(v),
@@ -230,19 +247,9 @@ impl VmConfig {
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
             Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
-            Field::Snapshot => {
-                let v = single(field, values)?;
-                self.snapshot = match v {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            field: "snapshot",
-                            value: v.into(),
-                            why: "expected true or false",
-                        })
-                    }
-                }
+            Field::Snapshot => self.snapshot = boolean("snapshot", single(field, values)?)?,
+            Field::Backchannel => {
+                self.backchannel = boolean("backchannel", single(field, values)?)?
             }
             Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
             Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
@@ -316,6 +323,7 @@ impl VmConfig {
             Field::Vga => self.vga = d.vga,
             Field::Schedule => self.schedule = d.schedule,
             Field::Coschedule => self.coschedule = d.coschedule,
+            Field::Backchannel => self.backchannel = d.backchannel,
         }
     }
 
@@ -340,6 +348,7 @@ impl VmConfig {
             Field::Vga => self.vga.clone(),
             Field::Schedule => self.schedule.clone(),
             Field::Coschedule => self.coschedule.to_string(),
+            Field::Backchannel => self.backchannel.to_string(),
         }
     }
 

@@ -115,7 +115,11 @@ pub async fn table(
         }
         row.push("kvm".into());
         row.push(vm.uuid.clone());
-        row.push("false".into());
+        row.push(
+            vm.cc_active
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        );
         if summary {
             row.push("[]".into());
             rows.push(row);

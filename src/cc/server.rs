@@ -1,0 +1,371 @@
+//! The node's cc server: every namespace's [`Book`] (saved under
+//! `<base>/cc/`), the VMs agents may speak for, and the agents connected
+//! now. Sessions (see `session`) and the command table call in here; no
+//! lock is held across an await.
+
+use super::book::Book;
+use super::ron::{self, Command};
+use super::{files, transport};
+use crate::vm::{Vm, Vms};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use thiserror::Error;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+#[derive(Debug, Error)]
+pub enum CcError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("vm not found: {0}")]
+    VmNotFound(String),
+    #[error("cannot listen on :{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// Cancels a task when dropped.
+pub(crate) struct Task(tokio::task::JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Task {
+    pub(crate) fn spawn(f: impl std::future::Future<Output = ()> + Send + 'static) -> Option<Task> {
+        let rt = tokio::runtime::Handle::try_current().ok()?;
+        Some(Task(rt.spawn(f)))
+    }
+}
+
+#[derive(Default)]
+struct Space {
+    book: Book,
+    listeners: HashMap<u16, Task>,
+}
+
+/// A VM an agent may speak for, while its QEMU runs.
+struct Registered {
+    vm: Arc<Vm>,
+    /// The daemon's side of the VM's virtio-serial port.
+    _serial: Option<Task>,
+}
+
+/// An agent connected now.
+#[derive(Clone)]
+pub(crate) struct Live {
+    pub session: u64,
+    pub namespace: String,
+    /// As it last reported itself (its responses taken out).
+    pub client: ron::Client,
+    pub kick: Arc<Notify>,
+    pub stop: Arc<Notify>,
+}
+
+pub(crate) struct Inner {
+    pub vms: Vms,
+    pub filepath: PathBuf,
+    state_dir: PathBuf,
+    spaces: Mutex<BTreeMap<String, Space>>,
+    pub(crate) live: Mutex<HashMap<String, Live>>,
+    registered: Mutex<HashMap<String, Registered>>,
+    saver: Mutex<Option<std::sync::mpsc::Sender<(PathBuf, Vec<u8>)>>>,
+    next_session: AtomicU64,
+}
+
+/// The node's cc server. Cheap to clone.
+#[derive(Clone)]
+pub struct Cc {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Cc {
+    /// Reads the books a previous daemon saved under `<base>/cc` and, once
+    /// a runtime runs, listens again where they listened.
+    pub fn new(base: &Path, filepath: &Path, vms: Vms) -> Cc {
+        let state_dir = base.join("cc");
+        let mut spaces = BTreeMap::new();
+        if let Ok(rd) = std::fs::read_dir(&state_dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let (Some(ns), Some("json")) = (
+                    p.file_stem().and_then(|s| s.to_str()),
+                    p.extension().and_then(|s| s.to_str()),
+                ) else {
+                    continue;
+                };
+                match std::fs::read(&p).map(|d| serde_json::from_slice::<Book>(&d)) {
+                    Ok(Ok(book)) => {
+                        spaces.insert(
+                            ns.to_string(),
+                            Space {
+                                book,
+                                listeners: HashMap::new(),
+                            },
+                        );
+                    }
+                    Ok(Err(e)) => warn!("cc: ignoring {}: {e}", p.display()),
+                    Err(e) => warn!("cc: cannot read {}: {e}", p.display()),
+                }
+            }
+        }
+        let cc = Cc {
+            inner: Arc::new(Inner {
+                vms,
+                filepath: filepath.to_path_buf(),
+                state_dir,
+                spaces: Mutex::new(spaces),
+                live: Mutex::new(HashMap::new()),
+                registered: Mutex::new(HashMap::new()),
+                saver: Mutex::new(None),
+                next_session: AtomicU64::new(1),
+            }),
+        };
+        let listen: Vec<(String, u16)> = lock(&cc.inner.spaces)
+            .iter()
+            .flat_map(|(ns, s)| s.book.listen.iter().map(move |p| (ns.clone(), *p)))
+            .collect();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            for (ns, port) in listen {
+                if let Err(e) = cc.listen(&ns, port) {
+                    warn!(namespace = %ns, "cc: {e}");
+                }
+            }
+        }
+        cc
+    }
+
+    pub fn filepath(&self) -> &Path {
+        &self.inner.filepath
+    }
+
+    pub fn responses_root(&self, ns: &str) -> PathBuf {
+        files::responses_root(&self.inner.filepath, ns)
+    }
+
+    /// Runs `f` on a namespace's book; saves it afterwards when `f` says
+    /// it changed something.
+    pub fn with_book<T>(&self, ns: &str, f: impl FnOnce(&mut Book) -> (T, bool)) -> T {
+        let (out, json) = {
+            let mut spaces = lock(&self.inner.spaces);
+            let space = spaces.entry(ns.to_string()).or_default();
+            let (out, changed) = f(&mut space.book);
+            let json = changed.then(|| serde_json::to_vec_pretty(&space.book).unwrap_or_default());
+            (out, json)
+        };
+        if let Some(json) = json {
+            self.save(ns, json);
+        }
+        out
+    }
+
+    pub fn book(&self, ns: &str) -> Book {
+        self.with_book(ns, |b| (b.clone(), false))
+    }
+
+    /// Writes are queued to one thread that keeps only the newest copy of
+    /// each book, so a burst of check-ins costs one write, never blocks a
+    /// session, and an older copy never overwrites a newer one.
+    fn save(&self, ns: &str, json: Vec<u8>) {
+        let path = self.inner.state_dir.join(format!("{ns}.json"));
+        let mut saver = lock(&self.inner.saver);
+        let tx = saver.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
+            let dir = self.inner.state_dir.clone();
+            std::thread::Builder::new()
+                .name("cc-saver".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        let mut batch = BTreeMap::new();
+                        batch.insert(first.0, first.1);
+                        while let Ok((p, d)) = rx.try_recv() {
+                            batch.insert(p, d);
+                        }
+                        for (p, d) in batch {
+                            if let Err(e) = write_atomic(&dir, &p, &d) {
+                                warn!("cc: cannot save {}: {e}", p.display());
+                            }
+                        }
+                    }
+                })
+                .expect("spawn the cc saver thread");
+            tx
+        });
+        let _ = tx.send((path, json));
+    }
+
+    /// Posts a command typed here: its id.
+    pub fn post(&self, ns: &str, cmd: Command) -> i64 {
+        let id = self.with_book(ns, |b| (b.post(cmd), true));
+        self.kick(ns);
+        id
+    }
+
+    /// Takes in a command another node posted for this namespace.
+    pub fn insert(&self, ns: &str, cmd: Command) -> Result<(), CcError> {
+        self.with_book(ns, |b| {
+            let r = b.insert(cmd);
+            let ok = r.is_ok();
+            (r, ok)
+        })
+        .map_err(CcError::Invalid)?;
+        self.kick(ns);
+        Ok(())
+    }
+
+    /// Tells every session of the namespace to look for new commands.
+    pub fn kick(&self, ns: &str) {
+        for l in lock(&self.inner.live).values() {
+            if l.namespace == ns {
+                l.kick.notify_one();
+            }
+        }
+    }
+
+    /// The clients of a namespace, by UUID.
+    pub fn clients(&self, ns: &str) -> BTreeMap<String, ron::Client> {
+        lock(&self.inner.live)
+            .iter()
+            .filter(|(_, l)| l.namespace == ns)
+            .map(|(u, l)| (u.clone(), l.client.clone()))
+            .collect()
+    }
+
+    /// `cc listen PORT`: agents started with `-parent HOST -port PORT`
+    /// may connect, for VMs of this namespace. Remembered across restarts.
+    pub fn listen(&self, ns: &str, port: u16) -> Result<(), CcError> {
+        if lock(&self.inner.spaces)
+            .get(ns)
+            .is_some_and(|s| s.listeners.contains_key(&port))
+        {
+            return Err(CcError::Invalid(format!("already listening on :{port}")));
+        }
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port))
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+            .map_err(|source| CcError::Listen { port, source })?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|source| CcError::Listen { port, source })?;
+        info!(namespace = %ns, "cc: listening for agents on :{port}");
+        let task = Task::spawn(transport::accept(self.clone(), ns.to_string(), listener))
+            .ok_or_else(|| CcError::Invalid("no runtime".into()))?;
+        let json = {
+            let mut spaces = lock(&self.inner.spaces);
+            let space = spaces.entry(ns.to_string()).or_default();
+            space.listeners.insert(port, task);
+            space
+                .book
+                .listen
+                .insert(port)
+                .then(|| serde_json::to_vec_pretty(&space.book).unwrap_or_default())
+        };
+        if let Some(json) = json {
+            self.save(ns, json);
+        }
+        Ok(())
+    }
+
+    // ---- VMs (called by the hook) ----
+
+    pub(crate) fn register(&self, vm: &Arc<Vm>, serial: Option<Task>) {
+        lock(&self.inner.registered).insert(
+            vm.uuid.clone(),
+            Registered {
+                vm: vm.clone(),
+                _serial: serial,
+            },
+        );
+    }
+
+    /// The VM's QEMU is gone: no agent speaks for it any more.
+    pub(crate) fn unregister(&self, uuid: &str) {
+        let gone = lock(&self.inner.registered).remove(uuid);
+        if let Some(l) = lock(&self.inner.live).get(uuid) {
+            l.stop.notify_one();
+        }
+        drop(gone);
+    }
+
+    pub(crate) fn forget(&self, ns: &str, uuid: &str) {
+        self.unregister(uuid);
+        self.with_book(ns, |b| {
+            let had = b.seen.contains_key(uuid);
+            b.forget(uuid);
+            ((), had)
+        });
+    }
+
+    /// The registered VM an agent names (its UUID, or the byte-swapped
+    /// form), with whether it was swapped.
+    pub(crate) fn vm_for(&self, uuid: &str) -> Option<(Arc<Vm>, bool)> {
+        let reg = lock(&self.inner.registered);
+        let uuid = uuid.trim().to_ascii_lowercase();
+        if let Some(r) = reg.get(&uuid) {
+            return Some((r.vm.clone(), false));
+        }
+        let swapped = ron::unmangle(&uuid)?;
+        reg.get(&swapped).map(|r| (r.vm.clone(), true))
+    }
+
+    // ---- sessions ----
+
+    /// Makes `uuid`'s session the live one, ending any older one (an agent
+    /// that reconnects before its old connection timed out).
+    pub(crate) fn attach(&self, uuid: &str, ns: &str, client: ron::Client) -> Live {
+        let session = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
+        let live = Live {
+            session,
+            namespace: ns.to_string(),
+            client,
+            kick: Arc::new(Notify::new()),
+            stop: Arc::new(Notify::new()),
+        };
+        if let Some(old) = lock(&self.inner.live).insert(uuid.to_string(), live.clone()) {
+            old.stop.notify_one();
+        }
+        live
+    }
+
+    /// Ends `session` of `uuid` unless a newer one replaced it. Whether
+    /// it was still the live one.
+    pub(crate) fn detach(&self, uuid: &str, session: u64) -> bool {
+        let mut live = lock(&self.inner.live);
+        if live.get(uuid).is_some_and(|l| l.session == session) {
+            live.remove(uuid);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn update_client(&self, uuid: &str, session: u64, client: ron::Client) {
+        if let Some(l) = lock(&self.inner.live).get_mut(uuid) {
+            if l.session == session {
+                l.client = client;
+            }
+        }
+    }
+
+    pub fn is_connected(&self, uuid: &str) -> bool {
+        lock(&self.inner.live).contains_key(uuid)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file, so a crash leaves the
+/// old copy or the new one.
+fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
