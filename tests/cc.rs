@@ -504,7 +504,10 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
     let id = v[0]["Data"].as_i64().unwrap_or_else(|| panic!("{out}"));
     let deadline = Instant::now() + ANSWER;
     let text = loop {
-        let t = mm(head, &format!("{ns} cc responses {id}"));
+        let t = stdout(&head.sh(&format!(
+            "minimega -e {}",
+            shell_quote(&format!("{ns} cc responses {id}"))
+        )));
         if t.contains("far0") && t.contains("far1") {
             break t;
         }

@@ -4,7 +4,12 @@
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
+//!     bench cc [N, default 20] [ROUNDS, default 5]
 
+#[path = "bench/cc.rs"]
+mod cc;
+#[path = "bench/daemon.rs"]
+mod daemon;
 #[path = "bench/launch.rs"]
 mod launch;
 #[path = "bench/mesh.rs"]
@@ -17,9 +22,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("cc") => cc::run(&args[1..]),
         _ => {
             eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
             eprintln!("       bench launch [N [ROUNDS]]");
+            eprintln!("       bench cc [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }

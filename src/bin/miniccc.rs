@@ -48,9 +48,25 @@ pub struct Agent {
     files: Mutex<mpsc::Receiver<Message>>,
     files_tx: mpsc::Sender<Message>,
     debug: std::sync::atomic::AtomicBool,
+    /// The interfaces' addresses, read at most once a second.
+    addrs: Mutex<Option<(Instant, Vec<String>, Vec<String>)>>,
 }
 
 impl Agent {
+    fn addresses(&self) -> (Vec<String>, Vec<String>) {
+        let mut a = self.addrs.lock().unwrap();
+        match &*a {
+            Some((at, ips, macs)) if at.elapsed() < Duration::from_secs(1) => {
+                (ips.clone(), macs.clone())
+            }
+            _ => {
+                let (ips, macs) = host::addresses();
+                *a = Some((Instant::now(), ips.clone(), macs.clone()));
+                (ips, macs)
+            }
+        }
+    }
+
     fn files_dir(&self) -> PathBuf {
         self.path.join("files")
     }
@@ -105,7 +121,7 @@ impl Agent {
     /// A heartbeat with the responses gathered since the last one; they
     /// are kept for the next one if it cannot be sent.
     fn heartbeat(&self) -> std::io::Result<()> {
-        let (ips, macs) = host::addresses();
+        let (ips, macs) = self.addresses();
         let responses = std::mem::take(&mut *self.responses.lock().unwrap());
         let client = ron::Client {
             uuid: self.uuid.clone(),
@@ -258,6 +274,7 @@ fn main() -> ExitCode {
         files: Mutex::new(files_rx),
         files_tx,
         debug: std::sync::atomic::AtomicBool::new(f.debug),
+        addrs: Mutex::new(None),
     });
     agent.log(&format!(
         "{VERSION}, UUID {}, via {}",

@@ -30,6 +30,10 @@ pub enum CcError {
     },
 }
 
+/// How long a changed book may wait to be saved (what a crash can lose:
+/// at worst a command is offered again to an agent that restarts afresh).
+const SAVE_DELAY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Cancels a task when dropped.
 pub(crate) struct Task(tokio::task::JoinHandle<()>);
 
@@ -77,7 +81,7 @@ pub(crate) struct Inner {
     spaces: Mutex<BTreeMap<String, Space>>,
     pub(crate) live: Mutex<HashMap<String, Live>>,
     registered: Mutex<HashMap<String, Registered>>,
-    saver: Mutex<Option<std::sync::mpsc::Sender<(PathBuf, Vec<u8>)>>>,
+    saver: Mutex<Option<std::sync::mpsc::Sender<String>>>,
     next_session: AtomicU64,
 }
 
@@ -158,15 +162,12 @@ impl Cc {
     /// Runs `f` on a namespace's book; saves it afterwards when `f` says
     /// it changed something.
     pub fn with_book<T>(&self, ns: &str, f: impl FnOnce(&mut Book) -> (T, bool)) -> T {
-        let (out, json) = {
+        let (out, changed) = {
             let mut spaces = lock(&self.inner.spaces);
-            let space = spaces.entry(ns.to_string()).or_default();
-            let (out, changed) = f(&mut space.book);
-            let json = changed.then(|| serde_json::to_vec_pretty(&space.book).unwrap_or_default());
-            (out, json)
+            f(&mut spaces.entry(ns.to_string()).or_default().book)
         };
-        if let Some(json) = json {
-            self.save(ns, json);
+        if changed {
+            self.save(ns);
         }
         out
     }
@@ -175,27 +176,33 @@ impl Cc {
         self.with_book(ns, |b| (b.clone(), false))
     }
 
-    /// Writes are queued to one thread that keeps only the newest copy of
-    /// each book, so a burst of check-ins costs one write, never blocks a
-    /// session, and an older copy never overwrites a newer one.
-    fn save(&self, ns: &str, json: Vec<u8>) {
-        let path = self.inner.state_dir.join(format!("{ns}.json"));
+    /// Saving is one thread's job: it takes the names of changed books,
+    /// as many as are queued, and writes each once, so a burst of
+    /// check-ins costs one write and never holds up a session.
+    fn save(&self, ns: &str) {
         let mut saver = lock(&self.inner.saver);
         let tx = saver.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<(PathBuf, Vec<u8>)>();
-            let dir = self.inner.state_dir.clone();
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let inner = Arc::downgrade(&self.inner);
             std::thread::Builder::new()
                 .name("cc-saver".into())
                 .spawn(move || {
                     while let Ok(first) = rx.recv() {
-                        let mut batch = BTreeMap::new();
-                        batch.insert(first.0, first.1);
-                        while let Ok((p, d)) = rx.try_recv() {
-                            batch.insert(p, d);
-                        }
-                        for (p, d) in batch {
-                            if let Err(e) = write_atomic(&dir, &p, &d) {
-                                warn!("cc: cannot save {}: {e}", p.display());
+                        // A burst (twenty agents answering) is one write.
+                        std::thread::sleep(SAVE_DELAY);
+                        let mut batch = std::collections::BTreeSet::from([first]);
+                        batch.extend(rx.try_iter());
+                        let Some(inner) = inner.upgrade() else {
+                            return;
+                        };
+                        for ns in batch {
+                            let json = lock(&inner.spaces)
+                                .get(&ns)
+                                .map(|s| serde_json::to_vec_pretty(&s.book).unwrap_or_default());
+                            let Some(json) = json else { continue };
+                            let path = inner.state_dir.join(format!("{ns}.json"));
+                            if let Err(e) = write_atomic(&inner.state_dir, &path, &json) {
+                                warn!("cc: cannot save {}: {e}", path.display());
                             }
                         }
                     }
@@ -203,7 +210,7 @@ impl Cc {
                 .expect("spawn the cc saver thread");
             tx
         });
-        let _ = tx.send((path, json));
+        let _ = tx.send(ns.to_string());
     }
 
     /// Posts a command typed here: its id.
@@ -260,18 +267,14 @@ impl Cc {
         info!(namespace = %ns, "cc: listening for agents on :{port}");
         let task = Task::spawn(transport::accept(self.clone(), ns.to_string(), listener))
             .ok_or_else(|| CcError::Invalid("no runtime".into()))?;
-        let json = {
+        let added = {
             let mut spaces = lock(&self.inner.spaces);
             let space = spaces.entry(ns.to_string()).or_default();
             space.listeners.insert(port, task);
-            space
-                .book
-                .listen
-                .insert(port)
-                .then(|| serde_json::to_vec_pretty(&space.book).unwrap_or_default())
+            space.book.listen.insert(port)
         };
-        if let Some(json) = json {
-            self.save(ns, json);
+        if added {
+            self.save(ns);
         }
         Ok(())
     }
@@ -354,6 +357,11 @@ impl Cc {
                 l.client = client;
             }
         }
+    }
+
+    /// One client, as it last reported itself.
+    pub(crate) fn client(&self, uuid: &str) -> Option<ron::Client> {
+        lock(&self.inner.live).get(uuid).map(|l| l.client.clone())
     }
 
     pub fn is_connected(&self, uuid: &str) -> bool {

@@ -402,8 +402,7 @@ impl Agent {
         };
         let client = self
             .cc
-            .clients(&self.ns)
-            .remove(&self.uuid)
+            .client(&self.uuid)
             .unwrap_or_else(|| self.live.client.clone());
         let tags = self.tags_for(&pending).await;
         let subject = Subject {
