@@ -34,6 +34,9 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// The daemon heartbeats every 5 s; this much silence means it is gone.
 const SILENCE: Duration = Duration::from_secs(15);
 
+/// (IPs, MACs).
+type Addresses = (Vec<String>, Vec<String>);
+
 struct Background {
     command: Vec<String>,
 }
@@ -49,20 +52,18 @@ pub struct Agent {
     files_tx: mpsc::Sender<Message>,
     debug: std::sync::atomic::AtomicBool,
     /// The interfaces' addresses, read at most once a second.
-    addrs: Mutex<Option<(Instant, Vec<String>, Vec<String>)>>,
+    addrs: Mutex<Option<(Instant, Addresses)>>,
 }
 
 impl Agent {
-    fn addresses(&self) -> (Vec<String>, Vec<String>) {
+    fn addresses(&self) -> Addresses {
         let mut a = self.addrs.lock().unwrap();
         match &*a {
-            Some((at, ips, macs)) if at.elapsed() < Duration::from_secs(1) => {
-                (ips.clone(), macs.clone())
-            }
+            Some((at, found)) if at.elapsed() < Duration::from_secs(1) => found.clone(),
             _ => {
-                let (ips, macs) = host::addresses();
-                *a = Some((Instant::now(), ips.clone(), macs.clone()));
-                (ips, macs)
+                let found = host::addresses();
+                *a = Some((Instant::now(), found.clone()));
+                found
             }
         }
     }

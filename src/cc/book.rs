@@ -167,8 +167,10 @@ mod tests {
 
     #[test]
     fn each_client_is_offered_each_command_once() {
-        let mut b = Book::default();
-        b.prefix = "p".into();
+        let mut b = Book {
+            prefix: "p".into(),
+            ..Default::default()
+        };
         assert_eq!(b.post(exec(&["hostname"])), 1);
         assert_eq!(b.post(exec(&["true"])), 2);
         assert_eq!(b.commands[&1].prefix, "p");

@@ -322,7 +322,10 @@ impl Agent {
                 if !tags.is_empty() {
                     // Tags the agent set (`miniccc -tag`) become the VM's.
                     for (k, v) in &tags {
-                        self.cc.inner.vms.set_tag(&[self.vm.clone()], k, v);
+                        self.cc
+                            .inner
+                            .vms
+                            .set_tag(std::slice::from_ref(&self.vm), k, v);
                     }
                 }
                 self.ingest(responses).await;
@@ -462,7 +465,7 @@ impl Agent {
             return tags;
         }
         let (header, rows) =
-            crate::vm::info::table(&self.cc.inner.vms, &[self.vm.clone()], false).await;
+            crate::vm::info::table(&self.cc.inner.vms, std::slice::from_ref(&self.vm), false).await;
         if let Some(row) = rows.first() {
             for (h, v) in header.iter().zip(row) {
                 if keys.iter().any(|k| k == h) && !v.is_empty() {

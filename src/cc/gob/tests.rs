@@ -145,7 +145,7 @@ fn hostile_input_is_an_error_not_a_panic() {
     assert_eq!(n, deep.len() - h);
     assert_eq!(dec.message(&deep[h..]), Ok(None));
     let mut val = vec![0xff, 0x82, 0x00];
-    val.extend(std::iter::repeat(0x01).take(300));
+    val.extend(std::iter::repeat_n(0x01, 300));
     val.push(0x00);
     assert_eq!(dec.message(&val), Err(GobError::TooDeep));
 }
@@ -161,7 +161,7 @@ fn a_million_tiny_values_hit_the_value_budget() {
     let count = MAX_VALUES + 10;
     let mut body = vec![0xff, 0x82, 0x00];
     wire::put_uint(&mut body, count as u64);
-    body.extend(std::iter::repeat(0x01).take(count));
+    body.extend(std::iter::repeat_n(0x01, count));
     assert_eq!(dec.message(&body), Err(GobError::TooManyValues));
 }
 
