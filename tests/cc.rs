@@ -532,3 +532,66 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
     );
     mm(head, &format!("{ns} vm kill all"));
 }
+
+/// The stock Go agent (minimega's own cmd/miniccc, built from its source;
+/// never part of this repository) in a guest of this daemon.
+#[test]
+#[ignore = "set MINIMEGA_STOCK_MINICCC to a miniccc built from minimega's source"]
+fn the_stock_go_agent_works_with_this_daemon() {
+    let stock = PathBuf::from(std::env::var("MINIMEGA_STOCK_MINICCC").unwrap());
+    let bus = Bus::start();
+    let daemon = Daemon::start(&bus);
+    let d = &daemon;
+    let _qemus = Qemus(d.base.clone());
+    let (kernel, _) = guest_with_agent(&d.scratch.path);
+    let initrd = d.scratch.path.join("initrd-stock.img");
+    let out = std::process::Command::new(project_root().join("scripts/guest-agent.sh"))
+        .arg(&stock)
+        .arg(&initrd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.ok("vm config memory 192");
+    d.ok(&format!("vm config kernel {}", kernel.display()));
+    d.ok(&format!("vm config initrd {}", initrd.display()));
+    d.ok("vm config serial-ports 1");
+    d.ok("vm config append console=ttyS0 mm.hostname=stock1");
+    d.ok("vm launch kvm stock1");
+    let u = rows(d, "vm info")[0]["uuid"].clone();
+    d.ok("vm start stock1");
+    wait_for("the stock agent", BOOT, || (clients(d) == 1).then_some(()));
+    let c = &rows(d, "cc clients")[0];
+    assert_eq!(
+        (c["hostname"].as_str(), c["uuid"].as_str()),
+        ("stock1", u.as_str())
+    );
+    let id = post(d, "cc exec /bin/hostname");
+    wait_answers(d, id, 1);
+    assert_eq!(response(d, id, &u, "stdout").unwrap(), "stock1\n");
+    let code = post(d, "cc exec /bin/sh -c \"exit 7\"");
+    wait_answers(d, code, 1);
+    assert_eq!(response(d, code, &u, "exitcode").unwrap(), "7");
+    std::fs::create_dir_all(d.base.join("files")).unwrap();
+    std::fs::write(d.base.join("files/to-stock.txt"), "to the stock agent\n").unwrap();
+    post(d, "cc send to-stock.txt");
+    let cat = post(d, "cc exec /bin/cat /tmp/miniccc/files/to-stock.txt");
+    wait_answers(d, cat, 1);
+    assert_eq!(
+        response(d, cat, &u, "stdout").unwrap(),
+        "to the stock agent\n"
+    );
+    let got = post(d, "cc recv /etc/passwd");
+    wait_answers(d, got, 1);
+    assert!(response(d, got, &u, "etc/passwd")
+        .unwrap()
+        .starts_with("root:"));
+    let bg = post(d, "cc background /bin/sleep 300");
+    wait_answers(d, bg, 1);
+    wait_for("the background process", ANSWER, || {
+        (rows(d, "cc process list all").len() == 1).then_some(())
+    });
+    // Its heartbeats keep it listed past the 30 s a silent client gets.
+    std::thread::sleep(Duration::from_secs(35));
+    assert_eq!(clients(d), 1);
+    d.ok("vm kill all");
+}

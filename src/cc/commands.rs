@@ -26,6 +26,11 @@ pub const FAN_OUT: &[&str] = &[
     "clear cc",
 ];
 
+/// Of those, the ones that also run on the node they are typed on when it
+/// is not a host of the namespace: its filter and prefix are what the
+/// commands it posts carry.
+pub const ALWAYS_HERE: &[&str] = &["cc filter", "cc prefix", "clear cc"];
+
 const CC_HELP: &str = "Command and control of VMs running the miniccc agent (ours, or minimega's\nstock Go agent: the wire protocol is the same). Each VM gets a virtio-serial\nport named `cc` (`vm config backchannel`, default true) that the agent opens\nas /dev/virtio-ports/cc; agents may also connect over TCP to a port opened\nwith `cc listen` (`miniccc -parent HOST -port 9002`).\n\n`cc` alone prints how many agents are connected in this namespace. Commands\nfor agents run in the order they were made, once on each matching client:\n\n\tcc send foo\n\tcc exec cat /tmp/miniccc/files/foo\n\nEach command's id is in the response's Data. Responses are files under\n<filepath>/<namespace>/miniccc_responses/<id>/<uuid>/ (stdout, stderr,\nexitcode, received files); `cc responses` prints them. Commands and what\neach client was sent survive a restart of the daemon; `-once` commands are\nnever sent twice to one client, others are sent again to an agent that\nstarted afresh (a rebooted guest).\n\n`cc filter` limits the commands made after it to matching clients: uuid,\nhostname, arch, os, ip (an address or CIDR), mac, tag=KEY=VALUE, or any\n`vm info` column or tag as KEY=VALUE (`cc filter name=web1`). `cc prefix`\nlabels the commands made after it, for `cc responses`, `cc delete`.\n\nIn a namespace spanning several hosts, commands reach agents on all of them\nand `cc responses`, `cc clients`, `cc commands` gather every host's.";
 
 pub fn specs() -> Vec<Spec<Node>> {

@@ -152,7 +152,7 @@ pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> O
     );
     let mesh = node.mesh.clone();
     Some(Elsewhere {
-        here: hosts.contains(me),
+        here: hosts.contains(me) || crate::cc::commands::ALWAYS_HERE.contains(&command),
         remote: Box::pin(async move { mesh.send(&remote, &line).await }),
         tidy: if command.starts_with("vm ") {
             Some(drop_not_found as fn(&mut Vec<Response>))
