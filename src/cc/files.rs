@@ -69,6 +69,35 @@ pub fn write_response(root: &Path, uuid: &str, r: &Response) -> io::Result<()> {
     Ok(())
 }
 
+/// One part of a file sent in parts (`cc send`, `cc recv`), as minimega's
+/// File.Recv stores it: a file of several parts goes to `<path>.partial`,
+/// renamed to `path` at its last part.
+pub fn store_part(path: &Path, file: &super::ron::File) -> io::Result<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let whole = file.eof && file.offset == 0;
+    let target = if whole {
+        path.to_path_buf()
+    } else {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".partial");
+        PathBuf::from(p)
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(file.offset == 0)
+        .mode((file.perm as u32 & 0o777) | 0o600)
+        .open(&target)?;
+    f.write_all_at(&file.data, file.offset.max(0) as u64)?;
+    if file.eof && !whole {
+        std::fs::rename(&target, path)?;
+    }
+    Ok(())
+}
+
 pub fn read_exit_code(root: &Path, id: i64, uuid: &str) -> Option<i64> {
     let s = std::fs::read_to_string(client_dir(root, id, uuid).join("exitcode")).ok()?;
     s.trim().parse().ok()
@@ -278,6 +307,26 @@ mod tests {
             "1/aaa/stdout:\na\n\n1/bbb/stdout:\nb\n\n10/aaa/stdout:\nten\n"
         );
         assert!(listing(&root, &root.join("7"), false).is_err());
+    }
+
+    #[test]
+    fn parts_are_stored_under_partial_until_the_last() {
+        let t = tempfile::tempdir().unwrap();
+        let dst = t.path().join("d/out.bin");
+        let part = |offset: i64, data: &[u8], eof| super::super::ron::File {
+            offset,
+            data: data.to_vec(),
+            eof,
+            perm: 0o640,
+            ..Default::default()
+        };
+        store_part(&dst, &part(0, b"abc", false)).unwrap();
+        assert!(!dst.exists() && t.path().join("d/out.bin.partial").exists());
+        store_part(&dst, &part(3, b"def", true)).unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), b"abcdef");
+        assert!(!t.path().join("d/out.bin.partial").exists());
+        store_part(&dst, &part(0, b"", true)).unwrap();
+        assert_eq!(std::fs::read(&dst).unwrap(), b"", "a whole file replaces");
     }
 
     #[test]

@@ -540,7 +540,7 @@ impl Agent {
             return;
         }
         let label = self.label.clone();
-        let r = tokio::task::spawn_blocking(move || store_part(&path, &file)).await;
+        let r = tokio::task::spawn_blocking(move || files::store_part(&path, &file)).await;
         if let Ok(Err(e)) = r {
             warn!("cc: {label}: cannot store a received file: {e}");
         }
@@ -589,32 +589,4 @@ async fn send_parts(
             return Ok(());
         }
     }
-}
-
-/// As minimega's File.Recv: a file in several parts is written to
-/// `.partial` and renamed at its last part.
-fn store_part(path: &std::path::Path, file: &ron::File) -> std::io::Result<()> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let whole = file.eof && file.offset == 0;
-    let target = if whole {
-        path.to_path_buf()
-    } else {
-        let mut p = path.as_os_str().to_owned();
-        p.push(".partial");
-        p.into()
-    };
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(whole || file.offset == 0)
-        .mode((file.perm as u32 & 0o777) | 0o600)
-        .open(&target)?;
-    f.write_all_at(&file.data, file.offset as u64)?;
-    if file.eof && !whole {
-        std::fs::rename(&target, path)?;
-    }
-    Ok(())
 }

@@ -155,7 +155,7 @@ fn fetch_files(agent: &Arc<Agent>, names: &[String]) {
                 agent.log(&format!("filename mismatch: {} != {name}", f.name));
                 break;
             }
-            if let Err(e) = store(&dst, &f) {
+            if let Err(e) = files::store_part(&dst, &f) {
                 agent.log(&format!("{}: {e}", dst.display()));
                 break;
             }
@@ -164,31 +164,6 @@ fn fetch_files(agent: &Arc<Agent>, names: &[String]) {
             }
         }
     }
-}
-
-/// minimega's File.Recv: parts go to `.partial`, renamed at the last one.
-fn store(dst: &Path, f: &ron::File) -> std::io::Result<()> {
-    use std::os::unix::fs::{FileExt, OpenOptionsExt};
-    if let Some(d) = dst.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    let whole = f.eof && f.offset == 0;
-    let target = if whole {
-        dst.to_path_buf()
-    } else {
-        PathBuf::from(format!("{}.partial", dst.display()))
-    };
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(f.offset == 0)
-        .mode((f.perm as u32 & 0o777) | 0o600)
-        .open(&target)?;
-    file.write_all_at(&f.data, f.offset.max(0) as u64)?;
-    if f.eof && !whole {
-        std::fs::rename(&target, dst)?;
-    }
-    Ok(())
 }
 
 /// `cc recv`: each matching file, in parts, named by its path from `/`.
