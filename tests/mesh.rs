@@ -570,7 +570,7 @@ fn namespace_launch_spreads_vms_over_its_hosts() {
     let rows: Vec<&str> = out.lines().filter(|l| l.contains("web")).collect();
     assert_eq!(rows.len(), 4, "{out}");
     assert!(
-        out.contains("E: vm name already used in namespace exp: web2 (on n"),
+        out.contains("E: vm already exists with name `web2`"),
         "{out}"
     );
 

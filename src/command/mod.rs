@@ -7,6 +7,7 @@ pub mod builtins;
 pub mod engine;
 pub mod lexer;
 pub mod pattern;
+pub mod preprocess;
 pub mod ranges;
 pub mod render;
 pub mod response;
