@@ -19,14 +19,11 @@
 
 mod common;
 
-use common::{Bus, Daemon};
+use common::qemus::QemuGuard;
+use common::{Bus, Conn, Daemon};
 use minimega::config::Bus as BusAddr;
 use minimega::dbus::client::Client;
-use serde_json::Value;
-use std::io::{BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 const PROLOG: &[&str] = &[".annotate false", "clear all"];
 
@@ -37,30 +34,7 @@ trait Runner {
 }
 
 /// minimega's command socket, answered as minitest writes answers.
-struct Socket {
-    stream: UnixStream,
-    objects: serde_json::StreamDeserializer<
-        'static,
-        serde_json::de::IoRead<BufReader<UnixStream>>,
-        Value,
-    >,
-}
-
-impl Socket {
-    fn open(path: &Path) -> Socket {
-        let stream =
-            UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        // Only so a wedged daemon fails the test instead of hanging it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(300)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Socket {
-            stream,
-            objects: serde_json::Deserializer::from_reader(reader).into_iter(),
-        }
-    }
-}
+struct Socket(Conn);
 
 impl Runner for Socket {
     fn run(&mut self, line: &str) -> String {
@@ -68,21 +42,8 @@ impl Runner for Socket {
         if line.is_empty() {
             return String::new();
         }
-        let req = serde_json::json!({"Command": line, "Suggest": "", "PlumbPipe": ""});
-        let mut bytes = serde_json::to_vec(&req).unwrap();
-        bytes.push(b'\n');
-        if self.stream.write_all(&bytes).is_err() {
-            return "(the daemon hung up)".into();
-        }
         let mut out: Vec<String> = Vec::new();
-        loop {
-            let v = match self.objects.next() {
-                Some(Ok(v)) => v,
-                _ => {
-                    out.push("(the daemon hung up)".into());
-                    break;
-                }
-            };
+        for v in self.0.run(line) {
             let mut errs: Vec<String> = v["Resp"]
                 .as_array()
                 .into_iter()
@@ -95,9 +56,6 @@ impl Runner for Socket {
             out.extend(errs);
             if let Some(r) = v["Rendered"].as_str().filter(|r| !r.is_empty()) {
                 out.push(r.to_string());
-            }
-            if v["More"] != true && v["Status"] != true {
-                break;
             }
         }
         out.join("\n")
@@ -223,7 +181,10 @@ fn compat_scripts_over_the_socket_and_dbus() {
     let socket = std::thread::spawn(move || {
         let bus = Bus::start();
         let d = Daemon::start(&bus);
-        let mut s = Socket::open(&d.base.join("minimega"));
+        let _qemus = QemuGuard {
+            base: d.base.clone(),
+        };
+        let mut s = Socket(Conn::to(&d));
         let f = run_all(&mut s, &d.base, "socket", bless);
         drop(s);
         (f, d.log_text())
@@ -232,6 +193,9 @@ fn compat_scripts_over_the_socket_and_dbus() {
         std::thread::spawn(|| {
             let bus = Bus::start();
             let d = Daemon::start(&bus);
+            let _qemus = QemuGuard {
+                base: d.base.clone(),
+            };
             let mut c = Dbus::connect(&bus);
             let f = run_all(&mut c, &d.base, "dbus", false);
             (f, d.log_text())
@@ -275,7 +239,10 @@ fn original_scripts() {
         };
         let bus = Bus::start();
         let d = Daemon::start(&bus);
-        let mut s = Socket::open(&d.base.join("minimega"));
+        let _qemus = QemuGuard {
+            base: d.base.clone(),
+        };
+        let mut s = Socket(Conn::to(&d));
         for line in prolog.lines() {
             s.run(line);
         }

@@ -5,8 +5,13 @@
 
 #![allow(dead_code)]
 
+pub mod conn;
 pub mod netns;
+pub mod qemus;
 pub mod testbed;
+
+#[allow(unused_imports)]
+pub use conn::Conn;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
