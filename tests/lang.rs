@@ -250,7 +250,8 @@ fn e_exits_1_when_any_answer_is_an_error_over_dbus_and_the_socket() {
     let script = d.scratch.path.join("mixed.mm");
     std::fs::write(&script, "echo fine\nvm start nothere\n").unwrap();
     let read = format!("read {}", script.display());
-    let via: [(&str, Box<dyn Fn(&[&str]) -> Output>); 2] = [
+    type Client<'a> = Box<dyn Fn(&[&str]) -> Output + 'a>;
+    let via: [(&str, Client); 2] = [
         ("dbus", Box::new(|a: &[&str]| mm(&d.bus, a))),
         ("socket", Box::new(|a: &[&str]| mm_nobus(&d.base, a))),
     ];
