@@ -12,7 +12,7 @@ use common::qemus::{qemus_under, QemuGuard};
 use common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 /// One command's answer: its rendered text, and its errors.
@@ -229,17 +229,6 @@ fn quit_ends_the_session_on_every_front_door() {
 
     // The daemon itself keeps running.
     assert_eq!(d.ok("echo still here"), "still here");
-}
-
-/// `minimega` with no D-Bus at all: it uses the command socket.
-fn mm_nobus(base: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["-base", base.to_str().unwrap()])
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -15,17 +15,6 @@ fn rendered(v: &Value) -> &str {
     v["Rendered"].as_str().expect("Rendered is a string")
 }
 
-/// `minimega` as a user runs it, here with no D-Bus at all.
-fn mm_nobus(base: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["-base", base.to_str().unwrap()])
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn commands_tables_and_errors_as_minimega_answers_them() {
     let bus = Bus::start();

@@ -142,6 +142,17 @@ fn flag_spec<C: Context>(
     }
 }
 
+/// The `true`/`false` choice of a dot-command, if given.
+fn choice(args: &super::Args) -> Option<bool> {
+    if args.flag("true") {
+        Some(true)
+    } else if args.flag("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Shared by the boolean dot-commands: alone they show or set the session
 /// setting; before a command they override it for that command only.
 async fn flag_command<C: Context>(
@@ -149,13 +160,7 @@ async fn flag_command<C: Context>(
     get: fn(&Flags) -> bool,
     set: fn(&mut Flags, bool),
 ) -> CmdResult {
-    let value = if c.args.flag("true") {
-        Some(true)
-    } else if c.args.flag("false") {
-        Some(false)
-    } else {
-        None
-    };
+    let value = choice(&c.args);
     if c.args.sub.is_some() {
         let v = value.unwrap_or(true);
         let mut groups = c.run_sub().await;
@@ -179,13 +184,7 @@ async fn session_flag<C: Context>(
     mut c: Call<'_, C>,
     field: fn(&mut Session) -> &mut bool,
 ) -> CmdResult {
-    let value = if c.args.flag("true") {
-        Some(true)
-    } else if c.args.flag("false") {
-        Some(false)
-    } else {
-        None
-    };
+    let value = choice(&c.args);
     if c.args.sub.is_some() {
         let saved = std::mem::replace(field(c.session), value.unwrap_or(true));
         let groups = c.run_sub().await;

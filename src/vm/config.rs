@@ -160,6 +160,30 @@ pub const FIELDS: &[(&str, Field)] = &[
 
 pub const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tag", Field::Tags)];
 
+/// A word among `names` by its exact spelling (aliases included), else by
+/// a unique prefix of the names (aliases left out, so `dis` is `disks`).
+pub fn pick<T: Copy>(
+    word: &str,
+    names: &[(&'static str, T)],
+    aliases: &[(&'static str, T)],
+) -> Result<T, ConfigError> {
+    if let Some((_, t)) = names.iter().chain(aliases).find(|(n, _)| *n == word) {
+        return Ok(*t);
+    }
+    let hits: Vec<&(&str, T)> = names
+        .iter()
+        .filter(|(n, _)| !word.is_empty() && n.starts_with(word))
+        .collect();
+    match hits.as_slice() {
+        [(_, t)] => Ok(*t),
+        [] => Err(ConfigError::UnknownField(word.to_string())),
+        many => Err(ConfigError::Ambiguous(
+            word.to_string(),
+            many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        )),
+    }
+}
+
 /// The sections of the `vm config` listing, as minimega prints them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Section {
@@ -180,21 +204,7 @@ impl Field {
     /// Resolves a field name: exact names and aliases first, then a
     /// unique prefix (`mem`).
     pub fn parse(name: &str) -> Result<Field, ConfigError> {
-        if let Some((_, f)) = FIELDS.iter().chain(ALIASES).find(|(n, _)| *n == name) {
-            return Ok(*f);
-        }
-        let hits: Vec<&(&str, Field)> = FIELDS
-            .iter()
-            .filter(|(n, _)| !name.is_empty() && n.starts_with(name))
-            .collect();
-        match hits.as_slice() {
-            [(_, f)] => Ok(*f),
-            [] => Err(ConfigError::UnknownField(name.to_string())),
-            many => Err(ConfigError::Ambiguous(
-                name.to_string(),
-                many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-            )),
-        }
+        pick(name, FIELDS, ALIASES)
     }
 
     pub fn name(self) -> &'static str {
@@ -265,6 +275,21 @@ fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
         [v] => Ok(v),
         _ => Err(ConfigError::OneValue(field.name())),
     }
+}
+
+/// One value of `field`, refused while the field it excludes is set
+/// (minimega places a VM by host or next to another VM, not both).
+fn exclusive<'v>(
+    field: Field,
+    values: &'v [String],
+    other: &str,
+    other_name: &'static str,
+) -> Result<&'v str, ConfigError> {
+    let v = single(field, values)?;
+    if !other.is_empty() && !v.is_empty() {
+        return Err(ConfigError::Conflict(field.name(), other_name));
+    }
+    Ok(v)
 }
 
 /// A file name as stored: absolute, relative names under `filepath`.
@@ -357,10 +382,7 @@ impl VmConfig {
             }
             Field::Vga => self.vga = single(field, values)?.into(),
             Field::Schedule => {
-                let v = single(field, values)?;
-                if !self.colocate.is_empty() && !v.is_empty() {
-                    return Err(ConfigError::Conflict("schedule", "colocate"));
-                }
+                let v = exclusive(field, values, &self.colocate, "colocate")?;
                 self.schedule = v.into();
             }
             Field::Coschedule => {
@@ -372,10 +394,7 @@ impl VmConfig {
                 })?;
             }
             Field::Colocate => {
-                let v = single(field, values)?;
-                if !self.schedule.is_empty() && !v.is_empty() {
-                    return Err(ConfigError::Conflict("colocate", "schedule"));
-                }
+                let v = exclusive(field, values, &self.schedule, "schedule")?;
                 self.colocate = v.into();
             }
             Field::VirtioPorts => {

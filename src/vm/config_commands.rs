@@ -5,7 +5,7 @@
 //! an ambiguous one is an error naming the candidates.
 
 use super::argv::{self, VmPaths};
-use super::config::{ConfigError, Field, VmConfig, ALIASES, FIELDS};
+use super::config::{Field, VmConfig, ALIASES, FIELDS};
 use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::daemon::Node;
 
@@ -29,27 +29,6 @@ enum Word {
     Sub(Sub),
 }
 
-/// A word among `names` by its exact spelling (aliases included), else by
-/// a unique prefix of the names (aliases left out, so `dis` is `disks`).
-fn pick<T: Copy + PartialEq>(
-    word: &str,
-    names: &[(&'static str, T)],
-    aliases: &[(&'static str, T)],
-) -> Result<Option<T>, Vec<&'static str>> {
-    if let Some((_, t)) = names.iter().chain(aliases).find(|(n, _)| *n == word) {
-        return Ok(Some(*t));
-    }
-    let hits: Vec<&(&str, T)> = names
-        .iter()
-        .filter(|(n, _)| !word.is_empty() && n.starts_with(word))
-        .collect();
-    match hits.as_slice() {
-        [] => Ok(None),
-        [(_, t)] => Ok(Some(*t)),
-        many => Err(many.iter().map(|(n, _)| *n).collect()),
-    }
-}
-
 fn resolve(word: &str, subs: bool) -> Result<Word, CommandError> {
     let mut names: Vec<(&'static str, Word)> =
         FIELDS.iter().map(|(n, f)| (*n, Word::Field(*f))).collect();
@@ -58,14 +37,7 @@ fn resolve(word: &str, subs: bool) -> Result<Word, CommandError> {
     }
     let aliases: Vec<(&'static str, Word)> =
         ALIASES.iter().map(|(n, f)| (*n, Word::Field(*f))).collect();
-    match pick(word, &names, &aliases) {
-        Ok(Some(w)) => Ok(w),
-        Ok(None) => Err(fail(ConfigError::UnknownField(word.to_string()))),
-        Err(many) => Err(fail(ConfigError::Ambiguous(
-            word.to_string(),
-            many.join(", "),
-        ))),
-    }
+    super::config::pick(word, &names, &aliases).map_err(fail)
 }
 
 fn fail(e: impl std::fmt::Display) -> CommandError {

@@ -331,6 +331,18 @@ pub fn mm(bus: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `minimega` as a user runs it with no D-Bus at all: it uses the command
+/// socket under `base`.
+pub fn mm_nobus(base: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["-base", base.to_str().unwrap()])
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// `minimega <args> -attach` on the given bus with `script` piped in: one
 /// session over one connection.
 pub fn attach(bus: &str, args: &[&str], script: &str) -> Output {
