@@ -2,7 +2,8 @@
 //! dot-commands that shape output or say how a command runs (`.record`,
 //! `.preprocess`), aliases, `help`, `echo`, `history` and `quit`.
 
-use super::engine::{format_index, BoxFuture, Call, CmdResult, Context, Reply, Spec};
+use super::engine::{BoxFuture, Call, CmdResult, Context, Reply, Spec};
+use super::help::format_index;
 use super::response::{Flags, Mode, Response};
 use super::session::{Origin, Session};
 use super::CommandError;

@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod engine;
+pub mod help;
 pub mod lexer;
 pub mod pattern;
 pub mod preprocess;

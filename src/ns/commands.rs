@@ -446,3 +446,21 @@ async fn ns_run(mut c: Call<'_, Node>) -> CmdResult {
         flags,
     }]))
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clear_all_runs_every_argless_clear_command() {
+        let e = crate::daemon::commands::engine();
+        let all = e.argless("clear");
+        for want in [
+            "clear history",
+            "clear vm config",
+            "clear vm tag",
+            "clear deploy",
+        ] {
+            assert!(all.iter().any(|n| n == want), "{want}: {all:?}");
+        }
+        assert!(all.iter().all(|n| n.starts_with("clear ")), "{all:?}");
+    }
+}

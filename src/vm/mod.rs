@@ -17,6 +17,7 @@ pub mod cgroup;
 pub mod commands;
 pub mod config;
 pub mod config_commands;
+pub mod config_listing;
 pub mod hooks;
 pub mod info;
 pub mod launch;
