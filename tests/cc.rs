@@ -274,6 +274,35 @@ fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
     }
     assert!(rows(d, "vm info").iter().all(|r| r["cc_active"] == "true"));
 
+    // A guest that reboots keeps its port: its fresh agent says RON again
+    // on the same connection and is sent the commands again, as minimega
+    // does, but never a `-once` one (else this would reboot forever).
+    let connects = || {
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains("cc: vm cc1 (serial): client") && l.contains("connected"))
+            .count()
+    };
+    let before = connects();
+    d.ok("cc filter name=cc1");
+    let boot = post(
+        d,
+        "cc exec-once sh -c \"echo reboot >> /tmp/boots; reboot -f\"",
+    );
+    d.ok("clear cc filter");
+    // The new agent's RON arrives on the old connection, or on a new one
+    // if the reboot outlasted the 30 s a silent client is kept.
+    wait_for("cc1's agent to come back", BOOT, || {
+        (connects() > before).then_some(())
+    });
+    let again = post(d, "cc exec cat /tmp/runs /tmp/boots");
+    wait_answers(d, again, 3);
+    // A rebooted guest's /tmp is new: the run happened again, the reboot not.
+    assert_eq!(response(d, again, &uuid["cc1"], "stdout").unwrap(), "x\n");
+    assert!(response(d, again, &uuid["cc1"], "stderr").is_some_and(|e| e.contains("/tmp/boots")));
+    assert_eq!(answered(d, boot), 0);
+    assert_eq!(connects(), before + 1, "cc1 came back once");
+
     // A guest killed in the middle of a command stalls nobody.
     let slow = post(d, "cc exec sh -c \"sleep 5; echo slow\"");
     d.ok("vm kill cc3");

@@ -44,11 +44,18 @@ impl VmHook for Hook {
         config: &'a VmConfig,
     ) -> BoxFuture<'a, Result<Vec<String>, VmError>> {
         Box::pin(async move {
-            Ok(if config.backchannel {
-                qemu_args(&vm.paths.dir)
-            } else {
-                Vec::new()
-            })
+            if !config.backchannel {
+                return Ok(Vec::new());
+            }
+            if crate::vm::virtio::names(&config.virtio_ports)
+                .iter()
+                .any(|n| n == "cc")
+            {
+                return Err(VmError(
+                    "virtio port name `cc` is the backchannel's: rename the port, or set vm config backchannel false".into(),
+                ));
+            }
+            Ok(qemu_args(&vm.paths.dir))
         })
     }
 
