@@ -328,10 +328,14 @@ fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
 
 /// A handshake message for `uuid`, as an agent sends it.
 fn hello(uuid: &str) -> Vec<u8> {
+    hello_version(uuid, ron::VERSION)
+}
+
+fn hello_version(uuid: &str, version: &str) -> Vec<u8> {
     let m = ron::Message {
         kind: ron::kind::CLIENT,
         uuid: uuid.into(),
-        version: ron::VERSION.into(),
+        version: version.into(),
         client: Some(ron::Client {
             uuid: uuid.into(),
             hostname: "fake".into(),
@@ -419,16 +423,26 @@ fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
     let mut s = connect(port, true);
     let _ = s.write_all(&hello("00000000-1111-2222-3333-444444444444"));
     closed(s);
+    // An agent too old to send a message version.
+    let mut s = connect(port, true);
+    let _ = s.write_all(&hello_version(&uuid["silent"], ""));
+    closed(s);
     // One that connects and never speaks holds only its own connection.
     let _lurker = connect(port, false);
     // One that shakes hands, then falls silent: dropped after 30 s.
     let started = Instant::now();
     let mut quiet = connect(port, true);
-    quiet.write_all(&hello(&uuid["silent"])).unwrap();
+    // (naming itself by the byte-swapped form of its VM's UUID, as some
+    // QEMU versions show it to the guest)
+    let swapped = ron::unmangle(&uuid["silent"]).unwrap();
+    quiet.write_all(&hello(&swapped)).unwrap();
     wait_for("the silent client", ANSWER, || {
         (clients(d) == 2).then_some(())
     });
 
+    assert!(rows(d, "cc clients")
+        .iter()
+        .any(|r| r["uuid"] == uuid["silent"]));
     // Meanwhile the good agent answers at once.
     let id = post(d, "cc exec echo ok");
     wait_answers(d, id, 1);
@@ -446,6 +460,8 @@ fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
         "malformed handshake",
         "frame of 1073741824 bytes exceeds the limit",
         "unregistered client 00000000-1111-2222-3333-444444444444",
+        "miniccc client too old (no message version)",
+        "byte-swapped UUID",
         "silent for 30s; dropping it",
     ] {
         assert!(log.contains(line), "no `{line}` in the log:\n{log}");
