@@ -46,6 +46,24 @@ impl Drop for Agents {
     }
 }
 
+/// CPU time a process and its reaped children used, from /proc.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(11)
+                .take(4)
+                .filter_map(|v| v.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / hz)
+}
+
 fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
@@ -117,8 +135,24 @@ fn raw(n: usize) -> Result<Duration, String> {
     Ok(start.elapsed())
 }
 
+/// Removes the files directory, which is not under the bench's own.
+struct Files(PathBuf);
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn bench(n: usize, rounds: usize) -> Result<(), String> {
-    let b = Bench::start("cc")?;
+    // Responses go to the files directory; the service keeps it on tmpfs
+    // (/run/minimega/files), and so does this run.
+    let files = Files(PathBuf::from(format!(
+        "/dev/shm/minimega-bench-cc-{}",
+        std::process::id()
+    )));
+    let fp = files.0.to_string_lossy().into_owned();
+    let b = Bench::start("cc", &["-filepath", &fp])?;
     let agent: PathBuf = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("miniccc");
@@ -155,7 +189,7 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
             Ok(t.trim() == want.to_string())
         })
     };
-    let root = b.dir.join("base/files/miniccc_responses");
+    let root = files.0.join("miniccc_responses");
     println!("{rounds} rounds to 1 agent, then {rounds} to {n} (agents on this host, TCP)");
     start_agent(0)?;
     connected(1)?;
@@ -177,7 +211,12 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
         start_agent(i)?;
     }
     connected(n)?;
+    let pids: Vec<u32> = agents.0.iter().map(|c| c.id()).collect();
+    let used = |pids: &[u32]| pids.iter().map(|p| cpu(*p)).sum::<Duration>();
+    let (d0, a0) = (cpu(b.daemon_pid), used(&pids));
     let all = times(n)?;
+    let per = (rounds * PROBES.len()) as u32;
+    let (d1, a1) = (cpu(b.daemon_pid), used(&pids));
     for (p, (t1, tn)) in PROBES.iter().zip(one.iter().zip(&all)) {
         println!(
             "{:<18} 1 agent {:>7.1} ms, {n} agents {:>7.1} ms, ratio {:.2}{}",
@@ -192,6 +231,11 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
             }
         );
     }
+    println!(
+        "CPU per round to {n} agents: daemon {:.1} ms, agents {:.1} ms (with what they ran)",
+        (d1 - d0).as_secs_f64() * 1e3 / per as f64,
+        (a1 - a0).as_secs_f64() * 1e3 / per as f64
+    );
     let floor: Vec<Duration> = (0..rounds).map(|_| raw(n)).collect::<Result<_, _>>()?;
     let one: Vec<Duration> = (0..rounds).map(|_| raw(1)).collect::<Result<_, _>>()?;
     println!(

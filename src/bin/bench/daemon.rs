@@ -41,8 +41,9 @@ pub fn free_port_string() -> Result<String, String> {
 }
 
 impl Bench {
-    /// `/var/tmp/minimega-bench-<what>-<pid>`, a bus and a daemon on it.
-    pub fn start(what: &str) -> Result<Bench, String> {
+    /// `/var/tmp/minimega-bench-<what>-<pid>`, a bus and a daemon on it
+    /// (with `extra` flags).
+    pub fn start(what: &str, extra: &[&str]) -> Result<Bench, String> {
         let dir = PathBuf::from(format!(
             "/var/tmp/minimega-bench-{what}-{}",
             std::process::id()
@@ -74,6 +75,7 @@ impl Bench {
             .arg(dir.join("base"))
             .args(["-port", &free_port_string()?])
             .args(["-nostdin", "-bus", &address, "-level", "warn"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)

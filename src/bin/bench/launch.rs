@@ -47,7 +47,7 @@ fn median(v: &[Duration]) -> Duration {
 }
 
 fn launch(n: u64, rounds: usize) -> Result<(), String> {
-    let bench = Bench::start("launch")?;
+    let bench = Bench::start("launch", &[])?;
     let (dir, rt, daemon_pid) = (bench.dir.clone(), &bench.rt, bench.daemon_pid);
     let exec = |cmd: &str| bench.exec(cmd);
     let accel = exec(".annotate false .headers false .columns accel host")?;
