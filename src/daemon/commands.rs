@@ -28,6 +28,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(super::read::specs());
     specs.extend(crate::mesh::commands::specs());
     specs.extend(crate::ns::commands::specs());
+    specs.extend(crate::plumb::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
     Engine::new(specs)

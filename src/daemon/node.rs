@@ -27,6 +27,8 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     pub mesh: Mesh,
     pub namespaces: Namespaces,
+    /// Named pipes and pipelines, joined with the other nodes' plumbers.
+    pub plumber: crate::plumb::Plumber,
     /// `deploy` settings (user, flags, host key policy...), node-wide as
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
@@ -41,8 +43,12 @@ impl Node {
         // in the order they prepare; they are released in reverse.
         let hooks = crate::vm::hooks::Hooks::default();
         vms.set_hooks(hooks);
+        let mesh = Mesh::new(&config, events.clone());
+        let plumber = crate::plumb::Plumber::new(&config.hostname);
+        plumber.set_remote(std::sync::Arc::new(mesh.clone()));
         Node {
-            mesh: Mesh::new(&config, events.clone()),
+            mesh,
+            plumber,
             namespaces: Namespaces::default(),
             deploy: Default::default(),
             config,

@@ -62,6 +62,13 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Takes what arrived after the last object returned, unscanned: the
+    /// start of another protocol the connection switched to (PlumbPipe).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        self.scan = Scan::default();
+        std::mem::take(&mut self.buf)
+    }
+
     /// True when part of an object has arrived but not its end.
     pub fn is_partial(&self) -> bool {
         !self.buf.is_empty()
@@ -152,7 +159,8 @@ fn describe_start(buf: &[u8]) -> String {
 pub enum Request {
     Command(String),
     Suggest(String),
-    /// minimega's plumber pipes; this daemon has none.
+    /// Attach to a named pipe: the connection then carries its messages
+    /// (see [`crate::plumb::socket`]).
     PlumbPipe(String),
 }
 
