@@ -83,6 +83,9 @@ pub struct Flags {
     /// Prefix every -e/-attach command with this namespace
     #[arg(long, value_name = "NAME")]
     pub namespace: Option<String>,
+    /// Attach standard input and output to a named pipe of the running daemon
+    #[arg(long, value_name = "NAME")]
+    pub pipe: Option<String>,
     /// D-Bus bus to serve on: system, session, none, or a bus address [default: system]
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
@@ -118,6 +121,7 @@ const LONG_FLAGS: &[&str] = &[
     "nostdin",
     "version",
     "namespace",
+    "pipe",
     "bus",
     "meshkey",
     "hostname",

@@ -134,11 +134,14 @@ impl Table {
     /// True when no tracked reader holds a message it has not passed on:
     /// whatever was written has gone through the pipelines' pipes.
     pub fn settled(&self) -> bool {
-        self.pipes.values().flat_map(|p| p.readers.values()).all(|s| {
-            s.unfinished
-                .as_ref()
-                .is_none_or(|u| u.load(Ordering::Relaxed) == 0)
-        })
+        self.pipes
+            .values()
+            .flat_map(|p| p.readers.values())
+            .all(|s| {
+                s.unfinished
+                    .as_ref()
+                    .is_none_or(|u| u.load(Ordering::Relaxed) == 0)
+            })
     }
 
     pub fn remove_reader(&mut self, name: &str, id: u64) {
