@@ -31,6 +31,9 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::plumb::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
+    specs.extend(crate::vm::hotplug::specs());
+    specs.extend(crate::vm::top::specs());
+    specs.extend(crate::vm::migrate::specs());
     Engine::new(specs)
 }
 

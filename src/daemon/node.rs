@@ -41,7 +41,9 @@ impl Node {
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
-        let hooks = crate::vm::hooks::Hooks::default();
+        let mut hooks = crate::vm::hooks::Hooks::default();
+        hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
+        hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
         vms.set_hooks(hooks);
         let mesh = Mesh::new(&config, events.clone());
         let plumber = crate::plumb::Plumber::new(&config.hostname);

@@ -23,7 +23,7 @@ pub enum ConfigError {
     OneValue(&'static str),
 }
 
-const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
+const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule, state";
 
 /// The QEMU binary when `vm config qemu` was not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -56,6 +56,8 @@ pub struct VmConfig {
     pub schedule: String,
     /// Kept for the mesh scheduler: how many other VMs may share a host (-1: any).
     pub coschedule: i64,
+    /// A saved running state to start from (`vm migrate`, `vm save`).
+    pub state: String,
 }
 
 impl Default for VmConfig {
@@ -79,6 +81,7 @@ impl Default for VmConfig {
             vga: "std".into(),
             schedule: String::new(),
             coschedule: -1,
+            state: String::new(),
         }
     }
 }
@@ -104,6 +107,7 @@ pub enum Field {
     Vga,
     Schedule,
     Coschedule,
+    State,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -127,9 +131,14 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("vga", Field::Vga),
     ("schedule", Field::Schedule),
     ("coschedule", Field::Coschedule),
+    ("state", Field::State),
 ];
 
-const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tags", Field::Tags)];
+const ALIASES: &[(&str, Field)] = &[
+    ("disk", Field::Disks),
+    ("tags", Field::Tags),
+    ("migrate", Field::State),
+];
 
 impl Field {
     /// Resolves a field name: exact names and aliases first, then a
@@ -290,6 +299,7 @@ impl VmConfig {
                     why: "not a number",
                 })?;
             }
+            Field::State => self.state = resolve_file(filepath, single(field, values)?),
         }
         Ok(())
     }
@@ -316,6 +326,7 @@ impl VmConfig {
             Field::Vga => self.vga = d.vga,
             Field::Schedule => self.schedule = d.schedule,
             Field::Coschedule => self.coschedule = d.coschedule,
+            Field::State => self.state = d.state,
         }
     }
 
@@ -340,6 +351,7 @@ impl VmConfig {
             Field::Vga => self.vga.clone(),
             Field::Schedule => self.schedule.clone(),
             Field::Coschedule => self.coschedule.to_string(),
+            Field::State => self.state.clone(),
         }
     }
 
@@ -419,6 +431,8 @@ mod tests {
         set(&mut c, "kernel", &["foo"]).unwrap();
         assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo");
         set(&mut c, "disk", &["a.qcow2", "/abs/b.qcow2"]).unwrap();
+        set(&mut c, "migrate", &["saved/web.state"]).unwrap();
+        assert_eq!(c.get(Field::State), "/tmp/minimega/files/saved/web.state");
         assert_eq!(
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
