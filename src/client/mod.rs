@@ -141,6 +141,18 @@ pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
     })
 }
 
+/// The client's runtime, or None after saying why there is none.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    // A runtime of its own thread: -attach's terminal thread sends it
+    // lines and completion requests from outside.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("minimega: cannot start: {e}"))
+        .ok()
+}
+
 /// Runs `f` on a connection to the daemon, or says in one line why there
 /// is none.
 fn connected<F, Fut>(config: &Config, f: F) -> ExitCode
@@ -148,18 +160,8 @@ where
     F: FnOnce(Transport) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    // A runtime of its own thread: -attach's terminal thread sends it
-    // lines and completion requests from outside.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("minimega: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(async {
         match Transport::connect(config).await {

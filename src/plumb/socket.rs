@@ -50,12 +50,7 @@ impl StringDecoder {
     /// The next complete string, if one has arrived.
     pub fn next_string(&mut self) -> Result<Option<String>, StreamError> {
         if self.scanned == 0 {
-            let skip = self
-                .buf
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(self.buf.len());
-            self.buf.drain(..skip);
+            crate::sock::proto::skip_whitespace(&mut self.buf);
             match self.buf.first() {
                 None => return Ok(None),
                 Some(b'"') => self.scanned = 1,
@@ -171,15 +166,8 @@ pub fn attach_stdio(config: &Config, pipe: &str) -> ExitCode {
         Some(ns) => production::qualify(ns, pipe),
         None => pipe.to_string(),
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("minimega: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = crate::client::runtime() else {
+        return ExitCode::FAILURE;
     };
     let code = rt.block_on(async {
         let stream = match SocketClient::connect(&config.socket_path()).await {

@@ -89,12 +89,7 @@ impl Decoder {
     fn scan_next(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         if self.scan.len == 0 {
             // Between objects: skip whitespace, then insist on `{`.
-            let skip = self
-                .buf
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(self.buf.len());
-            self.buf.drain(..skip);
+            skip_whitespace(&mut self.buf);
             match self.buf.first() {
                 None => return Ok(None),
                 Some(b'{') => {}
@@ -139,6 +134,15 @@ impl Decoder {
         }
         Ok(None)
     }
+}
+
+/// Drops the whitespace a stream holds between two values.
+pub fn skip_whitespace(buf: &mut Vec<u8>) {
+    let skip = buf
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(buf.len());
+    buf.drain(..skip);
 }
 
 /// The start of unexpected input, printable, for an error line.
