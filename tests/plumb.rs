@@ -169,6 +169,16 @@ fn a_pipeline_of_programs_through_the_socket_and_e() {
     writer.send("cabbage");
     writer.finish();
     assert_eq!(go_reader.next(), "cbbbage");
+    // Many at once, the writer hanging up right after: none is lost, even
+    // though it stopped reading its own pipe first.
+    let mut bulk = PipeClient::go(&base, "p1");
+    for i in 0..3000 {
+        bulk.send(&format!("a{i}"));
+    }
+    bulk.finish();
+    for i in 0..3000 {
+        assert_eq!(go_reader.next(), format!("b{i}"));
+    }
 
     // minimega -pipe, reading and writing.
     let ours = PipeClient::ours(&base, "p2");
@@ -187,7 +197,7 @@ fn a_pipeline_of_programs_through_the_socket_and_e() {
         ".annotate false .csv true .headers false .columns name,readers,writers,count,previous pipe",
     );
     assert_eq!(
-        rows, "minimega//p1,1,0,4,date\nminimega//p2,2,3,4,dbte",
+        rows, "minimega//p1,1,0,3004,date\nminimega//p2,2,3,3004,dbte",
         "{rows}"
     );
 

@@ -120,12 +120,13 @@ pub async fn serve(
         }
     };
     debug!(pipe = %pipe, "command socket: client attached to a pipe");
-    let mut reader = plumber.reader(&pipe);
+    // Until the client cannot take more (or the pipe is deleted); what it
+    // writes is taken until it hangs up, whatever happens to its reader.
+    let mut reader = Some(plumber.reader(&pipe));
     let writer = plumber.writer(&pipe);
     let mut decoder = StringDecoder::new(super::pipes::MAX_MESSAGE + 16);
     decoder.push(&buffered);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut reading = true;
     loop {
         loop {
             match decoder.next_string() {
@@ -138,16 +139,20 @@ pub async fn serve(
                 }
             }
         }
+        let next = async {
+            match reader.as_mut() {
+                Some(r) => r.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            m = reader.recv(), if reading => match m {
+            m = next => match m {
                 Some(m) => {
                     if wr.write_all(&encode(&m)).await.is_err() {
-                        break;
+                        reader = None;
                     }
                 }
-                // The pipe was deleted: nothing more to read, but the
-                // client may still write.
-                None => reading = false,
+                None => reader = None,
             },
             n = rd.read(&mut buf) => match n {
                 Ok(0) | Err(_) => break,
