@@ -15,9 +15,13 @@ use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::warn;
 
 /// How long one disk copy of `vm save` may take.
 const DISK_COPY_LIMIT: Duration = Duration::from_secs(3600);
+
+/// How long a new VM may take to read the state it starts from.
+const INCOMING_LIMIT: Duration = Duration::from_secs(600);
 
 /// A word the shell reads back as `s` (QEMU runs `exec:` through sh).
 pub fn shell_quote(s: &str) -> String {
@@ -233,6 +237,11 @@ pub async fn save(vm: &Arc<Vm>, base: &str) -> Result<(), VmError> {
     if let Some(dir) = Path::new(&state).parent() {
         std::fs::create_dir_all(dir).map_err(|e| VmError(format!("{}: {e}", dir.display())))?;
     }
+    // Paused from the first disk copy on, so the disks and the state are
+    // of one moment (the migration would pause it at its end anyway).
+    if !disks.is_empty() {
+        q.execute("stop", None).await.map_err(qmp_err(vm, "save"))?;
+    }
     for (i, target) in disks.iter().enumerate() {
         copy_disk(vm, &q, i, target, cfg.snapshot).await?;
     }
@@ -269,6 +278,30 @@ impl VmHook for Incoming {
             Ok(incoming_args(&config.state).to_vec())
         })
     }
+
+    /// A VM is ready (BUILDING) once its state is in: `vm start` then
+    /// resumes it whether it was saved running or paused (QEMU keeps a
+    /// paused VM's `cont` for later only while the state still loads).
+    fn started<'a>(&'a self, vm: &'a Arc<Vm>, adopted: bool) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if adopted || vm.lock().config.state.is_empty() {
+                return;
+            }
+            let deadline = tokio::time::Instant::now() + INCOMING_LIMIT;
+            while tokio::time::Instant::now() < deadline {
+                let Ok(q) = vm.qmp() else { return };
+                match q.execute("query-migrate", None).await {
+                    Ok(a) if a["status"] != "active" && a["status"] != "setup" => return,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                    Err(e) => {
+                        warn!(vm = %vm.name, "cannot follow the loading of its state: {e}");
+                        return;
+                    }
+                }
+            }
+            warn!(vm = %vm.name, "its state did not load within 10 minutes");
+        })
+    }
 }
 
 pub fn specs() -> Vec<Spec<Node>> {
@@ -293,9 +326,10 @@ of the namespace's running VMs: id, name, status and complete (%).",
 relative name is under -filepath; the default is saved/<vm name>. A disk\n\
 of a VM on a snapshot is saved as the VM's changes over its image (the\n\
 image stays its backing file); otherwise the whole disk is copied. The\n\
-command returns once the disks are copied and the state is being\n\
-written; the VM is paused once it is. Earlier files of the same name are\n\
-overwritten. `vm save` alone lists the migrations, as `vm migrate` does.",
+VM is paused first, so disks and state are of one moment; the command\n\
+returns once the disks are copied and the state is being written, and\n\
+the VM stays paused (`vm start` resumes it). Earlier files of the same\n\
+name are overwritten. `vm save` alone lists the migrations, as `vm migrate` does.",
             handler: vm_save,
             mesh_ok: true,
         },
