@@ -18,6 +18,8 @@ pub mod argv;
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod config_commands;
+pub mod config_listing;
 pub mod hooks;
 pub mod hotplug;
 pub mod info;
@@ -26,6 +28,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod manager;
 pub mod migrate;
+pub mod overrides;
 pub mod placement;
 pub mod process;
 pub mod qmp;
@@ -33,6 +36,7 @@ pub mod screenshot;
 pub mod state;
 pub mod targets;
 pub mod top;
+pub mod virtio;
 
 pub use manager::{Vm, VmError, Vms};
 

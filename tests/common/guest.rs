@@ -2,12 +2,14 @@
 //! its configuration, the daemon's `vm info` as rows, and a guard that
 //! kills whatever QEMU a test leaves behind.
 
+use super::qemus::QemuGuard;
+#[allow(unused_imports)]
+pub use super::qemus::{alive, qemus_under};
 use super::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// The test guest's kernel and initrd, built once per test run.
 pub fn guest() -> (PathBuf, PathBuf) {
@@ -41,15 +43,9 @@ impl Drop for VmGuard {
                 cgroups.extend(list.iter().filter_map(|v| v.as_str()).map(PathBuf::from));
             }
         }
-        let pids = qemus_under(&self.base);
-        for pid in &pids {
-            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-        }
-        for pid in &pids {
-            wait_for("qemu to die", Duration::from_secs(10), || {
-                (!alive(*pid)).then_some(())
-            });
-        }
+        drop(QemuGuard {
+            base: self.base.clone(),
+        });
         for c in cgroups {
             let _ = std::fs::remove_dir(c);
         }
@@ -79,38 +75,6 @@ pub fn vm_dirs(base: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Live processes whose command line mentions `base` (the QEMUs of that
-/// daemon: their QMP socket is under it).
-pub fn qemus_under(base: &Path) -> Vec<u32> {
-    let needle = base.to_string_lossy().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.starts_with("qemu-system") && cmd.contains(&needle) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// A process that exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("");
-    state != "Z" && state != "X"
 }
 
 /// `vm info` as rows of column -> value.

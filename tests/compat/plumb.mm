@@ -68,3 +68,10 @@ pipe //bad data
 plumb mesh-message {}
 clear plumb
 clear pipe
+
+# clear all ends the pipelines before it deletes the pipes.
+plumb x "sed -u s/x/y/" y
+pipe x xylophone
+clear all
+plumb
+pipe
