@@ -8,7 +8,6 @@ use super::pattern::{Args, Outcome, Pattern};
 use super::response::{Group, Response};
 use super::session::{Origin, Session};
 use super::CommandError;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -100,12 +99,10 @@ impl<C: Context> Call<'_, C> {
     }
 }
 
-const HISTORY_MAX: usize = 10_000;
-
 pub struct Engine<C> {
     specs: Vec<Spec<C>>,
     patterns: Vec<(usize, Pattern, &'static str)>,
-    history: Mutex<VecDeque<String>>,
+    history: Mutex<super::history::History>,
 }
 
 struct Compiled {
@@ -127,7 +124,7 @@ impl<C: Context> Engine<C> {
         Engine {
             specs,
             patterns,
-            history: Mutex::new(VecDeque::new()),
+            history: Mutex::default(),
         }
     }
 
@@ -153,11 +150,10 @@ impl<C: Context> Engine<C> {
             Err(e) => return vec![self.error_group(ctx, session, e)],
         };
         if session.origin == Origin::Local {
-            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            if h.len() == HISTORY_MAX {
-                h.pop_front();
-            }
-            h.push_back(line.trim().to_string());
+            self.history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(line);
         }
         self.run_compiled(ctx, session, words, compiled).await
     }
@@ -386,9 +382,7 @@ impl<C: Context> Engine<C> {
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+            .lines()
     }
 
     pub fn clear_history(&self) {

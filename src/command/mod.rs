@@ -5,6 +5,7 @@
 
 pub mod builtins;
 pub mod engine;
+pub mod history;
 pub mod lexer;
 pub mod pattern;
 pub mod ranges;
