@@ -317,7 +317,8 @@ fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let file = config::resolve_file(
             c.ctx.vms.filepath(),
             c.args.string("file").unwrap_or_default(),
-        );
+        )
+        .map_err(failed)?;
         let q = vm.qmp()?;
         let dump = vm.paths.dir.join("screendump.ppm");
         let r = q
@@ -356,7 +357,8 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),
                 c.args.string("path").unwrap_or_default(),
-            );
+            )
+            .map_err(failed)?;
             if !Path::new(&path).is_file() {
                 return Err(failed(format!("cdrom {path}: no such file")));
             }

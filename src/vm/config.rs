@@ -21,6 +21,8 @@ pub enum ConfigError {
     },
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
+    #[error(transparent)]
+    Outside(#[from] crate::confine::ConfineError),
 }
 
 const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
@@ -192,13 +194,14 @@ fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
     }
 }
 
-/// A file name as stored: absolute, relative names under `filepath`.
-pub fn resolve_file(filepath: &Path, name: &str) -> String {
-    if name.is_empty() || Path::new(name).is_absolute() {
-        name.to_string()
-    } else {
-        filepath.join(name).to_string_lossy().into_owned()
+/// A file name as stored: absolute, relative names under `filepath` and
+/// never outside it (see [`crate::confine`]); empty stays empty (unset).
+pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Ok(String::new());
     }
+    let p = crate::confine::confine(filepath, name)?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -229,7 +232,12 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Disks => {
+                self.disks = values
+                    .iter()
+                    .map(|d| resolve_file(filepath, d))
+                    .collect::<Result<_, _>>()?
+            }
             Field::Snapshot => {
                 let v = single(field, values)?;
                 self.snapshot = match v {
@@ -244,9 +252,9 @@ impl VmConfig {
                     }
                 }
             }
-            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
-            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
-            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?)?,
             Field::Append => self.append = values.to_vec(),
             Field::Uuid => {
                 let v = single(field, values)?;
@@ -423,6 +431,9 @@ mod tests {
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
         );
+        let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
+        assert!(e.contains("outside the files directory"), "{e}");
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
     }
 
     #[test]
