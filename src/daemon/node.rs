@@ -39,7 +39,13 @@ impl Node {
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
-        let hooks = crate::vm::hooks::Hooks::default();
+        let mut hooks = crate::vm::hooks::Hooks::default();
+        // First: a launch the node cannot hold is refused before any
+        // other subsystem makes anything for it.
+        hooks.push(std::sync::Arc::new(crate::vm::admission::Admit {
+            overcommit: config.overcommit,
+            vms: vms.downgrade(),
+        }));
         vms.set_hooks(hooks);
         Node {
             mesh: Mesh::new(&config, events.clone()),

@@ -125,10 +125,15 @@ pub async fn launch(
             cfg.uuid
         )));
     }
+    let budgets = crate::vm::admission::budgets(&loads);
     let loads: Vec<HostLoad> = super::loads_from_host_table(&loads);
     let reqs = requests(&names, &cfg);
     let placement =
         schedule::schedule(&loads, &reqs, LoadBy::default()).map_err(CommandError::failed)?;
+    // Every host must hold its share before any host launches.
+    let shares = placement.iter().map(|(h, vms)| (h.as_str(), vms.len()));
+    crate::vm::admission::check_shares(&budgets, shares, cfg.memory)
+        .map_err(|e| CommandError::failed(format!("cannot launch: {e}")))?;
     let counted = matches!(names, LaunchNames::Count(_));
     let per_host = specs_per_host(&placement, counted);
     let asks = per_host.iter().map(|(host, spec)| {
