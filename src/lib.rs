@@ -27,3 +27,6 @@ pub mod sock;
 pub mod systemd;
 pub mod users;
 pub mod vm;
+
+#[cfg(test)]
+mod proptests;
