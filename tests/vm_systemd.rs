@@ -49,6 +49,19 @@ fn vms_are_scope_units_that_survive_daemon_restarts() {
         assert_eq!(show(n, &unit, "CPUQuotaPerSecUSec"), "3s");
         assert_eq!(show(n, &unit, "TasksMax"), "98");
     }
+    // Under memory pressure the OOM killer takes a VM, never the daemon:
+    // the unit lowers the daemon's score, each QEMU's is raised as it is
+    // spawned (read back from /proc).
+    assert_eq!(show(n, "minimega", "OOMScoreAdjust"), "-900");
+    assert_eq!(show(n, "minimega", "OOMPolicy"), "continue");
+    let main = show(n, "minimega", "MainPID");
+    assert_eq!(n.ok(&format!("cat /proc/{main}/oom_score_adj")), "-900");
+    let pids = n.ok("minimega -e .annotate false .headers false .columns pid vm info");
+    assert_eq!(pids.lines().count(), 3, "{pids}");
+    for pid in pids.lines() {
+        assert_eq!(n.ok(&format!("cat /proc/{pid}/oom_score_adj")), "500");
+    }
+
     let before = vms(n);
     assert_eq!(before.len(), 3, "{before:?}");
     for (i, row) in before.iter().enumerate() {
