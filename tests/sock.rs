@@ -246,7 +246,11 @@ fn history_stays_under_its_byte_cap_after_many_long_lines() {
     // 24 MiB of lines went in; the history keeps a few KiB of each, and
     // never more than its 4 MiB in all.
     let history = rendered(&c.one("history")).to_string();
-    assert!(history.len() < 4 << 20, "{} bytes of history", history.len());
+    assert!(
+        history.len() < 4 << 20,
+        "{} bytes of history",
+        history.len()
+    );
     let lines: Vec<&str> = history.lines().collect();
     assert_eq!(lines.len(), 26, "every command is remembered");
     assert!(lines.iter().all(|l| l.len() <= 4096), "each one shortened");
