@@ -591,6 +591,28 @@ mod tests {
     }
 
     #[test]
+    fn clients_look_for_the_socket_where_a_daemon_would_be() {
+        let chosen = Config::resolve(
+            &parse(&["-base", "/x", "-hostname", "h"]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(chosen.socket_paths(), [PathBuf::from("/x/minimega")]);
+        let default = Config::resolve(&parse(&["-hostname", "h"]), &FileConfig::default()).unwrap();
+        let paths = default.socket_paths();
+        assert_eq!(paths[0], default.base.join("minimega"));
+        assert!(paths.contains(&PathBuf::from("/run/minimega/minimega")));
+        assert!(paths.contains(&PathBuf::from("/tmp/minimega/minimega")));
+        assert_eq!(
+            paths
+                .iter()
+                .filter(|p| p.starts_with("/run/minimega"))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
