@@ -87,7 +87,7 @@ proptest! {
         let p = Pattern::parse(&text).unwrap();
         let input = [lits.clone(), args.clone(), rest.clone()].concat().join(" ");
         match p.matches(&lex(&input).unwrap()) {
-            Outcome::Matched { args: bound, exact } => {
+            Outcome::Matched { args: bound, exact, .. } => {
                 prop_assert!(exact);
                 for (i, v) in args.iter().enumerate() {
                     prop_assert_eq!(bound.string(&format!("k{i}")), Some(v.as_str()));

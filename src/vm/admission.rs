@@ -55,10 +55,9 @@ pub enum Refusal {
         live: usize,
         why: &'static str,
     },
-    #[error("not enough memory: {count} VMs of {memory} MiB need {need} MiB, and this node can commit {left} MiB more (memlimit {limit} MiB, memcommit {committed} MiB; see -overcommit)")]
+    #[error("not enough memory: {count} VMs need {need} MiB, and this node can commit {left} MiB more (memlimit {limit} MiB, memcommit {committed} MiB; see -overcommit)")]
     Memory {
         count: usize,
-        memory: u64,
         need: u64,
         left: u64,
         limit: u64,
@@ -88,6 +87,11 @@ impl Budget {
 
     /// May `count` more VMs of `memory` MiB each come?
     pub fn check(&self, count: usize, memory: u64) -> Result<(), Refusal> {
+        self.check_need(count, (count as u64).saturating_mul(memory))
+    }
+
+    /// May `count` more VMs come that need `need` MiB in all?
+    pub fn check_need(&self, count: usize, need: u64) -> Result<(), Refusal> {
         let (limit, why) = self.vm_limit();
         if count > limit.saturating_sub(self.live) {
             return Err(Refusal::Count {
@@ -98,12 +102,10 @@ impl Budget {
             });
         }
         if let Some(limit) = self.mem_limit {
-            let need = (count as u64).saturating_mul(memory);
             let left = limit.saturating_sub(self.committed);
             if need > left {
                 return Err(Refusal::Memory {
                     count,
-                    memory,
                     need,
                     left,
                     limit,
@@ -223,20 +225,20 @@ pub fn budgets(hosts: &[Response]) -> Vec<(String, Budget)> {
     out
 }
 
-/// Checks each host's share of a namespace launch (`(host, VMs)`) against
-/// its budget, before any host launches: one host that cannot hold its
-/// share refuses the whole launch.
+/// Checks each host's share of a namespace launch (`(host, VMs, MiB)`)
+/// against its budget, before any host launches: one host that cannot
+/// hold its share refuses the whole launch.
 pub fn check_shares<'a>(
     budgets: &[(String, Budget)],
-    shares: impl IntoIterator<Item = (&'a str, usize)>,
-    memory: u64,
+    shares: impl IntoIterator<Item = (&'a str, usize, u64)>,
 ) -> Result<(), String> {
-    for (host, count) in shares {
+    for (host, count, need) in shares {
         if count == 0 {
             continue;
         }
         if let Some((_, b)) = budgets.iter().find(|(h, _)| h == host) {
-            b.check(count, memory).map_err(|e| format!("{host}: {e}"))?;
+            b.check_need(count, need)
+                .map_err(|e| format!("{host}: {e}"))?;
         }
     }
     Ok(())
@@ -271,14 +273,15 @@ mod tests {
             e,
             Refusal::Memory {
                 count: 3,
-                memory: 2048,
                 need: 6144,
                 left: 6000,
                 limit: 36_000,
                 committed: 30_000
             }
         );
-        assert!(e.to_string().starts_with("not enough memory: 3 VMs of 2048 MiB need 6144 MiB, and this node can commit 6000 MiB more"));
+        assert!(e.to_string().starts_with(
+            "not enough memory: 3 VMs need 6144 MiB, and this node can commit 6000 MiB more"
+        ));
         assert!(
             node(None, 1 << 40, 0).check(10, 1 << 30).is_ok(),
             "no limit"
@@ -324,10 +327,10 @@ mod tests {
         let b = budgets(&answers);
         assert_eq!(b.len(), 2);
         assert_eq!(b[1].1.committed, 11_000);
-        assert!(check_shares(&b, [("a", 5), ("b", 1)], 512).is_ok());
-        let e = check_shares(&b, [("a", 5), ("b", 3)], 512).unwrap_err();
+        assert!(check_shares(&b, [("a", 5, 2560), ("b", 1, 512)]).is_ok());
+        let e = check_shares(&b, [("a", 5, 2560), ("b", 3, 1536)]).unwrap_err();
         assert!(
-            e.starts_with("b: not enough memory: 3 VMs of 512 MiB"),
+            e.starts_with("b: not enough memory: 3 VMs need 1536 MiB"),
             "{e}"
         );
     }
