@@ -29,6 +29,8 @@ pub enum ConfigError {
     OneValue(&'static str),
     #[error("cannot specify {0} and {1} in the same config")]
     Conflict(&'static str, &'static str),
+    #[error(transparent)]
+    Outside(#[from] crate::confine::ConfineError),
 }
 
 /// The field names, for errors.
@@ -79,6 +81,8 @@ pub struct VmConfig {
     pub qemu_override: Vec<(String, String)>,
     /// The virtio-serial port the cc agent talks over.
     pub backchannel: bool,
+    /// A saved running state to start from (`vm migrate`, `vm save`).
+    pub state: String,
 }
 
 impl Default for VmConfig {
@@ -106,6 +110,7 @@ impl Default for VmConfig {
             virtio_ports: String::new(),
             qemu_override: Vec::new(),
             backchannel: true,
+            state: String::new(),
         }
     }
 }
@@ -135,6 +140,7 @@ pub enum Field {
     VirtioPorts,
     QemuOverride,
     Backchannel,
+    State,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -162,9 +168,14 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("virtio-ports", Field::VirtioPorts),
     ("qemu-override", Field::QemuOverride),
     ("backchannel", Field::Backchannel),
+    ("state", Field::State),
 ];
 
-pub const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tag", Field::Tags)];
+pub const ALIASES: &[(&str, Field)] = &[
+    ("disk", Field::Disks),
+    ("tag", Field::Tags),
+    ("migrate", Field::State),
+];
 
 /// A word among `names` by its exact spelling (aliases included), else by
 /// a unique prefix of the names (aliases left out, so `dis` is `disks`).
@@ -220,6 +231,7 @@ impl Field {
             Field::Colocate => (Vm, 90, "Colocate"),
             Field::Backchannel => (Vm, 100, "Backchannel"),
             Field::Tags => (Vm, 110, "Tags"),
+            Field::State => (Kvm, 10, "State Path"),
             Field::Disks => (Kvm, 20, "Disks"),
             Field::Cdrom => (Kvm, 30, "CDROM Path"),
             Field::Kernel => (Kvm, 40, "Kernel Path"),
@@ -295,13 +307,14 @@ fn exclusive<'v>(
     Ok(v)
 }
 
-/// A file name as stored: absolute, relative names under `filepath`.
-pub fn resolve_file(filepath: &Path, name: &str) -> String {
-    if name.is_empty() || Path::new(name).is_absolute() {
-        name.to_string()
-    } else {
-        filepath.join(name).to_string_lossy().into_owned()
+/// A file name as stored: absolute, relative names under `filepath` and
+/// never outside it (see [`crate::confine`]); empty stays empty (unset).
+pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Ok(String::new());
     }
+    let p = crate::confine::confine(filepath, name)?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -332,14 +345,19 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Disks => {
+                self.disks = values
+                    .iter()
+                    .map(|d| resolve_file(filepath, d))
+                    .collect::<Result<_, _>>()?
+            }
             Field::Snapshot => self.snapshot = boolean("snapshot", single(field, values)?)?,
             Field::Backchannel => {
                 self.backchannel = boolean("backchannel", single(field, values)?)?
             }
-            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
-            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
-            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?)?,
             Field::Append => self.append = values.to_vec(),
             Field::Uuid => {
                 let v = single(field, values)?;
@@ -410,6 +428,7 @@ impl VmConfig {
                     })
                 }
             },
+            Field::State => self.state = resolve_file(filepath, single(field, values)?)?,
         }
         Ok(())
     }
@@ -440,6 +459,7 @@ impl VmConfig {
             Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
             Field::QemuOverride => self.qemu_override = d.qemu_override,
             Field::Backchannel => self.backchannel = d.backchannel,
+            Field::State => self.state = d.state,
         }
     }
 
@@ -474,6 +494,7 @@ impl VmConfig {
                 out
             }
             Field::Backchannel => self.backchannel.to_string(),
+            Field::State => self.state.clone(),
         }
     }
 }
@@ -542,10 +563,15 @@ mod tests {
         set(&mut c, "kernel", &["foo"]).unwrap();
         assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo");
         set(&mut c, "disk", &["a.qcow2", "/abs/b.qcow2"]).unwrap();
+        set(&mut c, "migrate", &["saved/web.state"]).unwrap();
+        assert_eq!(c.get(Field::State), "/tmp/minimega/files/saved/web.state");
         assert_eq!(
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
         );
+        let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
+        assert!(e.contains("outside the files directory"), "{e}");
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
     }
 
     #[test]

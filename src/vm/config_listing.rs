@@ -101,6 +101,7 @@ Backchannel:      true
 Tags:             {}
 
 KVM configuration:
+State Path:          
 Disks:               []
 CDROM Path:          
 Kernel Path:         
