@@ -332,7 +332,13 @@ fn hello(uuid: &str) -> Vec<u8> {
 }
 
 fn hello_version(uuid: &str, version: &str) -> Vec<u8> {
-    let m = ron::Message {
+    gob::Encoder::new()
+        .encode(&ron::T_MESSAGE, &hello_msg(uuid, version).to_gob())
+        .unwrap()
+}
+
+fn hello_msg(uuid: &str, version: &str) -> ron::Message {
+    ron::Message {
         kind: ron::kind::CLIENT,
         uuid: uuid.into(),
         version: version.into(),
@@ -342,10 +348,7 @@ fn hello_version(uuid: &str, version: &str) -> Vec<u8> {
             ..Default::default()
         }),
         ..Default::default()
-    };
-    gob::Encoder::new()
-        .encode(&ron::T_MESSAGE, &m.to_gob())
-        .unwrap()
+    }
 }
 
 fn connect(port: u16, magic: bool) -> TcpStream {
@@ -638,5 +641,145 @@ fn the_stock_go_agent_works_with_this_daemon() {
     // Its heartbeats keep it listed past the 30 s a silent client gets.
     std::thread::sleep(Duration::from_secs(35));
     assert_eq!(clients(d), 1);
+    d.ok("vm kill all");
+}
+
+/// A PIPE message as an agent sends it.
+fn pipe_msg(name: &str, mode: i64, data: &str) -> ron::Message {
+    ron::Message {
+        kind: ron::kind::PIPE,
+        version: ron::VERSION.into(),
+        pipe: name.into(),
+        pipe_mode: mode,
+        pipe_data: data.into(),
+        ..Default::default()
+    }
+}
+
+/// An agent's side of a connection: one gob stream out (each type is
+/// defined once in it).
+struct Outbox {
+    s: TcpStream,
+    enc: gob::Encoder,
+}
+
+impl Outbox {
+    fn send(&mut self, m: &ron::Message) {
+        let bytes = self.enc.encode(&ron::T_MESSAGE, &m.to_gob()).unwrap();
+        self.s.write_all(&bytes).unwrap();
+    }
+}
+
+/// The daemon's side of a connection, as an agent reads it.
+struct Inbox {
+    s: TcpStream,
+    dec: gob::Decoder,
+    buf: Vec<u8>,
+}
+
+impl Inbox {
+    /// The next PIPE message (heartbeats and the handshake's echo skipped).
+    fn next_pipe(&mut self) -> ron::Message {
+        loop {
+            if let Some((head, len)) = gob::frame_len(&self.buf).unwrap() {
+                if self.buf.len() >= head + len {
+                    let body: Vec<u8> = self.buf.drain(..head + len).skip(head).collect();
+                    if let Some((_, v)) = self.dec.message(&body).unwrap() {
+                        let m = ron::Message::from_gob(&v).unwrap();
+                        if m.kind == ron::kind::PIPE {
+                            return m;
+                        }
+                    }
+                    continue;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).expect("the daemon's messages");
+            assert!(n > 0, "the daemon hung up");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn pipe_row(d: &Daemon, name: &str) -> Option<BTreeMap<String, String>> {
+    let full = format!("minimega//{name}");
+    rows(d, "pipe").into_iter().find(|r| r["name"] == full)
+}
+
+/// An agent's PIPE messages meet the node's plumber (minimega's
+/// miniplumber), each way: what it writes is the pipe's, what the pipe
+/// carries reaches the agent as it named the pipe, a deleted pipe closes
+/// its reader, and its pipes are closed when it goes.
+#[test]
+fn an_agents_pipes_are_the_plumbers() {
+    let bus = Bus::start();
+    let daemon = Daemon::start(&bus);
+    let d = &daemon;
+    let _qemus = Qemus(d.base.clone());
+    d.ok("vm config memory 64");
+    d.ok("vm launch kvm piped");
+    let u = rows(d, "vm info")[0]["uuid"].clone();
+    let port = free_port();
+    d.ok(&format!("cc listen {port}"));
+    let s = connect(port, true);
+    let mut inbox = Inbox {
+        s: s.try_clone().unwrap(),
+        dec: gob::Decoder::new(),
+        buf: Vec::new(),
+    };
+    let mut s = Outbox {
+        s,
+        enc: gob::Encoder::new(),
+    };
+    s.send(&hello_msg(&u, ron::VERSION));
+    wait_for("the agent", ANSWER, || (clients(d) == 1).then_some(()));
+    use ron::pipe::*;
+
+    // A writer: the agent's data is written to the pipe.
+    s.send(&pipe_msg("up", NEW_WRITER, ""));
+    s.send(&pipe_msg("up", DATA, "from the agent\n"));
+    wait_for("the agent's message in pipe up", ANSWER, || {
+        pipe_row(d, "up").filter(|r| r["previous"] == "from the agent")
+    });
+    assert_eq!(pipe_row(d, "up").unwrap()["writers"], "1");
+    assert_eq!(
+        fails(d, "clear pipe up"),
+        "E: cannot delete named pipe with open writers"
+    );
+
+    // A reader: what the pipe carries goes to the agent.
+    s.send(&pipe_msg("down", NEW_READER, ""));
+    wait_for("the agent's reader", ANSWER, || {
+        pipe_row(d, "down").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe down \"to the agent\"");
+    let m = inbox.next_pipe();
+    assert_eq!(
+        (m.pipe.as_str(), m.pipe_mode, m.pipe_data.as_str()),
+        ("down", DATA, "to the agent")
+    );
+    d.ok("clear pipe down");
+    let m = inbox.next_pipe();
+    assert_eq!((m.pipe.as_str(), m.pipe_mode), ("down", CLOSE_READER));
+
+    // Data for a pipe it never opened is logged, and the session goes on.
+    s.send(&pipe_msg("nowhere", DATA, "x"));
+    s.send(&pipe_msg("up", CLOSE_WRITER, ""));
+    wait_for("the writer closed", ANSWER, || {
+        pipe_row(d, "up").filter(|r| r["writers"] == "0")
+    });
+    assert!(d.log_text().contains("no such pipe: minimega//nowhere"));
+    assert_eq!(clients(d), 1);
+
+    // Its pipes close with its connection.
+    s.send(&pipe_msg("left", NEW_WRITER, ""));
+    wait_for("the second writer", ANSWER, || {
+        pipe_row(d, "left").filter(|r| r["writers"] == "1")
+    });
+    drop((s, inbox));
+    wait_for("the agent's pipes closed", ANSWER, || {
+        pipe_row(d, "left").filter(|r| r["writers"] == "0")
+    });
+    d.ok("clear pipe");
     d.ok("vm kill all");
 }

@@ -17,6 +17,7 @@ pub mod files;
 pub mod filter;
 pub mod gob;
 pub mod hook;
+pub mod pipes;
 pub mod post;
 pub mod ron;
 pub mod server;

@@ -48,6 +48,10 @@ impl Task {
         let rt = tokio::runtime::Handle::try_current().ok()?;
         Some(Task(rt.spawn(f)))
     }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
 }
 
 #[derive(Default)]
@@ -76,6 +80,8 @@ pub(crate) struct Live {
 
 pub(crate) struct Inner {
     pub vms: Vms,
+    /// Where the agents' named pipes go.
+    pub plumber: crate::plumb::Plumber,
     pub filepath: PathBuf,
     state_dir: PathBuf,
     spaces: Mutex<BTreeMap<String, Space>>,
@@ -98,7 +104,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Cc {
     /// Reads the books a previous daemon saved under `<base>/cc` and, once
     /// a runtime runs, listens again where they listened.
-    pub fn new(base: &Path, filepath: &Path, vms: Vms) -> Cc {
+    pub fn new(base: &Path, filepath: &Path, vms: Vms, plumber: crate::plumb::Plumber) -> Cc {
         let state_dir = base.join("cc");
         let mut spaces = BTreeMap::new();
         if let Ok(rd) = std::fs::read_dir(&state_dir) {
@@ -128,6 +134,7 @@ impl Cc {
         let cc = Cc {
             inner: Arc::new(Inner {
                 vms,
+                plumber,
                 filepath: filepath.to_path_buf(),
                 state_dir,
                 spaces: Mutex::new(spaces),

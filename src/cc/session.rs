@@ -6,6 +6,7 @@
 
 use super::files;
 use super::filter::{self, Subject};
+use super::pipes::Pipes;
 use super::ron::{self, kind, Message};
 use super::server::{Cc, Live, Task};
 use super::transport::{self, Event, Out};
@@ -138,6 +139,7 @@ struct Agent {
     root: std::path::PathBuf,
     /// Responses the handshake heartbeat carried (done while we were away).
     early: Vec<ron::Response>,
+    pipes: Pipes,
 }
 
 /// Leaves the client list (and `cc_active`) however the session ends.
@@ -240,6 +242,7 @@ impl Agent {
             if mangled { ", byte-swapped UUID" } else { "" }
         );
         let agent = Agent {
+            pipes: Pipes::new(cc.inner.plumber.clone(), &ns, label, out.clone()),
             cc: cc.clone(),
             root: cc.responses_root(&ns),
             vm,
@@ -342,10 +345,7 @@ impl Agent {
                     self.receive(file).await;
                 }
             }
-            kind::PIPE => debug!(
-                "cc: {}: pipe `{}` mode {} ignored (no plumber on this node)",
-                self.label, m.pipe, m.pipe_mode
-            ),
+            kind::PIPE => self.pipes.handle(&m.pipe, m.pipe_mode, &m.pipe_data).await,
             kind::TUNNEL | kind::UFS => {
                 debug!("cc: {}: {} data ignored", self.label, kind::name(m.kind))
             }

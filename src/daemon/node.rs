@@ -52,12 +52,12 @@ impl Node {
         }));
         hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
         hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
-        let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone());
-        hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
-        vms.set_hooks(hooks);
         let mesh = Mesh::new(&config, events.clone());
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
+        let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone(), plumber.clone());
+        hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
+        vms.set_hooks(hooks);
         Node {
             mesh,
             plumber,
