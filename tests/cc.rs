@@ -584,7 +584,7 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
 /// The stock Go agent (minimega's own cmd/miniccc, built from its source;
 /// never part of this repository) in a guest of this daemon.
 #[test]
-#[ignore = "set MINIMEGA_STOCK_MINICCC to a miniccc built from minimega's source"]
+#[ignore = "set MINIMEGA_STOCK_MINICCC to a miniccc built by scripts/stock-miniccc.sh"]
 fn the_stock_go_agent_works_with_this_daemon() {
     let stock = PathBuf::from(std::env::var("MINIMEGA_STOCK_MINICCC").unwrap());
     let bus = Bus::start();
@@ -638,6 +638,24 @@ fn the_stock_go_agent_works_with_this_daemon() {
     wait_for("the background process", ANSWER, || {
         (rows(d, "cc process list all").len() == 1).then_some(())
     });
+    // Its pipes are the plumber's: a command's stdout written to one, its
+    // stdin read from another until the pipe is deleted.
+    let piped = post(d, "cc exec stdout=stockout /bin/echo piped");
+    wait_answers(d, piped, 1);
+    wait_for("the stock agent's line in pipe stockout", ANSWER, || {
+        pipe_row(d, "stockout").filter(|r| r["previous"] == "piped")
+    });
+    let fed = post(d, "cc exec stdin=stockin /bin/cat");
+    wait_for("the stock agent's reader", ANSWER, || {
+        pipe_row(d, "stockin").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe stockin hello-stock");
+    d.ok("clear pipe stockin");
+    wait_answers(d, fed, 1);
+    assert_eq!(
+        response(d, fed, &u, "stdout").unwrap().trim(),
+        "hello-stock"
+    );
     // Its heartbeats keep it listed past the 30 s a silent client gets.
     std::thread::sleep(Duration::from_secs(35));
     assert_eq!(clients(d), 1);
