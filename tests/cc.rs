@@ -656,6 +656,15 @@ fn the_stock_go_agent_works_with_this_daemon() {
         response(d, fed, &u, "stdout").unwrap().trim(),
         "hello-stock"
     );
+    // A program in the guest writes a pipe through the agent (`miniccc
+    // -pipe` talks to the running agent over its local socket).
+    post(
+        d,
+        "cc exec /bin/sh -c \"echo from-the-shell | /bin/miniccc -pipe clipipe\"",
+    );
+    wait_for("the guest's line in pipe clipipe", ANSWER, || {
+        pipe_row(d, "clipipe").filter(|r| r["previous"] == "from-the-shell")
+    });
     // Its heartbeats keep it listed past the 30 s a silent client gets.
     std::thread::sleep(Duration::from_secs(35));
     assert_eq!(clients(d), 1);
