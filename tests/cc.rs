@@ -744,8 +744,12 @@ fn an_agents_pipes_are_the_plumbers() {
     let d = &daemon;
     let _qemus = Qemus(d.base.clone());
     d.ok("vm config memory 64");
-    d.ok("vm launch kvm piped");
-    let u = rows(d, "vm info")[0]["uuid"].clone();
+    d.ok("vm launch kvm piped,ours");
+    let uuid: BTreeMap<String, String> = rows(d, "vm info")
+        .into_iter()
+        .map(|r| (r["name"].clone(), r["uuid"].clone()))
+        .collect();
+    let u = uuid["piped"].clone();
     let port = free_port();
     d.ok(&format!("cc listen {port}"));
     let s = connect(port, true);
@@ -807,6 +811,45 @@ fn an_agents_pipes_are_the_plumbers() {
     wait_for("the agent's pipes closed", ANSWER, || {
         pipe_row(d, "left").filter(|r| r["writers"] == "0")
     });
+
+    // Our agent ties a command's streams to pipes: stdout written line by
+    // line, stdin fed until the pipe is deleted.
+    let mut agent = std::process::Command::new(AGENT)
+        .args(["-parent", "127.0.0.1", "-port", &port.to_string()])
+        .args(["-uuid", &uuid["ours"]])
+        .arg("-path")
+        .arg(d.scratch.path.join("agent"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Kill(&mut agent);
+    wait_for("our agent", ANSWER, || (clients(d) == 1).then_some(()));
+    let out = post(d, "cc exec stdout=oursout sh -c \"echo one; echo two\"");
+    wait_answers(d, out, 1);
+    let row = wait_for("our agent's lines in pipe oursout", ANSWER, || {
+        pipe_row(d, "oursout").filter(|r| r["previous"] == "two" && r["writers"] == "0")
+    });
+    assert_eq!(row["count"], "2");
+    assert_eq!(response(d, out, &uuid["ours"], "stdout"), None);
+    let fed = post(d, "cc exec stdin=oursin tr a-z A-Z");
+    wait_for("our agent's reader", ANSWER, || {
+        pipe_row(d, "oursin").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe oursin first");
+    d.ok("pipe oursin second");
+    d.ok("clear pipe oursin");
+    wait_answers(d, fed, 1);
+    assert_eq!(
+        response(d, fed, &uuid["ours"], "stdout").unwrap(),
+        "FIRST\nSECOND\n"
+    );
     d.ok("clear pipe");
     d.ok("vm kill all");
 }

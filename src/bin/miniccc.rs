@@ -16,6 +16,8 @@
 mod host;
 #[path = "miniccc/link.rs"]
 mod link;
+#[path = "miniccc/pipes.rs"]
+mod pipes;
 #[path = "miniccc/run.rs"]
 mod run;
 
@@ -53,6 +55,8 @@ pub struct Agent {
     debug: std::sync::atomic::AtomicBool,
     /// The interfaces' addresses, read at most once a second.
     addrs: Mutex<Option<(Instant, Addresses)>>,
+    /// Processes reading named pipes.
+    pipes: pipes::Readers,
 }
 
 impl Agent {
@@ -94,8 +98,14 @@ impl Agent {
         }
     }
 
-    /// Keeps a background process in the heartbeat until it exits.
-    fn adopt(self: &Arc<Agent>, mut child: std::process::Child, command: Vec<String>) {
+    /// Keeps a background process in the heartbeat until it exits, then
+    /// runs `exited`.
+    fn adopt(
+        self: &Arc<Agent>,
+        mut child: std::process::Child,
+        command: Vec<String>,
+        exited: impl FnOnce() + Send + 'static,
+    ) {
         let pid = child.id() as i64;
         self.procs
             .lock()
@@ -104,6 +114,7 @@ impl Agent {
         let me = self.clone();
         std::thread::spawn(move || {
             let _ = child.wait();
+            exited();
             me.procs.lock().unwrap().remove(&pid);
             me.debug(&format!("process {pid} exited"));
         });
@@ -276,6 +287,7 @@ fn main() -> ExitCode {
         files_tx,
         debug: std::sync::atomic::AtomicBool::new(f.debug),
         addrs: Mutex::new(None),
+        pipes: pipes::Readers::default(),
     });
     agent.log(&format!(
         "{VERSION}, UUID {}, via {}",
@@ -361,7 +373,12 @@ fn serve(
             ron::kind::FILE => {
                 let _ = agent.files_tx.send(m);
             }
-            ron::kind::PIPE | ron::kind::UFS | ron::kind::TUNNEL => {
+            ron::kind::PIPE => match m.pipe_mode {
+                ron::pipe::DATA => agent.pipes.deliver(&m.pipe, &m.pipe_data),
+                ron::pipe::CLOSE_READER => agent.pipes.close(&m.pipe),
+                other => agent.log(&format!("pipe {}: unexpected mode {other}", m.pipe)),
+            },
+            ron::kind::UFS | ron::kind::TUNNEL => {
                 agent.debug(&format!("{} message ignored", ron::kind::name(m.kind)));
             }
             _ => {}

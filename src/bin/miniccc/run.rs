@@ -3,7 +3,7 @@
 //! the foreground, recording its output and exit code, or in the
 //! background), test connectivity, send files back.
 
-use super::Agent;
+use super::{pipes, Agent};
 use minimega::cc::files;
 use minimega::cc::ron::{self, Command, ConnTest, Message, Response};
 use std::io::Read;
@@ -75,33 +75,60 @@ fn run(agent: &Arc<Agent>, cmd: &Command) -> (Vec<u8>, Vec<u8>, i64) {
         agent.log(&e);
         return (Vec::new(), e.into_bytes(), -1);
     };
-    let mut note = Vec::new();
-    if !(cmd.stdin.is_empty() && cmd.stdout.is_empty() && cmd.stderr.is_empty()) {
-        note = b"miniccc: this agent does not plumb stdin/stdout/stderr to pipes; ran without\n"
-            .to_vec();
-    }
     let mut c = std::process::Command::new(&prog);
-    c.args(&cmd.command[1..]).stdin(Stdio::null());
+    c.args(&cmd.command[1..]);
     if std::env::var_os("PATH").is_none() {
         c.env("PATH", DEFAULT_PATH);
     }
-    agent.log(&format!("executing: {:?}", cmd.command));
-    if cmd.background {
-        c.stdout(Stdio::null()).stderr(Stdio::null());
-        return match c.spawn() {
-            Ok(child) => {
-                agent.adopt(child, cmd.command.clone());
-                (Vec::new(), note, 0)
-            }
-            Err(e) => (Vec::new(), e.to_string().into_bytes(), -1),
-        };
-    }
-    match c.output() {
-        Ok(o) => {
-            let mut err = note;
-            err.extend(o.stderr);
-            (o.stdout, err, o.status.code().map(i64::from).unwrap_or(-1))
+    let piped = |name: &str, or: fn() -> Stdio| {
+        if name.is_empty() {
+            or()
+        } else {
+            Stdio::piped()
         }
+    };
+    c.stdin(piped(&cmd.stdin, Stdio::null));
+    let quiet = if cmd.background {
+        Stdio::null
+    } else {
+        Stdio::piped
+    };
+    c.stdout(piped(&cmd.stdout, quiet));
+    c.stderr(piped(&cmd.stderr, quiet));
+    agent.log(&format!("executing: {:?}", cmd.command));
+    let mut child = match c.spawn() {
+        Ok(child) => child,
+        Err(e) => return (Vec::new(), e.to_string().into_bytes(), -1),
+    };
+    // The streams tied to pipes; the others are read below, or are null.
+    let mut writers = Vec::new();
+    if !cmd.stdout.is_empty() {
+        let out = child.stdout.take().expect("piped stdout");
+        writers.push(pipes::write_from(agent, &cmd.stdout, out));
+    }
+    if !cmd.stderr.is_empty() {
+        let err = child.stderr.take().expect("piped stderr");
+        writers.push(pipes::write_from(agent, &cmd.stderr, err));
+    }
+    let reader = (!cmd.stdin.is_empty()).then(|| {
+        let input = child.stdin.take().expect("piped stdin");
+        pipes::read_into(agent, &cmd.stdin, input)
+    });
+    if cmd.background {
+        agent.adopt(child, cmd.command.clone(), move || drop((reader, writers)));
+        return (Vec::new(), Vec::new(), 0);
+    }
+    let done = child.wait_with_output();
+    drop(reader);
+    for w in writers {
+        let _ = w.join();
+    }
+    match done {
+        Ok(o) => (
+            o.stdout,
+            o.stderr,
+            o.status.code().map(i64::from).unwrap_or(-1),
+        ),
         Err(e) => (Vec::new(), e.to_string().into_bytes(), -1),
     }
 }
