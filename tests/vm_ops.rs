@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const BOOT: Duration = Duration::from_secs(240);
-const SEEN: Duration = Duration::from_secs(60);
+const SEEN: Duration = Duration::from_secs(180);
 
 fn qemu_img(args: &[&str]) -> String {
     let o = Command::new("qemu-img")
