@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::guest::{self, VmGuard, BOOT};
 use common::testbed::{Node, Testbed};
 use common::*;
 use minimega::cc::{gob, ron};
@@ -17,45 +18,20 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_miniccc");
-const BOOT: Duration = Duration::from_secs(400);
 const ANSWER: Duration = Duration::from_secs(60);
 
 /// The test guest's kernel, and an initrd with our agent appended.
 fn guest_with_agent(dir: &Path) -> (PathBuf, PathBuf) {
-    let root = project_root();
-    let out = std::process::Command::new(root.join("scripts/build-guest.sh"))
-        .output()
-        .expect("scripts/build-guest.sh");
-    assert!(out.status.success(), "build-guest: {}", stderr(&out));
-    let guest = PathBuf::from(stdout(&out).lines().last().unwrap().trim());
-    let initrd = dir.join("initrd-cc.img");
-    let out = std::process::Command::new(root.join("scripts/guest-agent.sh"))
+    let (kernel, initrd) = guest::guest();
+    let with = dir.join("initrd-cc.img");
+    let out = std::process::Command::new(project_root().join("scripts/guest-agent.sh"))
         .arg(AGENT)
+        .arg(&with)
         .arg(&initrd)
-        .arg(guest.join("initrd.img"))
         .output()
         .unwrap();
     assert!(out.status.success(), "guest-agent: {}", stderr(&out));
-    (guest.join("vmlinuz"), initrd)
-}
-
-/// Kills the QEMUs of a base directory when the test ends, however.
-struct Qemus(PathBuf);
-
-impl Drop for Qemus {
-    fn drop(&mut self) {
-        let needle = self.0.to_string_lossy().to_string();
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-                continue;
-            };
-            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd);
-            if cmd.starts_with("qemu-system") && cmd.contains(&needle) {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
+    (kernel, with)
 }
 
 /// A command's id, from the response's Data.
@@ -132,7 +108,9 @@ fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
     // The first daemon's scratch holds the base directory: it lives to
     // the end, though its process is killed half-way.
     let mut first = Daemon::start(&bus);
-    let _qemus = Qemus(first.base.clone());
+    let _qemus = VmGuard {
+        base: first.base.clone(),
+    };
     let base = first.base.clone();
     let d = &first;
     let (kernel, initrd) = guest_with_agent(&d.scratch.path);
@@ -381,7 +359,9 @@ fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
     let bus = Bus::start();
     let daemon = Daemon::start(&bus);
     let d = &daemon;
-    let _qemus = Qemus(d.base.clone());
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
     d.ok("vm config memory 64");
     d.ok("vm launch kvm good,silent");
     let uuid: BTreeMap<String, String> = rows(d, "vm info")
@@ -590,7 +570,9 @@ fn the_stock_go_agent_works_with_this_daemon() {
     let bus = Bus::start();
     let daemon = Daemon::start(&bus);
     let d = &daemon;
-    let _qemus = Qemus(d.base.clone());
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
     let (kernel, _) = guest_with_agent(&d.scratch.path);
     let initrd = d.scratch.path.join("initrd-stock.img");
     let out = std::process::Command::new(project_root().join("scripts/guest-agent.sh"))
@@ -742,7 +724,9 @@ fn an_agents_pipes_are_the_plumbers() {
     let bus = Bus::start();
     let daemon = Daemon::start(&bus);
     let d = &daemon;
-    let _qemus = Qemus(d.base.clone());
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
     d.ok("vm config memory 64");
     d.ok("vm launch kvm piped,ours");
     let uuid: BTreeMap<String, String> = rows(d, "vm info")
