@@ -38,3 +38,13 @@ cc delete response nope
 clear cc commands
 cc commands
 .json true cc exec true
+namespace ccgone cc filter hostname=x
+namespace ccgone cc prefix p
+namespace ccgone cc exec true
+namespace ccgone cc filter
+namespace ccgone .columns id,prefix,filter cc commands
+clear namespace ccgone
+namespace ccgone cc filter
+namespace ccgone cc prefix
+namespace ccgone cc commands
+clear namespace ccgone
