@@ -206,7 +206,9 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
         }
         Ok(medians)
     };
+    let z = cpu(b.daemon_pid);
     let one = times(1)?;
+    let d_one = cpu(b.daemon_pid) - z;
     for i in 1..n {
         start_agent(i)?;
     }
@@ -231,10 +233,13 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
             }
         );
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1e3 / per as f64;
     println!(
-        "CPU per round to {n} agents: daemon {:.1} ms, agents {:.1} ms (with what they ran)",
-        (d1 - d0).as_secs_f64() * 1e3 / per as f64,
-        (a1 - a0).as_secs_f64() * 1e3 / per as f64
+        "daemon CPU per round: 1 agent {:.2} ms, {n} agents {:.2} ms, ratio {:.2}; {n} agents' CPU {:.1} ms (with what they ran)",
+        ms(d_one),
+        ms(d1 - d0),
+        (d1 - d0).as_secs_f64() / d_one.as_secs_f64().max(1e-9),
+        ms(a1 - a0)
     );
     let floor: Vec<Duration> = (0..rounds).map(|_| raw(n)).collect::<Result<_, _>>()?;
     let one: Vec<Duration> = (0..rounds).map(|_| raw(1)).collect::<Result<_, _>>()?;
