@@ -29,7 +29,7 @@
 # restarts it if it exits; /etc/guest.d/*.sh run (in order) before that.
 set -eu
 
-GUEST_VERSION=3
+GUEST_VERSION=4
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.cache/guest"
