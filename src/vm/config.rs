@@ -21,6 +21,8 @@ pub enum ConfigError {
     },
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
+    #[error(transparent)]
+    Disk(#[from] crate::disk::spec::SpecError),
 }
 
 const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
@@ -34,7 +36,7 @@ pub struct VmConfig {
     /// MiB.
     pub memory: u64,
     pub vcpus: u64,
-    pub disks: Vec<String>,
+    pub disks: Vec<crate::disk::spec::DiskSpec>,
     /// Boot from a throw-away overlay of each disk, so many VMs share one
     /// base image and never write to it.
     pub snapshot: bool,
@@ -229,7 +231,7 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Disks => self.disks = crate::disk::spec::parse_list(values, filepath)?,
             Field::Snapshot => {
                 let v = single(field, values)?;
                 self.snapshot = match v {
@@ -324,7 +326,7 @@ impl VmConfig {
         match field {
             Field::Memory => self.memory.to_string(),
             Field::Vcpus => self.vcpus.to_string(),
-            Field::Disks => list(&self.disks),
+            Field::Disks => crate::disk::spec::format_list(&self.disks),
             Field::Snapshot => self.snapshot.to_string(),
             Field::Cdrom => self.cdrom.clone(),
             Field::Kernel => self.kernel.clone(),
