@@ -30,6 +30,9 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::ns::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
+    specs.extend(crate::disk::commands::specs());
+    specs.extend(crate::files::commands::specs());
+    specs.extend(crate::shell::commands::specs());
     Engine::new(specs)
 }
 
