@@ -85,7 +85,10 @@ impl Injector {
                 .and_then(|b| serde_json::from_slice::<InFlight>(&b).ok());
             match rec {
                 Some(r) => {
-                    warn!(image = %r.image.display(), "cleaning up an injection a previous daemon left");
+                    warn!(
+                        "cleaning up an injection a previous daemon left in {}",
+                        r.image.display()
+                    );
                     if let Err(e) = clean(&dir, &r) {
                         warn!("{e}");
                     }
@@ -422,7 +425,10 @@ fn clean(dir: &Path, rec: &InFlight) -> Result<(), DiskError> {
     }
     remove_dir(dir);
     if problems.is_empty() {
-        info!(image = %rec.image.display(), "injection done, image released");
+        info!(
+            "injection into {} done, image released",
+            rec.image.display()
+        );
         Ok(())
     } else {
         Err(DiskError::Cleanup(problems.join("; ")))

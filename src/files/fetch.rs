@@ -3,8 +3,8 @@
 //! offset), and the task that watches them: a lost holder's parts go to
 //! the others, a failed holder is tried again after a pause, holders are
 //! asked for afresh over the mesh when none is left (a restarted holder
-//! serves on a new port), and the record of the parts on disk is kept
-//! current so a later run resumes.
+//! serves on a new port), and the record of the parts written (with their
+//! checksums) is kept current so a later run resumes.
 
 use super::proto::{self, Hello};
 use super::transfer::{Holders, Offer, Transfer};
@@ -49,7 +49,14 @@ pub async fn run(
         if flight.is_complete() {
             break;
         }
-        for offer in holders.ready(Instant::now()) {
+        // Connections only while there is a part to claim: one that found
+        // none ends, and is not made again until a lost holder frees some.
+        let ready = if flight.with(|t| t.unclaimed()) {
+            holders.ready(Instant::now())
+        } else {
+            Vec::new()
+        };
+        for offer in ready {
             let (flight, file, tx, me) = (flight.clone(), file.clone(), tx.clone(), me.clone());
             tokio::task::spawn_blocking(move || {
                 let r = connection(&flight, &file, &offer, &key, &me);
@@ -60,13 +67,17 @@ pub async fn run(
             Some((holder, r)) = rx.recv() => {
                 flight.with(|t| t.release(&holder));
                 if let Err(e) = &r {
-                    warn!(file = %flight.name, %holder, "holder lost: {e}; {} of {} parts kept",
-                        flight.completed(), flight.parts());
+                    warn!(
+                        "{}: holder {holder} lost ({e}); {} of {} parts kept",
+                        flight.name,
+                        flight.completed(),
+                        flight.parts()
+                    );
                 }
                 holders.ended(&holder, r.is_err(), Instant::now());
             }
             _ = tick.tick() => {
-                checkpoint(&flight, &file);
+                checkpoint(&flight);
                 let done = flight.completed();
                 if done != last_progress.1 {
                     last_progress = (Instant::now(), done);
@@ -75,7 +86,7 @@ pub async fn run(
         }
         if holders.busy() == 0 && !flight.is_complete() {
             if last_progress.0.elapsed() > GIVE_UP {
-                checkpoint(&flight, &file);
+                checkpoint(&flight);
                 return Err(format!(
                     "no holder of {} answered for {}; {} of {} parts kept for a later file get",
                     flight.name,
@@ -92,7 +103,7 @@ pub async fn run(
             }
         }
     }
-    checkpoint(&flight, &file);
+    checkpoint(&flight);
     let from = flight.with(|t| {
         t.from
             .iter()
@@ -100,23 +111,43 @@ pub async fn run(
             .collect::<Vec<_>>()
             .join(", ")
     });
-    info!(file = %flight.name, parts = flight.parts(), resumed = flight.with(|t| t.resumed),
-        "got all parts ({from})");
+    let resumed = flight.with(|t| t.resumed);
+    info!(
+        "{}: got all {} parts ({resumed} already on disk; {from})",
+        flight.name,
+        flight.parts()
+    );
     Ok(())
 }
 
-/// Makes the parts done so far durable, then records them.
-fn checkpoint(flight: &Flight, file: &File) {
+/// Records the parts written so far with their checksums. Not synced: a
+/// later run checks each part's bytes against its checksum before keeping
+/// it, so a record ahead of the disk (a crash of the machine) costs only
+/// those parts again.
+fn checkpoint(flight: &Flight) {
     let rec = flight.with(|t| t.record());
-    if file.sync_data().is_ok() {
-        let body = serde_json::to_vec(&rec).unwrap_or_default();
-        let tmp = flight.record.with_extension("tmp");
-        if std::fs::write(&tmp, body)
-            .and_then(|_| std::fs::rename(&tmp, &flight.record))
-            .is_err()
-        {
-            warn!(file = %flight.name, "cannot write {}", flight.record.display());
-        }
+    let body = serde_json::to_vec(&rec).unwrap_or_default();
+    let tmp = flight.record.with_extension("tmp");
+    if std::fs::write(&tmp, body)
+        .and_then(|_| std::fs::rename(&tmp, &flight.record))
+        .is_err()
+    {
+        warn!("{}: cannot write {}", flight.name, flight.record.display());
+    }
+}
+
+/// Starts writing a finished part to disk without waiting, so the final
+/// sync has little left to do and dirty pages do not pile up.
+fn write_behind(file: &File, off: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a hint on a descriptor we own; errors do not matter.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            off as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -174,13 +205,14 @@ fn connection(
             return Ok(());
         };
         let (off, _) = flight.with(|t| t.range(p));
-        proto::read_part(&mut r, &session, received, p, |at, buf| {
+        let (len, digest) = proto::read_part(&mut r, &session, received, p, |at, buf| {
             file.write_all_at(buf, off + at)
         })
         .map_err(e)?;
+        write_behind(file, off, len);
         received += 1;
         pending.pop_front();
-        flight.with(|t| t.complete(p, &offer.holder));
+        flight.with(|t| t.complete(p, &offer.holder, digest));
     }
 }
 

@@ -303,7 +303,7 @@ impl Files {
         tokio::spawn(async move {
             let r = run(inner.clone(), flight.clone(), &dst, mode, holders).await;
             if let Err(e) = &r {
-                warn!(file = %flight.name, "{e}");
+                warn!("{}: {e}", flight.name);
             }
             inner
                 .flights
@@ -352,8 +352,11 @@ async fn run(
     }
     let file = prepare(&flight)?;
     let version = flight.with(|t| t.version);
-    info!(file = %name, size = version.size, holders = ?holders.names(),
-        resumed = flight.with(|t| t.completed()), "fetching");
+    info!(
+        "fetching {name} ({} bytes) from {}",
+        version.size,
+        holders.names().join(", ")
+    );
     fetch::run(inner.clone(), flight.clone(), Arc::new(file), holders)
         .await
         .map_err(fail)?;
@@ -365,13 +368,24 @@ async fn run(
 fn prepare(flight: &Flight) -> Result<std::fs::File, FileError> {
     let io = |e: std::io::Error| FileError::Io(format!("{}: {e}", flight.partial.display()));
     let version = flight.with(|t| t.version);
+    let old = std::fs::File::open(&flight.partial).ok();
     let resumed = std::fs::read(&flight.record)
         .ok()
         .and_then(|b| serde_json::from_slice::<transfer::Record>(&b).ok())
-        .filter(|_| flight.partial.is_file())
-        .and_then(|r| Transfer::resume(&r, version, PART_SIZE));
+        .zip(old)
+        .and_then(|(r, f)| {
+            Transfer::resume(&r, version, PART_SIZE, |_, (off, len), digest| {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; len as usize];
+                f.read_exact_at(&mut buf, off).is_ok() && proto::checksum(&buf) == *digest
+            })
+        });
     if let Some(t) = resumed {
-        info!(file = %flight.name, parts = t.completed(), "resuming from the parts on disk");
+        info!(
+            "{}: resuming with the {} parts already on disk",
+            flight.name,
+            t.completed()
+        );
         flight.with(|s| *s = t);
     } else {
         let _ = std::fs::remove_file(&flight.partial);
@@ -423,7 +437,8 @@ fn finish(flight: &Flight, dst: &Path, mode: u32, version: Version) -> Result<()
         .write(true)
         .open(&flight.partial)
         .map_err(|e| e.to_string())?;
-    f.sync_all().map_err(|e| e.to_string())?;
+    // Durable before it is in place: a copy is never there and corrupt.
+    f.sync_data().map_err(|e| e.to_string())?;
     f.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
         .map_err(|e| e.to_string())?;
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(version.mtime_ns.max(0) as u64);
@@ -432,7 +447,7 @@ fn finish(flight: &Flight, dst: &Path, mode: u32, version: Version) -> Result<()
     drop(f);
     std::fs::rename(&flight.partial, dst).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&flight.record);
-    info!(file = %flight.name, "complete");
+    info!("{}: complete", flight.name);
     Ok(())
 }
 

@@ -15,16 +15,17 @@
 //! 3. fetcher -> holder: Get (a part number), each MAC'd under the session
 //!    key with a counter, up to two at a time;
 //! 4. holder -> fetcher: per Get, in order, Part (number, length, the bytes,
-//!    then the part's SHA-256 and a MAC over number, length, digest and
-//!    counter), or Fail (why). The fetcher hashes the bytes as they arrive
-//!    and accepts the part only when digest and MAC match.
+//!    then the part's BLAKE3 checksum and a MAC over number, length,
+//!    checksum and counter), or Fail (why). The fetcher hashes the bytes as
+//!    they arrive and accepts the part only when checksum and MAC match
+//!    (hash, then MAC the hash: one fast pass over the data, and the MAC
+//!    binds it to this session and this place in it).
 //!
 //! A holder that does not hold exactly that version refuses, so parts of
 //! two versions are never mixed.
 
-use super::transfer::Version;
+use super::transfer::{Digest, Version};
 use hmac::Mac;
-use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
 use thiserror::Error;
 
@@ -225,14 +226,14 @@ pub fn send_get(
 
 /// Receives part `want` (the reply numbered `counter`), handing each chunk
 /// of its bytes to `sink` with its offset within the part as it arrives.
-/// Returns the part's length once its digest and MAC check out.
+/// Returns the part's length and checksum once both check out.
 pub fn read_part(
     r: &mut impl Read,
     session: &[u8],
     counter: u64,
     want: u64,
     mut sink: impl FnMut(u64, &[u8]) -> std::io::Result<()>,
-) -> Result<u64, ProtoError> {
+) -> Result<(u64, Digest), ProtoError> {
     let mut k = [0u8; 1];
     r.read_exact(&mut k)?;
     match k[0] {
@@ -265,7 +266,7 @@ pub fn read_part(
     if len > PART_MAX {
         return Err(ProtoError::TooLong);
     }
-    let mut hash = Sha256::new();
+    let mut hash = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK.min(len as usize).max(1)];
     let mut at = 0u64;
     while at < len {
@@ -277,7 +278,7 @@ pub fn read_part(
     }
     let mut trailer = [0u8; 64];
     r.read_exact(&mut trailer)?;
-    let digest: [u8; 32] = hash.finalize().into();
+    let digest: Digest = hash.finalize().into();
     verify(
         session,
         &[b"part", &counter.to_be_bytes(), &h, &trailer[..32]],
@@ -286,7 +287,12 @@ pub fn read_part(
     if digest[..] != trailer[..32] {
         return Err(ProtoError::Checksum(part));
     }
-    Ok(len)
+    Ok((len, digest))
+}
+
+/// A part's checksum, as the holder computes it.
+pub fn checksum(data: &[u8]) -> Digest {
+    blake3::hash(data).into()
 }
 
 // ---- the holder's side ----
@@ -356,7 +362,7 @@ pub fn send_part(
     h[1..9].copy_from_slice(&part.to_be_bytes());
     h[9..13].copy_from_slice(&(len as u32).to_be_bytes());
     w.write_all(&h)?;
-    let mut hash = Sha256::new();
+    let mut hash = blake3::Hasher::new();
     let mut buf = vec![0u8; CHUNK.min(len as usize).max(1)];
     let mut at = 0u64;
     while at < len {
@@ -366,7 +372,7 @@ pub fn send_part(
         w.write_all(&buf[..n])?;
         at += n as u64;
     }
-    let digest: [u8; 32] = hash.finalize().into();
+    let digest: Digest = hash.finalize().into();
     let tag = mac(
         session,
         &[b"part", &counter.to_be_bytes(), &h[1..], &digest],
@@ -489,19 +495,18 @@ mod tests {
         let body = data(CHUNK * 2 + 123);
         let wire = sent_part(&s, 4, 9, &body);
         let mut got = vec![0u8; body.len()];
-        let n = read_part(&mut Cursor::new(&wire), &s, 4, 9, |at, b| {
+        let (n, digest) = read_part(&mut Cursor::new(&wire), &s, 4, 9, |at, b| {
             got[at as usize..at as usize + b.len()].copy_from_slice(b);
             Ok(())
         })
         .unwrap();
         assert_eq!(n as usize, body.len());
         assert_eq!(got, body);
+        assert_eq!(digest, checksum(&body));
         // An empty last part is fine too.
         let wire = sent_part(&s, 0, 0, &[]);
-        assert_eq!(
-            read_part(&mut Cursor::new(&wire), &s, 0, 0, |_, _| Ok(())).unwrap(),
-            0
-        );
+        let (n, _) = read_part(&mut Cursor::new(&wire), &s, 0, 0, |_, _| Ok(())).unwrap();
+        assert_eq!(n, 0);
     }
 
     #[test]

@@ -25,7 +25,7 @@ const IDLE: Duration = Duration::from_secs(120);
 pub fn start(inner: Arc<Inner>) -> std::io::Result<u16> {
     let l = TcpListener::bind(("0.0.0.0", 0))?;
     let port = l.local_addr()?.port();
-    info!(port, "serving files to other mesh nodes");
+    info!("serving files to other mesh nodes on port {port}");
     let active = Arc::new(AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("files-listen".into())
@@ -95,7 +95,7 @@ fn serve(inner: &Inner, s: &TcpStream) -> Result<(), ProtoError> {
     };
     let session = proto::send_welcome(&mut w, &key, &hello)?;
     w.flush()?;
-    info!(file = %hello.name, to = %hello.from, "sending");
+    info!("sending {} to {}", hello.name, hello.from);
     s.set_read_timeout(Some(IDLE))?;
     let size = hello.version.size;
     let part_size = super::transfer::PART_SIZE;

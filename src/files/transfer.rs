@@ -1,12 +1,11 @@
 //! The bookkeeping of one file transfer, pure: which version of the file
 //! is fetched and from whom, its parts (claimed, done), the record that
-//! lets a transfer resume after a lost holder or a restart, and when a
-//! failed holder is tried again.
+//! lets a transfer resume after a lost holder or a restart (each part with
+//! its checksum), and when a failed holder is tried again.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use thiserror::Error;
 
 /// Bytes per part: large enough that a part's round trip is noise, small
 /// enough that a lost holder costs little.
@@ -48,20 +47,20 @@ pub fn choose(offers: &[Offer]) -> Option<(Version, Vec<Offer>)> {
     })
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum RecordError {
-    #[error("invalid part list `{0}`")]
-    Parts(String),
-}
+/// A part's checksum (BLAKE3 of its bytes).
+pub type Digest = [u8; 32];
 
-/// What is written beside a partial file after its parts are on disk.
+/// What is written beside a partial file: the parts written so far, each
+/// with its checksum, so a later run keeps only the parts whose bytes on
+/// disk still match (after a crash of the machine, the record may be newer
+/// than what reached the disk).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub name: String,
     pub version: Version,
     pub part_size: u64,
-    /// Parts that are on disk, as ranges: `0-5,7,9-12`.
-    pub done: String,
+    /// Part number to its checksum, hex.
+    pub parts: BTreeMap<u64, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,12 +68,27 @@ pub struct Transfer {
     pub name: String,
     pub version: Version,
     pub part_size: u64,
-    done: Vec<bool>,
+    done: Vec<Option<Digest>>,
     claimed: Vec<Option<String>>,
     /// Parts each holder delivered in this run.
     pub from: BTreeMap<String, u64>,
     /// Parts already on disk when this run began.
     pub resumed: u64,
+}
+
+fn hex(d: &Digest) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Digest> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut d = [0u8; 32];
+    for (i, out) in d.iter_mut().enumerate() {
+        *out = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(d)
 }
 
 impl Transfer {
@@ -84,22 +98,31 @@ impl Transfer {
             name: name.to_string(),
             version,
             part_size,
-            done: vec![false; n],
+            done: vec![None; n],
             claimed: vec![None; n],
             from: BTreeMap::new(),
             resumed: 0,
         }
     }
 
-    /// Continues from a record when it is of the same version and part
-    /// size; a record of another version is worthless (the file changed).
-    pub fn resume(rec: &Record, version: Version, part_size: u64) -> Option<Transfer> {
-        if rec.version != version || rec.part_size != part_size {
+    /// Continues from a record of the same version and part size, keeping
+    /// the parts `intact` confirms (their bytes on disk have the recorded
+    /// checksum). A record of another version is worthless.
+    pub fn resume(
+        rec: &Record,
+        version: Version,
+        part_size: u64,
+        mut intact: impl FnMut(u64, (u64, u64), &Digest) -> bool,
+    ) -> Option<Transfer> {
+        if rec.version != version || rec.part_size != part_size || rec.name.is_empty() {
             return None;
         }
         let mut t = Transfer::new(&rec.name, version, part_size);
-        for i in parse_ranges(&rec.done).ok()? {
-            *t.done.get_mut(i as usize)? = true;
+        for (part, d) in &rec.parts {
+            let Some(d) = unhex(d) else { continue };
+            if *part < t.parts() && intact(*part, t.range(*part), &d) {
+                t.done[*part as usize] = Some(d);
+            }
         }
         t.resumed = t.completed();
         Some(t)
@@ -110,15 +133,15 @@ impl Transfer {
     }
 
     pub fn completed(&self) -> u64 {
-        self.done.iter().filter(|d| **d).count() as u64
+        self.done.iter().filter(|d| d.is_some()).count() as u64
     }
 
     pub fn is_complete(&self) -> bool {
-        self.done.iter().all(|d| *d)
+        self.done.iter().all(|d| d.is_some())
     }
 
     pub fn is_done(&self, part: u64) -> bool {
-        self.done.get(part as usize).copied().unwrap_or(false)
+        self.done.get(part as usize).is_some_and(|d| d.is_some())
     }
 
     /// Byte offset and length of a part.
@@ -138,15 +161,22 @@ impl Transfer {
     /// The next part for `holder` to fetch: the first one neither done
     /// nor being fetched from another holder.
     pub fn claim(&mut self, holder: &str) -> Option<u64> {
-        let i = (0..self.done.len()).find(|i| !self.done[*i] && self.claimed[*i].is_none())?;
+        let i =
+            (0..self.done.len()).find(|i| self.done[*i].is_none() && self.claimed[*i].is_none())?;
         self.claimed[i] = Some(holder.to_string());
         Some(i as u64)
     }
 
-    pub fn complete(&mut self, part: u64, holder: &str) {
+    /// Whether a part is left that nobody fetches now.
+    pub fn unclaimed(&self) -> bool {
+        (0..self.done.len()).any(|i| self.done[i].is_none() && self.claimed[i].is_none())
+    }
+
+    /// A part arrived whole, with this checksum.
+    pub fn complete(&mut self, part: u64, holder: &str, digest: Digest) {
         let i = part as usize;
-        if i < self.done.len() && !self.done[i] {
-            self.done[i] = true;
+        if i < self.done.len() && self.done[i].is_none() {
+            self.done[i] = Some(digest);
             self.claimed[i] = None;
             *self.from.entry(holder.to_string()).or_default() += 1;
         }
@@ -163,52 +193,15 @@ impl Transfer {
 
     /// The record of the parts done now.
     pub fn record(&self) -> Record {
-        let done: Vec<u64> = (0..self.parts()).filter(|p| self.is_done(*p)).collect();
         Record {
             name: self.name.clone(),
             version: self.version,
             part_size: self.part_size,
-            done: format_ranges(&done),
+            parts: (0..self.parts())
+                .filter_map(|p| self.done[p as usize].map(|d| (p, hex(&d))))
+                .collect(),
         }
     }
-}
-
-/// `0-5,7,9-12` from sorted part numbers.
-pub fn format_ranges(parts: &[u64]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < parts.len() {
-        let start = parts[i];
-        let mut end = start;
-        while i + 1 < parts.len() && parts[i + 1] == end + 1 {
-            i += 1;
-            end = parts[i];
-        }
-        out.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
-        });
-        i += 1;
-    }
-    out.join(",")
-}
-
-pub fn parse_ranges(s: &str) -> Result<Vec<u64>, RecordError> {
-    let bad = || RecordError::Parts(s.to_string());
-    let mut out = Vec::new();
-    for r in s.split(',').filter(|r| !r.is_empty()) {
-        let (a, b) = match r.split_once('-') {
-            Some((a, b)) => (a, b),
-            None => (r, r),
-        };
-        let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
-        if b < a || b - a > 1 << 24 {
-            return Err(bad());
-        }
-        out.extend(a..=b);
-    }
-    Ok(out)
 }
 
 /// How long a holder that failed `failures` times in a row is left alone.
@@ -351,12 +344,14 @@ mod tests {
         assert_eq!(t.claim("b"), Some(1));
         assert_eq!(t.claim("a"), Some(2));
         assert_eq!(t.claim("b"), None);
-        t.complete(0, "a");
+        assert!(!t.unclaimed());
+        t.complete(0, "a", [0; 32]);
         t.release("a");
+        assert!(t.unclaimed());
         assert_eq!(t.claim("b"), Some(2));
-        t.complete(1, "b");
-        t.complete(2, "b");
-        t.complete(2, "b");
+        t.complete(1, "b", [1; 32]);
+        t.complete(2, "b", [2; 32]);
+        t.complete(2, "b", [2; 32]);
         assert!(t.is_complete());
         assert_eq!(t.from.get("a"), Some(&1));
         assert_eq!(t.from.get("b"), Some(&2));
@@ -364,45 +359,45 @@ mod tests {
     }
 
     #[test]
-    fn records_resume_the_same_version_only() {
+    fn records_resume_the_same_version_with_the_intact_parts() {
         let mut t = Transfer::new("img", V, PART_SIZE);
-        for p in [0, 2] {
+        for p in [0u64, 2] {
             t.claim("a");
-            t.complete(p, "a");
+            t.complete(p, "a", [p as u8 + 0xa0; 32]);
         }
         let rec = t.record();
-        assert_eq!(rec.done, "0,2");
+        assert_eq!(rec.parts.len(), 2);
+        assert_eq!(rec.parts[&2], "a2".repeat(32));
         let json = serde_json::to_string(&rec).unwrap();
         let back: Record = serde_json::from_str(&json).unwrap();
-        let r = Transfer::resume(&back, V, PART_SIZE).unwrap();
+        let mut asked = Vec::new();
+        let r = Transfer::resume(&back, V, PART_SIZE, |p, range, d| {
+            asked.push((p, range));
+            d[0] == p as u8 + 0xa0
+        })
+        .unwrap();
+        assert_eq!(asked, [(0, (0, PART_SIZE)), (2, (2 * PART_SIZE, 4 << 20))]);
         assert_eq!((r.completed(), r.resumed), (2, 2));
         assert!(r.is_done(0) && !r.is_done(1) && r.is_done(2));
         assert_eq!(r.remaining(), PART_SIZE);
+        // A part whose bytes no longer match is fetched again.
+        let r = Transfer::resume(&back, V, PART_SIZE, |p, _, _| p != 2).unwrap();
+        assert!(r.is_done(0) && !r.is_done(2));
         let changed = Version {
             mtime_ns: V.mtime_ns + 1,
             ..V
         };
-        assert!(Transfer::resume(&back, changed, PART_SIZE).is_none());
-        assert!(Transfer::resume(&back, V, PART_SIZE / 2).is_none());
-        let corrupt = Record {
-            done: "0,9".into(),
-            ..back
-        };
-        assert!(Transfer::resume(&corrupt, V, PART_SIZE).is_none());
-    }
-
-    #[test]
-    fn ranges_round_trip() {
+        assert!(Transfer::resume(&back, changed, PART_SIZE, |_, _, _| true).is_none());
+        assert!(Transfer::resume(&back, V, PART_SIZE / 2, |_, _, _| true).is_none());
+        let mut odd = back.clone();
+        odd.parts.insert(9, "00".repeat(32));
+        odd.parts.insert(1, "not hex".into());
+        let r = Transfer::resume(&odd, V, PART_SIZE, |_, _, _| true).unwrap();
         assert_eq!(
-            format_ranges(&[0, 1, 2, 3, 4, 5, 7, 9, 10, 11, 12]),
-            "0-5,7,9-12"
+            r.completed(),
+            2,
+            "parts beyond the file or unreadable are dropped"
         );
-        assert_eq!(format_ranges(&[]), "");
-        assert_eq!(parse_ranges("0-5,7,9-12").unwrap().len(), 11);
-        assert_eq!(parse_ranges("").unwrap(), Vec::<u64>::new());
-        for bad in ["x", "5-3", "1-", "0-99999999999"] {
-            assert!(parse_ranges(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

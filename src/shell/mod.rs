@@ -124,7 +124,7 @@ pub async fn shell(argv: &[String], limit: Duration) -> Result<Output, ShellErro
     let mut child = command(argv)?
         .spawn()
         .map_err(|e| ShellError::Spawn(argv[0].clone(), e.to_string()))?;
-    info!(command = %argv.join(" "), "shell");
+    info!("shell: {}", argv.join(" "));
     let pid = child.id();
     let (out, err) = (child.stdout.take(), child.stderr.take());
     let work = async {
@@ -290,7 +290,10 @@ impl Background {
             t.procs.insert(id, (p, stop.clone()));
             id
         };
-        info!(id, pid, command = %argv.join(" "), "starting background process");
+        info!(
+            "starting background process {id} (pid {pid}): {}",
+            argv.join(" ")
+        );
         let me = self.clone();
         let (out, err) = (child.stdout.take(), child.stderr.take());
         tokio::spawn(async move {
@@ -311,11 +314,8 @@ impl Background {
                 },
                 Err(_) => "killed (background-kill)".into(),
             };
-            info!(
-                id,
-                "background process exited {}",
-                if error.is_empty() { "" } else { &error }
-            );
+            let how = if error.is_empty() { "exited" } else { &error };
+            info!("background process {id}: {how}");
             if let Some((p, _)) = me.lock().procs.get_mut(&id) {
                 p.running = false;
                 p.error = error;
@@ -358,7 +358,7 @@ impl Background {
         };
         let mut n = 0;
         for (p, stop) in targets.into_iter().filter(|(p, _)| p.running) {
-            info!(id = p.id, pid = p.pid, "ending background process");
+            info!("ending background process {} (pid {})", p.id, p.pid);
             stop.notify_one();
             n += 1;
         }
