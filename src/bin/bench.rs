@@ -4,7 +4,10 @@
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
+//!     bench files [--size MiB, default 1024] [--rounds 2]
 
+#[path = "bench/files.rs"]
+mod files;
 #[path = "bench/launch.rs"]
 mod launch;
 #[path = "bench/mesh.rs"]
@@ -17,9 +20,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("files") => files::run(&args[1..]),
         _ => {
             eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
             eprintln!("       bench launch [N [ROUNDS]]");
+            eprintln!("       bench files [--size MIB] [--rounds R]");
             ExitCode::from(2)
         }
     }

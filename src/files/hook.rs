@@ -21,9 +21,14 @@ impl FetchHook {
         if path.exists() {
             return Ok(());
         }
+        // Alone, or outside the files directory: nothing to ask for (the
+        // launch's own check says the file is missing).
         let Some(name) = super::path::name_under(self.0.root(), path) else {
             return Ok(());
         };
+        if self.0.alone() {
+            return Ok(());
+        }
         self.0.fetch(&name).await.map(|_| ()).map_err(|e| {
             VmError(match e {
                 FileError::NotFound(_) => format!(

@@ -119,6 +119,11 @@ impl Files {
         &self.0.root
     }
 
+    /// No other node to ask for files.
+    pub fn alone(&self) -> bool {
+        self.0.mesh.others().is_empty()
+    }
+
     pub fn set_limit(&self, bytes_per_sec: u64) {
         self.0.limit.store(bytes_per_sec, Ordering::Relaxed);
     }

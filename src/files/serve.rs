@@ -1,5 +1,6 @@
-//! The holder's side: a TCP listener (any free port, told to fetchers in
-//! each offer over the mesh) serving parts of the files directory to
+//! The holder's side: a TCP listener (the mesh port + 1, or any free port
+//! when that one is taken; told to fetchers in each offer over the mesh)
+//! serving parts of the files directory to
 //! fetchers that prove they hold the mesh key. Plain threads: each
 //! connection reads a file and writes a socket, nothing else.
 
@@ -23,7 +24,17 @@ const IDLE: Duration = Duration::from_secs(120);
 
 /// Binds the listener and starts serving; returns the port.
 pub fn start(inner: Arc<Inner>) -> std::io::Result<u16> {
-    let l = TcpListener::bind(("0.0.0.0", 0))?;
+    let preferred = match inner.mesh.port() {
+        0 | u16::MAX => 0,
+        p => p + 1,
+    };
+    let l = match TcpListener::bind(("0.0.0.0", preferred)) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!("file port {preferred} unavailable ({e}); serving files on a free port");
+            TcpListener::bind(("0.0.0.0", 0))?
+        }
+    };
     let port = l.local_addr()?.port();
     info!("serving files to other mesh nodes on port {port}");
     let active = Arc::new(AtomicUsize::new(0));
