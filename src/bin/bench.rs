@@ -15,6 +15,34 @@ mod mesh;
 
 use std::process::ExitCode;
 
+/// Runs benchmark `name` that needs root (network namespaces): usage
+/// errors exit 2, a failed run 1.
+fn as_root<O>(
+    name: &str,
+    opts: Result<O, String>,
+    bench: impl FnOnce(&O) -> Result<(), String>,
+) -> ExitCode {
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: reading our own uid.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench {name}: run as root (it makes network namespaces)");
+        return ExitCode::from(2);
+    }
+    match bench(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {

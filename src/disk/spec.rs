@@ -72,29 +72,35 @@ const CACHES: &[(&str, Cache)] = &[
     ("writethrough", Cache::Writethrough),
 ];
 
+/// A word's value in a table of names.
+fn by_name<T: Copy>(table: &[(&'static str, T)], s: &str) -> Option<T> {
+    table.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+}
+
+/// A value's (first) name in a table of names.
+fn name_of<T: Copy + PartialEq>(table: &[(&'static str, T)], v: T) -> &'static str {
+    table
+        .iter()
+        .find(|(_, x)| *x == v)
+        .map(|(n, _)| *n)
+        .unwrap_or("")
+}
+
 impl Interface {
     pub fn parse(s: &str) -> Option<Interface> {
-        INTERFACES.iter().find(|(n, _)| *n == s).map(|(_, i)| *i)
+        by_name(INTERFACES, s)
     }
     pub fn name(self) -> &'static str {
-        INTERFACES
-            .iter()
-            .find(|(_, i)| *i == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("ide")
+        name_of(INTERFACES, self)
     }
 }
 
 impl Cache {
     pub fn parse(s: &str) -> Option<Cache> {
-        CACHES.iter().find(|(n, _)| *n == s).map(|(_, c)| *c)
+        by_name(CACHES, s)
     }
     pub fn name(self) -> &'static str {
-        CACHES
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("writeback")
+        name_of(CACHES, self)
     }
     /// minimega's defaults: an overlay is throw-away, so nothing need
     /// reach the disk in order; an image written in place is kept safe.

@@ -181,22 +181,14 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<Entry>) {
     }
 }
 
-/// `Jan 2 2006 15:04:05` as RFC 3339 in UTC, from nanoseconds since the epoch.
+/// RFC 3339 in UTC (minimega's `modified` column), from nanoseconds
+/// since the epoch.
 pub fn rfc3339(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let secs = ns.div_euclid(1_000_000_000).max(0) as u64;
+    let rem = secs % 86_400;
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{}T{:02}:{:02}:{:02}Z",
+        crate::doc::date_of(secs),
         rem / 3600,
         rem / 60 % 60,
         rem % 60

@@ -43,25 +43,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let opts = match parse(args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("bench files: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    // SAFETY: reading our own uid.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("bench files: run as root (it makes network namespaces)");
-        return ExitCode::from(2);
-    }
-    match bench(&opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench files: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::as_root("files", parse(args), bench)
 }
 
 fn sh(args: &[&str]) -> Result<String, String> {
