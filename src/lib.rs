@@ -4,6 +4,7 @@
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
 //! - [`ns`]: namespaces across the mesh, VM placement
+//! - [`plumb`]: the plumber: named pipes and pipelines across the mesh
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
@@ -26,6 +27,7 @@ pub mod doc;
 pub mod files;
 pub mod mesh;
 pub mod ns;
+pub mod plumb;
 pub mod shell;
 pub mod sock;
 pub mod systemd;

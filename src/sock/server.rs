@@ -296,8 +296,8 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
                 vec![Reply::suggestions(daemon.engine.suggest(&partial))]
             }
             Ok(Request::PlumbPipe(pipe)) => {
-                let msg = format!("cannot open pipe `{pipe}`: this minimega has no plumber");
-                let _ = send(&mut wr, &Reply::error(&host, &msg)).await;
+                let rest = decoder.take_buffered();
+                crate::plumb::socket::serve(&daemon.node.plumber, &pipe, rest, rd, wr).await;
                 return;
             }
             Err(e) => vec![Reply::error(&host, &e.to_string())],
@@ -307,6 +307,10 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
                 debug!("command socket: client hung up before its answer: {e}");
                 return;
             }
+        }
+        if session.quit {
+            debug!("command socket: client quit");
+            return;
         }
     }
 }

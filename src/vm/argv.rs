@@ -102,6 +102,8 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
             &format!("isa-serial,chardev=serial{n}"),
         ]);
     }
+    let ports = super::virtio::argv(&c.virtio_ports, &p.dir);
+    push(&ports.iter().map(String::as_str).collect::<Vec<_>>());
     a.extend(crate::disk::spec::drive_args(&c.disks, c.snapshot, &p.dir));
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     // Always present, so `vm cdrom change` works on a VM booted without one.
@@ -122,6 +124,9 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     a.extend(l.extra.iter().cloned());
     a.push("-S".into());
     a.extend(c.qemu_append.iter().cloned());
+    let program = a.remove(0);
+    let mut a = super::overrides::apply(a, &c.qemu_override);
+    a.insert(0, program);
     a
 }
 

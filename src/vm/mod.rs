@@ -9,6 +9,8 @@
 //! - [`manager`], [`launch`], [`lifecycle`], [`adopt`]: the registry and
 //!   the lifecycle
 //! - [`commands`], [`info`]: the command table
+//! - [`hotplug`], [`top`], [`migrate`]: USB drives, resource use, saved
+//!   states (each with its commands)
 
 pub mod accel;
 pub mod adopt;
@@ -16,18 +18,25 @@ pub mod argv;
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod config_commands;
+pub mod config_listing;
 pub mod hooks;
+pub mod hotplug;
 pub mod info;
 pub mod launch;
 pub mod lifecycle;
 pub mod limits;
 pub mod manager;
+pub mod migrate;
+pub mod overrides;
 pub mod placement;
 pub mod process;
 pub mod qmp;
 pub mod screenshot;
 pub mod state;
 pub mod targets;
+pub mod top;
+pub mod virtio;
 
 pub use manager::{Vm, VmError, Vms};
 

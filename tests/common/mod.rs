@@ -5,8 +5,14 @@
 
 #![allow(dead_code)]
 
+pub mod conn;
+pub mod guest;
 pub mod netns;
+pub mod qemus;
 pub mod testbed;
+
+#[allow(unused_imports)]
+pub use conn::Conn;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -321,6 +327,18 @@ pub fn mm(bus: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `minimega` as a user runs it with no D-Bus at all: it uses the command
+/// socket under `base`.
+pub fn mm_nobus(base: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["-base", base.to_str().unwrap()])
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .stdin(Stdio::null())
         .output()
         .unwrap()
