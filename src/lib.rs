@@ -13,12 +13,14 @@
 //! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`users`]: user and group look-ups
+//! - [`confine`]: relative file names kept inside the files directory
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod confine;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
@@ -33,3 +35,6 @@ pub mod sock;
 pub mod systemd;
 pub mod users;
 pub mod vm;
+
+#[cfg(test)]
+mod proptests;

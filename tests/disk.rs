@@ -423,15 +423,15 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
     for (line, want) in [
         (
             "disk create raw ../x.raw 1M",
-            "E: path `../x.raw` escapes the files directory",
+            "E: `../x.raw` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)",
         ),
         (
             "disk snapshot two.qcow2 ../../y",
-            "E: path `../../y` escapes the files directory",
+            "E: `../../y` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)",
         ),
         (
             "file get ../etc/passwd",
-            "E: path `../etc/passwd` escapes the files directory",
+            "E: `../etc/passwd` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)",
         ),
         (
             "file delete /",
@@ -439,7 +439,7 @@ fn bad_input_is_one_clear_line_and_leaves_nothing() {
         ),
         (
             "vm config disk ../a.qcow2",
-            "E: path `../a.qcow2` escapes the files directory",
+            "E: `../a.qcow2` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)",
         ),
         (
             "disk inject two.qcow2:1 files note:../../../etc/x",

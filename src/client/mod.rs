@@ -64,10 +64,24 @@ impl Transport {
         match Client::connect(&config.bus).await {
             Ok(c) => Ok(Transport::Dbus(c)),
             Err(bus @ ClientError::NoBus { .. }) => {
-                match SocketClient::connect(&config.socket_path()).await {
-                    Ok(s) => Ok(Transport::Socket(s)),
-                    Err(socket) => Err(Error::Unreachable { socket, bus }),
+                // The first place that has a socket answers; the error of
+                // the first place is the one reported.
+                let mut first = None;
+                for path in config.socket_paths() {
+                    match SocketClient::connect(&path).await {
+                        Ok(s) => return Ok(Transport::Socket(s)),
+                        Err(SocketClientError::Missing { .. }) if first.is_some() => {}
+                        Err(e) => {
+                            if first.is_none()
+                                || matches!(first, Some(SocketClientError::Missing { .. }))
+                            {
+                                first = Some(e);
+                            }
+                        }
+                    }
                 }
+                let socket = first.expect("at least the base's socket");
+                Err(Error::Unreachable { socket, bus })
             }
             Err(e) => Err(e.into()),
         }

@@ -8,7 +8,7 @@ use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Respon
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 11] = [
+pub const HOST_COLUMNS: [&str; 12] = [
     "name",
     "cpus",
     "cpucommit",
@@ -16,6 +16,7 @@ pub const HOST_COLUMNS: [&str; 11] = [
     "memused",
     "memtotal",
     "memcommit",
+    "memlimit",
     "vms",
     "vmsall",
     "uptime",
@@ -59,7 +60,7 @@ fn node_specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["host"],
             short: "report information about the host",
-            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs,\nVMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
+            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
             handler: host,
             mesh_ok: true,
         },
@@ -90,6 +91,8 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             info.mem_used_mib.to_string(),
             info.mem_total_mib.to_string(),
             memcommit.to_string(),
+            crate::vm::admission::mem_limit(info.mem_total_mib, n.config.overcommit)
+                .map_or_else(|| "none".into(), |l| l.to_string()),
             live.to_string(),
             n.vm_count().to_string(),
             go_duration(info.uptime),

@@ -48,6 +48,12 @@ impl Node {
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
         let mut hooks = crate::vm::hooks::Hooks::default();
+        // First: a launch the node cannot hold is refused before any
+        // other subsystem makes anything for it.
+        hooks.push(std::sync::Arc::new(crate::vm::admission::Admit {
+            overcommit: config.overcommit,
+            vms: vms.downgrade(),
+        }));
         hooks.push(std::sync::Arc::new(crate::files::hook::FetchHook(
             files.clone(),
         )));

@@ -316,7 +316,7 @@ mod tests {
         }
         assert_eq!(
             parse("../x.qcow2").unwrap_err().to_string(),
-            "path `../x.qcow2` escapes the files directory"
+            "`../x.qcow2` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)"
         );
     }
 

@@ -126,6 +126,11 @@ impl Decoder {
                         let end = s.len;
                         self.scan = Scan::default();
                         let object: Vec<u8> = self.buf.drain(..end).collect();
+                        // An idle client does not keep a large request's
+                        // buffer.
+                        if self.buf.is_empty() && self.buf.capacity() > 64 << 10 {
+                            self.buf = Vec::new();
+                        }
                         return Ok(Some(object));
                     }
                 }

@@ -31,6 +31,8 @@ pub enum ConfigError {
     Conflict(&'static str, &'static str),
     #[error(transparent)]
     Disk(#[from] crate::disk::spec::SpecError),
+    #[error(transparent)]
+    Outside(#[from] crate::confine::ConfineError),
 }
 
 /// The field names, for errors.
@@ -289,13 +291,14 @@ fn exclusive<'v>(
     Ok(v)
 }
 
-/// A file name as stored: absolute, relative names under `filepath`.
-pub fn resolve_file(filepath: &Path, name: &str) -> String {
-    if name.is_empty() || Path::new(name).is_absolute() {
-        name.to_string()
-    } else {
-        filepath.join(name).to_string_lossy().into_owned()
+/// A file name as stored: absolute, relative names under `filepath` and
+/// never outside it (see [`crate::confine`]); empty stays empty (unset).
+pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Ok(String::new());
     }
+    let p = crate::confine::confine(filepath, name)?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -341,9 +344,9 @@ impl VmConfig {
                     }
                 }
             }
-            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
-            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
-            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?)?,
             Field::Append => self.append = values.to_vec(),
             Field::Uuid => {
                 let v = single(field, values)?;
@@ -414,7 +417,7 @@ impl VmConfig {
                     })
                 }
             },
-            Field::State => self.state = resolve_file(filepath, single(field, values)?),
+            Field::State => self.state = resolve_file(filepath, single(field, values)?)?,
         }
         Ok(())
     }
@@ -553,6 +556,9 @@ mod tests {
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
         );
+        let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
+        assert!(e.contains("outside the files directory"), "{e}");
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
     }
 
     #[test]

@@ -308,7 +308,8 @@ fn hotplug(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let list = vms.resolve(&ns, &targets)?;
         if c.args.flag("add") {
             let file =
-                config::resolve_file(vms.filepath(), c.args.string("filename").unwrap_or(""));
+                config::resolve_file(vms.filepath(), c.args.string("filename").unwrap_or(""))
+                    .map_err(failed)?;
             if !Path::new(&file).is_file() {
                 return Err(failed(format!("{file}: no such file")));
             }

@@ -369,7 +369,8 @@ fn vm_migrate(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let file = config::resolve_file(
             c.ctx.vms.filepath(),
             c.args.string("filename").unwrap_or(""),
-        );
+        )
+        .map_err(failed)?;
         let _op = vm.op.lock().await;
         let q = vm.qmp()?;
         migrate(&vm, &q, &file).await?;
@@ -387,7 +388,7 @@ fn vm_save(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             Some(f) => f.to_string(),
             None => format!("saved/{}", vm.name),
         };
-        let base = config::resolve_file(c.ctx.vms.filepath(), &name);
+        let base = config::resolve_file(c.ctx.vms.filepath(), &name).map_err(failed)?;
         save(&vm, &base).await.map_err(failed)?;
         Ok(Reply::empty())
     })

@@ -8,11 +8,13 @@
 //! - [`cgroup`], [`placement`] (and `systemd::units`): where QEMU runs
 //! - [`manager`], [`launch`], [`lifecycle`], [`adopt`]: the registry and
 //!   the lifecycle
+//! - [`admission`]: launches refused when the node cannot hold them
 //! - [`commands`], [`info`]: the command table
 //! - [`hotplug`], [`top`], [`migrate`]: USB drives, resource use, saved
 //!   states (each with its commands)
 
 pub mod accel;
+pub mod admission;
 pub mod adopt;
 pub mod argv;
 pub mod cgroup;
@@ -58,8 +60,8 @@ impl Vms {
         let a = self.adopt(recover).await;
         if a != adopt::Adopted::default() {
             info!(
-                "previous VMs: {} adopted running, {} found dead (QUIT), {} removed",
-                a.live, a.dead, a.removed
+                "previous VMs: {} adopted running, {} found dead (QUIT), {} removed, {} unproven (ERROR)",
+                a.live, a.dead, a.removed, a.unproven
             );
         }
     }
