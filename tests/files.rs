@@ -157,6 +157,18 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(before < 25, "the transfer should still be running");
+    // Asked for again meanwhile: minimega's refusal, never a second one.
+    let again = node2.sh("minimega -e file get second.img");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "E: get second.img: file already in flight"
+    );
+    let rows = status(node2);
+    assert_eq!(
+        rows.iter().filter(|(f, _)| f == "second.img").count(),
+        1,
+        "{rows:?}"
+    );
     let pid = head.ok("systemctl show -p MainPID --value minimega");
     head.ok(&format!("kill -9 {pid}"));
     head.wait_ok(
@@ -168,7 +180,21 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
     arrived(node2, "second.img");
     assert_eq!(sha(node2, "second.img"), want);
     let log = node2.ok("journalctl -u minimega --no-pager -o cat");
-    assert!(log.contains("second.img: holder head lost"), "{log}");
+    let kept = log
+        .lines()
+        .find(|l| l.contains("second.img: holder head lost"))
+        .and_then(|l| {
+            l.rsplit_once("; ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+    assert!(
+        kept.is_some_and(|k| k >= before),
+        "the parts fetched before the loss are kept: {log}"
+    );
 
     // file commands reach every node.
     mm(head, "namespace exp vm kill all");
