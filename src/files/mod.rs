@@ -45,8 +45,13 @@ const CONCURRENT: usize = 3;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FileError {
-    #[error(transparent)]
-    Path(#[from] PathError),
+    /// `file` names are always inside (a leading `/` is the files
+    /// directory's), so confine's advice to give an absolute path is not
+    /// theirs.
+    #[error("`{0}` is outside the files directory")]
+    Outside(String),
+    #[error("empty file name")]
+    Empty,
     /// minimega's words.
     #[error("get {0}: file not found")]
     NotFound(String),
@@ -67,6 +72,15 @@ pub enum FileError {
     Failed(String, String),
     #[error("{0}")]
     Io(String),
+}
+
+impl From<PathError> for FileError {
+    fn from(e: PathError) -> FileError {
+        match e {
+            PathError::Escapes(name) => FileError::Outside(name),
+            PathError::Empty => FileError::Empty,
+        }
+    }
 }
 
 /// One transfer in progress.
@@ -324,7 +338,7 @@ impl Files {
 fn rel_name(name: &str) -> Result<String, FileError> {
     let rel = path::relative(name)?;
     if rel.as_os_str().is_empty() {
-        return Err(PathError::Empty.into());
+        return Err(FileError::Empty);
     }
     Ok(rel.to_string_lossy().into_owned())
 }
@@ -353,7 +367,7 @@ async fn run(
         std::fs::create_dir_all(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
     }
     if !path::inside(&inner.root, dst) {
-        return Err(PathError::Escapes(name.clone()).into());
+        return Err(FileError::Outside(name.clone()));
     }
     let file = prepare(&flight)?;
     let version = flight.with(|t| t.version);
