@@ -6,20 +6,11 @@
 
 mod common;
 
+use common::guest::{guest, BOOT};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-/// The test guest's kernel and initrd (scripts/build-guest.sh, cached).
-fn guest() -> (PathBuf, PathBuf) {
-    let out = Command::new(project_root().join("scripts/build-guest.sh"))
-        .output()
-        .expect("run scripts/build-guest.sh");
-    assert!(out.status.success(), "build-guest.sh: {}", stderr(&out));
-    let dir = PathBuf::from(stdout(&out).lines().last().unwrap().trim());
-    (dir.join("vmlinuz"), dir.join("initrd.img"))
-}
 
 fn sh(cmd: &str) -> String {
     let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
@@ -266,14 +257,10 @@ fn an_injected_file_is_printed_by_a_guest_booted_from_the_snapshot() {
     assert!(overlay.contains("files/snap.qcow2"), "{overlay}");
     d.ok("vm start reader");
     let log = vmdir.join("serial0.log");
-    let text = wait_for(
-        "the injected file on the console",
-        Duration::from_secs(240),
-        || {
-            let t = std::fs::read_to_string(&log).unwrap_or_default();
-            t.contains("MM-CAT-END").then_some(t)
-        },
-    );
+    let text = wait_for("the injected file on the console", BOOT, || {
+        let t = std::fs::read_to_string(&log).unwrap_or_default();
+        t.contains("MM-CAT-END").then_some(t)
+    });
     let printed = text
         .split("MM-CAT-BEGIN")
         .nth(1)
@@ -510,7 +497,7 @@ fn a_daemon_killed_halfway_through_an_injection_cleans_up_at_start() {
             &["-e", "disk inject big.qcow2 files payload:/payload"],
         )
     });
-    wait_for("the partition mounted", Duration::from_secs(60), || {
+    wait_for("the partition mounted", Duration::from_secs(300), || {
         mounts_under(&base)
             .iter()
             .any(|m| m.ends_with("/mnt"))
@@ -579,7 +566,7 @@ fn shell_and_background() {
     d.ok("background-kill 1");
     let status = wait_for(
         "the background command to end",
-        Duration::from_secs(20),
+        Duration::from_secs(120),
         || {
             let s = rows(&d, "RUNNING,ERROR", "background-status 1");
             (s[0][0] == "false").then_some(s)
@@ -588,7 +575,7 @@ fn shell_and_background() {
     assert_eq!(status[0][1], "killed (background-kill)");
     assert!(procs_with("sleep 100").iter().all(|p| *p != pid));
     d.ok("background echo done");
-    wait_for("echo to finish", Duration::from_secs(20), || {
+    wait_for("echo to finish", Duration::from_secs(120), || {
         (value(&d, "RUNNING", "background-status 2") == "false").then_some(())
     });
     assert_eq!(d.ok("background-output 2"), "done");
