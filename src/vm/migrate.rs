@@ -149,7 +149,8 @@ async fn copy_disk(
             .unwrap_or_default();
         let size = b["inserted"]["image"]["virtual-size"].as_u64().unwrap_or(0);
         let cfg = vm.lock().config.clone();
-        (cfg.disks.get(index).cloned().unwrap_or_default(), size)
+        let image = cfg.disks.get(index).map(|d| d.path.clone());
+        (image.unwrap_or_default(), size)
     };
     create_target(target, &image, snapshot, size).await?;
     let copied = async {
