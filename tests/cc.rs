@@ -354,6 +354,29 @@ fn closed(mut s: TcpStream) {
     }
 }
 
+/// Our agent over TCP on this host, for the VM of `uuid`; killed on drop.
+fn tcp_agent(port: u16, uuid: &str, path: &Path) -> Agent {
+    Agent(
+        std::process::Command::new(AGENT)
+            .args(["-parent", "127.0.0.1", "-port", &port.to_string()])
+            .args(["-uuid", uuid])
+            .arg("-path")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
     let bus = Bus::start();
@@ -373,22 +396,7 @@ fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
     assert!(fails(d, &format!("cc listen {port}")).contains("already listening"));
 
     // Our agent over TCP, on this host, for VM `good`.
-    let mut agent = std::process::Command::new(AGENT)
-        .args(["-parent", "127.0.0.1", "-port", &port.to_string()])
-        .args(["-uuid", &uuid["good"]])
-        .arg("-path")
-        .arg(d.scratch.path.join("agent"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(&mut agent);
+    let _agent = tcp_agent(port, &uuid["good"], &d.scratch.path.join("agent"));
     wait_for("the good agent", ANSWER, || (clients(d) == 1).then_some(()));
 
     // A peer that sends no magic, a bad frame after it, a huge frame, a
@@ -798,22 +806,7 @@ fn an_agents_pipes_are_the_plumbers() {
 
     // Our agent ties a command's streams to pipes: stdout written line by
     // line, stdin fed until the pipe is deleted.
-    let mut agent = std::process::Command::new(AGENT)
-        .args(["-parent", "127.0.0.1", "-port", &port.to_string()])
-        .args(["-uuid", &uuid["ours"]])
-        .arg("-path")
-        .arg(d.scratch.path.join("agent"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Kill(&mut agent);
+    let _agent = tcp_agent(port, &uuid["ours"], &d.scratch.path.join("agent"));
     wait_for("our agent", ANSWER, || (clients(d) == 1).then_some(()));
     let out = post(d, "cc exec stdout=oursout sh -c \"echo one; echo two\"");
     wait_answers(d, out, 1);

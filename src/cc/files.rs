@@ -165,51 +165,6 @@ pub fn servable(filepath: &Path, namespace: &str, name: &str) -> Result<PathBuf,
     Err(format!("no such file: {name}"))
 }
 
-/// Glob matching of one path component: `*`, `?` and `[...]` (with `!`
-/// or `^` negation and ranges), as the shell and Go's filepath.Match do.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn rec(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|i| rec(&p[1..], &n[i..])),
-            Some('?') => !n.is_empty() && rec(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(end) = p.iter().skip(1).position(|c| *c == ']').map(|i| i + 1) else {
-                    return n.first() == Some(&'[') && rec(&p[1..], &n[1..]);
-                };
-                let Some(c) = n.first() else {
-                    return false;
-                };
-                let mut set = &p[1..end];
-                let negate = matches!(set.first(), Some('!' | '^'));
-                if negate {
-                    set = &set[1..];
-                }
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= *c && *c <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == *c;
-                        i += 1;
-                    }
-                }
-                hit != negate && rec(&p[end + 1..], &n[1..])
-            }
-            Some(c) => n.first() == Some(c) && rec(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    rec(&p, &n)
-}
-
-fn has_magic(s: &str) -> bool {
-    s.contains(['*', '?', '['])
-}
-
 /// Expands a pattern of path components against a directory tree: the
 /// matching paths, relative to `base`, in name order. A component without
 /// wildcards is taken as it is (it need not exist).
@@ -222,7 +177,7 @@ pub fn expand(base: &Path, pattern: &Path) -> Vec<PathBuf> {
         let c = c.to_string_lossy();
         let mut next = Vec::new();
         for prefix in &found {
-            if !has_magic(&c) {
+            if !crate::files::local::is_glob(&c) {
                 next.push(prefix.join(&*c));
                 continue;
             }
@@ -232,7 +187,10 @@ pub fn expand(base: &Path, pattern: &Path) -> Vec<PathBuf> {
             let mut names: Vec<String> = rd
                 .flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| (!n.starts_with('.') || c.starts_with('.')) && glob_match(&c, n))
+                .filter(|n| {
+                    (!n.starts_with('.') || c.starts_with('.'))
+                        && crate::files::local::glob_match(&c, n)
+                })
                 .collect();
             names.sort();
             next.extend(names.into_iter().map(|n| prefix.join(n)));
@@ -363,14 +321,7 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        assert!(glob_match("*.txt", "a.txt"));
-        assert!(!glob_match("*.txt", "a.txt.gz"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(glob_match("[a-c]x", "bx"));
-        assert!(!glob_match("[!a-c]x", "bx"));
-        assert!(glob_match("*", ""));
-        assert!(glob_match("lit", "lit"));
+    fn globs_expand_against_the_tree() {
         let t = tempfile::tempdir().unwrap();
         for f in ["a.log", "b.log", "c.txt", ".hidden.log"] {
             std::fs::write(t.path().join(f), "").unwrap();
