@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
+//! - [`net`]: experiment networks (VLANs, taps, Open vSwitch bridges)
 //! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
@@ -20,6 +21,7 @@ pub mod dbus;
 pub mod deploy;
 pub mod doc;
 pub mod mesh;
+pub mod net;
 pub mod ns;
 pub mod sock;
 pub mod systemd;

@@ -31,6 +31,7 @@ pub struct Node {
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
+    pub net: std::sync::Arc<crate::net::Net>,
 }
 
 impl Node {
@@ -39,7 +40,9 @@ impl Node {
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
-        let hooks = crate::vm::hooks::Hooks::default();
+        let mut hooks = crate::vm::hooks::Hooks::default();
+        let net = crate::net::Net::new(&config.base);
+        hooks.push(net.hook());
         vms.set_hooks(hooks);
         Node {
             mesh: Mesh::new(&config, events.clone()),
@@ -48,6 +51,7 @@ impl Node {
             config,
             events,
             vms,
+            net,
         }
     }
 

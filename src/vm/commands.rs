@@ -35,11 +35,11 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &[
                 "vm config",
-                "vm config <memory,vcpus,disks,snapshot,cdrom,kernel,initrd,append,uuid,machine,cpu,qemu,qemu-append,tag,serial-ports,vga,schedule,coschedule,clone> [value]...",
+                "vm config <memory,vcpus,disks,snapshot,cdrom,kernel,initrd,append,uuid,machine,cpu,qemu,qemu-append,tag,serial-ports,vga,schedule,coschedule,networks,clone> [value]...",
                 "vm config <field> [value]...",
             ],
             short: "display, save, or restore the current VM configuration",
-            long: "Display or set the configuration new VMs are launched with (per namespace).\n`vm config` alone prints every field; `vm config <field>` prints one;\n`vm config <field> <value>...` sets it. Fields and defaults:\n\n\tmemory 2048       guest RAM in MiB\n\tvcpus 1           virtual CPUs\n\tdisks             disk images (`disk` works too); with snapshot true each VM\n\t                  boots a throw-away overlay and never writes the image\n\tsnapshot true     see disks\n\tcdrom, kernel, initrd   files; relative names are under -filepath\n\tappend            kernel command line\n\tuuid              empty: each VM gets a random one; a set UUID fits one VM\n\tmachine, cpu      QEMU -machine and -cpu (cpu empty: host under KVM)\n\tqemu              the QEMU binary (qemu-system-x86_64)\n\tqemu-append       extra QEMU arguments\n\ttag <key> <value> a tag launched VMs copy\n\tserial-ports 0    serial ports (unix sockets in the VM's folder, logged)\n\tvga std           QEMU -vga\n\tschedule, coschedule   placement hints for the mesh scheduler\n\n`vm config clone <vm>` copies an existing VM's configuration.",
+            long: "Display or set the configuration new VMs are launched with (per namespace).\n`vm config` alone prints every field; `vm config <field>` prints one;\n`vm config <field> <value>...` sets it. Fields and defaults:\n\n\tmemory 2048       guest RAM in MiB\n\tvcpus 1           virtual CPUs\n\tdisks             disk images (`disk` works too); with snapshot true each VM\n\t                  boots a throw-away overlay and never writes the image\n\tsnapshot true     see disks\n\tcdrom, kernel, initrd   files; relative names are under -filepath\n\tappend            kernel command line\n\tuuid              empty: each VM gets a random one; a set UUID fits one VM\n\tmachine, cpu      QEMU -machine and -cpu (cpu empty: host under KVM)\n\tqemu              the QEMU binary (qemu-system-x86_64)\n\tqemu-append       extra QEMU arguments\n\ttag <key> <value> a tag launched VMs copy\n\tserial-ports 0    serial ports (unix sockets in the VM's folder, logged)\n\tvga std           QEMU -vga\n\tschedule, coschedule   placement hints for the mesh scheduler\n\tnetworks SPEC...  NICs (`net`), each [bridge,]vlan[,mac][,driver][,qinq]: bridge\n\t                  mega_bridge, driver e1000, the VLAN a number or an alias\n\t                  (allocated here, see `vlans`), the MAC generated when absent\n\n`vm config clone <vm>` copies an existing VM's configuration.",
             handler: vm_config,
             mesh_ok: true,
         },
@@ -143,7 +143,12 @@ fn vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 return Err(CommandError::Invalid("usage: vm config clone <vm>".into()));
             };
             let vm = vms.one(&ns, target)?;
-            let cfg = vm.lock().config.clone();
+            let mut cfg = vm.lock().config.clone();
+            cfg.networks = cfg
+                .networks
+                .iter()
+                .map(crate::net::Nic::unassigned)
+                .collect();
             vms.set_config(&ns, cfg);
             return Ok(Reply::empty());
         }
@@ -157,6 +162,10 @@ fn vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             return Ok(Response::text(v).into());
         }
         cfg.set(field, values, vms.filepath()).map_err(failed)?;
+        if field == Field::Networks {
+            crate::net::commands::configure(c.ctx, &c.session.origin, &ns, &mut cfg.networks)
+                .await?;
+        }
         vms.set_config(&ns, cfg);
         Ok(Reply::empty())
     })
@@ -260,7 +269,7 @@ fn vm_info(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let ns = namespace(&c);
         let summary = c.pattern == "vm info summary";
         let vms = c.ctx.vms.in_namespace(&ns);
-        let (header, rows) = info::table(&c.ctx.vms, &vms, summary).await;
+        let (header, rows) = info::table(&c.ctx.vms, &c.ctx.net, &vms, summary).await;
         Ok(table(header.iter().copied(), rows).into())
     })
 }

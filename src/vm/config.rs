@@ -21,9 +21,11 @@ pub enum ConfigError {
     },
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
+    #[error(transparent)]
+    Net(#[from] crate::net::spec::SpecError),
 }
 
-const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
+const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule, networks";
 
 /// The QEMU binary when `vm config qemu` was not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -56,6 +58,8 @@ pub struct VmConfig {
     pub schedule: String,
     /// Kept for the mesh scheduler: how many other VMs may share a host (-1: any).
     pub coschedule: i64,
+    /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
+    pub networks: Vec<crate::net::Nic>,
 }
 
 impl Default for VmConfig {
@@ -79,6 +83,7 @@ impl Default for VmConfig {
             vga: "std".into(),
             schedule: String::new(),
             coschedule: -1,
+            networks: Vec::new(),
         }
     }
 }
@@ -104,6 +109,7 @@ pub enum Field {
     Vga,
     Schedule,
     Coschedule,
+    Networks,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -127,6 +133,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("vga", Field::Vga),
     ("schedule", Field::Schedule),
     ("coschedule", Field::Coschedule),
+    ("networks", Field::Networks),
 ];
 
 const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tags", Field::Tags)];
@@ -282,6 +289,8 @@ impl VmConfig {
             }
             Field::Vga => self.vga = single(field, values)?.into(),
             Field::Schedule => self.schedule = single(field, values)?.into(),
+            // VLANs are resolved by the daemon afterwards (net::commands::configure).
+            Field::Networks => self.networks = crate::net::spec::parse_nics(values)?,
             Field::Coschedule => {
                 let v = single(field, values)?;
                 self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
@@ -316,6 +325,7 @@ impl VmConfig {
             Field::Vga => self.vga = d.vga,
             Field::Schedule => self.schedule = d.schedule,
             Field::Coschedule => self.coschedule = d.coschedule,
+            Field::Networks => self.networks = d.networks,
         }
     }
 
@@ -340,6 +350,7 @@ impl VmConfig {
             Field::Vga => self.vga.clone(),
             Field::Schedule => self.schedule.clone(),
             Field::Coschedule => self.coschedule.to_string(),
+            Field::Networks => crate::net::spec::describe(&self.networks),
         }
     }
 

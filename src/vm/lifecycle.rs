@@ -166,6 +166,19 @@ impl Vms {
         }
     }
 
+    /// Changes a VM's recorded configuration (a NIC added or moved while
+    /// it runs, ...) and saves the record, so a relaunch or a restarted
+    /// daemon has it.
+    pub fn update_config<R>(
+        &self,
+        vm: &Vm,
+        f: impl FnOnce(&mut super::config::VmConfig) -> R,
+    ) -> R {
+        let r = f(&mut vm.lock().config);
+        self.save(vm);
+        r
+    }
+
     /// Remembers a changed cdrom so a relaunch boots with it.
     pub fn set_cdrom(&self, vm: &Vm, path: &str) {
         vm.lock().config.cdrom = path.to_string();
