@@ -159,6 +159,10 @@ impl Net {
         let mut rows = Vec::new();
         for (name, book) in &books {
             let state = live.iter().find(|b| &b.name == name);
+            // A bridge a failed launch made was removed again.
+            if state.is_none() && book.trunks.is_empty() && book.tunnels.is_empty() {
+                continue;
+            }
             let mut vlans: Vec<u16> = state
                 .map(|b| b.ports.iter().filter_map(|p| p.tag).collect())
                 .unwrap_or_default();

@@ -281,6 +281,7 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         }
         if c.args.flag("add") {
             let (alias, vlan) = (arg(&c, "alias"), arg(&c, "vlan"));
+            let number = num("vlan")?;
             crate::net::spec::VlanRef::parse(alias)
                 .ok()
                 .filter(|v| matches!(v, crate::net::spec::VlanRef::Alias(_)))
@@ -290,7 +291,7 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 .map_err(NetError::from)?;
             if new {
                 let a = Alias::parse(&ns, alias);
-                announce(c.ctx, &c.session.origin, &[(a, num("vlan")?)]).await;
+                announce(c.ctx, &c.session.origin, &[(a, number)]).await;
             }
             return Ok(Reply::empty());
         }

@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod ovs;
 pub mod testbed;
+pub mod vms;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -147,6 +149,8 @@ pub struct DaemonOpts<'a> {
     /// A base directory of our own (e.g. one a crashed daemon left) instead
     /// of a fresh one.
     pub base: Option<PathBuf>,
+    /// Extra environment (e.g. OVS_RUNDIR, PATH).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -159,6 +163,7 @@ impl Default for DaemonOpts<'_> {
             port: None,
             config: None,
             base: None,
+            env: Vec::new(),
         }
     }
 }
@@ -201,6 +206,7 @@ impl Daemon {
         };
         let child = cmd
             .args(&opts.extra)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("INVOCATION_ID")
@@ -354,6 +360,24 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim_end().to_string()
+}
+
+/// The test guest's kernel and initrd (scripts/build-guest.sh), built once
+/// per test run.
+pub fn guest() -> (PathBuf, PathBuf) {
+    static GUEST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let dir = GUEST.get_or_init(|| {
+        let out = Command::new(project_root().join("scripts/build-guest.sh"))
+            .output()
+            .expect("run scripts/build-guest.sh");
+        assert!(
+            out.status.success(),
+            "scripts/build-guest.sh failed: {}",
+            stderr(&out)
+        );
+        PathBuf::from(stdout(&out).lines().last().unwrap().trim())
+    });
+    (dir.join("vmlinuz"), dir.join("initrd.img"))
 }
 
 /// Polls `f` until it returns Some, or panics after `limit` naming `what`.
