@@ -169,6 +169,20 @@ fn count(log: &str, line: &str) -> usize {
     log.lines().filter(|l| l.trim_end() == line).count()
 }
 
+/// Waits until `log()` holds `line` at least `n` times; shows the log's
+/// end when it does not.
+fn wait_lines(what: &str, log: impl Fn() -> String, line: &str, n: usize) {
+    let deadline = std::time::Instant::now() + BOOT;
+    while count(&log(), line) < n {
+        if std::time::Instant::now() > deadline {
+            let text = log();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            panic!("{what}: `{line}` not seen {n} times within {BOOT:?}; the log ends:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn by_name(rows: &[HashMap<String, String>]) -> HashMap<String, HashMap<String, String>> {
     rows.iter().map(|r| (r["name"].clone(), r.clone())).collect()
 }
@@ -205,14 +219,13 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
     d.ok("vm start all");
     let rows = by_name(&vm_info(&d));
     let id = |n: &str| rows[n]["id"].clone();
-    wait_for("a1 and a2 to ping each other", BOOT, || {
-        (count(&serial(&base, &id("a1")), "MM-PING 10.99.0.12 ok") >= 2
-            && count(&serial(&base, &id("a2")), "MM-PING 10.99.0.11 ok") >= 2)
-            .then_some(())
-    });
-    wait_for("b1 to try a few times", BOOT, || {
-        (count(&serial(&base, &id("b1")), "MM-PING 10.99.0.11 fail") >= 3).then_some(())
-    });
+    let log = |name: &str| {
+        let (base, id) = (base.clone(), id(name));
+        move || serial(&base, &id)
+    };
+    wait_lines("a1 pinging a2", log("a1"), "MM-PING 10.99.0.12 ok", 2);
+    wait_lines("a2 pinging a1", log("a2"), "MM-PING 10.99.0.11 ok", 2);
+    wait_lines("b1 trying a1", log("b1"), "MM-PING 10.99.0.11 fail", 3);
     assert_eq!(count(&serial(&base, &id("b1")), "MM-PING 10.99.0.11 ok"), 0);
 
     // vm info: each NIC's VLAN, bridge, tap and MAC, and the addresses the
@@ -248,9 +261,8 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
     let pcap = site.scratch.path.join("a1.pcap");
     d.ok(&format!("capture pcap vm a1 0 {}", pcap.display()));
     assert!(d.ok("capture").contains("a1:0"));
-    wait_for("a few more pings", Duration::from_secs(120), || {
-        (count(&serial(&base, &id("a1")), "MM-PING 10.99.0.12 ok") >= 5).then_some(())
-    });
+    let seen = count(&log("a1")(), "MM-PING 10.99.0.12 ok");
+    wait_lines("more pings", log("a1"), "MM-PING 10.99.0.12 ok", seen + 3);
     d.ok("capture pcap delete vm a1");
     let dump = Command::new("tcpdump").arg("-nr").arg(&pcap).output().unwrap();
     let text = stdout(&dump);
@@ -270,15 +282,11 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
         assert_eq!(site.ifindex(&taps[i]), indexes[i], "{} was made again", taps[i]);
     }
     assert_eq!(cells(&d.ok(".annotate false vlans")), [["alias", "vlan"], ["A", "101"], ["B", "102"]]);
-    wait_for("pings after the restart", BOOT, || {
-        (count(&serial(&base, &id("a1")), "MM-PING 10.99.0.12 ok") >= before + 3).then_some(())
-    });
+    wait_lines("pings after the restart", log("a1"), "MM-PING 10.99.0.12 ok", before + 3);
 
     // Re-tagging a running guest's port moves it: b1 joins VLAN A.
     d.ok("vm net connect b1 0 A");
-    wait_for("b1 to reach a1 on VLAN A", BOOT, || {
-        (count(&serial(&base, &id("b1")), "MM-PING 10.99.0.11 ok") >= 2).then_some(())
-    });
+    wait_lines("b1 reaching a1 on VLAN A", log("b1"), "MM-PING 10.99.0.11 ok", 2);
     assert_eq!(by_name(&vm_info(&d))["b1"]["vlan"], "[A (101)]");
 
     // kill and flush leave no tap and no port.
@@ -493,25 +501,20 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
     ns("vm start all");
     let log = |n: &common::testbed::Node| n.ok("cat /run/minimega/*/serial0.log 2>/dev/null; true");
     let oks = |n: &common::testbed::Node, peer: &str| count(&log(n), &format!("MM-PING 10.97.0.{peer} ok"));
-    wait_for("g1 and g2 to ping over the trunk", BOOT, || {
-        (oks(n1, "12") >= 2 && oks(n2, "11") >= 2).then_some(())
-    });
+    wait_lines("g1 over the trunk", || log(n1), "MM-PING 10.97.0.12 ok", 2);
+    wait_lines("g2 over the trunk", || log(n2), "MM-PING 10.97.0.11 ok", 2);
 
     // The same VLAN over a VXLAN tunnel between the nodes instead.
     for n in [n1, n2] {
         mm(n, "bridge notrunk mega_bridge trunk0");
     }
     let fails_now = count(&log(n1), "MM-PING 10.97.0.12 fail");
-    wait_for("pings to fail without the trunk", BOOT, || {
-        (count(&log(n1), "MM-PING 10.97.0.12 fail") >= fails_now + 2).then_some(())
-    });
+    wait_lines("g1 failing without the trunk", || log(n1), "MM-PING 10.97.0.12 fail", fails_now + 2);
     let before = oks(n1, "12");
     mm(n1, &format!("bridge tunnel vxlan mega_bridge {} 7", n2.addr));
     mm(n2, &format!("bridge tunnel vxlan mega_bridge {} 7", n1.addr));
     assert!(mm(n1, ".annotate false bridge").contains(&format!("(vxlan {})", n2.addr)));
-    wait_for("g1 and g2 to ping over the tunnel", BOOT, || {
-        (oks(n1, "12") >= before + 2).then_some(())
-    });
+    wait_lines("g1 over the tunnel", || log(n1), "MM-PING 10.97.0.12 ok", before + 2);
 
     ns("vm kill all");
     ns("vm flush");

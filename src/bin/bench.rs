@@ -4,11 +4,14 @@
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
+//!     bench net [N, default 100] [ROUNDS, default 3]
 
 #[path = "bench/launch.rs"]
 mod launch;
 #[path = "bench/mesh.rs"]
 mod mesh;
+#[path = "bench/net.rs"]
+mod net;
 
 use std::process::ExitCode;
 
@@ -17,9 +20,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("net") => net::run(&args[1..]),
         _ => {
             eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
             eprintln!("       bench launch [N [ROUNDS]]");
+            eprintln!("       bench net [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }
