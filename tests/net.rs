@@ -440,7 +440,8 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         netns::sh(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "trunk0", "netns", &n.netns]);
         netns::sh(&["ip", "link", "set", &outside, "netns", &bed.lan.switch]);
         netns::sh(&["ip", "-n", &bed.lan.switch, "link", "set", &outside, "master", "br0", "up"]);
-        netns::sh(&["ip", "-n", &n.netns, "link", "set", "trunk0", "up"]);
+        // No ARP of its own: the node answers for its address on eth0 only.
+        netns::sh(&["ip", "-n", &n.netns, "link", "set", "trunk0", "arp", "off", "up"]);
         // Open vSwitch of its own (the packaged units are masked here).
         n.ok(
             "mkdir -p /var/run/openvswitch /var/lib/mm-ovs && \
