@@ -68,7 +68,10 @@ fn ping_initrd(dir: &Path) -> PathBuf {
 }
 
 fn tag() -> String {
-    format!("{:x}", (std::process::id() as u64 * 31 + unique_tag()) % 0xfffff)
+    format!(
+        "{:x}",
+        (std::process::id() as u64 * 31 + unique_tag()) % 0xfffff
+    )
 }
 
 /// A network namespace of this test with its own Open vSwitch in it.
@@ -177,14 +180,19 @@ fn wait_lines(what: &str, log: impl Fn() -> String, line: &str, n: usize) {
         if std::time::Instant::now() > deadline {
             let text = log();
             let tail: Vec<&str> = text.lines().rev().take(30).collect();
-            panic!("{what}: `{line}` not seen {n} times within {BOOT:?}; the log ends:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            panic!(
+                "{what}: `{line}` not seen {n} times within {BOOT:?}; the log ends:\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn by_name(rows: &[HashMap<String, String>]) -> HashMap<String, HashMap<String, String>> {
-    rows.iter().map(|r| (r["name"].clone(), r.clone())).collect()
+    rows.iter()
+        .map(|r| (r["name"].clone(), r.clone()))
+        .collect()
 }
 
 /// Launches a guest named `name` on `net` with address `ip`, pinging `ping`.
@@ -211,11 +219,38 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
     let _guard = VmGuard { base: base.clone() };
     let initrd = ping_initrd(&site.scratch.path);
 
-    launch(&d, &initrd, "a1", "A", "10.99.0.11", "10.99.0.12", "fd99::11");
-    launch(&d, &initrd, "a2", "A", "10.99.0.12", "10.99.0.11", "fd99::12");
-    launch(&d, &initrd, "b1", "B", "10.99.0.13", "10.99.0.11", "fd99::13");
+    launch(
+        &d,
+        &initrd,
+        "a1",
+        "A",
+        "10.99.0.11",
+        "10.99.0.12",
+        "fd99::11",
+    );
+    launch(
+        &d,
+        &initrd,
+        "a2",
+        "A",
+        "10.99.0.12",
+        "10.99.0.11",
+        "fd99::12",
+    );
+    launch(
+        &d,
+        &initrd,
+        "b1",
+        "B",
+        "10.99.0.13",
+        "10.99.0.11",
+        "fd99::13",
+    );
     assert_eq!(d.ok("vm config net"), "[B]");
-    assert_eq!(cells(&d.ok(".annotate false vlans")), [["alias", "vlan"], ["A", "101"], ["B", "102"]]);
+    assert_eq!(
+        cells(&d.ok(".annotate false vlans")),
+        [["alias", "vlan"], ["A", "101"], ["B", "102"]]
+    );
     d.ok("vm start all");
     let rows = by_name(&vm_info(&d));
     let id = |n: &str| rows[n]["id"].clone();
@@ -230,12 +265,22 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
 
     // vm info: each NIC's VLAN, bridge, tap and MAC, and the addresses the
     // guests used, learned from their own ARP and neighbour discovery.
-    let rows = wait_for("vm info to show each guest's addresses", Duration::from_secs(120), || {
-        let rows = by_name(&vm_info(&d));
-        let learned = ["a1", "a2", "b1"].iter().all(|n| rows[*n]["ip"] != "[]" && rows[*n]["ip6"] != "[]");
-        learned.then_some(rows)
-    });
-    for (name, vlan, ip) in [("a1", "A (101)", "11"), ("a2", "A (101)", "12"), ("b1", "B (102)", "13")] {
+    let rows = wait_for(
+        "vm info to show each guest's addresses",
+        Duration::from_secs(120),
+        || {
+            let rows = by_name(&vm_info(&d));
+            let learned = ["a1", "a2", "b1"]
+                .iter()
+                .all(|n| rows[*n]["ip"] != "[]" && rows[*n]["ip6"] != "[]");
+            learned.then_some(rows)
+        },
+    );
+    for (name, vlan, ip) in [
+        ("a1", "A (101)", "11"),
+        ("a2", "A (101)", "12"),
+        ("b1", "B (102)", "13"),
+    ] {
         let r = &rows[name];
         assert_eq!(r["vlan"], format!("[{vlan}]"), "{r:?}");
         assert_eq!(r["bridge"], "[mega_bridge]");
@@ -264,35 +309,68 @@ fn guests_on_one_vlan_ping_and_keep_pinging_across_a_daemon_crash() {
     let seen = count(&log("a1")(), "MM-PING 10.99.0.12 ok");
     wait_lines("more pings", log("a1"), "MM-PING 10.99.0.12 ok", seen + 3);
     d.ok("capture pcap delete vm a1");
-    let dump = Command::new("tcpdump").arg("-nr").arg(&pcap).output().unwrap();
+    let dump = Command::new("tcpdump")
+        .arg("-nr")
+        .arg(&pcap)
+        .output()
+        .unwrap();
     let text = stdout(&dump);
-    assert!(text.contains("10.99.0.11 > 10.99.0.12: ICMP echo request"), "{text}");
+    assert!(
+        text.contains("10.99.0.11 > 10.99.0.12: ICMP echo request"),
+        "{text}"
+    );
 
     // The daemon dies hard; the next one adopts the guests, their taps
     // (the same devices, not new ones) and ports, and they go on pinging.
     d.crash();
     let before = count(&serial(&base, &id("a1")), "MM-PING 10.99.0.12 ok");
     let d = site.daemon(&bus, Some(base.clone()));
-    assert!(d.log_text().contains("3 adopted running"), "{}", d.log_text());
+    assert!(
+        d.log_text().contains("3 adopted running"),
+        "{}",
+        d.log_text()
+    );
     let after = by_name(&vm_info(&d));
     for (i, n) in ["a1", "a2", "b1"].iter().enumerate() {
         assert_eq!(after[*n]["tap"], rows[*n]["tap"]);
         assert_eq!(after[*n]["mac"], rows[*n]["mac"]);
         assert_eq!(after[*n]["ip"], rows[*n]["ip"]);
-        assert_eq!(site.ifindex(&taps[i]), indexes[i], "{} was made again", taps[i]);
+        assert_eq!(
+            site.ifindex(&taps[i]),
+            indexes[i],
+            "{} was made again",
+            taps[i]
+        );
     }
-    assert_eq!(cells(&d.ok(".annotate false vlans")), [["alias", "vlan"], ["A", "101"], ["B", "102"]]);
-    wait_lines("pings after the restart", log("a1"), "MM-PING 10.99.0.12 ok", before + 3);
+    assert_eq!(
+        cells(&d.ok(".annotate false vlans")),
+        [["alias", "vlan"], ["A", "101"], ["B", "102"]]
+    );
+    wait_lines(
+        "pings after the restart",
+        log("a1"),
+        "MM-PING 10.99.0.12 ok",
+        before + 3,
+    );
 
     // Re-tagging a running guest's port moves it: b1 joins VLAN A.
     d.ok("vm net connect b1 0 A");
-    wait_lines("b1 reaching a1 on VLAN A", log("b1"), "MM-PING 10.99.0.11 ok", 2);
+    wait_lines(
+        "b1 reaching a1 on VLAN A",
+        log("b1"),
+        "MM-PING 10.99.0.11 ok",
+        2,
+    );
     assert_eq!(by_name(&vm_info(&d))["b1"]["vlan"], "[A (101)]");
 
     // kill and flush leave no tap and no port.
     d.ok("vm kill all");
     assert!(site.devices().is_empty(), "{:?}", site.devices());
-    assert!(site.ports("mega_bridge").is_empty(), "{:?}", site.ports("mega_bridge"));
+    assert!(
+        site.ports("mega_bridge").is_empty(),
+        "{:?}",
+        site.ports("mega_bridge")
+    );
     d.ok("vm flush");
     assert_eq!(d.ok("vm info"), "");
 }
@@ -307,7 +385,11 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
     };
     let nothing_left = |d: &Daemon, what: &str| {
         assert!(site.devices().is_empty(), "{what}: {:?}", site.devices());
-        assert!(site.ports("mega_bridge").is_empty(), "{what}: {:?}", site.ports("mega_bridge"));
+        assert!(
+            site.ports("mega_bridge").is_empty(),
+            "{what}: {:?}",
+            site.ports("mega_bridge")
+        );
         assert_eq!(d.ok("vm info"), "", "{what}");
     };
     d.ok("vm config memory 64");
@@ -325,18 +407,41 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
         assert_eq!(fails(&d, &format!("vm config net {spec}")), want);
     }
     let e = fails(&d, "vm config net 100,e1001");
-    assert!(e.starts_with("E: invalid netspec `100,e1001`: unknown NIC driver `e1001` (drivers: e1000, "), "{e}");
+    assert!(
+        e.starts_with(
+            "E: invalid netspec `100,e1001`: unknown NIC driver `e1001` (drivers: e1000, "
+        ),
+        "{e}"
+    );
     assert_eq!(d.ok("vm config net"), "[]");
-    assert_eq!(fails(&d, "vlans range 200 100"), "E: invalid range 200-100: expected 1 <= min < max <= 4096");
-    assert_eq!(fails(&d, "vlans add X abc"), "E: expected an integer VLAN, not `abc`");
+    assert_eq!(
+        fails(&d, "vlans range 200 100"),
+        "E: invalid range 200-100: expected 1 <= min < max <= 4096"
+    );
+    assert_eq!(
+        fails(&d, "vlans add X abc"),
+        "E: expected an integer VLAN, not `abc`"
+    );
 
     // A launch whose second NIC fails half-way (its bridge's name is taken
     // by a Linux bridge): the first NIC's tap and port go again, and the
     // bridge the launch made is removed.
-    netns::sh(&["ip", "-n", &site.netns, "link", "add", "brx", "type", "bridge"]);
+    netns::sh(&[
+        "ip",
+        "-n",
+        &site.netns,
+        "link",
+        "add",
+        "brx",
+        "type",
+        "bridge",
+    ]);
     d.ok("vm config net A brx,200");
     let e = fails(&d, "vm launch kvm half");
-    assert_eq!(e, "E: vm half: bridge brx: could not open network device brx (Invalid argument)");
+    assert_eq!(
+        e,
+        "E: vm half: bridge brx: could not open network device brx (Invalid argument)"
+    );
     nothing_left(&d, "half-way");
     assert!(!site.ovs().vsctl(&["list-br"]).contains("brx"));
 
@@ -345,8 +450,12 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
         fails(&d, "bridge tunnel gre mega_bridge 10.0.0.2"),
         "E: GRE tunnels need the kernel's gretap device (module ip_gre), which this kernel lacks; use a vxlan tunnel"
     );
-    assert!(fails(&d, "bridge tunnel vxlan mega_bridge nowhere").contains("invalid remote `nowhere`"));
-    assert!(fails(&d, "bridge trunk mega_bridge nosuchnic").contains("no network interface nosuchnic"));
+    assert!(
+        fails(&d, "bridge tunnel vxlan mega_bridge nowhere").contains("invalid remote `nowhere`")
+    );
+    assert!(
+        fails(&d, "bridge trunk mega_bridge nosuchnic").contains("no network interface nosuchnic")
+    );
     nothing_left(&d, "tunnels");
 
     // A paused VM with a NIC: qos with tbf works, netem is named missing;
@@ -357,11 +466,19 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
         fails(&d, "qos add p 0 loss 5"),
         "E: this kernel lacks the netem qdisc (module sch_netem), which qos loss and delay needs"
     );
-    assert_eq!(fails(&d, "qos add p 0 loss 150"), "E: invalid loss `150`: expected a percentage 0 <= loss < 100");
-    assert_eq!(fails(&d, "qos add p 3 rate 1 mbit"), "E: vm p has no interface 3 (1 interfaces)");
+    assert_eq!(
+        fails(&d, "qos add p 0 loss 150"),
+        "E: invalid loss `150`: expected a percentage 0 <= loss < 100"
+    );
+    assert_eq!(
+        fails(&d, "qos add p 3 rate 1 mbit"),
+        "E: vm p has no interface 3 (1 interfaces)"
+    );
     d.ok("qos add p 0 rate 10 mbit");
     let tap0 = vm_info(&d)[0]["tap"].trim_matches(['[', ']']).to_string();
-    assert!(site.sh(&format!("tc qdisc show dev {tap0}")).contains("tbf"));
+    assert!(site
+        .sh(&format!("tc qdisc show dev {tap0}"))
+        .contains("tbf"));
     assert_eq!(vm_info(&d)[0]["qos"], "[0: rate 10mbit]");
     d.ok("clear qos");
     assert_eq!(vm_info(&d)[0]["qos"], "[]");
@@ -370,26 +487,51 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
     assert_eq!(r["vlan"], "[A (101), B (102)]");
     assert!(r["mac"].ends_with(", 52:54:00:00:00:42]"), "{r:?}");
     assert_eq!(site.ports("mega_bridge").len(), 2);
+    // vm config clone copies the NICs, not their taps or generated MACs.
+    d.ok("vm config clone p");
+    assert_eq!(
+        d.ok("vm config net"),
+        "[A B,52:54:00:00:00:42,virtio-net-pci]"
+    );
     d.ok("vm net disconnect p 1");
     assert_eq!(vm_info(&d)[0]["vlan"], "[A (101), disconnected]");
-    assert_eq!(site.ports("mega_bridge"), [tap0.clone()]);
+    assert_eq!(site.ports("mega_bridge"), [tap0]);
     assert!(fails(&d, "vm net connect p 7 A").contains("has no interface 7"));
 
     // Host taps and a bridge capture.
     let t = d.ok(".annotate false tap create A ip 10.98.0.1/24");
-    assert!(site.sh(&format!("ip addr show {t}")).contains("10.98.0.1/24"));
-    assert_eq!(cells(&d.ok(".annotate false .headers false tap")), [["mega_bridge", &t, "A (101)"]]);
+    assert!(site
+        .sh(&format!("ip addr show {t}"))
+        .contains("10.98.0.1/24"));
+    assert_eq!(
+        cells(&d.ok(".annotate false .headers false tap")),
+        [["mega_bridge", &t, "A (101)"]]
+    );
     assert!(fails(&d, "tap create A ip 10.98.0.1").contains("invalid address `10.98.0.1`"));
     let pcap = site.scratch.path.join("bridge.pcap");
-    d.ok(&format!("capture pcap bridge mega_bridge {}", pcap.display()));
+    d.ok(&format!(
+        "capture pcap bridge mega_bridge {}",
+        pcap.display()
+    ));
     site.sh("ping -c 2 -W 1 10.98.0.2");
     d.ok("capture pcap delete bridge mega_bridge");
-    let dump = Command::new("tcpdump").arg("-nr").arg(&pcap).output().unwrap();
-    assert!(stdout(&dump).contains("who-has 10.98.0.2"), "{}", stdout(&dump));
+    let dump = Command::new("tcpdump")
+        .arg("-nr")
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&dump).contains("who-has 10.98.0.2"),
+        "{}",
+        stdout(&dump)
+    );
     d.ok("clear tap");
     assert_eq!(d.ok("tap"), "");
     let bridges = cells(&d.ok(".annotate false .headers false bridge"));
-    assert_eq!(bridges, [["mega_bridge", "false", "[A (101)]", "[]", "[]", "userspace"]]);
+    assert_eq!(
+        bridges,
+        [["mega_bridge", "false", "[A (101)]", "[]", "[]", "userspace"]]
+    );
 
     // The aliases survive a restart; `clear vlans` forgets them.
     d.ok("vm kill all");
@@ -397,7 +539,10 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
     nothing_left(&d, "after flush");
     d.stop();
     let d = site.daemon(&bus, Some(d.base.clone()));
-    assert_eq!(cells(&d.ok(".annotate false .headers false vlans")), [["A", "101"], ["B", "102"]]);
+    assert_eq!(
+        cells(&d.ok(".annotate false .headers false vlans")),
+        [["A", "101"], ["B", "102"]]
+    );
     d.ok("clear vlans");
     assert_eq!(d.ok("vlans"), "");
 
@@ -433,32 +578,53 @@ fn mm(n: &common::testbed::Node, line: &str) -> String {
 #[test]
 fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
     let bed = Testbed::boot(&["nn1", "nn2"]);
-    let key: String = (0..32).map(|i| format!("{:02x}", (i * 37 + 11) % 256)).collect();
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
     for (i, n) in bed.nodes.iter().enumerate() {
         // A second cable to the test bed's switch, for the trunk.
         let outside = format!("t{}n{i}", bed.lan.tag);
-        netns::sh(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "trunk0", "netns", &n.netns]);
+        netns::sh(&[
+            "ip", "link", "add", &outside, "type", "veth", "peer", "name", "trunk0", "netns",
+            &n.netns,
+        ]);
         netns::sh(&["ip", "link", "set", &outside, "netns", &bed.lan.switch]);
-        netns::sh(&["ip", "-n", &bed.lan.switch, "link", "set", &outside, "master", "br0", "up"]);
+        netns::sh(&[
+            "ip",
+            "-n",
+            &bed.lan.switch,
+            "link",
+            "set",
+            &outside,
+            "master",
+            "br0",
+            "up",
+        ]);
         // No ARP of its own: the node answers for its address on eth0 only.
-        netns::sh(&["ip", "-n", &n.netns, "link", "set", "trunk0", "arp", "off", "up"]);
+        netns::sh(&[
+            "ip", "-n", &n.netns, "link", "set", "trunk0", "arp", "off", "up",
+        ]);
         // Open vSwitch of its own (the packaged units are masked here).
-        n.ok(
-            "mkdir -p /var/run/openvswitch /var/lib/mm-ovs && \
+        n.ok("mkdir -p /var/run/openvswitch /var/lib/mm-ovs && \
              ovsdb-tool create /var/lib/mm-ovs/conf.db /usr/share/openvswitch/vswitch.ovsschema && \
              systemd-run --unit=mm-ovsdb ovsdb-server /var/lib/mm-ovs/conf.db \
-               --remote=punix:/var/run/openvswitch/db.sock --pidfile=/run/mm-ovsdb.pid",
-        );
+               --remote=punix:/var/run/openvswitch/db.sock --pidfile=/run/mm-ovsdb.pid");
         n.wait_ok("ovs-vsctl --no-wait init", Duration::from_secs(60));
         n.ok("systemd-run --unit=mm-vswitchd ovs-vswitchd unix:/var/run/openvswitch/db.sock --pidfile=/run/mm-vswitchd.pid");
-        n.wait_ok("test \"$(ovs-vsctl get Open_vSwitch . iface_types)\" != []", Duration::from_secs(60));
+        n.wait_ok(
+            "test \"$(ovs-vsctl get Open_vSwitch . iface_types)\" != []",
+            Duration::from_secs(60),
+        );
         n.install_build();
         n.ok(&format!("mkdir -p /etc/minimega && echo {key} > /etc/minimega/mesh.key && chmod 600 /etc/minimega/mesh.key"));
         n.ok("systemctl start minimega");
     }
     let (n1, n2) = (bed.node("nn1"), bed.node("nn2"));
     mm(n1, "mesh dial nn2");
-    n1.wait_ok("minimega -e mesh list | grep -q nn2", Duration::from_secs(60));
+    n1.wait_ok(
+        "minimega -e mesh list | grep -q nn2",
+        Duration::from_secs(60),
+    );
 
     // The guests' initrd, inside each node.
     let initrds: Vec<String> = bed
@@ -484,7 +650,9 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         ns("vm config serial-ports 1");
         ns("vm config net DMZ");
         ns(&format!("vm config schedule {host}"));
-        ns(&format!("vm config append console=ttyS0 mm.ip=10.97.0.{ip}/24 mm.ping=10.97.0.{peer}"));
+        ns(&format!(
+            "vm config append console=ttyS0 mm.ip=10.97.0.{ip}/24 mm.ping=10.97.0.{peer}"
+        ));
         ns(&format!("vm launch kvm {name}"));
     }
     let info = ns(".headers false .columns name,vlan vm info");
@@ -493,7 +661,11 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>().join(" "))
         .collect();
     lines.sort();
-    assert_eq!(lines, ["nn1 g1 [DMZ (101)]", "nn2 g2 [DMZ (101)]"], "{info}");
+    assert_eq!(
+        lines,
+        ["nn1 g1 [DMZ (101)]", "nn2 g2 [DMZ (101)]"],
+        "{info}"
+    );
     assert!(mm(n2, "namespace exp vlans").contains("DMZ   | 101"));
 
     for n in [n1, n2] {
@@ -501,7 +673,9 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
     }
     ns("vm start all");
     let log = |n: &common::testbed::Node| n.ok("cat /run/minimega/*/serial0.log 2>/dev/null; true");
-    let oks = |n: &common::testbed::Node, peer: &str| count(&log(n), &format!("MM-PING 10.97.0.{peer} ok"));
+    let oks = |n: &common::testbed::Node, peer: &str| {
+        count(&log(n), &format!("MM-PING 10.97.0.{peer} ok"))
+    };
     wait_lines("g1 over the trunk", || log(n1), "MM-PING 10.97.0.12 ok", 2);
     wait_lines("g2 over the trunk", || log(n2), "MM-PING 10.97.0.11 ok", 2);
 
@@ -510,12 +684,28 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         mm(n, "bridge notrunk mega_bridge trunk0");
     }
     let fails_now = count(&log(n1), "MM-PING 10.97.0.12 fail");
-    wait_lines("g1 failing without the trunk", || log(n1), "MM-PING 10.97.0.12 fail", fails_now + 2);
+    wait_lines(
+        "g1 failing without the trunk",
+        || log(n1),
+        "MM-PING 10.97.0.12 fail",
+        fails_now + 2,
+    );
     let before = oks(n1, "12");
-    mm(n1, &format!("bridge tunnel vxlan mega_bridge {} 7", n2.addr));
-    mm(n2, &format!("bridge tunnel vxlan mega_bridge {} 7", n1.addr));
+    mm(
+        n1,
+        &format!("bridge tunnel vxlan mega_bridge {} 7", n2.addr),
+    );
+    mm(
+        n2,
+        &format!("bridge tunnel vxlan mega_bridge {} 7", n1.addr),
+    );
     assert!(mm(n1, ".annotate false bridge").contains(&format!("(vxlan {})", n2.addr)));
-    wait_lines("g1 over the tunnel", || log(n1), "MM-PING 10.97.0.12 ok", before + 2);
+    wait_lines(
+        "g1 over the tunnel",
+        || log(n1),
+        "MM-PING 10.97.0.12 ok",
+        before + 2,
+    );
 
     ns("vm kill all");
     ns("vm flush");

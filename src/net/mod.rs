@@ -61,6 +61,9 @@ pub enum NetError {
     Failed(String),
 }
 
+/// An alias a command allocated, and its VLAN (to announce).
+pub type Allocated = (Alias, u16);
+
 pub fn failed<T>(msg: impl Into<String>) -> Result<T, NetError> {
     Err(NetError::Failed(msg.into()))
 }
@@ -181,11 +184,7 @@ impl Net {
 
     /// Parses netspecs and resolves their VLANs in namespace `ns`, all or
     /// nothing. Returns the NICs and the aliases it allocated.
-    pub fn nics(
-        &self,
-        ns: &str,
-        specs: &[String],
-    ) -> Result<(Vec<Nic>, Vec<(Alias, u16)>), NetError> {
+    pub fn nics(&self, ns: &str, specs: &[String]) -> Result<(Vec<Nic>, Vec<Allocated>), NetError> {
         let parsed: Vec<NetSpec> = specs
             .iter()
             .map(|s| NetSpec::parse(s))

@@ -134,9 +134,7 @@ impl Vlans {
     pub fn resolve(&mut self, ns: &str, text: &str) -> Result<Resolved, VlanError> {
         if let Some(n) = number(text) {
             let n = n?;
-            if !self.by_vlan.contains_key(&n) {
-                self.by_vlan.insert(n, Owner::Blacklisted);
-            }
+            self.by_vlan.entry(n).or_insert(Owner::Blacklisted);
             return Ok(Resolved {
                 vlan: n,
                 created: None,

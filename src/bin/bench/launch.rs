@@ -81,8 +81,15 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub fn start(name: &str, netns: Option<&str>, env: &[(String, String)]) -> Result<Harness, String> {
-        let dir = PathBuf::from(format!("/var/tmp/minimega-bench-{name}-{}", std::process::id()));
+    pub fn start(
+        name: &str,
+        netns: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<Harness, String> {
+        let dir = PathBuf::from(format!(
+            "/var/tmp/minimega-bench-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut scratch = Scratch {
@@ -170,7 +177,11 @@ impl Harness {
     /// The accelerator the daemon found.
     pub fn accel(&self) -> Result<Accel, String> {
         let a = self.exec(".annotate false .headers false .columns accel host")?;
-        Ok(if a.trim() == "kvm" { Accel::Kvm } else { Accel::Tcg })
+        Ok(if a.trim() == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        })
     }
 }
 

@@ -31,7 +31,10 @@ fn sh(script: &str) -> Result<(), String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !o.status.success() {
-        return Err(format!("`{script}`: {}", String::from_utf8_lossy(&o.stderr).trim()));
+        return Err(format!(
+            "`{script}`: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
     }
     Ok(())
 }
@@ -45,7 +48,10 @@ struct Switch {
 impl Switch {
     fn start() -> Result<Switch, String> {
         let netns = format!("mmbench{}", std::process::id());
-        let dir = std::path::PathBuf::from(format!("/var/tmp/minimega-bench-ovs-{}", std::process::id()));
+        let dir = std::path::PathBuf::from(format!(
+            "/var/tmp/minimega-bench-ovs-{}",
+            std::process::id()
+        ));
         let sw = Switch {
             netns: netns.clone(),
             dir: dir.clone(),
@@ -92,7 +98,10 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
     let exec = |cmd: &str| h.exec(cmd);
     exec(&format!("vm config memory {MEMORY_MIB}"))?;
     let accel = h.accel()?;
-    println!("net {n}: QEMU paused, {MEMORY_MIB} MiB each, accel {accel}, load {}", load());
+    println!(
+        "net {n}: QEMU paused, {MEMORY_MIB} MiB each, accel {accel}, load {}",
+        load()
+    );
     // Warm the page cache, QEMU's first start and the bridge.
     exec("vm config net WARM")?;
     exec("vm launch kvm 1")?;
@@ -131,10 +140,19 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
     let (p, w, k) = (median(&plain), median(&nics), median(&kills));
     let ratio = w.as_secs_f64() / p.as_secs_f64();
     let per_vm = (rss.1 as f64 - rss.0 as f64) / n as f64;
-    println!("daemon: vm launch kvm {n}, no NICs        {:>8.3} s (median of {rounds})", p.as_secs_f64());
-    println!("daemon: vm launch kvm {n}, one NIC each   {:>8.3} s (median of {rounds})", w.as_secs_f64());
+    println!(
+        "daemon: vm launch kvm {n}, no NICs        {:>8.3} s (median of {rounds})",
+        p.as_secs_f64()
+    );
+    println!(
+        "daemon: vm launch kvm {n}, one NIC each   {:>8.3} s (median of {rounds})",
+        w.as_secs_f64()
+    );
     println!("ratio:  {ratio:.3} (target <= 1.5)");
-    println!("daemon: vm kill all with NICs         {:>8.3} s", k.as_secs_f64());
+    println!(
+        "daemon: vm kill all with NICs         {:>8.3} s",
+        k.as_secs_f64()
+    );
     println!(
         "daemon RSS: {} KiB before, {} KiB after {n} VMs with NICs: {per_vm:.1} KiB per VM",
         rss.0, rss.1

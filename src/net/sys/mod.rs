@@ -8,6 +8,7 @@ pub mod netlink;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
@@ -186,53 +187,51 @@ impl PacketSocket {
     }
 
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<Frame> {
-        loop {
-            let mut guard = self.fd.readable().await?;
-            // SAFETY: an all-zero sockaddr_ll is valid for recvfrom to fill.
-            let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-            let mut sl = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            // SAFETY: receiving into buffers we own, within their lengths.
-            let n = unsafe {
-                libc::recvfrom(
-                    self.fd.get_ref().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_TRUNC,
-                    (&mut sa as *mut libc::sockaddr_ll).cast(),
-                    &mut sl,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    guard.clear_ready();
-                    continue;
-                }
-                return Err(e);
-            }
-            return Ok(Frame {
-                len: n as usize,
-                ifindex: sa.sll_ifindex as u32,
-                pkttype: sa.sll_pkttype,
-            });
-        }
+        let mut frame = Frame {
+            len: 0,
+            ifindex: 0,
+            pkttype: 0,
+        };
+        frame.len = self
+            .fd
+            .async_io(Interest::READABLE, |fd| {
+                // SAFETY: an all-zero sockaddr_ll is valid for recvfrom to fill.
+                let mut sa: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+                let mut sl = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+                // SAFETY: receiving into buffers we own, within their lengths.
+                let n = unsafe {
+                    libc::recvfrom(
+                        fd.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_TRUNC,
+                        (&mut sa as *mut libc::sockaddr_ll).cast(),
+                        &mut sl,
+                    )
+                };
+                frame.ifindex = sa.sll_ifindex as u32;
+                frame.pkttype = sa.sll_pkttype;
+                result(n)
+            })
+            .await?;
+        Ok(frame)
+    }
+}
+
+/// A syscall's byte count, or its error.
+fn result(n: isize) -> io::Result<usize> {
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
 /// Reads one frame from a tap's queue.
 pub async fn read_queue(fd: &AsyncFd<OwnedFd>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        let mut guard = fd.readable().await?;
+    fd.async_io(Interest::READABLE, |fd| {
         // SAFETY: reading into a buffer we own, within its length.
-        let n = unsafe { libc::read(fd.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                guard.clear_ready();
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok(n as usize);
-    }
+        result(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) })
+    })
+    .await
 }
