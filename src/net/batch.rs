@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
 
 /// How long the worker waits for more requests after the last arrived.
 const TICK: Duration = Duration::from_millis(3);
@@ -84,6 +85,7 @@ async fn worker(switch: Arc<dyn Switch>, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 async fn apply(switch: &dyn Switch, jobs: Vec<Job>) {
     let all: Vec<Op> = jobs.iter().flat_map(|j| j.ops.iter().cloned()).collect();
+    debug!("switch: one transaction of {} changes for {} callers", all.len(), jobs.len());
     match switch.apply(&all).await {
         Ok(failed) => {
             for j in jobs {
