@@ -92,15 +92,18 @@ async fn snoop(net: Weak<Net>) {
         if src != mac {
             continue;
         }
+        // Most frames repeat what is known: only a change is written.
+        let known = net.learned(&tap);
+        let text = ip.to_string();
+        if [&known.ip4, &known.ip6].contains(&&text) {
+            continue;
+        }
+        debug!("{tap}: the guest uses {text}");
         net.update(|s| {
             let l = s.learned.entry(tap.clone()).or_default();
-            let (slot, text) = match ip {
-                IpAddr::V4(a) => (&mut l.ip4, a.to_string()),
-                IpAddr::V6(a) => (&mut l.ip6, a.to_string()),
-            };
-            if *slot != text {
-                debug!("{tap}: the guest uses {text}");
-                *slot = text;
+            match ip {
+                IpAddr::V4(_) => l.ip4 = text,
+                IpAddr::V6(_) => l.ip6 = text,
             }
         });
     }
