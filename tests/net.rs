@@ -493,6 +493,8 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
         d.ok("vm config net"),
         "[A B,52:54:00:00:00:42,virtio-net-pci]"
     );
+    d.ok("clear vm config net");
+    assert_eq!(d.ok("vm config net"), "[]");
     d.ok("vm net disconnect p 1");
     assert_eq!(vm_info(&d)[0]["vlan"], "[A (101), disconnected]");
     assert_eq!(site.ports("mega_bridge"), [tap0]);

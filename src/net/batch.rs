@@ -85,7 +85,11 @@ async fn worker(switch: Arc<dyn Switch>, mut rx: mpsc::UnboundedReceiver<Job>) {
 
 async fn apply(switch: &dyn Switch, jobs: Vec<Job>) {
     let all: Vec<Op> = jobs.iter().flat_map(|j| j.ops.iter().cloned()).collect();
-    debug!("switch: one transaction of {} changes for {} callers", all.len(), jobs.len());
+    debug!(
+        "switch: one transaction of {} changes for {} callers",
+        all.len(),
+        jobs.len()
+    );
     match switch.apply(&all).await {
         Ok(failed) => {
             for j in jobs {

@@ -524,7 +524,7 @@ fn capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let ns = namespace(&c);
         let net = &c.ctx.net;
         let file = || crate::vm::config::resolve_file(c.ctx.vms.filepath(), arg(&c, "filename"));
-        let is_vm = c.line.split_whitespace().any(|w| w == "vm");
+        let is_vm = c.pattern.contains(" vm ");
         if c.args.flag("delete") {
             let name = if is_vm {
                 arg(&c, "vm")

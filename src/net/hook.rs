@@ -46,8 +46,8 @@ fn validate(n: &Nic) -> Result<(), VmError> {
 }
 
 impl NetHook {
-    /// Gives each NIC its MAC and tap name, keeping those it has when they
-    /// are still free.
+    /// Gives each NIC a free tap name, and its MAC unless it has one (a
+    /// relaunched VM keeps its MACs; its taps went with its last QEMU).
     fn assign(&self, nics: &mut [Nic]) {
         let net = &self.0;
         for n in nics.iter_mut() {
@@ -58,17 +58,7 @@ impl NetHook {
                     n.mac.clone()
                 };
             }
-            let keep = !n.tap.is_empty() && net.claim(&n.tap);
-            if keep && sys::index(&n.tap).is_some() {
-                // Someone else's device took the name meanwhile.
-                net.unreserve(&n.tap);
-                n.tap.clear();
-            } else if !keep {
-                n.tap.clear();
-            }
-            if n.tap.is_empty() {
-                n.tap = net.reserve_name("mega_tap");
-            }
+            n.tap = net.reserve_name("mega_tap");
         }
         net.keep_macs(nics.iter());
     }

@@ -132,6 +132,13 @@ impl Switch for Ovs {
                 .and_then(|s| txn::rows(s).first())
                 .and_then(|row| row["next_cfg"].as_i64())
                 .unwrap_or(0);
+            // What goes needs no confirmation; what comes (or moves) does.
+            let removals = ops
+                .iter()
+                .all(|o| matches!(o, Op::DelPort(_) | Op::DelMirror { .. }));
+            if removals {
+                return Ok(BTreeMap::new());
+            }
             Self::wait_applied(&mut c, want).await?;
             if plan.check.is_empty() {
                 return Ok(BTreeMap::new());
