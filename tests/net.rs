@@ -586,22 +586,7 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
     for (i, n) in bed.nodes.iter().enumerate() {
         // A second cable to the test bed's switch, for the trunk.
         let outside = format!("t{}n{i}", bed.lan.tag);
-        netns::sh(&[
-            "ip", "link", "add", &outside, "type", "veth", "peer", "name", "trunk0", "netns",
-            &n.netns,
-        ]);
-        netns::sh(&["ip", "link", "set", &outside, "netns", &bed.lan.switch]);
-        netns::sh(&[
-            "ip",
-            "-n",
-            &bed.lan.switch,
-            "link",
-            "set",
-            &outside,
-            "master",
-            "br0",
-            "up",
-        ]);
+        bed.lan.cable(&outside, "trunk0", &n.netns);
         // No ARP of its own: the node answers for its address on eth0 only.
         netns::sh(&[
             "ip", "-n", &n.netns, "link", "set", "trunk0", "arp", "off", "up",

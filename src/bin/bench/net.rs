@@ -8,7 +8,7 @@
 //! Needs root and openvswitch-switch.
 
 use super::launch::{median, rss_kib, Harness};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 const MEMORY_MIB: u64 = 128;
@@ -26,17 +26,7 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn sh(script: &str) -> Result<(), String> {
-    let o = Command::new("sh")
-        .args(["-c", script])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !o.status.success() {
-        return Err(format!(
-            "`{script}`: {}",
-            String::from_utf8_lossy(&o.stderr).trim()
-        ));
-    }
-    Ok(())
+    super::mesh::sh(&["sh", "-c", script])
 }
 
 /// A network namespace holding ovsdb-server and ovs-vswitchd of our own.
