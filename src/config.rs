@@ -373,6 +373,47 @@ impl Config {
         })
     }
 
+    /// `args`: every flag the daemon has and the value it runs with, in
+    /// the order Go's flag package lists them (by name), as minimega's
+    /// `args` prints them; phenix reads `filepath` there.
+    pub fn args(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let bus = match &self.bus {
+            Bus::System => "system".to_string(),
+            Bus::Session => "session".to_string(),
+            Bus::Address(a) => a.clone(),
+            Bus::None => "none".to_string(),
+        };
+        let mut v = vec![
+            ("attach", "false".to_string()),
+            ("base", self.base.display().to_string()),
+            ("broadcast", self.broadcast.to_string()),
+            ("bus", bus),
+            ("config", path(&self.file)),
+            ("context", self.context.clone()),
+            ("degree", self.degree.to_string()),
+            ("e", "false".to_string()),
+            ("filepath", self.filepath.display().to_string()),
+            ("force", self.force.to_string()),
+            ("hostname", self.hostname.clone()),
+            ("level", self.level.to_string().to_lowercase()),
+            ("logfile", path(&self.logfile)),
+            ("meshkey", self.mesh_key.display().to_string()),
+            ("msa", crate::daemon::hostinfo::go_duration(self.msa)),
+            ("namespace", self.namespace.clone().unwrap_or_default()),
+            ("nostdin", self.nostdin.to_string()),
+            ("port", self.port.to_string()),
+            ("recover", self.recover.to_string()),
+            ("version", "false".to_string()),
+        ];
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
     /// The command socket minimega's tools connect to.
     pub fn socket_path(&self) -> PathBuf {
         self.base.join("minimega")

@@ -43,6 +43,17 @@ pub enum Transport {
 pub struct Answer {
     pub text: String,
     pub error: bool,
+    /// The line was `quit`: the daemon ended this session.
+    pub quit: bool,
+}
+
+/// Whether a line is `quit` (or nests it), by this binary's command table.
+fn is_quit(line: &str) -> bool {
+    static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::daemon::Node>> =
+        std::sync::OnceLock::new();
+    let engine = ENGINE.get_or_init(crate::daemon::commands::engine);
+    crate::command::lexer::lex(line)
+        .is_ok_and(|w| !w.is_empty() && engine.names_command(&w, "quit"))
 }
 
 impl Transport {
@@ -69,6 +80,7 @@ impl Transport {
                 Ok(Answer {
                     error: r.has_error(),
                     text: r.text,
+                    quit: is_quit(line),
                 })
             }
             Transport::Socket(s) => {
@@ -76,13 +88,16 @@ impl Transport {
                 Ok(Answer {
                     text: crate::sock::client::answer_text(&replies),
                     error: replies.iter().any(|r| r.has_error()),
+                    quit: is_quit(line),
                 })
             }
             Transport::Local { daemon, session } => {
                 let groups = daemon.exec(session, line).await;
+                let quit = std::mem::take(&mut session.quit);
                 Ok(Answer {
                     text: crate::command::render::render_groups(&groups),
                     error: groups.iter().any(|g| g.has_error()),
+                    quit,
                 })
             }
         }

@@ -47,6 +47,13 @@ fn node_specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
+            patterns: &["args"],
+            short: "display arguments used",
+            long: "Display the flags this daemon runs with, one column per flag (by name)\nand its value, whether it came from the command line, the config file\nor the defaults: e.g. `.columns filepath args` for the files directory.",
+            handler: args,
+            mesh_ok: true,
+        },
+        Spec {
             patterns: &["host"],
             short: "report information about the host",
             long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs,\nVMs running and in total, uptime, the accelerator QEMU uses (kvm,\nor tcg where KVM does not work), MB/s the VMs received (rx) and sent (tx),\nand their NICs (netcommit).",
@@ -58,6 +65,13 @@ fn node_specs() -> Vec<Spec<Node>> {
 
 fn version(_c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move { Ok(Response::text(format!("minimega {VERSION}")).into()) })
+}
+
+fn args(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let (names, values): (Vec<&str>, Vec<String>) = c.ctx.config.args().into_iter().unzip();
+        Ok(table(names, [values]).into())
+    })
 }
 
 fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {

@@ -6,6 +6,7 @@ pub mod base;
 pub mod commands;
 pub mod hostinfo;
 pub mod node;
+pub mod preprocess;
 pub mod read;
 
 pub use commands::VERSION;

@@ -2,7 +2,7 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
-use crate::command::{Context, Elsewhere, Session};
+use crate::command::{BoxFuture, Context, Elsewhere, Session};
 use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::ns::Namespaces;
@@ -85,5 +85,13 @@ impl Context for Node {
 
     fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
         crate::ns::elsewhere(self, command, line, session)
+    }
+
+    fn active_namespace(&self) -> Option<String> {
+        self.namespaces.active()
+    }
+
+    fn preprocess<'a>(&'a self, value: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(super::preprocess::expand(&self.config.filepath, value))
     }
 }

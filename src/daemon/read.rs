@@ -35,6 +35,8 @@ pub fn resolve(files: &Path, name: &str) -> PathBuf {
 
 fn read(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
+        // History holds the file's commands, not the `read` (as minimega).
+        c.session.record_this = false;
         if NESTED.try_with(|n| n.set(true)).is_ok() {
             return Err(CommandError::failed("cannot run nested `read` commands"));
         }

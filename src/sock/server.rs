@@ -308,6 +308,10 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
                 return;
             }
         }
+        if session.quit {
+            debug!("command socket: client quit");
+            return;
+        }
     }
 }
 

@@ -130,8 +130,12 @@ impl Vms {
 
     /// `vm flush`: forgets QUIT and ERROR VMs and removes their folders.
     pub async fn flush(&self, ns: &str) -> Result<usize, VmError> {
-        let dead: Vec<Arc<Vm>> = self
-            .in_namespace(ns)
+        self.flush_vms(self.in_namespace(ns)).await
+    }
+
+    /// `vm flush TARGET`: the QUIT and ERROR VMs among `vms`; others stay.
+    pub async fn flush_vms(&self, vms: Vec<Arc<Vm>>) -> Result<usize, VmError> {
+        let dead: Vec<Arc<Vm>> = vms
             .into_iter()
             .filter(|v| matches!(v.state(), VmState::Quit | VmState::Error))
             .collect();
@@ -177,6 +181,22 @@ impl Vms {
         let r = f(&mut vm.lock().config);
         self.save(vm);
         r
+    }
+
+    /// `clear vm tag`: removes one tag (or all, `None`) from each VM.
+    pub fn clear_tag(&self, vms: &[Arc<Vm>], key: Option<&str>) {
+        for vm in vms {
+            {
+                let mut s = vm.lock();
+                match key {
+                    Some(k) => {
+                        s.tags.remove(k);
+                    }
+                    None => s.tags.clear(),
+                }
+            }
+            self.save(vm);
+        }
     }
 
     /// Remembers a changed cdrom so a relaunch boots with it.

@@ -159,7 +159,8 @@ impl Vm {
         let s = self.lock();
         match &s.qmp {
             Some(q) if s.state.is_live() => Ok(q.clone()),
-            _ => err(format!("vm {} is not running ({})", self.name, s.state)),
+            // minimega's words, which its web front end matches.
+            _ => err(format!("vm not running: {}", self.name)),
         }
     }
 }
@@ -288,6 +289,15 @@ impl Vms {
 
     pub fn count(&self) -> usize {
         self.reg().vms.len()
+    }
+
+    /// Ids start at 0 again once no VM is left (`clear all`), as minimega's
+    /// counters do when its namespaces are destroyed.
+    pub fn reset_ids(&self) {
+        let reg = self.reg();
+        if reg.vms.is_empty() {
+            self.inner.next_id.store(0, Ordering::SeqCst);
+        }
     }
 
     /// The VMs a target list names, in order, each once. An unknown name

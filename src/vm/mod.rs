@@ -16,18 +16,22 @@ pub mod argv;
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod config_commands;
+pub mod config_listing;
 pub mod hooks;
 pub mod info;
 pub mod launch;
 pub mod lifecycle;
 pub mod limits;
 pub mod manager;
+pub mod overrides;
 pub mod placement;
 pub mod process;
 pub mod qmp;
 pub mod screenshot;
 pub mod state;
 pub mod targets;
+pub mod virtio;
 
 pub use manager::{Vm, VmError, Vms};
 

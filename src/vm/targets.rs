@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum TargetError {
     #[error("invalid vm name, `{0}` is an integer")]
     Integer(String),
-    #[error("invalid vm name, `all` is reserved")]
+    #[error("invalid vm name, `all` is a reserved word")]
     Reserved,
     #[error("invalid vm name `{0}`: {1}")]
     BadName(String, &'static str),
@@ -144,7 +144,7 @@ mod tests {
         );
         assert_eq!(
             parse_launch("all").unwrap_err().to_string(),
-            "invalid vm name, `all` is reserved"
+            "invalid vm name, `all` is a reserved word"
         );
         assert_eq!(
             parse_launch("a,a").unwrap_err().to_string(),

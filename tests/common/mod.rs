@@ -5,10 +5,15 @@
 
 #![allow(dead_code)]
 
+pub mod conn;
 pub mod netns;
 pub mod ovs;
+pub mod qemus;
 pub mod testbed;
 pub mod vms;
+
+#[allow(unused_imports)]
+pub use conn::Conn;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -327,6 +332,18 @@ pub fn mm(bus: &str, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `minimega` as a user runs it with no D-Bus at all: it uses the command
+/// socket under `base`.
+pub fn mm_nobus(base: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["-base", base.to_str().unwrap()])
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
         .stdin(Stdio::null())
         .output()
         .unwrap()

@@ -2,6 +2,7 @@
 //! kills what a failed test leaves, the records and QEMUs under a base
 //! directory, and `vm info` as rows.
 
+use super::qemus::{alive, qemus_under};
 use super::{stdout, wait_for, Daemon};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -61,38 +62,6 @@ pub fn vm_dirs(base: &Path) -> Vec<String> {
         .unwrap_or_default();
     v.sort();
     v
-}
-
-/// Live processes whose command line mentions `base` (the QEMUs of that
-/// daemon: their QMP socket is under it).
-pub fn qemus_under(base: &Path) -> Vec<u32> {
-    let needle = base.to_string_lossy().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.starts_with("qemu-system") && cmd.contains(&needle) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// A process that exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("");
-    state != "Z" && state != "X"
 }
 
 /// `vm info` as rows of column -> value.
