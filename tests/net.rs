@@ -547,6 +547,21 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
     );
     d.ok("clear vlans");
     assert_eq!(d.ok("vlans"), "");
+    // A namespace's own range, shown by `namespace`; clearing the namespace
+    // clears its aliases.
+    d.ok("namespace exp vlans range 300 400");
+    d.ok("namespace exp vm config net X");
+    let listing = cells(&d.ok(".annotate false namespace"));
+    assert!(
+        listing.contains(&vec!["exp".into(), "300-400".into(), "false".into()]),
+        "{listing:?}"
+    );
+    assert_eq!(
+        cells(&d.ok(".annotate false .headers false namespace exp vlans")),
+        [["X", "300"]]
+    );
+    d.ok("clear namespace exp");
+    assert_eq!(d.ok("namespace exp vlans"), "");
 
     // Without Open vSwitch, a launch with a NIC says what to install and
     // makes nothing.

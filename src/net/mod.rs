@@ -213,6 +213,15 @@ impl Net {
         Ok((r.vlan, r.created))
     }
 
+    /// The `namespace` listing's vlans cell: the namespace's own range.
+    pub fn range_cell(&self, ns: &str) -> String {
+        lock(&self.saved)
+            .vlans
+            .own_range(ns)
+            .map(|r| format!("{}-{}", r.min, r.max))
+            .unwrap_or_default()
+    }
+
     pub fn print_vlan(&self, ns: &str, vlan: u16) -> String {
         lock(&self.saved).vlans.print(ns, vlan)
     }

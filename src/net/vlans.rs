@@ -252,6 +252,11 @@ impl Vlans {
         Ok(())
     }
 
+    /// The range set for namespace `ns` itself, if any.
+    pub fn own_range(&self, ns: &str) -> Option<Range> {
+        self.ranges.get(ns).filter(|_| !ns.is_empty()).copied()
+    }
+
     /// The range aliases of `ns` come from.
     pub fn range(&self, ns: Option<&str>) -> Range {
         match ns {

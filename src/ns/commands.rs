@@ -61,9 +61,13 @@ fn namespace(mut c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let mut names: BTreeSet<String> = node.namespaces.names().into_iter().collect();
             names.insert(DEFAULT.to_string());
             names.insert(active.clone());
-            let rows = names
-                .into_iter()
-                .map(|n| vec![n.clone(), String::new(), (n == active).to_string()]);
+            let rows = names.into_iter().map(|n| {
+                vec![
+                    n.clone(),
+                    node.net.range_cell(&n),
+                    (n == active).to_string(),
+                ]
+            });
             return Ok(table(["namespace", "vlans", "active"], rows).into());
         };
         valid_name(&name).map_err(CommandError::Invalid)?;
