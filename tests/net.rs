@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::ovs::Ovs;
+use common::ovs::Site;
 use common::testbed::Testbed;
 use common::vms::*;
 use common::*;
@@ -24,31 +24,8 @@ use std::time::Duration;
 
 const BOOT: Duration = Duration::from_secs(400);
 
-const PING_SCRIPT: &str = r#"#!/bin/sh
-arg() {
-    for w in $(cat /proc/cmdline); do
-        case "$w" in "$1"=*) echo "${w#*=}"; return 0 ;; esac
-    done
-    return 1
-}
-a6=$(arg mm.ip6) && ip -6 addr add "$a6" dev eth0
-peers=$(arg mm.ping | tr , ' ')
-peers6=$(arg mm.ping6 | tr , ' ')
-[ -n "$peers$peers6" ] || exit 0
-(
-    while true; do
-        for p in $peers; do
-            if ping -c 1 -W 1 "$p" >/dev/null 2>&1; then r=ok; else r=fail; fi
-            echo "MM-PING $p $r" >/dev/ttyS0
-        done
-        for p in $peers6; do
-            if ping6 -c 1 -W 1 "$p" >/dev/null 2>&1; then r=ok; else r=fail; fi
-            echo "MM-PING6 $p $r" >/dev/ttyS0
-        done
-        sleep 1
-    done
-) &
-"#;
+/// Pings (see the top of this file), added to the guest's initrd.
+const PING_SCRIPT: &str = include_str!("data/guest-ping.sh");
 
 /// The test guest's initrd with the ping script appended, written to `dir`.
 fn ping_initrd(dir: &Path) -> PathBuf {
@@ -65,96 +42,6 @@ fn ping_initrd(dir: &Path) -> PathBuf {
     );
     netns::sh(&["sh", "-c", &cmd]);
     img
-}
-
-fn tag() -> String {
-    format!(
-        "{:x}",
-        (std::process::id() as u64 * 31 + unique_tag()) % 0xfffff
-    )
-}
-
-/// A network namespace of this test with its own Open vSwitch in it.
-struct Site {
-    ovs: Option<Ovs>,
-    netns: String,
-    scratch: Scratch,
-}
-
-impl Site {
-    fn new(name: &str) -> Site {
-        let netns = format!("mmnet{}", tag());
-        netns::sh(&["ip", "netns", "add", &netns]);
-        netns::sh(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
-        let scratch = Scratch::new(name);
-        let mut s = Site {
-            ovs: None,
-            netns,
-            scratch,
-        };
-        s.ovs = Some(Ovs::start(&s.netns, &s.scratch.path.join("ovs")));
-        s
-    }
-
-    fn ovs(&self) -> &Ovs {
-        self.ovs.as_ref().unwrap()
-    }
-
-    fn daemon(&self, bus: &Bus, base: Option<PathBuf>) -> Daemon {
-        Daemon::start_with(
-            bus,
-            DaemonOpts {
-                netns: Some(self.netns.clone()),
-                env: self.ovs().env(),
-                base,
-                ready_within: Duration::from_secs(60),
-                ..DaemonOpts::default()
-            },
-        )
-    }
-
-    /// Output of a command in the namespace.
-    fn sh(&self, cmd: &str) -> String {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    /// The taps (and tunnels) the daemon made here.
-    fn devices(&self) -> Vec<String> {
-        let out = self.sh("ls /sys/class/net");
-        out.split_whitespace()
-            .filter(|n| n.starts_with("mega_") && *n != "mega_bridge")
-            .map(String::from)
-            .collect()
-    }
-
-    fn ports(&self, bridge: &str) -> Vec<String> {
-        let br = self.ovs().vsctl(&["list-br"]);
-        if !br.lines().any(|b| b == bridge) {
-            return Vec::new();
-        }
-        self.ovs()
-            .vsctl(&["list-ports", bridge])
-            .lines()
-            .map(String::from)
-            .collect()
-    }
-
-    fn ifindex(&self, dev: &str) -> String {
-        self.sh(&format!("cat /sys/class/net/{dev}/ifindex"))
-    }
-}
-
-impl Drop for Site {
-    fn drop(&mut self) {
-        self.ovs.take();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns])
-            .output();
-    }
 }
 
 /// A table's rows as trimmed cells (alignment is not the point).

@@ -2,8 +2,9 @@
 //! datapath: these machines have no openvswitch kernel module) with their
 //! own run, database and log directory, inside a network namespace the test
 //! made, so concurrent tests never share a switch. Stopped on drop.
+//! [`Site`] is such a namespace with its switch, for a daemon to run in.
 
-use super::wait_timeout;
+use super::{unique_tag, wait_timeout, Bus, Daemon, DaemonOpts, Scratch};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,5 +109,95 @@ impl Drop for Ovs {
                 let _ = c.wait();
             }
         }
+    }
+}
+
+fn tag() -> String {
+    format!(
+        "{:x}",
+        (std::process::id() as u64 * 31 + unique_tag()) % 0xfffff
+    )
+}
+
+/// A network namespace of this test with its own Open vSwitch in it.
+pub struct Site {
+    ovs: Option<Ovs>,
+    pub netns: String,
+    pub scratch: Scratch,
+}
+
+impl Site {
+    pub fn new(name: &str) -> Site {
+        let netns = format!("mmnet{}", tag());
+        super::netns::sh(&["ip", "netns", "add", &netns]);
+        super::netns::sh(&["ip", "-n", &netns, "link", "set", "lo", "up"]);
+        let scratch = Scratch::new(name);
+        let mut s = Site {
+            ovs: None,
+            netns,
+            scratch,
+        };
+        s.ovs = Some(Ovs::start(&s.netns, &s.scratch.path.join("ovs")));
+        s
+    }
+
+    pub fn ovs(&self) -> &Ovs {
+        self.ovs.as_ref().unwrap()
+    }
+
+    pub fn daemon(&self, bus: &Bus, base: Option<PathBuf>) -> Daemon {
+        Daemon::start_with(
+            bus,
+            DaemonOpts {
+                netns: Some(self.netns.clone()),
+                env: self.ovs().env(),
+                base,
+                ready_within: Duration::from_secs(60),
+                ..DaemonOpts::default()
+            },
+        )
+    }
+
+    /// Output of a command in the namespace.
+    pub fn sh(&self, cmd: &str) -> String {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.netns, "sh", "-c", cmd])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// The taps (and tunnels) the daemon made here.
+    pub fn devices(&self) -> Vec<String> {
+        let out = self.sh("ls /sys/class/net");
+        out.split_whitespace()
+            .filter(|n| n.starts_with("mega_") && *n != "mega_bridge")
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn ports(&self, bridge: &str) -> Vec<String> {
+        let br = self.ovs().vsctl(&["list-br"]);
+        if !br.lines().any(|b| b == bridge) {
+            return Vec::new();
+        }
+        self.ovs()
+            .vsctl(&["list-ports", bridge])
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    pub fn ifindex(&self, dev: &str) -> String {
+        self.sh(&format!("cat /sys/class/net/{dev}/ifindex"))
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        self.ovs.take();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
     }
 }
