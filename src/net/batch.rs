@@ -2,21 +2,41 @@
 //! launch of a hundred VMs prepares them concurrently (one hook call per
 //! VM), and each VM's ports would otherwise be a transaction of its own.
 //! The worker takes what is queued, waits a few milliseconds while more
-//! keeps arriving, and applies it all at once. When the batch as a whole
-//! is refused, each caller's part is retried alone, so one bad request
-//! fails only its own caller.
+//! keeps arriving, and applies it all at once. A launch announces how many
+//! VMs will ask ([`Batcher::expect`], from the hook's admission), and the
+//! worker waits for all of them (within bounds): otherwise a VM whose
+//! prepare runs late (its task queued behind the others' QEMU spawns)
+//! would get a transaction, and a QEMU start, of its own after everyone
+//! else's. When the batch as a whole is refused, each caller's part is
+//! retried alone, so one bad request fails only its own caller.
 
 use super::ovs::{Op, Switch};
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::debug;
 
 /// How long the worker waits for more requests after the last arrived.
 const TICK: Duration = Duration::from_millis(3);
-/// The most it waits in all.
+/// The most it waits in all, with nothing announced.
 const WINDOW: Duration = Duration::from_millis(60);
+/// How long announced callers are waited for, at most.
+const EXPECT_FOR: Duration = Duration::from_secs(3);
+
+/// Callers announced and not yet arrived, and until when to wait for them.
+#[derive(Default)]
+struct Expected {
+    n: usize,
+    until: Option<Instant>,
+}
+
+impl Expected {
+    fn waiting(&self) -> bool {
+        self.n > 0 && self.until.is_some_and(|t| Instant::now() < t)
+    }
+}
 
 struct Job {
     ops: Vec<Op>,
@@ -26,6 +46,11 @@ struct Job {
 pub struct Batcher {
     switch: Arc<dyn Switch>,
     tx: OnceLock<mpsc::UnboundedSender<Job>>,
+    expected: Arc<Mutex<Expected>>,
+}
+
+fn lock(e: &Mutex<Expected>) -> std::sync::MutexGuard<'_, Expected> {
+    e.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Batcher {
@@ -33,7 +58,21 @@ impl Batcher {
         Batcher {
             switch,
             tx: OnceLock::new(),
+            expected: Arc::default(),
         }
+    }
+
+    /// `n` callers of [`Batcher::arrive`] are on their way.
+    pub fn expect(&self, n: usize) {
+        let mut e = lock(&self.expected);
+        e.n += n;
+        e.until = Some(Instant::now() + EXPECT_FOR);
+    }
+
+    /// One announced caller is here (it sends its job now, or has none).
+    pub fn arrive(&self) {
+        let mut e = lock(&self.expected);
+        e.n = e.n.saturating_sub(1);
     }
 
     pub fn switch(&self) -> &Arc<dyn Switch> {
@@ -43,39 +82,60 @@ impl Batcher {
     /// Applies `ops` in the next batch; an error is one line naming the
     /// port or bridge that failed.
     pub async fn run(&self, ops: Vec<Op>) -> Result<(), String> {
+        self.send(ops, false).await
+    }
+
+    /// [`Batcher::run`] for an announced caller.
+    pub async fn run_announced(&self, ops: Vec<Op>) -> Result<(), String> {
+        self.send(ops, true).await
+    }
+
+    async fn send(&self, ops: Vec<Op>, announced: bool) -> Result<(), String> {
         if ops.is_empty() {
+            if announced {
+                self.arrive();
+            }
             return Ok(());
         }
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(worker(self.switch.clone(), rx));
+            tokio::spawn(worker(self.switch.clone(), rx, self.expected.clone()));
             tx
         });
         let (done, wait) = oneshot::channel();
-        tx.send(Job { ops, done })
-            .map_err(|_| "the switch worker is gone".to_string())?;
+        let sent = tx.send(Job { ops, done });
+        // After the job is queued, so the worker never sees neither.
+        if announced {
+            self.arrive();
+        }
+        sent.map_err(|_| "the switch worker is gone".to_string())?;
         wait.await
             .unwrap_or_else(|_| Err("the switch worker is gone".into()))
     }
 }
 
-async fn worker(switch: Arc<dyn Switch>, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn worker(
+    switch: Arc<dyn Switch>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    expected: Arc<Mutex<Expected>>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
-        let start = tokio::time::Instant::now();
+        let start = Instant::now();
         loop {
             while let Ok(j) = rx.try_recv() {
                 jobs.push(j);
             }
             let seen = jobs.len();
-            if start.elapsed() >= WINDOW {
+            let waiting = lock(&expected).waiting();
+            if !waiting && start.elapsed() >= WINDOW {
                 break;
             }
             tokio::time::sleep(TICK).await;
             while let Ok(j) = rx.try_recv() {
                 jobs.push(j);
             }
-            if jobs.len() == seen {
+            if jobs.len() == seen && !waiting {
                 break;
             }
         }
@@ -216,5 +276,30 @@ mod tests {
         // One refused batch of three, then each alone.
         assert_eq!(*fake.batches.lock().unwrap(), [3, 1, 1, 1]);
         assert_eq!(b.run(Vec::new()).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn announced_callers_are_waited_for() {
+        let fake = Arc::new(Fake::default());
+        let b = Arc::new(Batcher::new(fake.clone()));
+        b.expect(3);
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..3u64 {
+            let b = b.clone();
+            set.spawn(async move {
+                // Far apart, as prepares queued behind QEMU spawns are.
+                tokio::time::sleep(Duration::from_millis(100 * i)).await;
+                b.run_announced(add(&format!("t{i}"))).await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        assert_eq!(*fake.batches.lock().unwrap(), [3]);
+        // One that never comes holds nobody up for long.
+        b.expect(1);
+        b.arrive();
+        b.run(add("late")).await.unwrap();
+        assert_eq!(*fake.batches.lock().unwrap(), [3, 1]);
     }
 }

@@ -80,7 +80,10 @@ impl VmHook for NetHook {
             }
             // A head node's allocations, carried in its configuration.
             self.0.learn(launch.namespace, nics);
-            self.0.switch().check().await.map_err(err)
+            self.0.switch().check().await.map_err(err)?;
+            // Every VM's ports in one transaction (see net::batch).
+            self.0.expect(launch.count);
+            Ok(())
         })
     }
 
@@ -99,17 +102,24 @@ impl VmHook for NetHook {
             // Recorded before anything is made: whatever fails from here
             // on, `release` finds what to remove.
             vm.lock().config.networks = nics.clone();
-            let mut nl = Netlink::open().map_err(|e| err(format!("netlink: {e}")))?;
-            for n in &nics {
-                sys::create_tap(&n.tap, &mut nl)
-                    .map_err(|e| err(format!("cannot create tap {}: {e}", n.tap)))?;
+            let made = Netlink::open()
+                .map_err(|e| err(format!("netlink: {e}")))
+                .and_then(|mut nl| {
+                    nics.iter().try_for_each(|n| {
+                        sys::create_tap(&n.tap, &mut nl)
+                            .map_err(|e| err(format!("cannot create tap {}: {e}", n.tap)))
+                    })
+                });
+            if let Err(e) = made {
+                net.arrived();
+                return Err(e);
             }
             let ports = nics
                 .iter()
                 .filter(|n| !n.disconnected)
                 .map(Net::port)
                 .collect();
-            net.apply(ports).await.map_err(err)?;
+            net.apply_announced(ports).await.map_err(err)?;
             for n in nics.iter().filter(|n| !n.qos.is_empty()) {
                 if let Err(e) = tc::run(&n.qos.argv(&n.tap), &n.qos).await {
                     warn!(vm = %vm.name, "qos on {}: {e}", n.tap);

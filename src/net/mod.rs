@@ -287,6 +287,25 @@ impl Net {
 
     /// Applies switch changes, batched with concurrent callers'.
     pub async fn apply(&self, ops: Vec<ovs::Op>) -> Result<(), NetError> {
+        self.apply_as(ops, false).await
+    }
+
+    /// [`Net::apply`] for a VM of a launch the hook admitted (see
+    /// [`Batcher::expect`]).
+    pub async fn apply_announced(&self, ops: Vec<ovs::Op>) -> Result<(), NetError> {
+        self.apply_as(ops, true).await
+    }
+
+    pub fn expect(&self, n: usize) {
+        self.batch.expect(n);
+    }
+
+    /// An announced VM that will not apply anything after all.
+    pub fn arrived(&self) {
+        self.batch.arrive();
+    }
+
+    async fn apply_as(&self, ops: Vec<ovs::Op>, announced: bool) -> Result<(), NetError> {
         // Bridges seen for the first time: were they there before us?
         let new: BTreeSet<String> = {
             let s = lock(&self.saved);
@@ -300,13 +319,15 @@ impl Net {
                 .collect()
         };
         if !new.is_empty() {
-            let there: BTreeSet<String> = self
-                .switch()
-                .bridges()
-                .await?
-                .into_iter()
-                .map(|b| b.name)
-                .collect();
+            let there = match self.switch().bridges().await {
+                Ok(b) => b.into_iter().map(|b| b.name).collect::<BTreeSet<String>>(),
+                Err(e) => {
+                    if announced {
+                        self.arrived();
+                    }
+                    return Err(e.into());
+                }
+            };
             self.update(|s| {
                 for b in new {
                     s.bridges.entry(b.clone()).or_insert(BridgeBook {
@@ -316,7 +337,12 @@ impl Net {
                 }
             });
         }
-        self.batch.run(ops).await.map_err(NetError::Failed)
+        let r = if announced {
+            self.batch.run_announced(ops).await
+        } else {
+            self.batch.run(ops).await
+        };
+        r.map_err(NetError::Failed)
     }
 
     /// The access port of a NIC.
