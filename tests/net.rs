@@ -13,9 +13,9 @@
 
 mod common;
 
+use common::guest::*;
 use common::ovs::Site;
 use common::testbed::Testbed;
-use common::vms::*;
 use common::*;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

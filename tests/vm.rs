@@ -5,27 +5,11 @@
 
 mod common;
 
-use common::qemus::{alive, qemus_under};
-use common::vms::*;
+use common::guest::*;
 use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-fn configure_guest(d: &Daemon, append: &str) {
-    let (kernel, initrd) = guest();
-    d.ok("clear vm config");
-    d.ok("vm config memory 256");
-    d.ok(&format!("vm config kernel {}", kernel.display()));
-    d.ok(&format!("vm config initrd {}", initrd.display()));
-    d.ok(&format!("vm config append {append}"));
-    d.ok("vm config serial-ports 1");
-}
-
-fn marker_seen(base: &Path, id: &str) -> bool {
-    std::fs::read_to_string(base.join(id).join("serial0.log"))
-        .is_ok_and(|s| s.contains("MINIMEGA-GUEST-UP"))
-}
 
 #[test]
 fn five_guests_boot_survive_restarts_and_clean_up() {
@@ -236,6 +220,16 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
     nothing_left("qemu exiting at once");
+    // QEMU refusing a device dies after it opened its QMP socket, in the
+    // middle of the handshake: its own words still reach the user.
+    d.ok("vm config qemu-append -device no-such-device");
+    let e = fails(&d, "vm launch kvm bad");
+    assert!(
+        e.contains("qemu exited at once")
+            && e.contains("'no-such-device' is not a valid device model name"),
+        "{e}"
+    );
+    nothing_left("qemu refusing a device");
     d.ok("clear vm config");
 
     // A paused VM without disk or kernel is valid; its name is then taken.
@@ -260,6 +254,156 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     d.ok("vm kill all");
     d.ok("vm flush");
     nothing_left("after flush");
+}
+
+#[test]
+fn launches_the_node_cannot_hold_are_refused_up_front() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let _guard = VmGuard {
+        base: d.base.clone(),
+    };
+    let nothing_started = |what: &str| {
+        assert!(
+            vm_dirs(&d.base).is_empty(),
+            "{what}: {:?}",
+            vm_dirs(&d.base)
+        );
+        assert!(qemus_under(&d.base).is_empty(), "{what}: a qemu started");
+        assert_eq!(d.ok("vm info"), "", "{what}");
+    };
+    // The default 2048 MiB, a hundred thousand times.
+    let e = fails(&d, "vm launch kvm 100000");
+    assert!(
+        e.starts_with("E: 100000 more VMs is more than this node can hold: at most "),
+        "{e}"
+    );
+    nothing_started("100000 VMs");
+
+    let host =
+        d.ok(".annotate false .headers false .csv true .columns memtotal,memcommit,memlimit host");
+    let f: Vec<u64> = host.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(f[1], 0);
+    assert_eq!(f[2], f[0] * 3 / 2, "memlimit is memtotal x 1.5");
+    // A hundred VMs that together need just more than memlimit.
+    let memory = f[2] / 100 + 1;
+    d.ok(&format!("vm config memory {memory}"));
+    let e = fails(&d, "vm launch kvm big[1-100]");
+    assert_eq!(
+        e,
+        format!(
+            "E: not enough memory: 100 VMs need {} MiB, and this node can commit {} MiB more (memlimit {} MiB, memcommit 0 MiB; see -overcommit)",
+            memory * 100,
+            f[2],
+            f[2]
+        )
+    );
+    nothing_started("past memlimit");
+
+    // What fits is launched and committed.
+    d.ok("vm config memory 64");
+    d.ok("vm launch kvm 2");
+    assert_eq!(
+        d.ok(".annotate false .headers false .columns memcommit host"),
+        "128"
+    );
+    d.ok("vm kill all");
+    d.ok("vm flush");
+
+    // The ratio is the operator's.
+    let tight = Daemon::start_with(
+        &bus,
+        DaemonOpts {
+            name: "tight",
+            extra: vec!["-overcommit".into(), "0.01".into()],
+            ..DaemonOpts::default()
+        },
+    );
+    let limit = tight.ok(".annotate false .headers false .columns memlimit host");
+    assert_eq!(limit, (f[0] / 100).to_string());
+    tight.ok(&format!("vm config memory {}", f[0] / 100 + 1));
+    assert!(fails(&tight, "vm launch kvm 1").starts_with("E: not enough memory"));
+    assert!(vm_dirs(&tight.base).is_empty());
+}
+
+/// Field 22 of /proc/<pid>/stat: the start time a record keeps.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_forged_record_kills_and_removes_nothing() {
+    let bus = Bus::start();
+    for recover in ["true", "false"] {
+        let s = Scratch::new("forged");
+        let base = s.path.join("base");
+        std::fs::create_dir(&base).unwrap();
+        set_mode(&base, 0o700);
+        // Somebody's process, and somebody's cgroup.
+        let mut victim = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = victim.id();
+        let hierarchy = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.join("cgroup.procs").exists())
+            .unwrap();
+        let cgroup = hierarchy.join(format!("mm-forged-{}-{recover}", std::process::id()));
+        std::fs::create_dir(&cgroup).unwrap();
+        // One record names the process without a start time, the other
+        // with its true one; both claim a running VM, a cgroup and a unit.
+        let forge = |id: u64, start: Option<u64>| {
+            let dir = base.join(id.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            let rec = serde_json::json!({
+                "id": id, "name": format!("forged{id}"), "namespace": "minimega",
+                "uuid": "9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc", "config": {},
+                "state": "RUNNING", "pid": pid, "pid_start": start,
+                "placed": {"unit": "sshd.service", "cgroups": [cgroup]},
+            });
+            std::fs::write(dir.join("state.json"), rec.to_string()).unwrap();
+            dir
+        };
+        let dirs = [forge(5, None), forge(6, Some(start_time(pid)))];
+        let d = Daemon::start_with(
+            &bus,
+            DaemonOpts {
+                base: Some(base.clone()),
+                extra: vec![format!("-recover={recover}")],
+                ..DaemonOpts::default()
+            },
+        );
+        let rows = vm_info(&d);
+        assert_eq!(
+            column(&rows, "name"),
+            ["forged5", "forged6"],
+            "-recover={recover}"
+        );
+        assert_eq!(column(&rows, "state"), ["ERROR", "ERROR"]);
+        assert_eq!(column(&rows, "pid"), ["N/A", "N/A"], "no process is theirs");
+        d.ok("vm kill all");
+        assert!(fails(&d, "vm start forged5").contains("ERROR"));
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "-recover={recover} killed it"
+        );
+        assert!(cgroup.is_dir(), "-recover={recover} removed the cgroup");
+        assert!(dirs.iter().all(|d| d.join("state.json").is_file()));
+        assert!(d
+            .log_text()
+            .contains("cannot prove the record's process is its QEMU"));
+        // Flushing is the user's word: the folders go, the process stays.
+        d.ok("vm flush");
+        assert!(vm_dirs(&base).is_empty());
+        assert!(victim.try_wait().unwrap().is_none());
+        let _ = victim.kill();
+        let _ = victim.wait();
+        std::fs::remove_dir(&cgroup).unwrap();
+    }
 }
 
 #[test]

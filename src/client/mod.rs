@@ -64,10 +64,24 @@ impl Transport {
         match Client::connect(&config.bus).await {
             Ok(c) => Ok(Transport::Dbus(c)),
             Err(bus @ ClientError::NoBus { .. }) => {
-                match SocketClient::connect(&config.socket_path()).await {
-                    Ok(s) => Ok(Transport::Socket(s)),
-                    Err(socket) => Err(Error::Unreachable { socket, bus }),
+                // The first place that has a socket answers; the error of
+                // the first place is the one reported.
+                let mut first = None;
+                for path in config.socket_paths() {
+                    match SocketClient::connect(&path).await {
+                        Ok(s) => return Ok(Transport::Socket(s)),
+                        Err(SocketClientError::Missing { .. }) if first.is_some() => {}
+                        Err(e) => {
+                            if first.is_none()
+                                || matches!(first, Some(SocketClientError::Missing { .. }))
+                            {
+                                first = Some(e);
+                            }
+                        }
+                    }
                 }
+                let socket = first.expect("at least the base's socket");
+                Err(Error::Unreachable { socket, bus })
             }
             Err(e) => Err(e.into()),
         }
@@ -156,6 +170,18 @@ pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
     })
 }
 
+/// The client's runtime, or None after saying why there is none.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    // A runtime of its own thread: -attach's terminal thread sends it
+    // lines and completion requests from outside.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("minimega: cannot start: {e}"))
+        .ok()
+}
+
 /// Runs `f` on a connection to the daemon, or says in one line why there
 /// is none.
 fn connected<F, Fut>(config: &Config, f: F) -> ExitCode
@@ -163,18 +189,8 @@ where
     F: FnOnce(Transport) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    // A runtime of its own thread: -attach's terminal thread sends it
-    // lines and completion requests from outside.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("minimega: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(async {
         match Transport::connect(config).await {

@@ -8,7 +8,6 @@ use super::pattern::{Args, Outcome, Pattern};
 use super::response::{Group, Response};
 use super::session::{Origin, Session};
 use super::CommandError;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -112,15 +111,13 @@ impl<C: Context> Call<'_, C> {
     }
 }
 
-const HISTORY_MAX: usize = 10_000;
-
 pub struct Engine<C> {
     pub(super) specs: Vec<Spec<C>>,
     /// Every pattern as written: usage, help and completion.
     pub(super) patterns: Vec<(usize, Pattern, &'static str)>,
     /// The same with each choice split into its options: matching.
     variants: Vec<(usize, Pattern, &'static str)>,
-    history: Mutex<VecDeque<String>>,
+    history: Mutex<super::history::History>,
 }
 
 struct Compiled {
@@ -146,7 +143,7 @@ impl<C: Context> Engine<C> {
             specs,
             patterns,
             variants,
-            history: Mutex::new(VecDeque::new()),
+            history: Mutex::default(),
         }
     }
 
@@ -185,17 +182,16 @@ impl<C: Context> Engine<C> {
         let outer = std::mem::replace(&mut session.record_this, local && session.record);
         let groups = self.run_compiled(ctx, session, words, compiled).await;
         if std::mem::replace(&mut session.record_this, outer) {
-            self.remember(line.trim());
+            self.remember(line);
         }
         groups
     }
 
     fn remember(&self, line: &str) {
-        let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        if h.len() == HISTORY_MAX {
-            h.pop_front();
-        }
-        h.push_back(line.to_string());
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
     }
 
     /// Whether a line would run (it lexes and matches a command, after the
@@ -525,9 +521,7 @@ impl<C: Context> Engine<C> {
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+            .lines()
     }
 
     pub fn clear_history(&self) {

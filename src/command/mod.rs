@@ -6,6 +6,7 @@
 pub mod builtins;
 pub mod engine;
 pub mod help;
+pub mod history;
 pub mod lexer;
 pub mod pattern;
 pub mod preprocess;

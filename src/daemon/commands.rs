@@ -8,7 +8,7 @@ use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Respon
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 14] = [
+pub const HOST_COLUMNS: [&str; 15] = [
     "name",
     "cpus",
     "cpucommit",
@@ -16,6 +16,7 @@ pub const HOST_COLUMNS: [&str; 14] = [
     "memused",
     "memtotal",
     "memcommit",
+    "memlimit",
     "vms",
     "vmsall",
     "uptime",
@@ -31,9 +32,13 @@ pub fn engine() -> Engine<Node> {
     specs.extend(super::read::specs());
     specs.extend(crate::mesh::commands::specs());
     specs.extend(crate::ns::commands::specs());
+    specs.extend(crate::plumb::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
     specs.extend(crate::net::commands::specs());
+    specs.extend(crate::vm::hotplug::specs());
+    specs.extend(crate::vm::top::specs());
+    specs.extend(crate::vm::migrate::specs());
     Engine::new(specs)
 }
 
@@ -56,7 +61,7 @@ fn node_specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["host"],
             short: "report information about the host",
-            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs,\nVMs running and in total, uptime, the accelerator QEMU uses (kvm,\nor tcg where KVM does not work), MB/s the VMs received (rx) and sent (tx),\nand their NICs (netcommit).",
+            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, the accelerator QEMU uses (kvm,\nor tcg where KVM does not work), MB/s the VMs received (rx) and sent (tx),\nand their NICs (netcommit).",
             handler: host,
             mesh_ok: true,
         },
@@ -87,6 +92,8 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             info.mem_used_mib.to_string(),
             info.mem_total_mib.to_string(),
             memcommit.to_string(),
+            crate::vm::admission::mem_limit(info.mem_total_mib, n.config.overcommit)
+                .map_or_else(|| "none".into(), |l| l.to_string()),
             live.to_string(),
             n.vm_count().to_string(),
             go_duration(info.uptime),

@@ -27,6 +27,8 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     pub mesh: Mesh,
     pub namespaces: Namespaces,
+    /// Named pipes and pipelines, joined with the other nodes' plumbers.
+    pub plumber: crate::plumb::Plumber,
     /// `deploy` settings (user, flags, host key policy...), node-wide as
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
@@ -41,11 +43,23 @@ impl Node {
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
         let mut hooks = crate::vm::hooks::Hooks::default();
+        // First: a launch the node cannot hold is refused before any
+        // other subsystem makes anything for it.
+        hooks.push(std::sync::Arc::new(crate::vm::admission::Admit {
+            overcommit: config.overcommit,
+            vms: vms.downgrade(),
+        }));
+        hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
+        hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
         let net = crate::net::Net::new(&config.base);
         hooks.push(net.hook());
         vms.set_hooks(hooks);
+        let mesh = Mesh::new(&config, events.clone());
+        let plumber = crate::plumb::Plumber::new(&config.hostname);
+        plumber.set_remote(std::sync::Arc::new(mesh.clone()));
         Node {
-            mesh: Mesh::new(&config, events.clone()),
+            mesh,
+            plumber,
             namespaces: Namespaces::default(),
             deploy: Default::default(),
             config,

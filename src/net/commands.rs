@@ -523,7 +523,10 @@ fn capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
         let net = &c.ctx.net;
-        let file = || crate::vm::config::resolve_file(c.ctx.vms.filepath(), arg(&c, "filename"));
+        let file = || {
+            crate::vm::config::resolve_file(c.ctx.vms.filepath(), arg(&c, "filename"))
+                .map_err(CommandError::failed)
+        };
         let is_vm = c.pattern.contains(" vm ");
         if c.args.flag("delete") {
             let name = if is_vm {
@@ -554,11 +557,11 @@ fn capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let nic = vm.lock().config.networks.get(i).cloned().ok_or_else(|| {
                 CommandError::Failed(format!("vm {} has no interface {i}", vm.name))
             })?;
-            net.capture_tap(&ns, &vm.name, i, &nic, &file()).await?;
+            net.capture_tap(&ns, &vm.name, i, &nic, &file()?).await?;
             return Ok(Reply::empty());
         }
         if c.args.flag("pcap") {
-            net.capture_bridge(&ns, arg(&c, "bridge"), &file()).await?;
+            net.capture_bridge(&ns, arg(&c, "bridge"), &file()?).await?;
             return Ok(Reply::empty());
         }
         let header = ["bridge", "type", "interface", "mode", "compress", "path"];

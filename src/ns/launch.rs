@@ -238,11 +238,25 @@ async fn place(
             down.join("; ")
         )));
     }
+    let budgets = crate::vm::admission::budgets(&loads);
     let loads: Vec<HostLoad> = super::loads_from_host_table(&loads);
     let (_, existing) = taken(node, ns, hosts).await?;
     let reqs = requests(queue, &existing);
     let placement = schedule::schedule(&loads, &reqs, load_by).map_err(CommandError::failed)?;
-    Ok(assign(queue, &placement))
+    let a = assign(queue, &placement);
+    // Every host must hold its share before any host launches.
+    let shares = a.iter().map(|(host, entries)| {
+        let (mut vms, mut mib) = (0, 0u64);
+        for (e, names) in entries {
+            let n = names.count();
+            vms += n;
+            mib = mib.saturating_add((n as u64).saturating_mul(queue[*e].config.memory));
+        }
+        (host.as_str(), vms, mib)
+    });
+    crate::vm::admission::check_shares(&budgets, shares)
+        .map_err(|e| CommandError::failed(format!("cannot launch: {e}")))?;
+    Ok(a)
 }
 
 /// The queue and what the namespace schedules it with, checked.

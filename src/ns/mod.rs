@@ -58,6 +58,10 @@ pub const FAN_OUT: &[&str] = &[
     "vm flush",
     "vm tag",
     "clear vm tag",
+    "vm hotplug",
+    "vm top",
+    "vm migrate",
+    "vm save",
 ];
 
 #[derive(Debug, Clone, Default, PartialEq)]

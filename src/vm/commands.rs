@@ -307,7 +307,7 @@ fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 .map_err(|_| failed(format!("invalid maximum dimension `{m}`: not a number")))?,
         };
         let file = match c.args.string("filename") {
-            Some(f) => config::resolve_file(c.ctx.vms.filepath(), f),
+            Some(f) => config::resolve_file(c.ctx.vms.filepath(), f).map_err(failed)?,
             None => vm.paths.dir.join("screenshot.png").display().to_string(),
         };
         let q = vm.qmp()?;
@@ -349,7 +349,8 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),
                 c.args.string("path").unwrap_or_default(),
-            );
+            )
+            .map_err(failed)?;
             if !Path::new(&path).is_file() {
                 return Err(failed(format!("cdrom {path}: no such file")));
             }

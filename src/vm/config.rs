@@ -31,6 +31,8 @@ pub enum ConfigError {
     Net(#[from] crate::net::spec::SpecError),
     #[error("cannot specify {0} and {1} in the same config")]
     Conflict(&'static str, &'static str),
+    #[error(transparent)]
+    Outside(#[from] crate::confine::ConfineError),
 }
 
 /// The field names, for errors.
@@ -81,6 +83,8 @@ pub struct VmConfig {
     pub qemu_override: Vec<(String, String)>,
     /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
     pub networks: Vec<crate::net::Nic>,
+    /// A saved running state to start from (`vm migrate`, `vm save`).
+    pub state: String,
 }
 
 impl Default for VmConfig {
@@ -108,6 +112,7 @@ impl Default for VmConfig {
             virtio_ports: String::new(),
             qemu_override: Vec::new(),
             networks: Vec::new(),
+            state: String::new(),
         }
     }
 }
@@ -137,6 +142,7 @@ pub enum Field {
     VirtioPorts,
     QemuOverride,
     Networks,
+    State,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -164,9 +170,14 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("virtio-ports", Field::VirtioPorts),
     ("qemu-override", Field::QemuOverride),
     ("networks", Field::Networks),
+    ("state", Field::State),
 ];
 
-pub const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tag", Field::Tags)];
+pub const ALIASES: &[(&str, Field)] = &[
+    ("disk", Field::Disks),
+    ("tag", Field::Tags),
+    ("migrate", Field::State),
+];
 
 /// A word among `names` by its exact spelling (aliases included), else by
 /// a unique prefix of the names (aliases left out, so `dis` is `disks`).
@@ -222,6 +233,7 @@ impl Field {
             Field::Coschedule => (Vm, 80, "Coschedule limit"),
             Field::Colocate => (Vm, 90, "Colocate"),
             Field::Tags => (Vm, 110, "Tags"),
+            Field::State => (Kvm, 10, "State Path"),
             Field::Disks => (Kvm, 20, "Disks"),
             Field::Cdrom => (Kvm, 30, "CDROM Path"),
             Field::Kernel => (Kvm, 40, "Kernel Path"),
@@ -285,13 +297,14 @@ fn exclusive<'v>(
     Ok(v)
 }
 
-/// A file name as stored: absolute, relative names under `filepath`.
-pub fn resolve_file(filepath: &Path, name: &str) -> String {
-    if name.is_empty() || Path::new(name).is_absolute() {
-        name.to_string()
-    } else {
-        filepath.join(name).to_string_lossy().into_owned()
+/// A file name as stored: absolute, relative names under `filepath` and
+/// never outside it (see [`crate::confine`]); empty stays empty (unset).
+pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Ok(String::new());
     }
+    let p = crate::confine::confine(filepath, name)?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -322,7 +335,12 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Disks => {
+                self.disks = values
+                    .iter()
+                    .map(|d| resolve_file(filepath, d))
+                    .collect::<Result<_, _>>()?
+            }
             Field::Snapshot => {
                 let v = single(field, values)?;
                 self.snapshot = match v {
@@ -337,9 +355,9 @@ impl VmConfig {
                     }
                 }
             }
-            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
-            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
-            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?)?,
             Field::Append => self.append = values.to_vec(),
             Field::Uuid => {
                 let v = single(field, values)?;
@@ -412,6 +430,7 @@ impl VmConfig {
                     })
                 }
             },
+            Field::State => self.state = resolve_file(filepath, single(field, values)?)?,
         }
         Ok(())
     }
@@ -442,6 +461,7 @@ impl VmConfig {
             Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
             Field::QemuOverride => self.qemu_override = d.qemu_override,
             Field::Networks => self.networks = d.networks,
+            Field::State => self.state = d.state,
         }
     }
 
@@ -476,6 +496,7 @@ impl VmConfig {
                 out
             }
             Field::Networks => crate::net::spec::describe(&self.networks),
+            Field::State => self.state.clone(),
         }
     }
 }
@@ -544,10 +565,15 @@ mod tests {
         set(&mut c, "kernel", &["foo"]).unwrap();
         assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo");
         set(&mut c, "disk", &["a.qcow2", "/abs/b.qcow2"]).unwrap();
+        set(&mut c, "migrate", &["saved/web.state"]).unwrap();
+        assert_eq!(c.get(Field::State), "/tmp/minimega/files/saved/web.state");
         assert_eq!(
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
         );
+        let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
+        assert!(e.contains("outside the files directory"), "{e}");
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
     }
 
     #[test]

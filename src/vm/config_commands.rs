@@ -275,7 +275,7 @@ mod tests {
         );
         let e = resolve("s", true).unwrap_err().to_string();
         assert!(
-            e.contains("could be snapshot, serial-ports, schedule, save"),
+            e.contains("could be snapshot, serial-ports, schedule, state, save"),
             "{e}"
         );
         assert!(resolve("sav", false).is_err(), "clear has no subcommands");

@@ -101,6 +101,7 @@ Colocate:
 Tags:             {}
 
 KVM configuration:
+State Path:          
 Disks:               []
 CDROM Path:          
 Kernel Path:         

@@ -192,6 +192,17 @@ pub struct Vms {
     pub(super) inner: Arc<Inner>,
 }
 
+/// The registry as a hook keeps it: hooks live inside it, and a strong
+/// handle there would keep it alive forever.
+#[derive(Clone)]
+pub struct WeakVms(std::sync::Weak<Inner>);
+
+impl WeakVms {
+    pub fn upgrade(&self) -> Option<Vms> {
+        self.0.upgrade().map(|inner| Vms { inner })
+    }
+}
+
 pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -433,6 +444,24 @@ impl Vms {
             s.error = error.to_string();
         }
         self.save(vm);
+    }
+
+    pub fn downgrade(&self) -> WeakVms {
+        WeakVms(Arc::downgrade(&self.inner))
+    }
+
+    /// Memory (MiB) committed to the VMs that have a QEMU, and how many
+    /// they are, leaving out the VM with id `except`.
+    pub fn commitment_except(&self, except: Option<u64>) -> (u64, usize) {
+        let (mut mem, mut live) = (0, 0);
+        for vm in self.all().iter().filter(|v| Some(v.id) != except) {
+            let s = vm.lock();
+            if s.state.is_live() {
+                mem += s.config.memory;
+                live += 1;
+            }
+        }
+        (mem, live)
     }
 
     /// Committed vCPUs and memory (MiB) of the VMs that have a QEMU.

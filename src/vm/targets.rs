@@ -29,6 +29,16 @@ pub enum LaunchNames {
     Names(Vec<String>),
 }
 
+impl LaunchNames {
+    /// How many VMs the launch makes.
+    pub fn count(&self) -> usize {
+        match self {
+            LaunchNames::Count(n) => *n as usize,
+            LaunchNames::Names(v) => v.len(),
+        }
+    }
+}
+
 /// The most VMs one launch may ask for.
 pub const MAX_LAUNCH: u64 = ranges::MAX_EXPANSION as u64;
 

@@ -6,11 +6,11 @@
 #![allow(dead_code)]
 
 pub mod conn;
+pub mod guest;
 pub mod netns;
 pub mod ovs;
 pub mod qemus;
 pub mod testbed;
-pub mod vms;
 
 #[allow(unused_imports)]
 pub use conn::Conn;
@@ -379,24 +379,6 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim_end().to_string()
 }
 
-/// The test guest's kernel and initrd (scripts/build-guest.sh), built once
-/// per test run.
-pub fn guest() -> (PathBuf, PathBuf) {
-    static GUEST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    let dir = GUEST.get_or_init(|| {
-        let out = Command::new(project_root().join("scripts/build-guest.sh"))
-            .output()
-            .expect("run scripts/build-guest.sh");
-        assert!(
-            out.status.success(),
-            "scripts/build-guest.sh failed: {}",
-            stderr(&out)
-        );
-        PathBuf::from(stdout(&out).lines().last().unwrap().trim())
-    });
-    (dir.join("vmlinuz"), dir.join("initrd.img"))
-}
-
 /// Polls `f` until it returns Some, or panics after `limit` naming `what`.
 pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + limit;
@@ -410,4 +392,14 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A `/proc/<pid>/status` memory figure in KiB (`VmRSS`, `VmHWM` ...).
+pub fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }

@@ -1,13 +1,32 @@
-//! VM helpers shared by the tests that launch real QEMUs: a guard that
-//! kills what a failed test leaves, the records and QEMUs under a base
-//! directory, and `vm info` as rows.
+//! Real guests for the tests that boot VMs: the project's test guest,
+//! its configuration, the daemon's `vm info` as rows, and a guard that
+//! kills whatever QEMU a test leaves behind.
 
-use super::qemus::{alive, qemus_under};
-use super::{stdout, wait_for, Daemon};
+use super::qemus::QemuGuard;
+#[allow(unused_imports)]
+pub use super::qemus::{alive, qemus_under};
+use super::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::OnceLock;
+
+/// The test guest's kernel and initrd, built once per test run.
+pub fn guest() -> (PathBuf, PathBuf) {
+    static GUEST: OnceLock<PathBuf> = OnceLock::new();
+    let dir = GUEST.get_or_init(|| {
+        let out = std::process::Command::new(project_root().join("scripts/build-guest.sh"))
+            .output()
+            .expect("run scripts/build-guest.sh");
+        assert!(
+            out.status.success(),
+            "scripts/build-guest.sh failed: {}",
+            stderr(&out)
+        );
+        PathBuf::from(stdout(&out).lines().last().unwrap().trim())
+    });
+    (dir.join("vmlinuz"), dir.join("initrd.img"))
+}
 
 /// Kills whatever QEMU a test left under its base directory and removes
 /// the cgroups its VMs had, also when the test fails. Declared after the
@@ -24,15 +43,9 @@ impl Drop for VmGuard {
                 cgroups.extend(list.iter().filter_map(|v| v.as_str()).map(PathBuf::from));
             }
         }
-        let pids = qemus_under(&self.base);
-        for pid in &pids {
-            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-        }
-        for pid in &pids {
-            wait_for("qemu to die", Duration::from_secs(10), || {
-                (!alive(*pid)).then_some(())
-            });
-        }
+        drop(QemuGuard {
+            base: self.base.clone(),
+        });
         for c in cgroups {
             let _ = std::fs::remove_dir(c);
         }
@@ -106,4 +119,19 @@ pub fn fails(d: &Daemon, line: &str) -> String {
         "`{line}` should fail, printed {text}"
     );
     text
+}
+
+pub fn configure_guest(d: &Daemon, append: &str) {
+    let (kernel, initrd) = guest();
+    d.ok("clear vm config");
+    d.ok("vm config memory 256");
+    d.ok(&format!("vm config kernel {}", kernel.display()));
+    d.ok(&format!("vm config initrd {}", initrd.display()));
+    d.ok(&format!("vm config append {append}"));
+    d.ok("vm config serial-ports 1");
+}
+
+pub fn marker_seen(base: &Path, id: &str) -> bool {
+    std::fs::read_to_string(base.join(id).join("serial0.log"))
+        .is_ok_and(|s| s.contains("MINIMEGA-GUEST-UP"))
 }
