@@ -3,7 +3,7 @@
 //! taps, real TCG guests of the test guest pinging each other, a daemon
 //! killed with SIGKILL and restarted under them, and two systemd test-bed
 //! nodes joined by a VLAN trunk over the test bed's switch, then by a VXLAN
-//! tunnel. Each daemon that makes taps runs in a network namespace the test
+//! tunnel (`ns bridge`) that outlives one node's daemon restart. Each daemon that makes taps runs in a network namespace the test
 //! made, with its own switch; every name carries a per-run tag.
 //!
 //! Guests ping with a script added to the initrd (`/etc/guest.d`): every
@@ -479,6 +479,13 @@ fn mm(n: &common::testbed::Node, line: &str) -> String {
     n.ok(&format!("minimega -e {line}"))
 }
 
+/// Runs `minimega -e` in a node; must fail. Returns what it printed.
+fn fails_on(n: &common::testbed::Node, line: &str) -> String {
+    let out = n.sh(&format!("minimega -e {line}"));
+    assert!(!out.status.success(), "`{line}` should fail");
+    stdout(&out)
+}
+
 #[test]
 fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
     let bed = Testbed::boot(&["nn1", "nn2"]);
@@ -579,16 +586,12 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         "MM-PING 10.97.0.12 fail",
         fails_now + 2,
     );
+    // `ns bridge` joins the namespace's hosts' bridges by a VXLAN tunnel
+    // (each side made by the head, the far one over the mesh).
     let before = oks(n1, "12");
-    mm(
-        n1,
-        &format!("bridge tunnel vxlan mega_bridge {} 7", n2.addr),
-    );
-    mm(
-        n2,
-        &format!("bridge tunnel vxlan mega_bridge {} 7", n1.addr),
-    );
+    ns("ns bridge mega_bridge vxlan");
     assert!(mm(n1, ".annotate false bridge").contains(&format!("(vxlan {})", n2.addr)));
+    assert!(mm(n2, ".annotate false bridge").contains(&format!("(vxlan {})", n1.addr)));
     wait_lines(
         "g1 over the tunnel",
         || log(n1),
@@ -596,11 +599,37 @@ fn a_vlan_spans_two_nodes_over_a_trunk_and_a_vxlan_tunnel() {
         before + 2,
     );
 
+    // nn2's daemon restarts: its guest, its tunnel and the namespace's
+    // VLAN stay as they were.
+    n2.ok("systemctl restart minimega");
+    n2.wait_ok("minimega -e version", Duration::from_secs(60));
+    // The mesh link went with it; nn1 dials again (as in minimega).
+    n1.wait_ok(
+        "minimega -e mesh list | grep -q nn2 || minimega -e mesh dial nn2; minimega -e mesh list | grep -q nn2",
+        Duration::from_secs(60),
+    );
+    assert!(mm(n2, "namespace exp vlans").contains("DMZ   | 101"));
+    let before = oks(n2, "11");
+    wait_lines(
+        "g2 over the tunnel after nn2's restart",
+        || log(n2),
+        "MM-PING 10.97.0.11 ok",
+        before + 2,
+    );
+
+    // The tunnels go on both nodes with `ns del-bridge`.
+    ns("ns del-bridge mega_bridge");
+    for n in [n1, n2] {
+        let ports = n.ok("ovs-vsctl list-ports mega_bridge");
+        assert!(!ports.contains("mega_vxlan"), "{ports}");
+    }
+    assert!(fails_on(n1, "namespace exp ns del-bridge mega_bridge")
+        .contains("bridge is not associated with namespace"));
+
     ns("vm kill all");
     ns("vm flush");
     for n in [n1, n2] {
-        let left = n.ok("ovs-vsctl list-ports mega_bridge");
-        assert!(left.lines().all(|p| p.starts_with("mega_vxlan")), "{left}");
+        assert_eq!(n.ok("ovs-vsctl list-ports mega_bridge"), "");
         n.ok("systemctl stop minimega");
     }
 }

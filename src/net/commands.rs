@@ -404,6 +404,20 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     })
 }
 
+/// `ns bridge BR [vxlan|gre]` and `ns del-bridge BR` (patterns in the
+/// `ns` table): see [`super::span`].
+pub async fn ns_bridge(c: &Call<'_, Node>) -> CmdResult {
+    let (ns, br) = (namespace(c), arg(c, "bridge"));
+    if c.args.flag("del-bridge") {
+        super::span::delete(c.ctx, &ns, br).await?;
+    } else {
+        let hosts = crate::ns::hosts_of(c.ctx, c.session);
+        let kind = if c.args.flag("vxlan") { "vxlan" } else { "gre" };
+        super::span::create(c.ctx, &ns, &hosts, br, kind).await?;
+    }
+    Ok(Reply::empty())
+}
+
 fn vm_net(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);

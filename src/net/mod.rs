@@ -29,6 +29,7 @@ pub mod ovs;
 pub mod pcap;
 pub mod qemu;
 pub mod snoop;
+pub mod span;
 pub mod spec;
 pub mod sys;
 pub mod tc;
@@ -109,6 +110,8 @@ pub struct Saved {
     pub host_taps: BTreeMap<String, HostTap>,
     /// Addresses learned per tap.
     pub learned: BTreeMap<String, Learned>,
+    /// Namespace -> bridge -> the tunnels `ns bridge` made for it.
+    pub spans: BTreeMap<String, BTreeMap<String, Vec<span::Leg>>>,
 }
 
 pub struct Net {

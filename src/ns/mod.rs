@@ -45,6 +45,7 @@ pub const NAMESPACE_CLEAR: &[&str] = &[
     "clear vlans",
     "clear tap",
     "clear capture",
+    "ns del-bridge all",
 ];
 
 /// Commands that act on every host of the session's namespace, by name
