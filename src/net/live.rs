@@ -60,6 +60,48 @@ impl Net {
     }
 }
 
+/// Every link's byte counters at one moment, for rates over a window
+/// (`vm top`). Read by netlink: sysfs may show another network namespace.
+#[derive(Default)]
+pub struct Counters(HashMap<String, (u64, u64)>);
+
+impl Counters {
+    pub fn read() -> Counters {
+        let links = Netlink::open().and_then(|mut nl| nl.links());
+        Counters(
+            links
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| (l.name, (l.rx_bytes, l.tx_bytes)))
+                .collect(),
+        )
+    }
+
+    /// Bytes `vm`'s NICs received and sent: a tap's transmit is what the
+    /// guest receives.
+    pub fn of(&self, vm: &crate::vm::Vm) -> (u64, u64) {
+        let taps: Vec<String> = vm
+            .lock()
+            .config
+            .networks
+            .iter()
+            .map(|n| n.tap.clone())
+            .collect();
+        taps.iter()
+            .filter_map(|t| self.0.get(t))
+            .fold((0, 0), |(rx, tx), (r, t)| (rx + t, tx + r))
+    }
+}
+
+/// MB/s from byte counts `secs` apart.
+pub fn mb_per_s((rx0, tx0): (u64, u64), (rx1, tx1): (u64, u64), secs: f64) -> (f64, f64) {
+    let mb = (1u64 << 20) as f64 * secs.max(0.001);
+    (
+        rx1.saturating_sub(rx0) as f64 / mb,
+        tx1.saturating_sub(tx0) as f64 / mb,
+    )
+}
+
 async fn snoop(net: Weak<Net>) {
     let filter = sys::arp_ndp_filter();
     let sock = match PacketSocket::open(None, Some(&filter)) {
@@ -138,5 +180,18 @@ async fn sample(net: Weak<Net>) {
         *lock(&net.live.rates) = (rx / mb / secs, tx / mb / secs);
         last = next;
         at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_mebibytes_per_second_and_never_negative() {
+        let (rx, tx) = mb_per_s((0, 1 << 20), (3 << 20, 2 << 20), 2.0);
+        assert_eq!((rx, tx), (1.5, 0.5));
+        // A tap made again between samples restarts its counters.
+        assert_eq!(mb_per_s((5, 5), (1, 1), 1.0), (0.0, 0.0));
     }
 }
