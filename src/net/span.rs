@@ -12,7 +12,7 @@
 //! this node's address toward each host is the one its kernel would send
 //! from, so a name that resolves to loopback here does no harm.
 
-use super::{failed, Net, NetError};
+use super::{failed, NetError};
 use crate::command::lexer::quote_if_needed;
 use crate::daemon::Node;
 use serde::{Deserialize, Serialize};
@@ -125,12 +125,6 @@ async fn on(node: &Node, host: &str, bridge: &str, act: Act<'_>) -> Result<Strin
     }
 }
 
-impl Net {
-    fn legs(&self, ns: &str, bridge: &str) -> Option<Vec<Leg>> {
-        self.saved().spans.get(ns)?.get(bridge).cloned()
-    }
-}
-
 /// `ns bridge BRIDGE [vxlan|gre]` for namespace `ns` over `hosts`.
 pub async fn create(
     node: &Node,
@@ -139,9 +133,9 @@ pub async fn create(
     bridge: &str,
     kind: &str,
 ) -> Result<(), NetError> {
-    super::spec::check_bridge(bridge)
-        .map_err(|why| NetError::Failed(format!("invalid bridge `{bridge}`: {why}")))?;
-    if node.net.legs(ns, bridge).is_some() {
+    super::bridges::bridge_name(bridge)?;
+    let spans = node.net.saved().spans;
+    if spans.get(ns).is_some_and(|m| m.contains_key(bridge)) {
         return failed(format!("bridge {bridge} already spans namespace {ns}"));
     }
     if hosts.len() < 2 {
