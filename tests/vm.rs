@@ -69,7 +69,7 @@ fn five_guests_boot_survive_restarts_and_clean_up() {
     d.ok("vm start all");
     wait_for(
         "the marker on every serial console",
-        Duration::from_secs(240),
+        BOOT,
         || ids.iter().all(|id| marker_seen(&base, id)).then_some(()),
     );
     let rows = vm_info(d);
