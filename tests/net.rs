@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-const BOOT: Duration = Duration::from_secs(400);
-
 /// Pings (see the top of this file), added to the guest's initrd.
 const PING_SCRIPT: &str = include_str!("data/guest-ping.sh");
 
