@@ -6,6 +6,7 @@
 //!     bench launch [N, default 100] [ROUNDS, default 3]
 //!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
+//!     bench net [N, default 100] [ROUNDS, default 3]
 
 #[path = "bench/cc.rs"]
 mod cc;
@@ -17,6 +18,8 @@ mod files;
 mod launch;
 #[path = "bench/mesh.rs"]
 mod mesh;
+#[path = "bench/net.rs"]
+mod net;
 
 use std::process::ExitCode;
 
@@ -55,11 +58,13 @@ fn main() -> ExitCode {
         Some("launch") => launch::run(&args[1..]),
         Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
+        Some("net") => net::run(&args[1..]),
         _ => {
             eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
             eprintln!("       bench launch [N [ROUNDS]]");
             eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
+            eprintln!("       bench net [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }

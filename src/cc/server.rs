@@ -82,6 +82,8 @@ pub(crate) struct Inner {
     pub vms: Vms,
     /// Where the agents' named pipes go.
     pub plumber: crate::plumb::Plumber,
+    /// The node's networks, for the `vm info` columns filters match.
+    pub net: std::sync::OnceLock<Arc<crate::net::Net>>,
     pub filepath: PathBuf,
     state_dir: PathBuf,
     spaces: Mutex<BTreeMap<String, Space>>,
@@ -135,6 +137,7 @@ impl Cc {
             inner: Arc::new(Inner {
                 vms,
                 plumber,
+                net: std::sync::OnceLock::new(),
                 filepath: filepath.to_path_buf(),
                 state_dir,
                 spaces: Mutex::new(spaces),
@@ -156,6 +159,11 @@ impl Cc {
             }
         }
         cc
+    }
+
+    /// The node's networks; once, when the node is built.
+    pub fn set_net(&self, net: Arc<crate::net::Net>) {
+        let _ = self.inner.net.set(net);
     }
 
     pub fn filepath(&self) -> &Path {

@@ -464,8 +464,16 @@ impl Agent {
         if keys.is_empty() {
             return tags;
         }
-        let (header, rows) =
-            crate::vm::info::table(&self.cc.inner.vms, std::slice::from_ref(&self.vm), false).await;
+        let Some(net) = self.cc.inner.net.get() else {
+            return tags;
+        };
+        let (header, rows) = crate::vm::info::table(
+            &self.cc.inner.vms,
+            net,
+            std::slice::from_ref(&self.vm),
+            false,
+        )
+        .await;
         if let Some(row) = rows.first() {
             for (h, v) in header.iter().zip(row) {
                 if keys.iter().any(|k| k == h) && !v.is_empty() {

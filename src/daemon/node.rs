@@ -35,6 +35,7 @@ pub struct Node {
     pub vms: Vms,
     /// Command and control of the guests' agents.
     pub cc: crate::cc::Cc,
+    pub net: std::sync::Arc<crate::net::Net>,
     pub disks: crate::disk::Disks,
     pub files: crate::files::Files,
     pub background: crate::shell::Background,
@@ -66,8 +67,11 @@ impl Node {
         hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
+        let net = crate::net::Net::new(&config.base);
         let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone(), plumber.clone());
+        cc.set_net(net.clone());
         hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
+        hooks.push(net.hook());
         vms.set_hooks(hooks);
         Node {
             mesh,
@@ -81,6 +85,7 @@ impl Node {
             events,
             vms,
             cc,
+            net,
         }
     }
 

@@ -42,6 +42,10 @@ pub const DEFAULT: &str = "minimega";
 /// extend; commands not in the command table are skipped.
 pub const NAMESPACE_CLEAR: &[&str] = &[
     "clear vm config",
+    "clear vlans",
+    "clear tap",
+    "clear capture",
+    "ns del-bridge all",
     // minimega drops the namespace's cc server; its responses stay on disk.
     "clear cc commands",
     "clear cc filter",

@@ -75,6 +75,7 @@ pub fn cpu_time(ns: u64) -> String {
 
 pub async fn table(
     vms: &Vms,
+    net: &crate::net::Net,
     list: &[Arc<Vm>],
     summary: bool,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
@@ -121,19 +122,13 @@ pub async fn table(
                 .to_string(),
         );
         if summary {
-            row.push("[]".into());
+            row.push(net.vlan_cell(vm));
             rows.push(row);
             continue;
         }
+        row.push(pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()));
+        row.extend(net.info_cells(vm));
         row.extend([
-            pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            String::new(),
             cfg.memory.to_string(),
             cfg.vcpus.to_string(),
             crate::disk::spec::format_list(&cfg.disks),
