@@ -2,7 +2,7 @@
 //! figures beside a baseline measured in the same run on the same machine,
 //! so the numbers mean something on a shared, noisy host.
 //!
-//!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
+//!     bench mesh [--nodes 16] [--degree 3] [--rounds 200] [--idle 10] [--workers 1]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
 
 #[path = "bench/launch.rs"]
@@ -18,7 +18,9 @@ fn main() -> ExitCode {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
         _ => {
-            eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
+            eprintln!(
+                "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
+            );
             eprintln!("       bench launch [N [ROUNDS]]");
             ExitCode::from(2)
         }

@@ -64,13 +64,19 @@ pub async fn read_within<R: AsyncRead + Unpin>(
         .map_err(|_| FrameError::Timeout(limit))?
 }
 
+/// The length of a whole frame carrying `payload` bytes.
+pub fn frame_len(payload: usize) -> usize {
+    HEADER_LEN + payload + wire::MAC_LEN
+}
+
+/// Seals and writes one frame; returns its length.
 pub async fn write<W: AsyncWrite + Unpin>(
     w: &mut W,
     sealer: &mut Sealer,
     m: &Message,
-) -> Result<(), FrameError> {
+) -> Result<usize, FrameError> {
     let frame = sealer.seal(m)?;
     w.write_all(&frame).await?;
     w.flush().await?;
-    Ok(())
+    Ok(frame.len())
 }

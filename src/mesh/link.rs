@@ -5,7 +5,7 @@
 
 use super::auth::Authenticated;
 use super::frames::{self, FrameError};
-use super::wire::Message;
+use super::wire::{Kind, Message};
 use super::{Mesh, Registered, DEAD_AFTER, HEARTBEAT};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -31,7 +31,9 @@ pub(super) fn spawn(
         id,
         mut queue,
         stop,
+        counters,
     } = reg;
+    let sent = counters.clone();
 
     let writer_stop = stop.clone();
     tokio::spawn(async move {
@@ -49,9 +51,11 @@ pub(super) fn spawn(
                 }
                 Err(_) => Message::Heartbeat,
             };
-            let sent =
+            let written =
                 tokio::time::timeout(WRITE_TIMEOUT, frames::write(&mut wr, &mut sealer, &m)).await;
-            if !matches!(sent, Ok(Ok(()))) {
+            if let Ok(Ok(n)) = written {
+                sent.sent(m.kind(), n);
+            } else {
                 writer_stop.notify_one();
                 return;
             }
@@ -63,8 +67,12 @@ pub(super) fn spawn(
             tokio::select! {
                 _ = stop.notified() => break "closed".to_string(),
                 r = frames::read_within(&mut rd, &mut opener, super::wire::MAX_PAYLOAD, DEAD_AFTER) => match r {
-                    Ok((Message::Bye, _)) => break "the peer hung up".to_string(),
-                    Ok((m, _)) => {
+                    Ok((Message::Bye, raw)) => {
+                        counters.received(Kind::Bye, frames::frame_len(raw.len()));
+                        break "the peer hung up".to_string();
+                    }
+                    Ok((m, raw)) => {
+                        counters.received(m.kind(), frames::frame_len(raw.len()));
                         if let Err(e) = mesh.handle(&name, m) {
                             warn!("dropping link to {name}: {e}");
                             break e;

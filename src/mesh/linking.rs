@@ -169,6 +169,7 @@ impl Mesh {
         }
         let (tx, queue) = mpsc::channel(QUEUE);
         let stop = Arc::new(Notify::new());
+        let counters = self.counters(&peer.name);
         let id = self.0.ids.fetch_add(1, Ordering::Relaxed);
         st.links.insert(
             peer.name.clone(),
@@ -196,7 +197,12 @@ impl Mesh {
         drop(st);
         self.publish(events);
         self.0.changed.notify_one();
-        Ok(Registered { id, queue, stop })
+        Ok(Registered {
+            id,
+            queue,
+            stop,
+            counters,
+        })
     }
 
     /// A link ended (or was hung up); a no-op when that link is already

@@ -23,6 +23,7 @@ pub mod graph;
 mod link;
 mod linking;
 mod routing;
+pub mod stats;
 pub mod wire;
 
 use crate::command::{BoxFuture, Group, Response, Session};
@@ -100,6 +101,8 @@ struct Inner {
     /// Wakes discovery when links or membership change.
     changed: Notify,
     ids: AtomicU64,
+    /// Frames and bytes per peer and kind (`mesh stats`).
+    stats: Mutex<stats::Book>,
 }
 
 struct State {
@@ -144,6 +147,7 @@ struct Registered {
     id: u64,
     queue: mpsc::Receiver<Message>,
     stop: Arc<Notify>,
+    counters: Arc<stats::Counters>,
 }
 
 fn now_nanos() -> u64 {
@@ -189,6 +193,7 @@ impl Mesh {
             runner: OnceLock::new(),
             changed: Notify::new(),
             ids: AtomicU64::new(1),
+            stats: Mutex::new(stats::Book::default()),
         }))
     }
 
@@ -215,6 +220,25 @@ impl Mesh {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn book(&self) -> MutexGuard<'_, stats::Book> {
+        self.0.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The frame counters of one peer, kept across its links.
+    pub(crate) fn counters(&self, peer: &str) -> Arc<stats::Counters> {
+        self.book().counters(peer, Instant::now())
+    }
+
+    /// `mesh stats`: a row per peer and frame kind.
+    pub fn stats(&self) -> Vec<stats::Row> {
+        self.book().rows(Instant::now())
+    }
+
+    /// Every frame this node sent and received, all links together.
+    pub fn frame_totals(&self) -> stats::Tally {
+        self.book().totals()
     }
 
     /// The mesh key, read again from its file while it is missing.

@@ -69,6 +69,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Its name in `mesh stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "hello",
+            Kind::Confirm => "confirm",
+            Kind::Accept => "accept",
+            Kind::Refuse => "refuse",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Lsa => "lsa",
+            Kind::Routed => "routed",
+            Kind::Bye => "bye",
+        }
+    }
+
     fn from_byte(b: u8) -> Result<Kind, WireError> {
         Ok(match b {
             1 => Kind::Hello,
