@@ -115,7 +115,7 @@ impl Mesh {
         if l.origin == *me {
             // An announcement of ours from before a restart, newer than
             // ours: outbid it so the mesh believes the current one.
-            if l.seq >= st.my_seq {
+            if l.seq > st.my_seq {
                 st.my_seq = l.seq;
                 let own = bump_own(&mut st, me);
                 flood(&st, &own, None);
