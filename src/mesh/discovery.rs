@@ -1,10 +1,14 @@
 //! Finding nodes of the same context: while `degree > 0` a node broadcasts
 //! a small UDP datagram (its context, name, mesh port, whether it wants
-//! more links, and the smallest name of its mesh) to `-broadcast` on the
-//! mesh port, often at first and then backing off exponentially up to the
-//! announcement period; any change of links or membership makes it eager
-//! again. Datagrams carry a MAC under a key derived from the mesh key, so
-//! nodes without the key are not even dialed.
+//! more links, and the smallest name of its mesh) on the mesh port, to
+//! `-broadcast` if given, else to every up interface's broadcast address
+//! (see [`super::ifaces`]); often at first and then backing off
+//! exponentially up to the announcement period; any change of links or
+//! membership makes it eager again. Once a node has its degree only one
+//! node per mesh (the one that links newcomers) keeps broadcasting, so an
+//! idle cluster of N nodes hears one datagram per mesh and period, not N.
+//! Datagrams carry a MAC under a key derived from the mesh key, so nodes
+//! without the key are not even dialed.
 //!
 //! Who dials whom ([`decide`]) keeps the mesh in one piece even with a low
 //! degree: between two separate meshes, only the one whose smallest name is
@@ -17,7 +21,7 @@
 //! degree 0 still answers. Here degree 0 turns discovery off altogether.
 
 use super::wire::mac;
-use super::Mesh;
+use super::{ifaces, Mesh};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashSet};
@@ -102,6 +106,14 @@ pub struct View {
     pub linked: BTreeSet<String>,
 }
 
+impl View {
+    /// Whether this node broadcasts now: when it wants links, or as the
+    /// one node of its mesh that other meshes and newcomers should hear.
+    pub fn speaks(&self) -> bool {
+        self.wants || self.designated == self.me
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Dial,
@@ -163,7 +175,7 @@ pub fn backoff(attempt: u32, cap: Duration, random: u64) -> Duration {
     full.mul_f64(factor)
 }
 
-fn random() -> u64 {
+pub(super) fn random() -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
     u64::from_le_bytes(b)
@@ -181,12 +193,11 @@ pub async fn run(mesh: Mesh) {
             return;
         }
     };
-    let target = SocketAddr::new(IpAddr::V4(mesh.broadcast_addr()), mesh.port());
     let mut attempt = 0u32;
     let mut next = Instant::now();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut noted: HashSet<(IpAddr, &'static str)> = HashSet::new();
-    let mut send_failed = false;
+    let mut outage = Outage::default();
     loop {
         let active = mesh.degree() > 0;
         let wake = if active {
@@ -203,26 +214,9 @@ pub async fn run(mesh: Mesh) {
                 if !active {
                     continue;
                 }
-                match mesh.key() {
-                    Ok(key) => {
-                        let v = mesh.view();
-                        let a = Announce {
-                            context: v.context,
-                            name: v.me,
-                            port: mesh.port(),
-                            wants: v.wants,
-                            leader: v.leader,
-                        };
-                        match sock.send_to(&encode(&a, &key.discovery_key()), target).await {
-                            Ok(_) => send_failed = false,
-                            Err(e) if !send_failed => {
-                                send_failed = true;
-                                warn!("cannot broadcast mesh discovery to {target}: {e} (see -broadcast)");
-                            }
-                            Err(_) => {}
-                        }
-                    }
-                    Err(e) => debug!("no discovery broadcast: {e}"),
+                let v = mesh.view();
+                if v.speaks() {
+                    broadcast(&mesh, &sock, v, &mut outage).await;
                 }
                 next = Instant::now() + backoff(attempt, mesh.msa(), random());
                 attempt = attempt.saturating_add(1);
@@ -237,6 +231,80 @@ pub async fn run(mesh: Mesh) {
     }
 }
 
+/// Sends this node's datagram to every target. A failure (no interface to
+/// broadcast on, or every send refused) is logged once until broadcasting
+/// works again; the caller keeps retrying with backoff.
+async fn broadcast(mesh: &Mesh, sock: &UdpSocket, v: View, outage: &mut Outage) {
+    let key = match mesh.key() {
+        Ok(k) => k,
+        Err(e) => {
+            debug!("no discovery broadcast: {e}");
+            return;
+        }
+    };
+    let a = Announce {
+        context: v.context,
+        name: v.me,
+        port: mesh.port(),
+        wants: v.wants,
+        leader: v.leader,
+    };
+    let bytes = encode(&a, key.discovery_key());
+    let targets = ifaces::targets(mesh.broadcast_addr(), &ifaces::list());
+    let mut failures = Vec::new();
+    for t in &targets {
+        if let Err(e) = sock.send_to(&bytes, (*t, mesh.port())).await {
+            failures.push(format!("{t}: {e}"));
+        }
+    }
+    if targets.is_empty() || failures.len() == targets.len() {
+        if outage.failed() {
+            let why = if targets.is_empty() {
+                "no interface with an IPv4 broadcast address is up".to_string()
+            } else {
+                failures.join("; ")
+            };
+            warn!(
+                "cannot send mesh discovery ({why}); retrying with backoff \
+                 (see -broadcast, or link with `mesh dial`)"
+            );
+        }
+    } else {
+        if outage.recovered() {
+            info!(
+                "mesh discovery broadcasts again, to {}",
+                targets
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for f in failures {
+            debug!("mesh discovery not sent to {f}");
+        }
+    }
+}
+
+/// Whether a failure to broadcast was logged, so it is logged once per
+/// outage.
+#[derive(Debug, Default)]
+struct Outage {
+    logged: bool,
+}
+
+impl Outage {
+    /// A failed attempt: true if it is the first since broadcasting worked.
+    fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.logged, true)
+    }
+
+    /// A good attempt: true if it ends a logged outage.
+    fn recovered(&mut self) -> bool {
+        std::mem::replace(&mut self.logged, false)
+    }
+}
+
 fn bind(port: u16) -> std::io::Result<UdpSocket> {
     let s = std::net::UdpSocket::bind(("0.0.0.0", port))?;
     s.set_broadcast(true)?;
@@ -248,7 +316,7 @@ fn bind(port: u16) -> std::io::Result<UdpSocket> {
 fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAddr, &'static str)>) {
     let Ok(key) = mesh.key() else { return };
     let mut first = |what: &'static str| noted.len() < 4096 && noted.insert((from.ip(), what));
-    let a = match decode(bytes, &key.discovery_key()) {
+    let a = match decode(bytes, key.discovery_key()) {
         Ok(a) => a,
         Err(DatagramError::Mac) => {
             if first("mac") {
@@ -261,7 +329,7 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
         }
         Err(e) => {
             if first("bad") {
-                debug!("ignoring datagram from {from}: {e}");
+                warn!("ignoring a malformed mesh discovery datagram from {from}: {e}");
             }
             return;
         }
@@ -408,6 +476,27 @@ mod tests {
             decide(&over, &ann("c", "a", true)),
             Decision::Ignore(Why::Satisfied)
         );
+    }
+
+    #[test]
+    fn only_a_node_short_of_links_or_the_designated_one_speaks() {
+        let mut v = view("b", &["a", "b"], &["a"], 1);
+        v.designated = "a".into();
+        assert!(!v.speaks());
+        v.designated = "b".into();
+        assert!(v.speaks());
+        let short = view("b", &["a", "b"], &["a"], 3);
+        assert!(short.speaks());
+    }
+
+    #[test]
+    fn an_outage_is_logged_once() {
+        let mut o = Outage::default();
+        assert!(!o.recovered());
+        assert!(o.failed());
+        assert!(!o.failed());
+        assert!(o.recovered());
+        assert!(o.failed());
     }
 
     #[test]

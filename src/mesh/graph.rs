@@ -107,6 +107,39 @@ impl Topology {
         self.hops.get(dst).copied()
     }
 
+    /// This node's children in the shortest-path tree rooted at `origin`
+    /// (breadth first, neighbours in name order): the links a periodic
+    /// refresh of `origin`'s announcement goes on by. Every node with the
+    /// same view computes the same tree, so a refresh reaches each node
+    /// once. `None` when `origin` is not reachable.
+    pub fn tree_children(&self, origin: &str) -> Option<Vec<String>> {
+        if !self.adj.contains_key(origin) {
+            return None;
+        }
+        let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut queue = VecDeque::from([origin]);
+        parent.insert(origin, origin);
+        while let Some(u) = queue.pop_front() {
+            for v in self.adj.get(u).into_iter().flatten() {
+                if !parent.contains_key(v.as_str()) {
+                    parent.insert(v, u);
+                    queue.push_back(v);
+                }
+            }
+        }
+        Some(
+            self.adj
+                .get(&self.me)
+                .into_iter()
+                .flatten()
+                .filter(|v| {
+                    v.as_str() != origin && parent.get(v.as_str()) == Some(&self.me.as_str())
+                })
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// Each reachable node and its links, as `mesh list` prints them.
     pub fn adjacency(&self) -> &BTreeMap<String, BTreeSet<String>> {
         &self.adj
@@ -266,6 +299,45 @@ mod tests {
         let star = topo("b", &[("a", "b"), ("a", "c"), ("a", "d")]);
         assert_eq!(star.least_linked(), "b");
         assert_eq!(star.next_hop("d"), Some("a"));
+    }
+
+    #[test]
+    fn refreshes_go_down_the_origins_tree_and_reach_each_node_once() {
+        // A ring of six with two chords: plenty of cycles.
+        let edges = [
+            ("a", "b"),
+            ("b", "c"),
+            ("c", "d"),
+            ("d", "e"),
+            ("e", "f"),
+            ("f", "a"),
+            ("a", "d"),
+            ("b", "e"),
+        ];
+        let names = ["a", "b", "c", "d", "e", "f"];
+        for origin in names {
+            // Simulate: the origin sends to its children, each receiver to
+            // its own; count receipts.
+            let mut got: BTreeMap<&str, usize> = BTreeMap::new();
+            let mut wave = vec![origin];
+            let mut frames = 0;
+            while let Some(n) = wave.pop() {
+                for c in topo(n, &edges).tree_children(origin).unwrap() {
+                    frames += 1;
+                    let c = names.iter().find(|x| **x == c).unwrap();
+                    *got.entry(c).or_default() += 1;
+                    wave.push(c);
+                }
+            }
+            assert_eq!(frames, names.len() - 1, "from {origin}: {got:?}");
+            assert!(got.values().all(|n| *n == 1) && !got.contains_key(origin));
+        }
+        // The origin's children are all its links.
+        assert_eq!(
+            topo("a", &edges).tree_children("a").unwrap(),
+            ["b", "d", "f"]
+        );
+        assert_eq!(topo("a", &edges).tree_children("zz"), None);
     }
 
     #[test]

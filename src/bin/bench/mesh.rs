@@ -36,6 +36,8 @@ struct Opts {
     idle: Duration,
     /// Tokio worker threads per daemon (TOKIO_WORKER_THREADS).
     workers: usize,
+    /// Leave the daemons' logs behind.
+    keep: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -45,6 +47,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         rounds: 200,
         idle: Duration::from_secs(10),
         workers: 1,
+        keep: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -54,6 +57,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                 .ok_or_else(|| format!("{what} needs a number"))
         };
         match a.trim_start_matches('-') {
+            "keep" => o.keep = true,
             "nodes" => o.nodes = num("--nodes")?,
             "degree" => o.degree = num("--degree")?,
             "rounds" => o.rounds = num("--rounds")?,
@@ -124,6 +128,7 @@ struct Lab {
     hosts: Vec<String>,
     switch: Option<String>,
     daemons: Vec<Option<Child>>,
+    keep: bool,
 }
 
 impl Lab {
@@ -139,6 +144,7 @@ impl Lab {
             hosts: Vec::new(),
             switch: None,
             daemons: Vec::new(),
+            keep: false,
         };
         let sw = format!("mmb{}-sw", lab.tag);
         sh(&["ip", "netns", "add", &sw])?;
@@ -218,7 +224,11 @@ impl Drop for Lab {
         for ns in self.hosts.iter().chain(self.switch.iter()) {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.keep {
+            eprintln!("bench mesh: logs left in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -239,6 +249,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
         .filter(|p| p.exists())
         .ok_or("no minimega binary beside bench (cargo build --release)")?;
     let mut lab = Lab::new()?;
+    lab.keep = o.keep;
     let key = lab.dir.join("mesh.key");
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret).map_err(|e| e.to_string())?;
@@ -275,7 +286,6 @@ async fn bench(o: &Opts) -> Result<(), String> {
             .args(["-degree", &o.degree.to_string()])
             .args(["-meshkey", &key.display().to_string()])
             .args(["-bus", "none", "-level", "warn"])
-            .args(["-broadcast", &format!("10.79.{}.255", lab.subnet)])
             .env("TOKIO_WORKER_THREADS", o.workers.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -330,6 +340,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
         total as f64 / secs / o.nodes as f64,
         per_kind
             .iter()
+            .filter(|(_, v)| **v > 0)
             .map(|(k, v)| format!("{k} {:.1}", *v as f64 / secs / o.nodes as f64))
             .collect::<Vec<_>>()
             .join(", ")
@@ -396,19 +407,33 @@ async fn bench(o: &Opts) -> Result<(), String> {
     // Healing: kill 10% (never node 0, which drives the bench).
     let kill = o.nodes.div_ceil(10).min(o.nodes - 1);
     let victims: Vec<usize> = (0..kill).map(|k| 1 + k * (o.nodes - 1) / kill).collect();
+    // The send right after the kill goes over a connection of its own, at
+    // the same time as the survivors are polled.
+    let mut sender = SocketClient::connect(&lab.socket(0))
+        .await
+        .map_err(|e| e.to_string())?;
     let t = Instant::now();
     for &v in &victims {
         lab.kill(v);
     }
-    let right_after = exec(&mut clients, 0, "mesh send all version").await?;
-    let after_ms = ms(t.elapsed());
     let survivors: Vec<usize> = all
         .iter()
         .copied()
         .filter(|i| !victims.contains(i))
         .collect();
-    wait_size(&mut clients, &survivors, survivors.len(), t).await?;
-    let healed = t.elapsed();
+    let (right_after, healed) = tokio::join!(
+        async {
+            let r = sender.exec("mesh send all version").await;
+            (r, t.elapsed())
+        },
+        async {
+            wait_size(&mut clients, &survivors, survivors.len(), t)
+                .await
+                .map(|_| t.elapsed())
+        }
+    );
+    let (right_after, after_took) = (right_after.0.map_err(|e| e.to_string())?, right_after.1);
+    let healed = healed?;
     let errors: usize = right_after
         .iter()
         .flat_map(|r| r.resp.iter().flatten())
@@ -416,8 +441,8 @@ async fn bench(o: &Opts) -> Result<(), String> {
         .count();
     println!(
         "healing: killed {kill} of {} ({}); every survivor reports mesh size {} {:.3} s later; \
-         `mesh send all version` right after the kill: {} answers and {errors} error rows \
-         in {after_ms:.1} ms",
+         `mesh send all version` sent right after the kill: {} answers and {errors} error rows \
+         in {:.1} ms",
         o.nodes,
         victims
             .iter()
@@ -426,7 +451,8 @@ async fn bench(o: &Opts) -> Result<(), String> {
             .join(","),
         survivors.len(),
         healed.as_secs_f64(),
-        answers(&right_after)
+        answers(&right_after),
+        ms(after_took)
     );
     let mut after = Vec::new();
     let mut complete = 0;
@@ -503,6 +529,7 @@ async fn connect_all(lab: &Lab, which: &[usize], t0: Instant) -> Result<Clients,
 /// Polls `which` until each reports mesh size `n`.
 async fn wait_size(c: &mut Clients, which: &[usize], n: usize, t0: Instant) -> Result<(), String> {
     let mut done = vec![false; which.len()];
+    let mut sizes = vec![0; which.len()];
     loop {
         for (k, &i) in which.iter().enumerate() {
             if done[k] {
@@ -516,6 +543,7 @@ async fn wait_size(c: &mut Clients, which: &[usize], n: usize, t0: Instant) -> R
                 .and_then(|r| r.tabular.first())
                 .and_then(|row| row.first())
                 .and_then(|s| s.parse::<usize>().ok());
+            sizes[k] = size.unwrap_or(0);
             done[k] = size == Some(n);
         }
         if done.iter().all(|d| *d) {
@@ -525,8 +553,9 @@ async fn wait_size(c: &mut Clients, which: &[usize], n: usize, t0: Instant) -> R
             let short: Vec<String> = which
                 .iter()
                 .zip(&done)
-                .filter(|(_, d)| !**d)
-                .map(|(i, _)| name(*i))
+                .zip(&sizes)
+                .filter(|((_, d), _)| !**d)
+                .map(|((i, _), size)| format!("{} ({size})", name(*i)))
                 .collect();
             return Err(format!(
                 "{} daemons do not report mesh size {n} after {PATIENCE:?}: {}",
