@@ -61,7 +61,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["mesh stats"],
             short: "display frame counters per peer and frame kind",
-            long: "Display what this node's mesh links carried: one row per peer and frame\nkind, with frames and bytes received (in) and sent (out) since the daemon\nstarted, and frames per second over the last 5 to 10 seconds. A peer's\ncounters survive its links, so a link that keeps reopening shows as hello\nframes piling up. Kinds: hello, confirm, accept and refuse open a link;\nheartbeat keeps an idle link alive (one per second each way); lsa is a\nstate announcement (sent on every change of links, and refreshed every\n-msa); routed carries commands and their answers; bye closes a link.\n\nAn idle mesh sends only heartbeats and the periodic announcements. For\nexample, to see the whole mesh's traffic by peer:\n\n\tmesh send all mesh stats",
+            long: "Display what this node's mesh links carried: one row per peer and frame\nkind, with frames and bytes received (in) and sent (out) since the daemon\nstarted, and frames per second over the last 5 to 10 seconds. A peer's\ncounters survive its links, so a link that keeps reopening shows as hello\nframes piling up. Kinds: hello, confirm, accept and refuse open a link;\nheartbeat keeps an idle link alive (one every 2 seconds each way); lsa is a\nstate announcement (sent on every change of links, and refreshed every\n-msa); routed carries commands and their answers; bye closes a link.\n\nAn idle mesh sends only heartbeats and the periodic announcements. For\nexample, to see the whole mesh's traffic by peer:\n\n\tmesh send all mesh stats",
             handler: stats,
             mesh_ok: true,
         },
@@ -151,7 +151,7 @@ fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         if c.args.flag("peers") {
             return Ok(names(m.others()).into());
         }
-        Ok(Response::text(format_list(m.topology().adjacency())).into())
+        Ok(Response::text(format_list(&m.topology().adjacency())).into())
     })
 }
 

@@ -3,10 +3,13 @@
 //! more links, and the smallest name of its mesh) on the mesh port, to
 //! `-broadcast` if given, else to every up interface's broadcast address
 //! (see [`super::ifaces`]); often at first and then backing off
-//! exponentially up to the announcement period; any change of links or
-//! membership makes it eager again. Once a node has its degree only one
-//! node per mesh (the one that links newcomers) keeps broadcasting, so an
-//! idle cluster of N nodes hears one datagram per mesh and period, not N.
+//! exponentially up to the announcement period; any change of this node's
+//! links makes it eager again (changes elsewhere in the mesh do not: a
+//! forming mesh would have every node broadcasting at once, and the
+//! broadcasts of a hundred nodes overflow the network's queues). Once a
+//! node has its degree only one node per mesh (the one that links
+//! newcomers) keeps broadcasting, so an idle cluster of N nodes hears one
+//! datagram per mesh and period, not N.
 //! Datagrams carry a MAC under a key derived from the mesh key, so nodes
 //! without the key are not even dialed.
 //!
@@ -194,7 +197,8 @@ pub async fn run(mesh: Mesh) {
         }
     };
     let mut attempt = 0u32;
-    let mut next = Instant::now();
+    // Nodes started together do not broadcast together.
+    let mut next = Instant::now() + backoff(0, mesh.msa(), random());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut noted: HashSet<(IpAddr, &'static str)> = HashSet::new();
     let mut outage = Outage::default();
@@ -216,6 +220,7 @@ pub async fn run(mesh: Mesh) {
                 }
                 let v = mesh.view();
                 if v.speaks() {
+                    debug!("mesh discovery: broadcasting (wants links: {})", v.wants);
                     broadcast(&mesh, &sock, v, &mut outage).await;
                 }
                 next = Instant::now() + backoff(attempt, mesh.msa(), random());
@@ -347,6 +352,10 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
                 );
             }
         }
+        Decision::Ignore(Why::NotOurTurn) => debug!(
+            "heard {} of another mesh (leader {}); {} links newcomers here",
+            a.name, a.leader, v.designated
+        ),
         Decision::Ignore(_) => {}
         Decision::Dial => {
             let mesh = mesh.clone();

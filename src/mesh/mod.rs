@@ -27,6 +27,7 @@ pub mod ifaces;
 mod link;
 mod linking;
 pub mod ratelimit;
+pub mod requests;
 pub mod routed;
 mod routing;
 pub mod stats;
@@ -107,7 +108,7 @@ struct Inner {
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     runner: OnceLock<Runner>,
-    /// Wakes discovery when links or membership change.
+    /// Wakes discovery when this node's links or degree change.
     changed: Notify,
     ids: AtomicU64,
     /// Frames and bytes per peer and kind (`mesh stats`).
@@ -124,12 +125,19 @@ struct State {
     lsdb: BTreeMap<String, Stored>,
     my_seq: u64,
     topo: Topology,
-    /// Requests waiting for answers: by request id, then by the node that
-    /// owes one (`None` once answered).
-    pending: HashMap<u64, HashMap<String, Option<Answer>>>,
+    /// Requests waiting for answers.
+    pending: requests::Requests,
+    /// Requests from other nodes run here lately (a resend is not run twice).
+    seen: requests::Seen,
+    /// Requests to send again, after a loss in the mesh, once the lock is
+    /// released.
+    resend: Vec<routed::Routed>,
     /// Where each origin's periodic announcement goes on from here, for
     /// the current topology.
     trees: HashMap<String, Vec<String>>,
+    /// `topo` is behind the announcements; a recomputation is due.
+    stale: bool,
+    recompute_due: bool,
     dialing: BTreeSet<String>,
     key_error_logged: bool,
     /// Nodes that left the mesh, and when: `mesh send all` still names them
@@ -152,8 +160,6 @@ struct Stored {
     peers: BTreeSet<String>,
     at: Instant,
 }
-
-type Answer = oneshot::Sender<Result<Vec<Response>, String>>;
 
 /// What a link task gets once its peer is registered.
 struct Registered {
@@ -196,8 +202,12 @@ impl Mesh {
                 lsdb,
                 my_seq,
                 topo: Topology::alone(&me),
-                pending: HashMap::new(),
+                pending: requests::Requests::default(),
+                seen: requests::Seen::default(),
+                resend: Vec::new(),
                 trees: HashMap::new(),
+                stale: false,
+                recompute_due: false,
                 dialing: BTreeSet::new(),
                 key_error_logged: false,
                 lost: BTreeMap::new(),
@@ -206,7 +216,9 @@ impl Mesh {
             events,
             runner: OnceLock::new(),
             changed: Notify::new(),
-            ids: AtomicU64::new(1),
+            // A restarted node's request ids must not be ones its peers
+            // remember running (`requests::Seen` would not run them again).
+            ids: AtomicU64::new(discovery::random() >> 1),
             stats: Mutex::new(stats::Book::default()),
             malformed: Mutex::new(ratelimit::RateLimit::new(10, Duration::from_secs(60))),
         }))
@@ -385,7 +397,8 @@ impl Mesh {
         self.state().timeout = t;
     }
 
-    /// Resolves when links or membership changed since the last call.
+    /// Resolves when this node's links or degree changed since the last
+    /// call (what makes discovery eager again).
     pub async fn changed(&self) {
         self.0.changed.notified().await
     }

@@ -12,8 +12,13 @@
 //! announcement coming back to it is never newer than its current one;
 //! only one of a previous run of the node is outbid.
 
+use super::requests::Admit;
 use super::routed::{Blob, Body, Routed};
 use super::*;
+
+/// How long a change announced by another node waits for more before this
+/// node recomputes its topology.
+const COALESCE: Duration = Duration::from_millis(20);
 
 impl Mesh {
     /// Recomputes the topology; fails requests to nodes that left. Returns
@@ -21,13 +26,10 @@ impl Mesh {
     pub(super) fn recompute(&self, st: &mut State) -> Vec<Event> {
         let me = &self.0.me;
         let links: BTreeSet<String> = st.links.keys().cloned().collect();
-        let announced: BTreeMap<String, BTreeSet<String>> = st
-            .lsdb
-            .iter()
-            .filter(|(o, _)| *o != me)
-            .map(|(o, s)| (o.clone(), s.peers.clone()))
-            .collect();
-        let topo = Topology::compute(me, &links, &announced);
+        let lsdb = &st.lsdb;
+        let topo = Topology::from_lookup(me, &links, |n| {
+            lsdb.get(n).filter(|_| n != me).map(|s| &s.peers)
+        });
         let mut events = Vec::new();
         let now = std::time::Instant::now();
         let left: Vec<String> = st
@@ -47,24 +49,25 @@ impl Mesh {
             st.lost.remove(n);
             events.push(Event::PeerJoined(n.clone()));
         }
-        for waiting in st.pending.values_mut() {
-            waiting.retain(|dst, tx| {
-                let stays = topo.contains(dst);
-                if !stays {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(Err("left the mesh before answering".into()));
-                    }
-                }
-                stays
-            });
+        st.pending.fail_gone(&topo);
+        if st.topo.lost_any(&topo) {
+            let again = st.pending.resends(now);
+            st.resend.extend(again);
         }
-        st.pending.retain(|_, w| !w.is_empty());
         st.trees.clear();
         st.topo = topo;
+        st.stale = false;
         events
     }
 
+    /// Publishes what [`Mesh::recompute`] found, and sends again what it
+    /// asked to; after the lock is released.
     pub(super) fn publish(&self, events: Vec<Event>) {
+        let again = std::mem::take(&mut self.state().resend);
+        for r in again {
+            debug!("sending request {} again to {:?}", r.id, r.dst);
+            self.route(r);
+        }
         if events.is_empty() {
             return;
         }
@@ -163,12 +166,29 @@ impl Mesh {
             return;
         }
         flood(&st, &l, Some(from));
+        // Recomputed a moment later, once for a burst of changes (a mesh
+        // forming, or losing a node, sends hundreds): the flood above goes
+        // on at once, only this node's own view waits.
+        st.stale = true;
+        if !std::mem::replace(&mut st.recompute_due, true) {
+            let mesh = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(COALESCE).await;
+                mesh.refresh();
+            });
+        }
+    }
+
+    /// The recomputation [`Mesh::on_lsa`] put off.
+    fn refresh(&self) {
+        let mut st = self.state();
+        st.recompute_due = false;
+        if !st.stale {
+            return;
+        }
         let events = self.recompute(&mut st);
         drop(st);
-        if !events.is_empty() {
-            self.publish(events);
-            self.0.changed.notify_one();
-        }
+        self.publish(events);
     }
 
     /// Delivers a message here if this node is among its destinations,
@@ -237,33 +257,22 @@ impl Mesh {
             return;
         }
         for (about, why) in unreached {
-            self.answer_as(about, r.src.clone(), r.id, Body::Failed { error: why });
+            let failed = answer_blob(&Body::Failed { error: why });
+            self.answer_as(about, r.src.clone(), r.id, failed);
         }
     }
 
     /// Sends an answer to `to` in the name of `src` (this node, or one a
-    /// request could not reach). Serialized once; an answer too big for a
-    /// frame becomes a Failed saying so.
-    fn answer_as(&self, src: String, to: String, id: u64, body: Body) {
-        let mut answer = Routed {
+    /// request could not reach).
+    fn answer_as(&self, src: String, to: String, id: u64, body: Blob) {
+        self.route(Routed {
             src,
             dst: vec![to],
             request: false,
             ttl: TTL,
             id,
-            body: body.encode(),
-        };
-        if answer.payload_len() > wire::MAX_PAYLOAD {
-            answer.body = Body::Failed {
-                error: format!(
-                    "the answer ({} bytes) exceeds the mesh frame limit of {} bytes",
-                    answer.body.len(),
-                    wire::MAX_PAYLOAD
-                ),
-            }
-            .encode();
-        }
-        self.route(answer);
+            body,
+        });
     }
 
     /// Runs a line sent by `src` on this node, as the mesh runs commands.
@@ -285,15 +294,28 @@ impl Mesh {
         let decoded = Body::decode(body);
         match (request, decoded) {
             (true, Ok(Body::Request { line, namespace })) => {
-                let mesh = self.clone();
+                let me = self.0.me.clone();
                 let src = src.to_string();
+                // Bound first: a guard in the scrutinee would be held
+                // through the arms, and answering takes the lock again.
+                let admit = self.state().seen.admit(&src, id, Instant::now());
+                match admit {
+                    Admit::New => {}
+                    Admit::Done(Some(answer)) => return self.answer_as(me, src, id, answer),
+                    Admit::Running | Admit::Done(None) => {
+                        return debug!("request {id} from {src} came again; not run twice")
+                    }
+                }
+                let mesh = self.clone();
                 tokio::spawn(async move {
                     debug!("running `{line}` for {src}");
                     let body = match mesh.run_here(src.clone(), namespace, line).await {
                         Ok(responses) => Body::Response { responses },
                         Err(error) => Body::Failed { error },
                     };
-                    mesh.answer_as(mesh.0.me.clone(), src, id, body);
+                    let answer = answer_blob(&body);
+                    mesh.state().seen.done(&src, id, &answer);
+                    mesh.answer_as(me, src, id, answer);
                 });
             }
             (false, Ok(Body::Response { responses })) => self.complete(src, id, Ok(responses)),
@@ -306,12 +328,8 @@ impl Mesh {
                 self.malformed(&format!("message {id} from {src}"), &why);
                 let error = format!("malformed message: {why}");
                 if request {
-                    self.answer_as(
-                        self.0.me.clone(),
-                        src.to_string(),
-                        id,
-                        Body::Failed { error },
-                    );
+                    let failed = answer_blob(&Body::Failed { error });
+                    self.answer_as(self.0.me.clone(), src.to_string(), id, failed);
                 } else {
                     self.complete(src, id, Err(error));
                 }
@@ -320,15 +338,8 @@ impl Mesh {
     }
 
     fn complete(&self, src: &str, id: u64, result: Result<Vec<Response>, String>) {
-        let mut st = self.state();
-        let Some(waiting) = st.pending.get_mut(&id) else {
-            return;
-        };
-        if let Some(tx) = waiting.remove(src).flatten() {
-            let _ = tx.send(result);
-        }
-        if waiting.is_empty() {
-            st.pending.remove(&id);
+        if !self.state().pending.complete(id, src, result) {
+            debug!("answer {id} from {src} is not awaited (late, or a second one)");
         }
     }
 
@@ -358,7 +369,15 @@ impl Mesh {
             Done(Response),
         }
         let mut waits = Vec::with_capacity(targets.len());
-        let mut remote = Vec::new();
+        let mut owed = Vec::new();
+        let mut request = Routed {
+            src: me.clone(),
+            dst: Vec::new(),
+            request: true,
+            ttl: TTL,
+            id,
+            body: Blob::default(),
+        };
         {
             let mut st = self.state();
             for t in targets {
@@ -371,29 +390,22 @@ impl Mesh {
                     )));
                 } else {
                     let (tx, rx) = oneshot::channel();
-                    st.pending
-                        .entry(id)
-                        .or_default()
-                        .insert(t.clone(), Some(tx));
-                    remote.push(t.clone());
+                    owed.push((t.clone(), tx));
+                    request.dst.push(t.clone());
                     waits.push(Wait::There(t.clone(), rx));
                 }
             }
-        }
-        if !remote.is_empty() {
-            let body = Body::Request {
-                line: line.to_string(),
-                namespace: None,
+            if !owed.is_empty() {
+                request.body = Body::Request {
+                    line: line.to_string(),
+                    namespace: None,
+                }
+                .encode();
+                st.pending.add(request.clone(), owed, Instant::now());
             }
-            .encode();
-            self.route(Routed {
-                src: me.clone(),
-                dst: remote,
-                request: true,
-                ttl: TTL,
-                id,
-                body,
-            });
+        }
+        if !request.dst.is_empty() {
+            self.route(request);
         }
         let late = |t: Duration| {
             format!(
@@ -435,9 +447,27 @@ impl Mesh {
             .into_iter()
             .flatten()
             .collect();
-        self.state().pending.remove(&id);
+        self.state().pending.forget(id);
         out
     }
+}
+
+/// An answer's body, serialized once; one too big for a frame becomes a
+/// Failed saying so.
+fn answer_blob(body: &Body) -> Blob {
+    let blob = body.encode();
+    // The envelope of an answer is well under 1 KiB (two names, an id).
+    if blob.len() + 1024 > wire::MAX_PAYLOAD {
+        return Body::Failed {
+            error: format!(
+                "the answer ({} bytes) exceeds the mesh frame limit of {} bytes",
+                blob.len(),
+                wire::MAX_PAYLOAD
+            ),
+        }
+        .encode();
+    }
+    blob
 }
 
 /// `period` times a random factor in [0.8, 1).

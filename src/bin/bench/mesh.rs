@@ -38,6 +38,8 @@ struct Opts {
     workers: usize,
     /// Leave the daemons' logs behind.
     keep: bool,
+    /// The daemons' log level.
+    level: String,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -48,6 +50,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         idle: Duration::from_secs(10),
         workers: 1,
         keep: false,
+        level: "warn".into(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -58,6 +61,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         };
         match a.trim_start_matches('-') {
             "keep" => o.keep = true,
+            "level" => o.level = it.next().cloned().ok_or("--level needs a level")?,
             "nodes" => o.nodes = num("--nodes")?,
             "degree" => o.degree = num("--degree")?,
             "rounds" => o.rounds = num("--rounds")?,
@@ -199,11 +203,18 @@ impl Lab {
         self.daemons.get(i)?.as_ref().map(|c| c.id())
     }
 
-    fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.daemons[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    /// SIGKILLs each of `which` at once (waiting for one to die before
+    /// killing the next would spread the kills out on a loaded machine);
+    /// returns the children, to be reaped later.
+    fn kill(&mut self, which: &[usize]) -> Vec<Child> {
+        let mut dead = Vec::new();
+        for &i in which {
+            if let Some(mut c) = self.daemons[i].take() {
+                let _ = c.kill();
+                dead.push(c);
+            }
         }
+        dead
     }
 }
 
@@ -285,7 +296,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
             .args(["-hostname", &name(i)])
             .args(["-degree", &o.degree.to_string()])
             .args(["-meshkey", &key.display().to_string()])
-            .args(["-bus", "none", "-level", "warn"])
+            .args(["-bus", "none", "-level", &o.level])
             .env("TOKIO_WORKER_THREADS", o.workers.to_string())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
@@ -304,6 +315,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
         let r = exec(&mut clients, 0, "mesh list").await?;
         text(&r).matches(" |--").count() / 2
     };
+    let forming = frames_out(&mut clients, &all).await?;
     println!(
         "formed: every daemon reports mesh size {} {:.3} s after the first was spawned \
          ({} links; spawning took {:.3} s, the last command socket answered at {:.3} s)",
@@ -312,6 +324,10 @@ async fn bench(o: &Opts) -> Result<(), String> {
         links,
         spawned.as_secs_f64(),
         ready.as_secs_f64()
+    );
+    println!(
+        "        frames sent while forming, all daemons together: {}",
+        kinds(&forming, 1.0)
     );
 
     // Idle: let formation's last announcements die down, then watch.
@@ -338,12 +354,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
         cpu * 100.0,
         cpu * 100.0 / o.nodes as f64,
         total as f64 / secs / o.nodes as f64,
-        per_kind
-            .iter()
-            .filter(|(_, v)| **v > 0)
-            .map(|(k, v)| format!("{k} {:.1}", *v as f64 / secs / o.nodes as f64))
-            .collect::<Vec<_>>()
-            .join(", ")
+        kinds(&per_kind, secs * o.nodes as f64)
     );
     let footprint = footprint(&lab, &all);
     println!(
@@ -413,9 +424,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let t = Instant::now();
-    for &v in &victims {
-        lab.kill(v);
-    }
+    let mut dead = lab.kill(&victims);
     let survivors: Vec<usize> = all
         .iter()
         .copied()
@@ -426,34 +435,45 @@ async fn bench(o: &Opts) -> Result<(), String> {
             let r = sender.exec("mesh send all version").await;
             (r, t.elapsed())
         },
-        async {
-            wait_size(&mut clients, &survivors, survivors.len(), t)
-                .await
-                .map(|_| t.elapsed())
-        }
+        wait_heal(&mut clients, &survivors, &victims, t)
     );
     let (right_after, after_took) = (right_after.0.map_err(|e| e.to_string())?, right_after.1);
-    let healed = healed?;
+    let (gone, healed) = healed?;
+    for c in &mut dead {
+        let _ = c.wait();
+    }
+    let mut why: BTreeMap<String, usize> = BTreeMap::new();
+    for r in right_after.iter().flat_map(|r| r.resp.iter().flatten()) {
+        if r.is_error() {
+            let dead = victims.iter().any(|&v| name(v) == r.host);
+            let key = format!("{} node: {}", if dead { "dead" } else { "live" }, r.error);
+            *why.entry(key).or_default() += 1;
+        }
+    }
     let errors: usize = right_after
         .iter()
         .flat_map(|r| r.resp.iter().flatten())
         .filter(|r| r.is_error())
         .count();
     println!(
-        "healing: killed {kill} of {} ({}); every survivor reports mesh size {} {:.3} s later; \
-         `mesh send all version` sent right after the kill: {} answers and {errors} error rows \
-         in {:.1} ms",
+        "healing: killed {kill} of {} ({}); no survivor lists a dead node {:.3} s later, \
+         every survivor lists all {} survivors {:.3} s later; `mesh send all version` sent \
+         right after the kill: {} answers and {errors} error rows in {:.1} ms",
         o.nodes,
         victims
             .iter()
             .map(|&v| name(v))
             .collect::<Vec<_>>()
             .join(","),
+        gone.as_secs_f64(),
         survivors.len(),
         healed.as_secs_f64(),
         answers(&right_after),
         ms(after_took)
     );
+    for (w, n) in &why {
+        println!("  {n} x {w}");
+    }
     let mut after = Vec::new();
     let mut complete = 0;
     for _ in 0..rounds.min(50) {
@@ -475,6 +495,16 @@ async fn bench(o: &Opts) -> Result<(), String> {
     drop(clients);
     drop(lab);
     Ok(())
+}
+
+/// Frame counts per kind, each divided by `per`.
+fn kinds(counts: &BTreeMap<String, u64>, per: f64) -> String {
+    counts
+        .iter()
+        .filter(|(_, v)| **v > 0)
+        .map(|(k, v)| format!("{k} {:.1}", *v as f64 / per))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Answers from other nodes (not error rows) in a reply.
@@ -563,7 +593,53 @@ async fn wait_size(c: &mut Clients, which: &[usize], n: usize, t0: Instant) -> R
                 short.join(",")
             ));
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the survivors after a kill: returns when the last one stopped
+/// listing any victim, and when the last one listed every survivor.
+async fn wait_heal(
+    c: &mut Clients,
+    survivors: &[usize],
+    victims: &[usize],
+    t0: Instant,
+) -> Result<(Duration, Duration), String> {
+    let dead: Vec<String> = victims.iter().map(|&v| name(v)).collect();
+    let mut gone: Vec<Option<Duration>> = vec![None; survivors.len()];
+    let mut whole: Vec<Option<Duration>> = vec![None; survivors.len()];
+    loop {
+        for (k, &i) in survivors.iter().enumerate() {
+            if whole[k].is_some() {
+                continue;
+            }
+            let r = exec(c, i, "mesh list all").await?;
+            let listed: Vec<String> = r
+                .iter()
+                .flat_map(|r| r.resp.iter().flatten())
+                .filter_map(|r| serde_json::from_value::<Vec<String>>(r.data.clone()).ok())
+                .flatten()
+                .collect();
+            let at = t0.elapsed();
+            if !listed.iter().any(|n| dead.contains(n)) {
+                gone[k].get_or_insert(at);
+                if listed.len() == survivors.len() {
+                    whole[k] = Some(at);
+                }
+            }
+        }
+        if whole.iter().all(Option::is_some) {
+            let last =
+                |v: &[Option<Duration>]| v.iter().flatten().max().copied().unwrap_or_default();
+            return Ok((last(&gone), last(&whole)));
+        }
+        if t0.elapsed() > PATIENCE {
+            return Err(format!(
+                "{} survivors do not list the whole mesh after {PATIENCE:?}",
+                whole.iter().filter(|w| w.is_none()).count()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
