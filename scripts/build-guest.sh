@@ -12,7 +12,7 @@
 #
 # The initramfs carries the kernel modules an experiment guest needs (NICs:
 # e1000, virtio-net, rtl8139, e1000e; virtio console, block and SCSI; ATA;
-# ext4 and vfat) and loads them all at boot. Words on the kernel command
+# ext4 and vfat; USB host controllers and storage, for hotplugged drives) and loads them all at boot. Words on the kernel command
 # line (`vm config append`) steer it; each is optional:
 #
 #   mm.hostname=NAME        set the hostname
@@ -29,7 +29,7 @@
 # restarts it if it exits; /etc/guest.d/*.sh run (in order) before that.
 set -eu
 
-GUEST_VERSION=2
+GUEST_VERSION=3
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.cache/guest"
@@ -81,7 +81,7 @@ echo "root:x:0:" >"$ird/etc/group"
 # that each module comes after what it needs (insmod has no resolver).
 wanted="e1000 e1000e 8139cp 8139too virtio_pci virtio_net virtio_console
 virtio_blk virtio_scsi ata_piix ahci sd_mod ext4 crc32c_generic vfat
-nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii"
+nls_cp437 nls_iso8859-1 nls_utf8 nls_ascii uhci-hcd xhci-pci usb-storage"
 order="$work/order"
 : >"$order"
 add() {

@@ -44,7 +44,7 @@ pub struct Flags {
     /// Read settings from this TOML file [default: /etc/minimega/minimega.toml if present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Base directory for state, the command socket and VM folders [default: /run/minimega under systemd, else /tmp/minimega]
+    /// Base directory for state, the command socket and VM folders [default: /run/minimega under systemd or as root, else $XDG_RUNTIME_DIR/minimega]
     #[arg(long, value_name = "DIR")]
     pub base: Option<PathBuf>,
     /// Mesh TCP port and UDP discovery port [default: 9000]
@@ -83,6 +83,9 @@ pub struct Flags {
     /// Prefix every -e/-attach command with this namespace
     #[arg(long, value_name = "NAME")]
     pub namespace: Option<String>,
+    /// Attach standard input and output to a named pipe of the running daemon
+    #[arg(long, value_name = "NAME")]
+    pub pipe: Option<String>,
     /// D-Bus bus to serve on: system, session, none, or a bus address [default: system]
     #[arg(long, value_name = "BUS")]
     pub bus: Option<String>,
@@ -95,6 +98,9 @@ pub struct Flags {
     /// Directory of files VMs refer to by relative name [default: <base>/files]
     #[arg(long, value_name = "DIR")]
     pub filepath: Option<PathBuf>,
+    /// Memory VMs may commit, as a multiple of the host's; 0 turns the check off [default: 1.5]
+    #[arg(long, value_name = "RATIO")]
+    pub overcommit: Option<f64>,
     /// The command to run with -e
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -118,10 +124,12 @@ const LONG_FLAGS: &[&str] = &[
     "nostdin",
     "version",
     "namespace",
+    "pipe",
     "bus",
     "meshkey",
     "hostname",
     "filepath",
+    "overcommit",
     "help",
 ];
 
@@ -204,6 +212,7 @@ pub struct FileConfig {
     pub filepath: Option<PathBuf>,
     /// Seconds `mesh send` waits for an answer before reporting an error row.
     pub mesh_timeout: Option<u64>,
+    pub overcommit: Option<f64>,
 }
 
 /// Which D-Bus bus the daemon serves on and the client calls.
@@ -247,8 +256,12 @@ pub struct Config {
     pub hostname: String,
     pub filepath: PathBuf,
     pub mesh_timeout: Duration,
+    /// Memory VMs may commit, as a multiple of the host's (0: no limit).
+    pub overcommit: f64,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
+    /// Whether -base or the file chose the base (else [`default_base`]).
+    pub base_chosen: bool,
 }
 
 /// True when systemd started us as a service.
@@ -256,11 +269,20 @@ pub fn under_systemd() -> bool {
     std::env::var_os("INVOCATION_ID").is_some() || std::env::var_os("NOTIFY_SOCKET").is_some()
 }
 
+/// The base directory when none is given: /run/minimega under systemd and
+/// for root, else the user's runtime directory; the original's guessable
+/// /tmp/minimega only when there is neither (`-base /tmp/minimega` still
+/// chooses it, checked as any base is: see `daemon::base`).
 pub fn default_base() -> PathBuf {
-    if under_systemd() {
-        PathBuf::from("/run/minimega")
-    } else {
-        PathBuf::from("/tmp/minimega")
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    match runtime {
+        _ if under_systemd() || root => PathBuf::from("/run/minimega"),
+        Some(dir) => dir.join("minimega"),
+        None => PathBuf::from("/tmp/minimega"),
     }
 }
 
@@ -282,11 +304,9 @@ impl Config {
     }
 
     pub fn resolve(flags: &Flags, file: &FileConfig) -> Result<Config, ConfigError> {
-        let base = flags
-            .base
-            .clone()
-            .or(file.base.clone())
-            .unwrap_or_else(default_base);
+        let chosen = flags.base.clone().or(file.base.clone());
+        let base_chosen = chosen.is_some();
+        let base = chosen.unwrap_or_else(default_base);
         let msa_text = flags
             .msa
             .clone()
@@ -336,7 +356,19 @@ impl Config {
                 why: "must be one word without `,` or `[`".into(),
             });
         }
+        let overcommit = flags
+            .overcommit
+            .or(file.overcommit)
+            .unwrap_or(crate::vm::admission::DEFAULT_OVERCOMMIT);
+        if !(0.0..=1000.0).contains(&overcommit) {
+            return Err(ConfigError::Value {
+                what: "overcommit ratio",
+                value: overcommit.to_string(),
+                why: "must be a number from 0 (no limit) to 1000".into(),
+            });
+        }
         Ok(Config {
+            overcommit,
             filepath: flags
                 .filepath
                 .clone()
@@ -369,12 +401,69 @@ impl Config {
             hostname,
             mesh_timeout: Duration::from_secs(file.mesh_timeout.unwrap_or(10)),
             file: None,
+            base_chosen,
         })
+    }
+
+    /// `args`: every flag the daemon has and the value it runs with, in
+    /// the order Go's flag package lists them (by name), as minimega's
+    /// `args` prints them; phenix reads `filepath` there.
+    pub fn args(&self) -> Vec<(&'static str, String)> {
+        let path = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
+        let bus = match &self.bus {
+            Bus::System => "system".to_string(),
+            Bus::Session => "session".to_string(),
+            Bus::Address(a) => a.clone(),
+            Bus::None => "none".to_string(),
+        };
+        let mut v = vec![
+            ("attach", "false".to_string()),
+            ("base", self.base.display().to_string()),
+            ("broadcast", self.broadcast.to_string()),
+            ("bus", bus),
+            ("config", path(&self.file)),
+            ("context", self.context.clone()),
+            ("degree", self.degree.to_string()),
+            ("e", "false".to_string()),
+            ("filepath", self.filepath.display().to_string()),
+            ("force", self.force.to_string()),
+            ("hostname", self.hostname.clone()),
+            ("level", self.level.to_string().to_lowercase()),
+            ("logfile", path(&self.logfile)),
+            ("meshkey", self.mesh_key.display().to_string()),
+            ("msa", crate::daemon::hostinfo::go_duration(self.msa)),
+            ("namespace", self.namespace.clone().unwrap_or_default()),
+            ("nostdin", self.nostdin.to_string()),
+            ("port", self.port.to_string()),
+            ("recover", self.recover.to_string()),
+            ("version", "false".to_string()),
+        ];
+        v.sort_by_key(|(k, _)| *k);
+        v
     }
 
     /// The command socket minimega's tools connect to.
     pub fn socket_path(&self) -> PathBuf {
         self.base.join("minimega")
+    }
+
+    /// Where a client looks for the command socket: the base's, and when
+    /// no base was chosen also a root daemon's and the original's place
+    /// (a user's default base differs from root's).
+    pub fn socket_paths(&self) -> Vec<PathBuf> {
+        let mut out = vec![self.socket_path()];
+        if !self.base_chosen {
+            for p in ["/run/minimega/minimega", "/tmp/minimega/minimega"] {
+                if !out.iter().any(|o| o == Path::new(p)) {
+                    out.push(PathBuf::from(p));
+                }
+            }
+        }
+        out
     }
 }
 
@@ -536,6 +625,35 @@ mod tests {
         assert_eq!(e.to_string(), "invalid msa `10`: missing unit (e.g. 10s)");
         let e = Config::resolve(&parse(&["-level", "loud"]), &FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("log level"), "{e}");
+        let e = Config::resolve(&parse(&["-overcommit=-1"]), &FileConfig::default());
+        assert!(e.unwrap_err().to_string().contains("overcommit ratio"));
+        let c = Config::resolve(
+            &parse(&["-hostname", "h"]),
+            &parse_file("overcommit = 2.0").unwrap(),
+        );
+        assert_eq!(c.unwrap().overcommit, 2.0);
+    }
+
+    #[test]
+    fn clients_look_for_the_socket_where_a_daemon_would_be() {
+        let chosen = Config::resolve(
+            &parse(&["-base", "/x", "-hostname", "h"]),
+            &FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(chosen.socket_paths(), [PathBuf::from("/x/minimega")]);
+        let default = Config::resolve(&parse(&["-hostname", "h"]), &FileConfig::default()).unwrap();
+        let paths = default.socket_paths();
+        assert_eq!(paths[0], default.base.join("minimega"));
+        assert!(paths.contains(&PathBuf::from("/run/minimega/minimega")));
+        assert!(paths.contains(&PathBuf::from("/tmp/minimega/minimega")));
+        assert_eq!(
+            paths
+                .iter()
+                .filter(|p| p.starts_with("/run/minimega"))
+                .count(),
+            1
+        );
     }
 
     #[test]

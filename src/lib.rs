@@ -4,24 +4,31 @@
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
 //! - [`ns`]: namespaces across the mesh, VM placement
+//! - [`plumb`]: the plumber: named pipes and pipelines across the mesh
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`users`]: user and group look-ups
+//! - [`confine`]: relative file names kept inside the files directory
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod confine;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
 pub mod doc;
 pub mod mesh;
 pub mod ns;
+pub mod plumb;
 pub mod sock;
 pub mod systemd;
 pub mod users;
 pub mod vm;
+
+#[cfg(test)]
+mod proptests;

@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     if flags.attach {
         return minimega::client::attach(&config);
     }
+    if let Some(pipe) = &flags.pipe {
+        return minimega::plumb::socket::attach_stdio(&config, pipe);
+    }
     if let Err(e) = minimega::systemd::logging::init(config.level, config.logfile.as_deref()) {
         eprintln!("minimega: cannot open log file: {e}");
         return ExitCode::FAILURE;

@@ -1,69 +1,139 @@
-//! minimega-format compatibility scripts: each `tests/compat/NAME.mm` runs
-//! line by line in ONE session against a fresh daemon (after the prolog
-//! `.annotate false`, as minimega's own tests do), and the transcript —
-//! each command echoed after `## `, then its output; comments and blank
-//! lines echoed — must equal `tests/compat/NAME.want`.
+//! minimega-format compatibility scripts. Each `tests/compat/NAME.mm`
+//! runs line by line, and the transcript (each line echoed after `## `,
+//! blank lines as they are, then the line's output) must equal
+//! `tests/compat/NAME.want`.
 //!
-//! `MM_COMPAT_BLESS=1` rewrites the .want files from the actual output
-//! (review the diff before committing).
+//! The scripts run twice, each time all of them against ONE daemon over ONE
+//! connection, as minimega's own runner (minitest) runs its tests: over the
+//! command socket, writing each answer as minitest does (the `E: ` lines of
+//! an answer, sorted, then its rendered output), and over D-Bus, writing
+//! what `minimega -e` prints. Before every script the prolog
+//! `.annotate false` and `clear all` runs, so each script starts from a
+//! reset daemon: a leak of state from one script into the next fails.
+//! Scripts must leave the session's dot settings as they found them.
+//!
+//! `MM_COMPAT_BLESS=1` rewrites the .want files from the socket run
+//! (review the diff before committing). `MM_ORIGINAL_TESTS=DIR` (an
+//! ignored test) runs another directory of such scripts, e.g. minimega's
+//! own `tests/`, each against a fresh daemon, and reports how many pass.
 
 mod common;
 
-use common::{Bus, Daemon};
+use common::qemus::QemuGuard;
+use common::{Bus, Conn, Daemon};
 use minimega::config::Bus as BusAddr;
 use minimega::dbus::client::Client;
 use std::path::{Path, PathBuf};
 
-fn transcript(client: &Client, rt: &tokio::runtime::Runtime, script: &str) -> String {
+const PROLOG: &[&str] = &[".annotate false", "clear all"];
+
+/// Something that runs one line and returns its transcript text (no
+/// trailing newline; empty when the line printed nothing).
+trait Runner {
+    fn run(&mut self, line: &str) -> String;
+}
+
+/// minimega's command socket, answered as minitest writes answers.
+struct Socket(Conn);
+
+impl Runner for Socket {
+    fn run(&mut self, line: &str) -> String {
+        // minitest's client sends nothing for an empty line.
+        if line.is_empty() {
+            return String::new();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for v in self.0.run(line) {
+            let mut errs: Vec<String> = v["Resp"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["Error"].as_str())
+                .filter(|e| !e.is_empty())
+                .map(|e| format!("E: {e}"))
+                .collect();
+            errs.sort();
+            out.extend(errs);
+            if let Some(r) = v["Rendered"].as_str().filter(|r| !r.is_empty()) {
+                out.push(r.to_string());
+            }
+        }
+        out.join("\n")
+    }
+}
+
+/// D-Bus `Exec`, printed as `minimega -e` prints it.
+struct Dbus {
+    client: Client,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Dbus {
+    fn connect(bus: &Bus) -> Dbus {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt
+            .block_on(Client::connect(&BusAddr::Address(bus.address.clone())))
+            .unwrap();
+        Dbus { client, rt }
+    }
+}
+
+impl Runner for Dbus {
+    fn run(&mut self, line: &str) -> String {
+        if line.trim().is_empty() {
+            return String::new();
+        }
+        self.rt.block_on(self.client.exec(line)).unwrap().text
+    }
+}
+
+/// One script's transcript, minitest's way: every line is sent as it is.
+fn transcript(r: &mut dyn Runner, script: &str) -> String {
     let mut out = String::new();
-    rt.block_on(client.exec(".annotate false")).unwrap();
     for line in script.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
+        if line.is_empty() {
             out.push('\n');
-            continue;
+        } else {
+            out.push_str(&format!("## {line}\n"));
         }
-        out.push_str(&format!("## {trimmed}\n"));
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        let reply = rt.block_on(client.exec(trimmed)).unwrap();
-        if !reply.text.is_empty() {
-            out.push_str(&reply.text);
+        let text = r.run(line);
+        if !text.is_empty() {
+            out.push_str(&text);
             out.push('\n');
         }
     }
     out
 }
 
-fn run_script(path: &Path) -> Result<(), String> {
-    let bus = Bus::start();
-    let d = Daemon::start(&bus);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = rt
-        .block_on(Client::connect(&BusAddr::Address(bus.address.clone())))
-        .map_err(|e| e.to_string())?;
-    let script = std::fs::read_to_string(path).unwrap();
-    let got = transcript(&client, &rt, &script);
-    let want_path = path.with_extension("want");
-    if std::env::var_os("MM_COMPAT_BLESS").is_some() {
-        std::fs::write(&want_path, &got).unwrap();
-        return Ok(());
-    }
-    let want = std::fs::read_to_string(&want_path).unwrap_or_default();
-    drop(d);
-    if got == want {
-        return Ok(());
-    }
+fn scripts(dir: &Path, ext: Option<&str>) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .filter(|p| match ext {
+            Some(ext) => p.extension().is_some_and(|e| e == ext),
+            None => {
+                let name = p.file_name().unwrap().to_string_lossy();
+                !name.starts_with('.')
+                    && p.extension().is_none()
+                    && !["prolog", "epilog", "enter", "exit"].contains(&name.as_ref())
+            }
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn diff(want_path: &Path, got: &str, tag: &str) -> String {
     let got_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "{}.got",
-        path.file_stem().unwrap().to_string_lossy()
+        "{}.{tag}.got",
+        want_path.file_stem().unwrap().to_string_lossy()
     ));
-    std::fs::write(&got_path, &got).unwrap();
-    let diff = std::process::Command::new("diff")
+    std::fs::write(&got_path, got).unwrap();
+    std::process::Command::new("diff")
         .args([
             "-u",
             want_path.to_str().unwrap(),
@@ -71,23 +141,131 @@ fn run_script(path: &Path) -> Result<(), String> {
         ])
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-        .unwrap_or_default();
-    Err(format!(
-        "{} differs from its .want:\n{diff}",
-        path.display()
-    ))
+        .unwrap_or_default()
+}
+
+/// Runs every script through `r`, the prolog before each; returns the
+/// failures. The daemon's base directory shows as minimega's default,
+/// `/tmp/minimega`.
+fn run_all(r: &mut dyn Runner, base: &Path, tag: &str, bless: bool) -> Vec<String> {
+    let dir = common::project_root().join("tests/compat");
+    let list = scripts(&dir, Some("mm"));
+    assert!(!list.is_empty(), "no scripts in {}", dir.display());
+    let mut failures = Vec::new();
+    for path in list {
+        for line in PROLOG {
+            r.run(line);
+        }
+        let got = transcript(r, &std::fs::read_to_string(&path).unwrap())
+            .replace(base.to_str().unwrap(), "/tmp/minimega");
+        let want_path = path.with_extension("want");
+        if bless {
+            std::fs::write(&want_path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&want_path).unwrap_or_default();
+        if got != want {
+            failures.push(format!(
+                "{} ({tag}) differs from its .want:\n{}",
+                path.display(),
+                diff(&want_path, &got, tag)
+            ));
+        }
+    }
+    failures
 }
 
 #[test]
-fn compat_scripts() {
-    let dir = common::project_root().join("tests/compat");
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mm"))
-        .collect();
-    scripts.sort();
-    assert!(!scripts.is_empty(), "no scripts in {}", dir.display());
-    let failures: Vec<String> = scripts.iter().filter_map(|p| run_script(p).err()).collect();
+fn compat_scripts_over_the_socket_and_dbus() {
+    let bless = std::env::var_os("MM_COMPAT_BLESS").is_some();
+    let socket = std::thread::spawn(move || {
+        let bus = Bus::start();
+        let d = Daemon::start(&bus);
+        let _qemus = QemuGuard {
+            base: d.base.clone(),
+        };
+        let mut s = Socket(Conn::to(&d));
+        let f = run_all(&mut s, &d.base, "socket", bless);
+        drop(s);
+        (f, d.log_text())
+    });
+    let dbus = (!bless).then(|| {
+        std::thread::spawn(|| {
+            let bus = Bus::start();
+            let d = Daemon::start(&bus);
+            let _qemus = QemuGuard {
+                base: d.base.clone(),
+            };
+            let mut c = Dbus::connect(&bus);
+            let f = run_all(&mut c, &d.base, "dbus", false);
+            (f, d.log_text())
+        })
+    });
+    let mut failures = Vec::new();
+    for (f, log) in [
+        Some(socket.join().unwrap()),
+        dbus.map(|t| t.join().unwrap()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !f.is_empty() {
+            failures.extend(f);
+            failures.push(format!("daemon log:\n{log}"));
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `MM_ORIGINAL_TESTS=DIR cargo test --test compat -- --ignored`: runs a
+/// directory of minimega-format scripts (`NAME` + `NAME.want`, with the
+/// directory's `prolog` and `epilog`), each against a fresh daemon whose
+/// files directory shows as `/tmp/minimega/files`, and prints which pass.
+#[test]
+#[ignore]
+fn original_scripts() {
+    let Some(dir) = std::env::var_os("MM_ORIGINAL_TESTS") else {
+        eprintln!("set MM_ORIGINAL_TESTS to a directory of scripts");
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+    let (prolog, epilog) = (read("prolog"), read("epilog"));
+    let mut passed = Vec::new();
+    let mut failed = Vec::new();
+    for path in scripts(&dir, None) {
+        let Ok(want) = std::fs::read_to_string(path.with_extension("want")) else {
+            continue;
+        };
+        let bus = Bus::start();
+        let d = Daemon::start(&bus);
+        let _qemus = QemuGuard {
+            base: d.base.clone(),
+        };
+        let mut s = Socket(Conn::to(&d));
+        for line in prolog.lines() {
+            s.run(line);
+        }
+        let got = transcript(&mut s, &std::fs::read_to_string(&path).unwrap());
+        for line in epilog.lines() {
+            s.run(line);
+        }
+        let got = got.replace(d.base.to_str().unwrap(), "/tmp/minimega");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if got == want {
+            passed.push(name);
+        } else {
+            let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("original");
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::write(out.join(format!("{name}.got")), &got).unwrap();
+            failed.push(name);
+        }
+    }
+    eprintln!(
+        "passed {} of {}: {}\nfailed: {}",
+        passed.len(),
+        passed.len() + failed.len(),
+        passed.join(" "),
+        failed.join(" ")
+    );
 }

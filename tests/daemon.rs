@@ -209,6 +209,106 @@ fn second_daemon_on_the_same_base_is_refused() {
 }
 
 #[test]
+fn a_base_directory_that_is_not_ours_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new("untrusted");
+    let start = |base: &std::path::Path| {
+        let out = Command::new(BIN)
+            .args(["-base", base.to_str().unwrap(), "-nostdin", "-bus", "none"])
+            .args(["-port", &free_port().to_string(), "-hostname", "h"])
+            .env_remove("NOTIFY_SOCKET")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "started on {}", base.display());
+        stderr(&out)
+    };
+    let empty = |dir: &std::path::Path| std::fs::read_dir(dir).unwrap().count() == 0;
+
+    let open = s.path.join("open");
+    std::fs::create_dir(&open).unwrap();
+    set_mode(&open, 0o777);
+    let e = start(&open);
+    assert!(
+        e.contains(&format!(
+            "refusing base directory {0}: {0} is writable by others (mode 0777)",
+            open.display()
+        )),
+        "{e}"
+    );
+    assert!(empty(&open), "nothing was made in it");
+
+    // Another user's, as a /tmp/minimega made first by someone else is.
+    let theirs = s.path.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    set_mode(&theirs, 0o700);
+    std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+    let e = start(&theirs);
+    assert!(
+        e.contains("is owned by uid 65534, not by this daemon's user"),
+        "{e}"
+    );
+    assert!(empty(&theirs));
+
+    // A link someone else made, to a directory that would do.
+    let good = s.path.join("good");
+    std::fs::create_dir(&good).unwrap();
+    set_mode(&good, 0o700);
+    let link = s.path.join("link");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+    let e = start(&link);
+    assert!(e.contains("is a symbolic link owned by uid 65534"), "{e}");
+    assert!(empty(&good));
+
+    // One the daemon makes itself is private: 0700, or 0750 with the
+    // group that may use the command socket.
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let mode = std::fs::metadata(&d.base).unwrap().permissions().mode() & 0o777;
+    assert!(mode == 0o700 || mode == 0o750, "{mode:o}");
+}
+
+#[test]
+fn read_takes_regular_files_of_bounded_size_and_never_echoes_them() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    d.ok("version");
+    let peak = proc_kib(d.pid(), "VmHWM");
+    let o = d.e("read /dev/zero");
+    assert_eq!(stdout(&o), "E: cannot read /dev/zero: not a regular file");
+
+    let big = d.scratch.path.join("big.mm");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let o = d.e(&format!("read {}", big.display()));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "E: cannot read {}: 2147483648 bytes, more than the 16777216-byte limit of a command file",
+            big.display()
+        )
+    );
+
+    let shadow = d.scratch.path.join("shadow");
+    std::fs::write(&shadow, "root:$6$notreallyahash:19000:0:99999:7:::\n").unwrap();
+    let o = d.e(&format!("read {}", shadow.display()));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "E: {}: line 1: not a valid command (see help)",
+            shadow.display()
+        )
+    );
+    let grown = proc_kib(d.pid(), "VmHWM").saturating_sub(peak);
+    assert!(
+        grown < 32 << 10,
+        "the daemon's peak memory grew {grown} KiB"
+    );
+}
+
+#[test]
 fn sigterm_is_a_clean_exit() {
     let bus = Bus::start();
     let mut d = Daemon::start(&bus);

@@ -127,25 +127,33 @@ fn deploy_launch_installs_starts_and_meshes_three_nodes() {
         .sh("test -e /usr/bin/minimega")
         .status
         .success());
+    assert_eq!(out.status.code(), Some(1), "a failed host fails -e: {text}");
     let wrong = bed
         .node("node1")
         .ok("cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f1,2");
     head.ok(&format!("echo 'node4 {wrong}' >> /root/.ssh/known_hosts"));
-    let text = String::from_utf8_lossy(
-        &head
-            .sh("minimega -e .annotate false deploy launch node4")
-            .stdout,
-    )
-    .to_string();
+    let out = head.sh("minimega -e .annotate false deploy launch node4");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("HOST KEY CHANGED for node4"), "{text}");
-    let text = String::from_utf8_lossy(
-        &head
-            .sh("minimega -e .annotate false deploy launch nosuchnode")
-            .stdout,
-    )
-    .to_string();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // One host fine, one failed: both rows, then the error, and exit 1.
+    let out = head.sh("minimega -e .annotate false deploy launch node1,nosuchnode");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(lines[0].starts_with("host "), "{text}");
     assert!(
-        text.contains("nosuchnode") && text.contains("failed") && text.contains("cannot connect"),
+        lines[1].starts_with("node1 ") && lines[1].contains("up to date"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("nosuchnode ")
+            && lines[2].contains("failed")
+            && lines[2].contains("cannot connect"),
+        "{text}"
+    );
+    assert_eq!(
+        lines[3], "E: deploy launch failed on 1 of 2 hosts: nosuchnode",
         "{text}"
     );
     assert!(

@@ -165,6 +165,7 @@ fn the_shipped_config_shows_the_true_defaults() {
     // default: the file shows an example there, and says so.
     assert!(with.logfile.is_some() && without.logfile.is_none());
     with.base = without.base.clone();
+    with.base_chosen = without.base_chosen;
     with.filepath = without.filepath.clone();
     with.hostname = without.hostname.clone();
     with.logfile = None;

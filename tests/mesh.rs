@@ -566,11 +566,15 @@ fn namespace_launch_spreads_vms_over_its_hosts() {
 
     // Named VMs: spread too; a name in use anywhere in the namespace is
     // refused before anything is launched.
-    let out = attach(n1, "namespace exp\nvm launch kvm web[1-3]\n.columns name .filter name~web vm info\nvm launch kvm web2\n");
+    // The first attach's `namespace exp` made exp n1's active namespace.
+    let out = attach(
+        n1,
+        "vm launch kvm web[1-3]\n.columns name .filter name~web vm info\nvm launch kvm web2\n",
+    );
     let rows: Vec<&str> = out.lines().filter(|l| l.contains("web")).collect();
     assert_eq!(rows.len(), 4, "{out}");
     assert!(
-        out.contains("E: vm name already used in namespace exp: web2 (on n"),
+        out.contains("E: vm already exists with name `web2`"),
         "{out}"
     );
 
@@ -578,15 +582,15 @@ fn namespace_launch_spreads_vms_over_its_hosts() {
     // wherever it is, without "not found" noise from the other hosts.
     let out = attach(
         n1,
-        "namespace exp\nvm config schedule n3\nvm launch kvm pinned\nclear vm config schedule\n.columns name .filter name=pinned vm info\nvm start pinned\n.columns name,state .filter name=pinned vm info\nvm kill all\nvm flush\nvm info\n",
+        "vm config schedule n3\nvm launch kvm pinned\nclear vm config schedule\n.columns name .filter name=pinned vm info\nvm start pinned\n.columns name,state .filter name=pinned vm info\nvm kill all\nvm flush\nvm info\n",
     );
     assert!(out.contains("n3   | pinned"), "{out}");
     assert!(out.contains("n3   | pinned | RUNNING"), "{out}");
     assert!(!out.contains("E: "), "{out}");
-    let empty = attach(n1, "namespace exp\n.columns name vm info\n");
+    let empty = attach(n1, "namespace exp .columns name vm info\n");
     assert!(empty.lines().count() <= 1, "flushed VMs remain: {empty}");
     // And nothing is left in the default namespace of any node.
     for n in names {
-        assert_eq!(c.node(n).d.ok("vm info"), "", "{n}");
+        assert_eq!(c.node(n).d.ok("namespace minimega vm info"), "", "{n}");
     }
 }

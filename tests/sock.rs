@@ -7,100 +7,12 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::{BufReader, Write};
-use std::os::unix::net::UnixStream;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
-
-type Objects =
-    serde_json::StreamDeserializer<'static, serde_json::de::IoRead<BufReader<UnixStream>>, Value>;
-
-/// A protocol client: writes request objects, reads answer objects.
-struct Conn {
-    stream: UnixStream,
-    objects: Objects,
-}
-
-impl Conn {
-    fn open(path: &Path) -> Conn {
-        let stream =
-            UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        // Only so a broken daemon fails the test instead of hanging it.
-        stream
-            .set_read_timeout(Some(Duration::from_secs(60)))
-            .unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Conn {
-            stream,
-            objects: serde_json::Deserializer::from_reader(reader).into_iter(),
-        }
-    }
-
-    fn to(d: &Daemon) -> Conn {
-        Conn::open(&d.base.join("minimega"))
-    }
-
-    fn send(&mut self, v: &Value) {
-        let mut bytes = serde_json::to_vec(v).unwrap();
-        bytes.push(b'\n');
-        self.stream.write_all(&bytes).unwrap();
-    }
-
-    /// The next object, or None once the daemon has hung up.
-    fn next(&mut self) -> Option<Value> {
-        match self.objects.next() {
-            Some(Ok(v)) => Some(v),
-            Some(Err(e)) if e.is_io() || e.is_eof() => None,
-            Some(Err(e)) => panic!("daemon sent invalid JSON: {e}"),
-            None => None,
-        }
-    }
-
-    /// Runs a command the way minimega's Go client does: every object up
-    /// to the one with More false.
-    fn run(&mut self, command: &str) -> Vec<Value> {
-        self.send(&json!({"Command": command, "Suggest": "", "PlumbPipe": ""}));
-        let mut out = Vec::new();
-        loop {
-            let v = self
-                .next()
-                .unwrap_or_else(|| panic!("hung up during `{command}` after {out:?}"));
-            let more = v["More"] == true;
-            out.push(v);
-            if !more {
-                return out;
-            }
-        }
-    }
-
-    /// A command answered by exactly one object.
-    fn one(&mut self, command: &str) -> Value {
-        let mut all = self.run(command);
-        assert_eq!(all.len(), 1, "`{command}` answered {all:?}");
-        all.pop().unwrap()
-    }
-
-    fn suggest(&mut self, partial: &str) -> Vec<String> {
-        self.send(&json!({"Command": "", "Suggest": partial, "PlumbPipe": ""}));
-        let v = self.next().expect("an answer to Suggest");
-        serde_json::from_value(v.get("Suggest").cloned().unwrap_or(json!([]))).unwrap()
-    }
-}
 
 fn rendered(v: &Value) -> &str {
     v["Rendered"].as_str().expect("Rendered is a string")
-}
-
-/// `minimega` as a user runs it, here with no D-Bus at all.
-fn mm_nobus(base: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(["-base", base.to_str().unwrap()])
-        .args(args)
-        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -212,6 +124,49 @@ fn read_answers_one_object_per_command() {
         "one\nE: no help on `nosuchthing`: no such command\ntwo"
     );
     assert_eq!(d.ok("read rel.mm check"), "");
+}
+
+#[test]
+fn a_stalled_half_request_is_dropped_after_the_timeout() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let mut idle = Conn::to(&d);
+    let mut half = Conn::to(&d);
+    half.stream.write_all(b"{\"Command\": \"ech").unwrap();
+    let v = half.next().expect("told before the hang-up");
+    let e = v["Resp"][0]["Error"].as_str().unwrap();
+    assert!(
+        e.starts_with("request not completed (silent for 10s"),
+        "{e}"
+    );
+    assert!(half.next().is_none(), "then dropped");
+    // Silence between requests is no stall: minimega's clients keep their
+    // connection open between commands.
+    assert_eq!(rendered(&idle.one("echo still here")), "still here");
+}
+
+#[test]
+fn history_stays_under_its_byte_cap_after_many_long_lines() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let mut c = Conn::to(&d);
+    c.one("echo warm up");
+    let long = format!("echo {}", "x".repeat((1 << 20) - 200));
+    for _ in 0..24 {
+        assert_eq!(rendered(&c.one(&long)).len(), long.len() - 5);
+    }
+    // 24 MiB of lines went in; the history keeps a few KiB of each, and
+    // never more than its 4 MiB in all.
+    let history = rendered(&c.one("history")).to_string();
+    assert!(
+        history.len() < 4 << 20,
+        "{} bytes of history",
+        history.len()
+    );
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 25, "every command is remembered");
+    assert!(lines.iter().all(|l| l.len() <= 4096), "each one shortened");
+    assert!(lines[1].ends_with(&format!("({} bytes)", long.len())));
 }
 
 #[test]
@@ -336,17 +291,11 @@ fn bad_clients_do_not_disturb_the_others() {
     drop(h);
     assert_serving(&d, &mut good);
 
-    // A plumber pipe is not something this daemon has: said, then closed.
+    // After PlumbPipe the connection carries JSON strings (tests/plumb.rs):
+    // a client that sends anything else is hung up on.
     let mut p = Conn::to(&d);
     p.send(&json!({"PlumbPipe": "foo"}));
-    let v = p.next().unwrap();
-    assert!(
-        v["Resp"][0]["Error"]
-            .as_str()
-            .unwrap()
-            .contains("pipe `foo`"),
-        "{v}"
-    );
+    p.send(&json!({"Command": "version"}));
     assert!(p.next().is_none());
     assert_serving(&d, &mut good);
 }

@@ -5,175 +5,11 @@
 
 mod common;
 
+use common::guest::*;
 use common::*;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Duration;
-
-/// The test guest's kernel and initrd, built once per test run.
-fn guest() -> (PathBuf, PathBuf) {
-    static GUEST: OnceLock<PathBuf> = OnceLock::new();
-    let dir = GUEST.get_or_init(|| {
-        let out = std::process::Command::new(project_root().join("scripts/build-guest.sh"))
-            .output()
-            .expect("run scripts/build-guest.sh");
-        assert!(
-            out.status.success(),
-            "scripts/build-guest.sh failed: {}",
-            stderr(&out)
-        );
-        PathBuf::from(stdout(&out).lines().last().unwrap().trim())
-    });
-    (dir.join("vmlinuz"), dir.join("initrd.img"))
-}
-
-/// Kills whatever QEMU a test left under its base directory and removes
-/// the cgroups its VMs had, also when the test fails. Declared after the
-/// daemon, so it runs before the daemon's scratch directory goes.
-struct VmGuard {
-    base: PathBuf,
-}
-
-impl Drop for VmGuard {
-    fn drop(&mut self) {
-        let mut cgroups: Vec<PathBuf> = Vec::new();
-        for rec in records(&self.base) {
-            if let Some(list) = rec["placed"]["cgroups"].as_array() {
-                cgroups.extend(list.iter().filter_map(|v| v.as_str()).map(PathBuf::from));
-            }
-        }
-        let pids = qemus_under(&self.base);
-        for pid in &pids {
-            unsafe { libc::kill(*pid as i32, libc::SIGKILL) };
-        }
-        for pid in &pids {
-            wait_for("qemu to die", Duration::from_secs(10), || {
-                (!alive(*pid)).then_some(())
-            });
-        }
-        for c in cgroups {
-            let _ = std::fs::remove_dir(c);
-        }
-    }
-}
-
-/// Every VM record under a base directory, as JSON.
-fn records(base: &Path) -> Vec<Value> {
-    let Ok(rd) = std::fs::read_dir(base) else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| std::fs::read(e.path().join("state.json")).ok())
-        .filter_map(|d| serde_json::from_slice(&d).ok())
-        .collect()
-}
-
-/// Numbered VM folders under the base directory.
-fn vm_dirs(base: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(base)
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().map(String::from))
-                .filter(|n| n.parse::<u64>().is_ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Live processes whose command line mentions `base` (the QEMUs of that
-/// daemon: their QMP socket is under it).
-fn qemus_under(base: &Path) -> Vec<u32> {
-    let needle = base.to_string_lossy().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.starts_with("qemu-system") && cmd.contains(&needle) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// A process that exists and is not a zombie.
-fn alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap_or("");
-    state != "Z" && state != "X"
-}
-
-/// `vm info` as rows of column -> value.
-fn vm_info(d: &Daemon) -> Vec<HashMap<String, String>> {
-    let out = d.ok(".json true vm info");
-    let v: Value = serde_json::from_str(&out).expect(&out);
-    let resp = &v[0];
-    let header: Vec<String> = resp["Header"]
-        .as_array()
-        .map(|h| h.iter().map(|c| c.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default();
-    let rows = resp["Tabular"].as_array().cloned().unwrap_or_default();
-    let mut out: Vec<HashMap<String, String>> = rows
-        .iter()
-        .map(|r| {
-            header
-                .iter()
-                .cloned()
-                .zip(
-                    r.as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|c| c.as_str().unwrap().to_string()),
-                )
-                .collect()
-        })
-        .collect();
-    out.sort_by_key(|r| r["id"].parse::<u64>().unwrap());
-    out
-}
-
-fn column(rows: &[HashMap<String, String>], col: &str) -> Vec<String> {
-    rows.iter().map(|r| r[col].clone()).collect()
-}
-
-/// The error line of a command that must fail.
-fn fails(d: &Daemon, line: &str) -> String {
-    let out = d.e(line);
-    let text = stdout(&out);
-    assert!(
-        !out.status.success(),
-        "`{line}` should fail, printed {text}"
-    );
-    text
-}
-
-fn configure_guest(d: &Daemon, append: &str) {
-    let (kernel, initrd) = guest();
-    d.ok("clear vm config");
-    d.ok("vm config memory 256");
-    d.ok(&format!("vm config kernel {}", kernel.display()));
-    d.ok(&format!("vm config initrd {}", initrd.display()));
-    d.ok(&format!("vm config append {append}"));
-    d.ok("vm config serial-ports 1");
-}
-
-fn marker_seen(base: &Path, id: &str) -> bool {
-    std::fs::read_to_string(base.join(id).join("serial0.log"))
-        .is_ok_and(|s| s.contains("MINIMEGA-GUEST-UP"))
-}
 
 #[test]
 fn five_guests_boot_survive_restarts_and_clean_up() {
@@ -364,7 +200,7 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     );
     assert_eq!(
         fails(&d, "vm launch kvm all"),
-        "E: invalid vm name, `all` is reserved"
+        "E: invalid vm name, `all` is a reserved word"
     );
     nothing_left("bad names");
 
@@ -384,6 +220,16 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     );
     assert_eq!(e.lines().count(), 1, "{e}");
     nothing_left("qemu exiting at once");
+    // QEMU refusing a device dies after it opened its QMP socket, in the
+    // middle of the handshake: its own words still reach the user.
+    d.ok("vm config qemu-append -device no-such-device");
+    let e = fails(&d, "vm launch kvm bad");
+    assert!(
+        e.contains("qemu exited at once")
+            && e.contains("'no-such-device' is not a valid device model name"),
+        "{e}"
+    );
+    nothing_left("qemu refusing a device");
     d.ok("clear vm config");
 
     // A paused VM without disk or kernel is valid; its name is then taken.
@@ -391,20 +237,173 @@ fn bad_input_is_one_line_and_leaves_nothing_behind() {
     d.ok("vm launch kvm a");
     assert_eq!(
         fails(&d, "vm launch kvm a"),
-        "E: vm name `a` is already used in namespace minimega"
+        "E: vm already exists with name `a`"
     );
     d.ok("vm config uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc");
-    assert!(fails(&d, "vm launch kvm 2").contains("9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc"));
+    assert_eq!(
+        fails(&d, "vm launch kvm 2"),
+        "E: cannot launch multiple VMs with a pre-configured UUID"
+    );
     d.ok("vm launch kvm u1");
     assert_eq!(
         fails(&d, "vm launch kvm u2"),
-        "E: uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc is already used by vm u1"
+        "E: vm already exists with UUID `9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc`"
     );
     assert_eq!(vm_info(&d).len(), 2);
     assert_eq!(fails(&d, "vm start nothere"), "E: vm not found: nothere");
     d.ok("vm kill all");
     d.ok("vm flush");
     nothing_left("after flush");
+}
+
+#[test]
+fn launches_the_node_cannot_hold_are_refused_up_front() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let _guard = VmGuard {
+        base: d.base.clone(),
+    };
+    let nothing_started = |what: &str| {
+        assert!(
+            vm_dirs(&d.base).is_empty(),
+            "{what}: {:?}",
+            vm_dirs(&d.base)
+        );
+        assert!(qemus_under(&d.base).is_empty(), "{what}: a qemu started");
+        assert_eq!(d.ok("vm info"), "", "{what}");
+    };
+    // The default 2048 MiB, a hundred thousand times.
+    let e = fails(&d, "vm launch kvm 100000");
+    assert!(
+        e.starts_with("E: 100000 more VMs is more than this node can hold: at most "),
+        "{e}"
+    );
+    nothing_started("100000 VMs");
+
+    let host =
+        d.ok(".annotate false .headers false .csv true .columns memtotal,memcommit,memlimit host");
+    let f: Vec<u64> = host.split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(f[1], 0);
+    assert_eq!(f[2], f[0] * 3 / 2, "memlimit is memtotal x 1.5");
+    // A hundred VMs that together need just more than memlimit.
+    let memory = f[2] / 100 + 1;
+    d.ok(&format!("vm config memory {memory}"));
+    let e = fails(&d, "vm launch kvm big[1-100]");
+    assert_eq!(
+        e,
+        format!(
+            "E: not enough memory: 100 VMs need {} MiB, and this node can commit {} MiB more (memlimit {} MiB, memcommit 0 MiB; see -overcommit)",
+            memory * 100,
+            f[2],
+            f[2]
+        )
+    );
+    nothing_started("past memlimit");
+
+    // What fits is launched and committed.
+    d.ok("vm config memory 64");
+    d.ok("vm launch kvm 2");
+    assert_eq!(
+        d.ok(".annotate false .headers false .columns memcommit host"),
+        "128"
+    );
+    d.ok("vm kill all");
+    d.ok("vm flush");
+
+    // The ratio is the operator's.
+    let tight = Daemon::start_with(
+        &bus,
+        DaemonOpts {
+            name: "tight",
+            extra: vec!["-overcommit".into(), "0.01".into()],
+            ..DaemonOpts::default()
+        },
+    );
+    let limit = tight.ok(".annotate false .headers false .columns memlimit host");
+    assert_eq!(limit, (f[0] / 100).to_string());
+    tight.ok(&format!("vm config memory {}", f[0] / 100 + 1));
+    assert!(fails(&tight, "vm launch kvm 1").starts_with("E: not enough memory"));
+    assert!(vm_dirs(&tight.base).is_empty());
+}
+
+/// Field 22 of /proc/<pid>/stat: the start time a record keeps.
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_forged_record_kills_and_removes_nothing() {
+    let bus = Bus::start();
+    for recover in ["true", "false"] {
+        let s = Scratch::new("forged");
+        let base = s.path.join("base");
+        std::fs::create_dir(&base).unwrap();
+        set_mode(&base, 0o700);
+        // Somebody's process, and somebody's cgroup.
+        let mut victim = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let pid = victim.id();
+        let hierarchy = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(Path::new)
+            .find(|p| p.join("cgroup.procs").exists())
+            .unwrap();
+        let cgroup = hierarchy.join(format!("mm-forged-{}-{recover}", std::process::id()));
+        std::fs::create_dir(&cgroup).unwrap();
+        // One record names the process without a start time, the other
+        // with its true one; both claim a running VM, a cgroup and a unit.
+        let forge = |id: u64, start: Option<u64>| {
+            let dir = base.join(id.to_string());
+            std::fs::create_dir(&dir).unwrap();
+            let rec = serde_json::json!({
+                "id": id, "name": format!("forged{id}"), "namespace": "minimega",
+                "uuid": "9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc", "config": {},
+                "state": "RUNNING", "pid": pid, "pid_start": start,
+                "placed": {"unit": "sshd.service", "cgroups": [cgroup]},
+            });
+            std::fs::write(dir.join("state.json"), rec.to_string()).unwrap();
+            dir
+        };
+        let dirs = [forge(5, None), forge(6, Some(start_time(pid)))];
+        let d = Daemon::start_with(
+            &bus,
+            DaemonOpts {
+                base: Some(base.clone()),
+                extra: vec![format!("-recover={recover}")],
+                ..DaemonOpts::default()
+            },
+        );
+        let rows = vm_info(&d);
+        assert_eq!(
+            column(&rows, "name"),
+            ["forged5", "forged6"],
+            "-recover={recover}"
+        );
+        assert_eq!(column(&rows, "state"), ["ERROR", "ERROR"]);
+        assert_eq!(column(&rows, "pid"), ["N/A", "N/A"], "no process is theirs");
+        d.ok("vm kill all");
+        assert!(fails(&d, "vm start forged5").contains("ERROR"));
+        assert!(
+            victim.try_wait().unwrap().is_none(),
+            "-recover={recover} killed it"
+        );
+        assert!(cgroup.is_dir(), "-recover={recover} removed the cgroup");
+        assert!(dirs.iter().all(|d| d.join("state.json").is_file()));
+        assert!(d
+            .log_text()
+            .contains("cannot prove the record's process is its QEMU"));
+        // Flushing is the user's word: the folders go, the process stays.
+        d.ok("vm flush");
+        assert!(vm_dirs(&base).is_empty());
+        assert!(victim.try_wait().unwrap().is_none());
+        let _ = victim.kill();
+        let _ = victim.wait();
+        std::fs::remove_dir(&cgroup).unwrap();
+    }
 }
 
 #[test]
@@ -448,7 +447,7 @@ fn qmp_tags_screenshots_cdrom_and_pause() {
         "name | value\nvm-1 | alice"
     );
     d.ok("vm config clone vm-1");
-    assert_eq!(d.ok("vm config tag"), r#"{"role":"web"}"#);
+    assert_eq!(d.ok("vm config tag"), "role -> web");
     assert_eq!(d.ok("vm config memory"), "64");
 
     d.ok("vm start vm-0");
@@ -464,7 +463,7 @@ fn qmp_tags_screenshots_cdrom_and_pause() {
     });
 
     let shot = d.scratch.path.join("shot.png");
-    d.ok(&format!("vm screenshot vm-0 {} 100", shot.display()));
+    d.ok(&format!("vm screenshot vm-0 file {} 100", shot.display()));
     let png = std::fs::read(&shot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());

@@ -43,6 +43,17 @@ pub enum Transport {
 pub struct Answer {
     pub text: String,
     pub error: bool,
+    /// The line was `quit`: the daemon ended this session.
+    pub quit: bool,
+}
+
+/// Whether a line is `quit` (or nests it), by this binary's command table.
+fn is_quit(line: &str) -> bool {
+    static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::daemon::Node>> =
+        std::sync::OnceLock::new();
+    let engine = ENGINE.get_or_init(crate::daemon::commands::engine);
+    crate::command::lexer::lex(line)
+        .is_ok_and(|w| !w.is_empty() && engine.names_command(&w, "quit"))
 }
 
 impl Transport {
@@ -53,10 +64,24 @@ impl Transport {
         match Client::connect(&config.bus).await {
             Ok(c) => Ok(Transport::Dbus(c)),
             Err(bus @ ClientError::NoBus { .. }) => {
-                match SocketClient::connect(&config.socket_path()).await {
-                    Ok(s) => Ok(Transport::Socket(s)),
-                    Err(socket) => Err(Error::Unreachable { socket, bus }),
+                // The first place that has a socket answers; the error of
+                // the first place is the one reported.
+                let mut first = None;
+                for path in config.socket_paths() {
+                    match SocketClient::connect(&path).await {
+                        Ok(s) => return Ok(Transport::Socket(s)),
+                        Err(SocketClientError::Missing { .. }) if first.is_some() => {}
+                        Err(e) => {
+                            if first.is_none()
+                                || matches!(first, Some(SocketClientError::Missing { .. }))
+                            {
+                                first = Some(e);
+                            }
+                        }
+                    }
                 }
+                let socket = first.expect("at least the base's socket");
+                Err(Error::Unreachable { socket, bus })
             }
             Err(e) => Err(e.into()),
         }
@@ -69,6 +94,7 @@ impl Transport {
                 Ok(Answer {
                     error: r.has_error(),
                     text: r.text,
+                    quit: is_quit(line),
                 })
             }
             Transport::Socket(s) => {
@@ -76,13 +102,16 @@ impl Transport {
                 Ok(Answer {
                     text: crate::sock::client::answer_text(&replies),
                     error: replies.iter().any(|r| r.has_error()),
+                    quit: is_quit(line),
                 })
             }
             Transport::Local { daemon, session } => {
                 let groups = daemon.exec(session, line).await;
+                let quit = std::mem::take(&mut session.quit);
                 Ok(Answer {
                     text: crate::command::render::render_groups(&groups),
                     error: groups.iter().any(|g| g.has_error()),
+                    quit,
                 })
             }
         }
@@ -141,6 +170,18 @@ pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
     })
 }
 
+/// The client's runtime, or None after saying why there is none.
+pub fn runtime() -> Option<tokio::runtime::Runtime> {
+    // A runtime of its own thread: -attach's terminal thread sends it
+    // lines and completion requests from outside.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("minimega: cannot start: {e}"))
+        .ok()
+}
+
 /// Runs `f` on a connection to the daemon, or says in one line why there
 /// is none.
 fn connected<F, Fut>(config: &Config, f: F) -> ExitCode
@@ -148,18 +189,8 @@ where
     F: FnOnce(Transport) -> Fut,
     Fut: std::future::Future<Output = ExitCode>,
 {
-    // A runtime of its own thread: -attach's terminal thread sends it
-    // lines and completion requests from outside.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("minimega: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = runtime() else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(async {
         match Transport::connect(config).await {

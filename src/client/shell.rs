@@ -27,6 +27,7 @@ pub async fn run(mut t: Transport, config: Config) -> ExitCode {
         }
     });
     let mut failed = false;
+    let mut quit = false;
     while let Some(req) = rx.recv().await {
         match req {
             Request::Line(line, done) => {
@@ -37,6 +38,11 @@ pub async fn run(mut t: Transport, config: Config) -> ExitCode {
                             println!("{}", a.text);
                         }
                         failed = a.error;
+                        if a.quit {
+                            quit = true;
+                            let _ = std::io::stdout().flush();
+                            break;
+                        }
                     }
                     Err(e) => {
                         eprintln!("minimega: {e}");
@@ -55,7 +61,11 @@ pub async fn run(mut t: Transport, config: Config) -> ExitCode {
         }
     }
     drop(rx);
-    let _ = reader.join();
+    // After `quit` the reader may sit in a terminal read: leave it; the
+    // process ends without it.
+    if !quit {
+        let _ = reader.join();
+    }
     if failed && !interactive {
         ExitCode::FAILURE
     } else {

@@ -1,8 +1,11 @@
 //! Commands of the language itself, whatever daemon serves it: the
-//! dot-commands that shape output, aliases, `help`, `echo` and `history`.
+//! dot-commands that shape output or say how a command runs (`.record`,
+//! `.preprocess`), aliases, `help`, `echo`, `history` and `quit`.
 
-use super::engine::{format_index, BoxFuture, Call, CmdResult, Context, Reply, Spec};
+use super::engine::{BoxFuture, Call, CmdResult, Context, Reply, Spec};
+use super::help::format_index;
 use super::response::{Flags, Mode, Response};
+use super::session::{Origin, Session};
 use super::CommandError;
 
 pub fn specs<C: Context>() -> Vec<Spec<C>> {
@@ -43,6 +46,29 @@ pub fn specs<C: Context>() -> Vec<Spec<C>> {
             "Enable or disable sorting of table rows by their first columns\n(numerically when both values are integers).",
             dot_sort::<C>,
         ),
+        Spec {
+            patterns: &[".record [true,false]", ".record <true,false> (command)"],
+            short: "enable or disable history recording",
+            long: "Enable or disable the recording of commands in `history`. Alone,
+`.record false` stops recording this session's commands until `.record
+true`; before a command it sets whether that one line is recorded
+(`.record false vm info`), as minimega's clients send their polling
+commands. `.record` alone prints the setting. `.record` itself, with no
+command after it, is not recorded.",
+            handler: dot_record::<C>,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &[".preprocess [true,false]", ".preprocess <true,false> (command)"],
+            short: "enable or disable preprocessor",
+            long: "Enable or disable the command preprocessor, which expands every argument
+before a command runs: `$VAR` and `${VAR}` become the daemon's
+environment variables (empty when unset), and `file:NAME` becomes the
+path of NAME in the files directory (-filepath), which must exist. Alone
+it sets this session's default (on); before a command, that command's.",
+            handler: dot_preprocess::<C>,
+            mesh_ok: true,
+        },
         Spec {
             patterns: &[".filter <filter> (command)"],
             short: "filter tabular data by column value",
@@ -88,9 +114,16 @@ pub fn specs<C: Context>() -> Vec<Spec<C>> {
         Spec {
             patterns: &["history", "clear history"],
             short: "show the command history",
-            long: "Show the commands run on this daemon by its clients, oldest first.\n`clear history` forgets them.",
+            long: "Show the commands run on this daemon by its clients, oldest first:\nvalid commands and comments, not lines that are no command, nor the\ncommands of a session with `.record false`, nor `history` itself. A\n`read` is recorded as the commands of its file. `clear history` forgets\nthem.",
             handler: history::<C>,
             mesh_ok: true,
+        },
+        Spec {
+            patterns: &["quit"],
+            short: "end this client's session",
+            long: "End this client's session: the command socket closes the connection,\n`-attach` exits, and a D-Bus caller's next command starts a fresh session\n(default settings, no aliases). The daemon keeps running; stop it with\n`systemctl stop minimega` (or SIGTERM).",
+            handler: quit::<C>,
+            mesh_ok: false,
         },
     ]
 }
@@ -110,6 +143,17 @@ fn flag_spec<C: Context>(
     }
 }
 
+/// The `true`/`false` choice of a dot-command, if given.
+fn choice(args: &super::Args) -> Option<bool> {
+    if args.flag("true") {
+        Some(true)
+    } else if args.flag("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// Shared by the boolean dot-commands: alone they show or set the session
 /// setting; before a command they override it for that command only.
 async fn flag_command<C: Context>(
@@ -117,13 +161,7 @@ async fn flag_command<C: Context>(
     get: fn(&Flags) -> bool,
     set: fn(&mut Flags, bool),
 ) -> CmdResult {
-    let value = if c.args.flag("true") {
-        Some(true)
-    } else if c.args.flag("false") {
-        Some(false)
-    } else {
-        None
-    };
+    let value = choice(&c.args);
     if c.args.sub.is_some() {
         let v = value.unwrap_or(true);
         let mut groups = c.run_sub().await;
@@ -139,6 +177,46 @@ async fn flag_command<C: Context>(
         }
         None => Ok(Response::text(get(&c.session.flags).to_string()).into()),
     }
+}
+
+/// `.record` and `.preprocess` set the session, not a group's output:
+/// before a command they hold for that command only.
+async fn session_flag<C: Context>(
+    mut c: Call<'_, C>,
+    field: fn(&mut Session) -> &mut bool,
+) -> CmdResult {
+    let value = choice(&c.args);
+    if c.args.sub.is_some() {
+        let saved = std::mem::replace(field(c.session), value.unwrap_or(true));
+        let groups = c.run_sub().await;
+        *field(c.session) = saved;
+        return Ok(Reply::Groups(groups));
+    }
+    match value {
+        Some(v) => {
+            *field(c.session) = v;
+            Ok(Reply::empty())
+        }
+        None => Ok(Response::text(field(c.session).to_string()).into()),
+    }
+}
+
+fn dot_record<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        // As minimega: `.record true CMD` is recorded even in a session that
+        // does not record, `.record false [CMD]` never; `.record true`
+        // alone only if the session recorded already.
+        match (c.args.sub.is_some(), c.args.flag("true")) {
+            (true, v) => c.session.record_this = v && c.session.origin == Origin::Local,
+            (false, false) => c.session.record_this = false,
+            (false, true) => {}
+        }
+        session_flag(c, |s| &mut s.record).await
+    })
+}
+
+fn dot_preprocess<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(session_flag(c, |s| &mut s.preprocess))
 }
 
 fn set_mode(f: &mut Flags, mode: Mode, on: bool) {
@@ -227,16 +305,7 @@ impl Filter {
         if !r.is_tabular() {
             return Ok(true);
         }
-        let Some(i) = r
-            .header
-            .iter()
-            .position(|h| h.to_lowercase() == self.column)
-        else {
-            return Err(CommandError::Invalid(format!(
-                "no such column `{}`",
-                self.column
-            )));
-        };
+        let i = find_column(&r.header, &self.column)?;
         r.tabular
             .retain(|row| row.get(i).is_some_and(|v| self.matches(v)));
         Ok(true)
@@ -269,24 +338,32 @@ fn dot_filter<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     })
 }
 
-/// Resolves each wanted column (exact name, or a unique prefix) to its index.
+/// A column by its name or a unique prefix of it, ignoring case, as
+/// minimega finds `.columns` and `.filter` columns (`.col st` is state).
+pub fn find_column(header: &[String], wanted: &str) -> Result<usize, CommandError> {
+    let w = wanted.to_lowercase();
+    if let Some(i) = header.iter().position(|h| h.to_lowercase() == w) {
+        return Ok(i);
+    }
+    let hits: Vec<usize> = (0..header.len())
+        .filter(|i| header[*i].to_lowercase().starts_with(&w))
+        .collect();
+    match hits.as_slice() {
+        [i] => Ok(*i),
+        [] => Err(CommandError::Invalid(format!("no such column `{wanted}`"))),
+        _ => Err(CommandError::Invalid(format!(
+            "ambiguous column `{wanted}`: could be {}",
+            hits.iter()
+                .map(|i| header[*i].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+/// Resolves each wanted column to its index (see [`find_column`]).
 pub fn select_columns(header: &[String], wanted: &[&str]) -> Result<Vec<usize>, CommandError> {
-    wanted
-        .iter()
-        .map(|w| {
-            if let Some(i) = header.iter().position(|h| h == w) {
-                return Ok(i);
-            }
-            let hits: Vec<usize> = (0..header.len())
-                .filter(|i| header[*i].starts_with(w))
-                .collect();
-            match hits.as_slice() {
-                [i] => Ok(*i),
-                [] => Err(CommandError::Invalid(format!("no such column `{w}`"))),
-                _ => Err(CommandError::Invalid(format!("ambiguous column `{w}`"))),
-            }
-        })
-        .collect()
+    wanted.iter().map(|w| find_column(header, w)).collect()
 }
 
 fn dot_columns<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
@@ -394,8 +471,16 @@ fn echo<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move { Ok(Response::text(c.args.list("args").join(" ")).into()) })
 }
 
+fn quit<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        c.session.quit = true;
+        Ok(Reply::empty())
+    })
+}
+
 fn history<C: Context>(c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
+        c.session.record_this = false;
         if c.pattern.starts_with("clear") {
             c.engine.clear_history();
             return Ok(Reply::empty());
@@ -451,8 +536,9 @@ mod tests {
         assert_eq!(select_columns(&h, &["names"]).unwrap(), [1]);
         assert_eq!(
             select_columns(&h, &["nam"]).unwrap_err().to_string(),
-            "ambiguous column `nam`"
+            "ambiguous column `nam`: could be name, namespace"
         );
+        assert_eq!(select_columns(&h, &["STATE"]).unwrap(), [2]);
         assert_eq!(
             select_columns(&h, &["x"]).unwrap_err().to_string(),
             "no such column `x`"

@@ -8,7 +8,6 @@ use super::pattern::{Args, Outcome, Pattern};
 use super::response::{Group, Response};
 use super::session::{Origin, Session};
 use super::CommandError;
-use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -27,6 +26,18 @@ pub trait Context: Send + Sync + 'static {
     /// name and text for commands of local origin; `None` runs it here only.
     fn elsewhere(&self, _command: &str, _line: &str, _session: &Session) -> Option<Elsewhere> {
         None
+    }
+
+    /// The daemon's active namespace (`None`: the default), which sessions
+    /// that follow it (see [`Session::follow_active`]) take before each line.
+    fn active_namespace(&self) -> Option<String> {
+        None
+    }
+
+    /// Expands one argument before a command runs (`.preprocess`):
+    /// `Ok(None)` leaves it as it is, an error stops the command.
+    fn preprocess<'a>(&'a self, _value: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async { Ok(None) })
     }
 }
 
@@ -100,12 +111,13 @@ impl<C: Context> Call<'_, C> {
     }
 }
 
-const HISTORY_MAX: usize = 10_000;
-
 pub struct Engine<C> {
-    specs: Vec<Spec<C>>,
-    patterns: Vec<(usize, Pattern, &'static str)>,
-    history: Mutex<VecDeque<String>>,
+    pub(super) specs: Vec<Spec<C>>,
+    /// Every pattern as written: usage, help and completion.
+    pub(super) patterns: Vec<(usize, Pattern, &'static str)>,
+    /// The same with each choice split into its options: matching.
+    variants: Vec<(usize, Pattern, &'static str)>,
+    history: Mutex<super::history::History>,
 }
 
 struct Compiled {
@@ -119,15 +131,19 @@ impl<C: Context> Engine<C> {
     /// and a unit test compiles it.
     pub fn new(specs: Vec<Spec<C>>) -> Engine<C> {
         let mut patterns = Vec::new();
+        let mut variants = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
             for p in spec.patterns {
-                patterns.push((i, Pattern::parse(p).unwrap_or_else(|e| panic!("{e}")), *p));
+                let pattern = Pattern::parse(p).unwrap_or_else(|e| panic!("{e}"));
+                variants.extend(pattern.variants().into_iter().map(|v| (i, v, *p)));
+                patterns.push((i, pattern, *p));
             }
         }
         Engine {
             specs,
             patterns,
-            history: Mutex::new(VecDeque::new()),
+            variants,
+            history: Mutex::default(),
         }
     }
 
@@ -136,12 +152,22 @@ impl<C: Context> Engine<C> {
     }
 
     /// Runs one line of input: comments and blank lines give no groups.
+    /// The line goes into `history` after it ran, if the session records
+    /// and the command did not say otherwise; comments are recorded too,
+    /// lines that are no command are not (as minimega's history).
     pub async fn run_line(&self, ctx: &C, session: &mut Session, line: &str) -> Vec<Group> {
+        if session.follow_active {
+            session.namespace = ctx.active_namespace();
+        }
+        let local = session.origin == Origin::Local;
         let words = match lexer::lex(line) {
             Ok(w) => w,
             Err(e) => return vec![self.error_group(ctx, session, e)],
         };
         if words.is_empty() {
+            if local && session.record && !line.trim().is_empty() {
+                self.remember(line.trim());
+            }
             return Vec::new();
         }
         let words = match self.expand_alias(session, words) {
@@ -152,14 +178,20 @@ impl<C: Context> Engine<C> {
             Ok(c) => c,
             Err(e) => return vec![self.error_group(ctx, session, e)],
         };
-        if session.origin == Origin::Local {
-            let mut h = self.history.lock().unwrap_or_else(|p| p.into_inner());
-            if h.len() == HISTORY_MAX {
-                h.pop_front();
-            }
-            h.push_back(line.trim().to_string());
+        // Saved and restored: `read` runs lines inside its own line.
+        let outer = std::mem::replace(&mut session.record_this, local && session.record);
+        let groups = self.run_compiled(ctx, session, words, compiled).await;
+        if std::mem::replace(&mut session.record_this, outer) {
+            self.remember(line);
         }
-        self.run_compiled(ctx, session, words, compiled).await
+        groups
+    }
+
+    fn remember(&self, line: &str) {
+        self.history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
     }
 
     /// Whether a line would run (it lexes and matches a command, after the
@@ -210,6 +242,13 @@ impl<C: Context> Engine<C> {
             }
         }
         let line = lexer::unlex(&words);
+        let mut args = compiled.args;
+        // What arrived over the mesh was expanded by its sender already.
+        if session.preprocess && session.origin == Origin::Local {
+            if let Err(e) = self.preprocess(ctx, &mut args).await {
+                return vec![self.error_group(ctx, session, CommandError::Failed(e))];
+            }
+        }
         let elsewhere = match session.origin {
             Origin::Local => self
                 .patterns_of(compiled.spec)
@@ -221,7 +260,7 @@ impl<C: Context> Engine<C> {
             ctx,
             engine: self,
             session,
-            args: compiled.args,
+            args,
             line,
             pattern: compiled.pattern,
         };
@@ -252,6 +291,20 @@ impl<C: Context> Engine<C> {
             tidy(&mut g.responses);
         }
         groups
+    }
+
+    /// Runs the context's preprocessor over every string and list argument.
+    async fn preprocess(&self, ctx: &C, args: &mut Args) -> Result<(), String> {
+        for v in args
+            .strings
+            .values_mut()
+            .chain(args.lists.values_mut().flatten())
+        {
+            if let Some(new) = ctx.preprocess(v).await? {
+                *v = new;
+            }
+        }
+        Ok(())
     }
 
     /// A handler's result as the groups the caller gets.
@@ -296,7 +349,7 @@ impl<C: Context> Engine<C> {
         }
     }
 
-    fn patterns_of(&self, spec: usize) -> impl Iterator<Item = &Pattern> {
+    pub(super) fn patterns_of(&self, spec: usize) -> impl Iterator<Item = &Pattern> {
         self.patterns
             .iter()
             .filter(move |(s, _, _)| *s == spec)
@@ -308,61 +361,44 @@ impl<C: Context> Engine<C> {
         let Some(first) = words.first() else {
             return Err(CommandError::Invalid("missing command".into()));
         };
-        let mut inexact: Vec<(usize, Args, &'static str)> = Vec::new();
-        let mut closest: Option<(usize, usize)> = None; // (depth, spec)
-        for (spec, pattern, text) in &self.patterns {
+        // Abbreviated matches, each once per spelled-out command.
+        let mut inexact: Vec<(Vec<String>, Compiled)> = Vec::new();
+        for (spec, pattern, text) in &self.variants {
             match pattern.matches(words) {
-                Outcome::Matched { args, exact: true } => {
+                Outcome::Matched {
+                    args, exact: true, ..
+                } => {
                     return self.check_sub(Compiled {
                         spec: *spec,
                         pattern: text,
                         args,
                     });
                 }
-                Outcome::Matched { args, exact: false } => {
-                    if !inexact.iter().any(|(s, _, _)| s == spec) {
-                        inexact.push((*spec, args, text));
+                Outcome::Matched {
+                    args,
+                    exact: false,
+                    resolved,
+                } => {
+                    if !inexact.iter().any(|(r, _)| *r == resolved) {
+                        let c = Compiled {
+                            spec: *spec,
+                            pattern: text,
+                            args,
+                        };
+                        inexact.push((resolved, c));
                     }
                 }
-                Outcome::Failed { depth } => {
-                    if depth > 0 && closest.is_none_or(|(d, _)| depth > d) {
-                        closest = Some((depth, *spec));
-                    }
-                }
+                Outcome::Failed { .. } => {}
             }
         }
         let line = lexer::unlex(words);
         match inexact.len() {
-            1 => {
-                let (spec, args, pattern) = inexact.pop().expect("one match");
-                self.check_sub(Compiled {
-                    spec,
-                    pattern,
-                    args,
-                })
-            }
-            0 => Err(match closest {
-                Some((_, spec)) => {
-                    let usage: Vec<&str> =
-                        self.patterns_of(spec).map(|p| p.text.as_str()).collect();
-                    CommandError::Invalid(format!(
-                        "invalid arguments in `{line}`; usage: {}",
-                        usage.join(" | ")
-                    ))
-                }
-                None => CommandError::Invalid(format!(
-                    "no such command: `{}` (try `help`)",
-                    first.value
-                )),
-            }),
+            1 => self.check_sub(inexact.pop().expect("one match").1),
+            0 => Err(self.no_match(words, &line, first)),
             _ => {
                 let names: Vec<String> = inexact
                     .iter()
-                    .filter_map(|(s, _, _)| {
-                        self.patterns_of(*s)
-                            .next()
-                            .map(|p| format!("`{}`", p.name()))
-                    })
+                    .map(|(r, _)| format!("`{}`", r.join(" ")))
                     .collect();
                 Err(CommandError::Invalid(format!(
                     "ambiguous command `{line}`: could be {}",
@@ -370,6 +406,73 @@ impl<C: Context> Engine<C> {
                 )))
             }
         }
+    }
+
+    /// Why nothing matched, naming the command the input names: the usage
+    /// of the commands whose whole name it spells (the longest such name),
+    /// else the commands under the words it does spell (`vm frob`).
+    fn no_match(&self, words: &[Word], line: &str, first: &Word) -> CommandError {
+        let mut best = 0;
+        let mut named: Vec<usize> = Vec::new();
+        let mut partial = 0;
+        for (spec, pattern, _) in &self.patterns {
+            let (n, whole) = pattern.name_match(words);
+            if whole && n > 0 {
+                if n > best {
+                    best = n;
+                    named.clear();
+                }
+                if n == best && !named.contains(spec) {
+                    named.push(*spec);
+                }
+            } else {
+                partial = partial.max(n);
+            }
+        }
+        if !named.is_empty() {
+            let mut usage: Vec<&str> = Vec::new();
+            for spec in named {
+                for p in self.patterns_of(spec) {
+                    if !usage.contains(&p.text.as_str()) {
+                        usage.push(&p.text);
+                    }
+                }
+            }
+            return CommandError::Invalid(format!(
+                "invalid arguments in `{line}`; usage: {}",
+                usage.join(" | ")
+            ));
+        }
+        if partial == 0 {
+            return CommandError::Invalid(format!(
+                "no such command: `{}` (try `help`)",
+                first.value
+            ));
+        }
+        // The spelled-out words the input shares with some commands.
+        let under: Vec<String> = self
+            .patterns
+            .iter()
+            .filter(|(_, p, _)| p.name_match(words).0 == partial)
+            .map(|(_, p, _)| p.name())
+            .collect();
+        let prefix: Vec<&str> = under[0].split(' ').take(partial).collect();
+        let mut names: Vec<String> = under
+            .iter()
+            .map(|n| n.split(' ').take(partial + 1).collect::<Vec<_>>().join(" "))
+            .collect();
+        names.sort();
+        names.dedup();
+        let what = if words.len() > partial {
+            format!("no such command: `{line}`")
+        } else {
+            format!("incomplete command `{line}`")
+        };
+        CommandError::Invalid(format!(
+            "{what}; `{}` commands: {}",
+            prefix.join(" "),
+            names.join(", ")
+        ))
     }
 
     /// A nested command must itself compile, or the outer one fails with
@@ -381,14 +484,44 @@ impl<C: Context> Engine<C> {
         Ok(c)
     }
 
+    /// The names of the commands that start with the word `first` and run
+    /// with no argument (`clear vm config`), in table order, each once.
+    pub fn argless(&self, first: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (_, p, _) in &self.patterns {
+            let name = p.name();
+            if name.split(' ').next() != Some(first) || out.contains(&name) {
+                continue;
+            }
+            let words = lexer::lex(&name).unwrap_or_default();
+            if matches!(p.matches(&words), Outcome::Matched { exact: true, .. }) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Whether `words` are, or nest, the command named `name` (`.columns
+    /// name vm launch ...` nests `vm launch`).
+    pub fn names_command(&self, words: &[Word], name: &str) -> bool {
+        let Ok(c) = self.compile(words) else {
+            return false;
+        };
+        if self.patterns_of(c.spec).any(|p| p.name() == name) {
+            return true;
+        }
+        c.args
+            .sub
+            .as_ref()
+            .is_some_and(|sub| self.names_command(sub, name))
+    }
+
     /// The command history, oldest first.
     pub fn history(&self) -> Vec<String> {
         self.history
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+            .lines()
     }
 
     pub fn clear_history(&self) {
@@ -397,92 +530,4 @@ impl<C: Context> Engine<C> {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
-
-    /// Completions of a partial line: whole lines, as minimega's `Suggest`.
-    pub fn suggest(&self, partial: &str) -> Vec<String> {
-        let Ok(words) = lexer::lex(partial) else {
-            return Vec::new();
-        };
-        let new_word = partial.is_empty() || partial.ends_with(char::is_whitespace);
-        let keep = if new_word {
-            words.len()
-        } else {
-            words.len().saturating_sub(1)
-        };
-        let head = lexer::unlex(&words[..keep]);
-        let mut out: Vec<String> = Vec::new();
-        for (_, p, _) in &self.patterns {
-            for s in p.suggest(&words, new_word) {
-                let line = if head.is_empty() {
-                    s
-                } else {
-                    format!("{head} {s}")
-                };
-                if !out.contains(&line) {
-                    out.push(line);
-                }
-            }
-        }
-        out.sort();
-        out
-    }
-
-    /// The one-line summary of every command, for `help` alone.
-    pub fn help_index(&self) -> Vec<(String, &'static str)> {
-        let mut v: Vec<(String, &'static str)> = self
-            .specs
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| self.patterns_of(i).next().map(|p| (p.name(), s.short)))
-            .collect();
-        v.sort();
-        v.dedup_by(|a, b| a.0 == b.0);
-        v
-    }
-
-    /// Help on the commands whose name starts with `words`.
-    pub fn help_on(&self, words: &[String]) -> Result<String, CommandError> {
-        let want = words.join(" ");
-        let exact: Vec<usize> = (0..self.specs.len())
-            .filter(|i| {
-                self.patterns_of(*i)
-                    .next()
-                    .is_some_and(|p| p.name() == want)
-            })
-            .collect();
-        if !exact.is_empty() {
-            let mut out = String::new();
-            for i in exact {
-                out.push_str("Usage:\n");
-                for p in self.patterns_of(i) {
-                    out.push_str(&format!("\t{}\n", p.text));
-                }
-                out.push('\n');
-                out.push_str(self.specs[i].long.trim());
-                out.push('\n');
-            }
-            return Ok(out.trim_end().to_string());
-        }
-        let prefix: Vec<(String, &str)> = self
-            .help_index()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with(&want))
-            .collect();
-        if prefix.is_empty() {
-            return Err(CommandError::Invalid(format!(
-                "no help on `{want}`: no such command"
-            )));
-        }
-        Ok(format_index(&prefix))
-    }
-}
-
-/// `name : summary` lines with the names padded to one width.
-pub fn format_index(entries: &[(String, &str)]) -> String {
-    let w = entries.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
-    entries
-        .iter()
-        .map(|(n, s)| format!("{n:<w$} : {s}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -5,8 +5,11 @@
 
 pub mod builtins;
 pub mod engine;
+pub mod help;
+pub mod history;
 pub mod lexer;
 pub mod pattern;
+pub mod preprocess;
 pub mod ranges;
 pub mod render;
 pub mod response;

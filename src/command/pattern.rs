@@ -73,7 +73,13 @@ impl Args {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// It matched; `exact` is false when a literal or choice was abbreviated.
-    Matched { args: Args, exact: bool },
+    /// `resolved` is the matched input up to its last keyword, each
+    /// keyword spelled out (`.col` reads `.columns`), to name candidates.
+    Matched {
+        args: Args,
+        exact: bool,
+        resolved: Vec<String>,
+    },
     /// It did not; `depth` counts the leading items that did match, so the
     /// caller can point at the closest command in its error.
     Failed { depth: usize },
@@ -128,6 +134,16 @@ impl Pattern {
     pub fn matches(&self, input: &[Word]) -> Outcome {
         let mut args = Args::default();
         let mut exact = true;
+        let mut resolved: Vec<String> = Vec::new();
+        let mut keywords = 0;
+        let done = |args, exact, mut resolved: Vec<String>, keywords| {
+            resolved.truncate(keywords);
+            Outcome::Matched {
+                args,
+                exact,
+                resolved,
+            }
+        };
         for (i, item) in self.items.iter().enumerate() {
             let Some(word) = input.get(i) else {
                 // Out of input: fine only if everything left is optional.
@@ -135,7 +151,7 @@ impl Pattern {
                     if let Item::List { key, .. } = item {
                         args.lists.insert(key.clone(), Vec::new());
                     }
-                    return Outcome::Matched { args, exact };
+                    return done(args, exact, resolved, keywords);
                 }
                 return Outcome::Failed { depth: i };
             };
@@ -143,43 +159,47 @@ impl Pattern {
             match item {
                 Item::Literal(lit) => {
                     // A quoted word is data, never an abbreviation of a keyword.
-                    if lit == v {
-                        continue;
-                    }
-                    if word.quoted || v.is_empty() || !lit.starts_with(v.as_str()) {
+                    if lit != v && (word.quoted || v.is_empty() || !lit.starts_with(v.as_str())) {
                         return Outcome::Failed { depth: i };
                     }
-                    exact = false;
+                    exact &= lit == v;
+                    resolved.push(lit.clone());
+                    keywords = i + 1;
                 }
                 Item::Str { key, .. } => {
                     args.strings.insert(key.clone(), v.clone());
+                    resolved.push(v.clone());
                 }
                 Item::Choice { options, .. } => {
-                    if let Some(o) = options.iter().find(|o| *o == v) {
-                        args.bools.insert(o.clone());
-                        continue;
-                    }
-                    let mut hits = options
-                        .iter()
-                        .filter(|o| !v.is_empty() && o.starts_with(v.as_str()));
-                    match (hits.next(), hits.next()) {
-                        (Some(o), None) => {
-                            exact = false;
-                            args.bools.insert(o.clone());
+                    let o = match options.iter().find(|o| *o == v) {
+                        Some(o) => o,
+                        None => {
+                            let mut hits = options.iter().filter(|o| {
+                                !word.quoted && !v.is_empty() && o.starts_with(v.as_str())
+                            });
+                            match (hits.next(), hits.next()) {
+                                (Some(o), None) => {
+                                    exact = false;
+                                    o
+                                }
+                                _ => return Outcome::Failed { depth: i },
+                            }
                         }
-                        _ => return Outcome::Failed { depth: i },
-                    }
+                    };
+                    args.bools.insert(o.clone());
+                    resolved.push(o.clone());
+                    keywords = i + 1;
                 }
                 Item::List { key, .. } => {
                     args.lists.insert(
                         key.clone(),
                         input[i..].iter().map(|w| w.value.clone()).collect(),
                     );
-                    return Outcome::Matched { args, exact };
+                    return done(args, exact, resolved, keywords);
                 }
                 Item::Command => {
                     args.sub = Some(input[i..].to_vec());
-                    return Outcome::Matched { args, exact };
+                    return done(args, exact, resolved, keywords);
                 }
             }
         }
@@ -188,7 +208,58 @@ impl Pattern {
                 depth: self.items.len(),
             };
         }
-        Outcome::Matched { args, exact }
+        done(args, exact, resolved, keywords)
+    }
+
+    /// The pattern once per option of each choice, every choice left with
+    /// one option: matched against input, an abbreviation that fits
+    /// several options (of one pattern or of several) is then ambiguous
+    /// like one that fits several literals, as in minimega's command trie.
+    pub fn variants(&self) -> Vec<Pattern> {
+        let mut out = vec![self.clone()];
+        for (i, item) in self.items.iter().enumerate() {
+            let Item::Choice { options, optional } = item else {
+                continue;
+            };
+            if options.len() < 2 {
+                continue;
+            }
+            out = out
+                .into_iter()
+                .flat_map(|p| {
+                    options.iter().map(move |o| {
+                        let mut v = p.clone();
+                        v.items[i] = Item::Choice {
+                            options: vec![o.clone()],
+                            optional: *optional,
+                        };
+                        v
+                    })
+                })
+                .collect();
+        }
+        out
+    }
+
+    /// How many of the pattern's leading literals (its name) the input
+    /// spells, whole or abbreviated; and whether it spells all of them.
+    pub fn name_match(&self, input: &[Word]) -> (usize, bool) {
+        let name: Vec<&str> = self
+            .items
+            .iter()
+            .map_while(|i| match i {
+                Item::Literal(l) => Some(l.as_str()),
+                _ => None,
+            })
+            .collect();
+        let n = name
+            .iter()
+            .zip(input)
+            .take_while(|(lit, w)| {
+                **lit == w.value || (!w.quoted && !w.value.is_empty() && lit.starts_with(&w.value))
+            })
+            .count();
+        (n, n == name.len())
     }
 
     /// Completions for the word being typed at position `input.len() - 1`
@@ -296,7 +367,7 @@ mod tests {
 
     fn args(p: &str, input: &str) -> (Args, bool) {
         match m(p, input) {
-            Outcome::Matched { args, exact } => (args, exact),
+            Outcome::Matched { args, exact, .. } => (args, exact),
             o => panic!("{p} vs {input}: {o:?}"),
         }
     }

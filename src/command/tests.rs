@@ -10,6 +10,22 @@ impl Context for Toy {
     fn hostname(&self) -> String {
         "toy".into()
     }
+
+    fn preprocess<'a>(&'a self, v: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(async move {
+            if v.starts_with("bad:") {
+                return Err(format!("get {v}: file not found"));
+            }
+            Ok(v.contains("$X").then(|| v.replace("$X", "ex")))
+        })
+    }
+}
+
+fn echo_choice(c: Call<'_, Toy>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let picked: Vec<String> = c.args.bools.iter().cloned().collect();
+        Ok(Response::text(picked.join(" ")).into())
+    })
 }
 
 fn vm_info(_c: Call<'_, Toy>) -> BoxFuture<'_, CmdResult> {
@@ -59,6 +75,25 @@ fn engine() -> Engine<Toy> {
         short: "stop",
         long: "Stop.",
         handler: vm_stop,
+        mesh_ok: true,
+    });
+    specs.push(Spec {
+        patterns: &["ns <queue,>", "ns <queueing,> [true,false]", "ns <flush,>"],
+        short: "ns",
+        long: "Namespaces.",
+        handler: echo_choice,
+        mesh_ok: true,
+    });
+    specs.push(Spec {
+        patterns: &[
+            "clear toys",
+            "clear toys <which>",
+            "clear box <key>",
+            "clear bin [key]",
+        ],
+        short: "clear toys",
+        long: "Clear.",
+        handler: echo_choice,
         mesh_ok: true,
     });
     Engine::new(specs)
@@ -181,8 +216,129 @@ fn errors_name_the_problem() {
     );
     assert_eq!(
         run(&e, &mut s, ".columns name vm lunch"),
-        "E: invalid arguments in `vm lunch`; usage: vm info"
+        "E: no such command: `vm lunch`; `vm` commands: vm info, vm start, vm stop"
     );
+    assert_eq!(
+        run(&e, &mut s, "vm"),
+        "E: incomplete command `vm`; `vm` commands: vm info, vm start, vm stop"
+    );
+    // A command spelled whole with wrong arguments gets its own usage.
+    assert_eq!(
+        run(&e, &mut s, "ns frob"),
+        "E: invalid arguments in `ns frob`; usage: ns <queue,> | ns <queueing,> [true,false] | ns <flush,>"
+    );
+    assert_eq!(
+        run(&e, &mut s, "vm info x"),
+        "E: invalid arguments in `vm info x`; usage: vm info"
+    );
+}
+
+#[test]
+fn keywords_and_choices_match_by_unique_prefix() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(run(&e, &mut s, "ns queue"), "queue");
+    assert_eq!(run(&e, &mut s, "ns queuei"), "queueing");
+    assert_eq!(run(&e, &mut s, "ns queuei t"), "queueing true");
+    assert_eq!(run(&e, &mut s, "ns f"), "flush");
+    assert_eq!(
+        run(&e, &mut s, "ns q"),
+        "E: ambiguous command `ns q`: could be `ns queue`, `ns queueing`"
+    );
+    assert_eq!(
+        run(&e, &mut s, "v st foo"),
+        "E: ambiguous command `v st foo`: could be `vm start`, `vm stop`"
+    );
+    assert_eq!(run(&e, &mut s, "v sta foo"), "start foo");
+    // A quoted word is data, never a keyword.
+    assert_eq!(
+        run(&e, &mut s, "ns \"f\""),
+        "E: invalid arguments in `ns \"f\"`; usage: ns <queue,> | ns <queueing,> [true,false] | ns <flush,>"
+    );
+}
+
+#[test]
+fn argless_commands_and_nested_names() {
+    let e = engine();
+    assert_eq!(
+        e.argless("clear"),
+        ["clear history", "clear toys", "clear bin"]
+    );
+    let w = |l: &str| lexer::lex(l).unwrap();
+    assert!(e.names_command(&w(".columns name .filter a=b vm info"), "vm info"));
+    assert!(e.names_command(&w("v inf"), "vm info"));
+    assert!(!e.names_command(&w("vm start x"), "vm info"));
+    assert!(!e.names_command(&w("nonsense"), "vm info"));
+}
+
+#[test]
+fn record_leaves_lines_out_of_history() {
+    let e = engine();
+    let mut s = Session::new();
+    run(&e, &mut s, "clear history");
+    // As minimega's own history test runs it.
+    assert_eq!(
+        run(&e, &mut s, ".record false echo hello, nobody"),
+        "hello, nobody"
+    );
+    assert_eq!(
+        run(&e, &mut s, ".record true echo hello, world"),
+        "hello, world"
+    );
+    run(&e, &mut s, ".record false");
+    assert_eq!(run(&e, &mut s, ".record"), "false");
+    run(&e, &mut s, "echo hello, off the record");
+    run(&e, &mut s, ".record true");
+    run(&e, &mut s, "echo hello again, world");
+    run(&e, &mut s, "# a comment is history too");
+    run(&e, &mut s, "nonsense is not");
+    assert_eq!(
+        run(&e, &mut s, "history"),
+        ".record true echo hello, world\necho hello again, world\n# a comment is history too"
+    );
+    assert_eq!(
+        run(&e, &mut s, "history"),
+        ".record true echo hello, world\necho hello again, world\n# a comment is history too",
+        "history itself is not recorded"
+    );
+    // A session that does not record keeps nothing of its own.
+    let mut quiet = Session::new();
+    run(&e, &mut quiet, ".record false");
+    run(&e, &mut quiet, ".columns name vm info");
+    run(&e, &mut s, "clear history");
+    assert_eq!(run(&e, &mut s, "history"), "");
+}
+
+#[test]
+fn preprocess_expands_arguments_unless_told_not_to() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(run(&e, &mut s, "echo $X and $Y"), "ex and $Y");
+    assert_eq!(
+        run(&e, &mut s, "echo bad:thing"),
+        "E: get bad:thing: file not found"
+    );
+    assert_eq!(run(&e, &mut s, ".preprocess false echo $X"), "$X");
+    assert_eq!(
+        run(&e, &mut s, ".preprocess"),
+        "true",
+        "the override held one command"
+    );
+    run(&e, &mut s, ".preprocess false");
+    assert_eq!(run(&e, &mut s, "echo $X"), "$X");
+    assert_eq!(run(&e, &mut s, ".preprocess true echo $X"), "ex");
+    let mut m = Session::from_mesh("far", None);
+    assert_eq!(run(&e, &mut m, "echo $X"), "$X", "its sender expanded it");
+}
+
+#[test]
+fn quit_marks_the_session() {
+    let e = engine();
+    let mut s = Session::new();
+    assert_eq!(run(&e, &mut s, "quit"), "");
+    assert!(s.quit);
+    let mut m = Session::from_mesh("far", None);
+    assert!(run(&e, &mut m, "quit").contains("cannot be sent over the mesh"));
 }
 
 #[test]
@@ -204,9 +360,9 @@ fn history_records_local_commands() {
     run(&e, &mut s, "echo one");
     run(&e, &mut s, "bogus");
     run(&e, &mut s, "echo two");
-    assert_eq!(run(&e, &mut s, "history"), "echo one\necho two\nhistory");
+    assert_eq!(run(&e, &mut s, "history"), "echo one\necho two");
     run(&e, &mut s, "clear history");
-    assert_eq!(run(&e, &mut s, "history"), "history");
+    assert_eq!(run(&e, &mut s, "history"), "");
 }
 
 #[test]
@@ -289,6 +445,7 @@ fn the_context_can_run_a_command_elsewhere_too() {
     let mut s = Session::new();
     assert_eq!(run(&mut s, "vm info"), "host | id | name\nnear | 1  | a");
     s.namespace = Some("wide".into());
+    s.follow_active = false;
     assert_eq!(
         run(&mut s, "vm info"),
         "host | id | name\nfar  | 7  | x\nnear | 1  | a\nE: gone: no answer within 10s"

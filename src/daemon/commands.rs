@@ -8,7 +8,7 @@ use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Respon
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 11] = [
+pub const HOST_COLUMNS: [&str; 12] = [
     "name",
     "cpus",
     "cpucommit",
@@ -16,6 +16,7 @@ pub const HOST_COLUMNS: [&str; 11] = [
     "memused",
     "memtotal",
     "memcommit",
+    "memlimit",
     "vms",
     "vmsall",
     "uptime",
@@ -28,8 +29,12 @@ pub fn engine() -> Engine<Node> {
     specs.extend(super::read::specs());
     specs.extend(crate::mesh::commands::specs());
     specs.extend(crate::ns::commands::specs());
+    specs.extend(crate::plumb::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
+    specs.extend(crate::vm::hotplug::specs());
+    specs.extend(crate::vm::top::specs());
+    specs.extend(crate::vm::migrate::specs());
     Engine::new(specs)
 }
 
@@ -43,9 +48,16 @@ fn node_specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
+            patterns: &["args"],
+            short: "display arguments used",
+            long: "Display the flags this daemon runs with, one column per flag (by name)\nand its value, whether it came from the command line, the config file\nor the defaults: e.g. `.columns filepath args` for the files directory.",
+            handler: args,
+            mesh_ok: true,
+        },
+        Spec {
             patterns: &["host"],
             short: "report information about the host",
-            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs,\nVMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
+            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
             handler: host,
             mesh_ok: true,
         },
@@ -54,6 +66,13 @@ fn node_specs() -> Vec<Spec<Node>> {
 
 fn version(_c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move { Ok(Response::text(format!("minimega {VERSION}")).into()) })
+}
+
+fn args(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let (names, values): (Vec<&str>, Vec<String>) = c.ctx.config.args().into_iter().unzip();
+        Ok(table(names, [values]).into())
+    })
 }
 
 fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
@@ -69,6 +88,8 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             info.mem_used_mib.to_string(),
             info.mem_total_mib.to_string(),
             memcommit.to_string(),
+            crate::vm::admission::mem_limit(info.mem_total_mib, n.config.overcommit)
+                .map_or_else(|| "none".into(), |l| l.to_string()),
             live.to_string(),
             n.vm_count().to_string(),
             go_duration(info.uptime),

@@ -6,6 +6,7 @@ pub mod base;
 pub mod commands;
 pub mod hostinfo;
 pub mod node;
+pub mod preprocess;
 pub mod read;
 
 pub use commands::VERSION;
@@ -86,6 +87,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
 async fn serve(config: Config) -> Result<(), DaemonError> {
     let _lock = base::lock(&config.base)?;
+    crate::vm::admission::raise_open_file_limit();
+    crate::vm::process::protect_daemon();
     // Bound before READY=1, so a started unit really owns its port; the
     // mesh takes the listener over.
     let mesh_listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))

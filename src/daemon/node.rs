@@ -2,7 +2,7 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
-use crate::command::{Context, Elsewhere, Session};
+use crate::command::{BoxFuture, Context, Elsewhere, Session};
 use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::ns::Namespaces;
@@ -27,6 +27,8 @@ pub struct Node {
     pub events: broadcast::Sender<Event>,
     pub mesh: Mesh,
     pub namespaces: Namespaces,
+    /// Named pipes and pipelines, joined with the other nodes' plumbers.
+    pub plumber: crate::plumb::Plumber,
     /// `deploy` settings (user, flags, host key policy...), node-wide as
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
@@ -39,10 +41,22 @@ impl Node {
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
-        let hooks = crate::vm::hooks::Hooks::default();
+        let mut hooks = crate::vm::hooks::Hooks::default();
+        // First: a launch the node cannot hold is refused before any
+        // other subsystem makes anything for it.
+        hooks.push(std::sync::Arc::new(crate::vm::admission::Admit {
+            overcommit: config.overcommit,
+            vms: vms.downgrade(),
+        }));
+        hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
+        hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
         vms.set_hooks(hooks);
+        let mesh = Mesh::new(&config, events.clone());
+        let plumber = crate::plumb::Plumber::new(&config.hostname);
+        plumber.set_remote(std::sync::Arc::new(mesh.clone()));
         Node {
-            mesh: Mesh::new(&config, events.clone()),
+            mesh,
+            plumber,
             namespaces: Namespaces::default(),
             deploy: Default::default(),
             config,
@@ -81,5 +95,13 @@ impl Context for Node {
 
     fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
         crate::ns::elsewhere(self, command, line, session)
+    }
+
+    fn active_namespace(&self) -> Option<String> {
+        self.namespaces.active()
+    }
+
+    fn preprocess<'a>(&'a self, value: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+        Box::pin(super::preprocess::expand(&self.config.filepath, value))
     }
 }

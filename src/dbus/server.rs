@@ -76,6 +76,13 @@ impl Api {
         let mut session = session.lock().await;
         debug!(%sender, %command, "exec");
         let groups = self.daemon.exec(&mut session, &command).await;
+        if session.quit {
+            // The caller's next command starts a fresh session.
+            self.sessions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&sender);
+        }
         Ok(exec_reply(&groups))
     }
 

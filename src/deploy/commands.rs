@@ -98,13 +98,33 @@ fn settings<'a>(c: &Call<'a, Node>) -> std::sync::MutexGuard<'a, Settings> {
     c.ctx.deploy.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn rows(out: Vec<Outcome>) -> Reply {
-    table(
+/// One row per host; when a host failed, an error after the table too, so
+/// the command fails (`minimega -e deploy launch ...` exits 1) and a
+/// script sees it, while the table still tells each host's story.
+fn rows(verb: &str, out: Vec<Outcome>) -> Reply {
+    let total = out.len();
+    let failed: Vec<String> = out
+        .iter()
+        .filter(|o| o.state == "failed")
+        .map(|o| o.host.clone())
+        .collect();
+    let t = table(
         ["host", "version", "state", "error"],
         out.into_iter()
             .map(|o| vec![o.host, o.version, o.state, o.error]),
-    )
-    .into()
+    );
+    if failed.is_empty() {
+        return t.into();
+    }
+    let e = Response {
+        error: format!(
+            "deploy {verb} failed on {} of {total} hosts: {}",
+            failed.len(),
+            failed.join(", ")
+        ),
+        ..Response::default()
+    };
+    vec![t, e].into()
 }
 
 fn hosts(c: &Call<'_, Node>) -> Result<Vec<String>, CommandError> {
@@ -155,7 +175,7 @@ fn launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let hosts = hosts(&c)?;
         let job = Arc::new(job(&c)?);
         let mesh: Arc<dyn super::MeshJoin> = c.ctx.mesh_join();
-        Ok(rows(super::launch(job, mesh, hosts).await))
+        Ok(rows("launch", super::launch(job, mesh, hosts).await))
     })
 }
 
@@ -163,7 +183,10 @@ fn remove(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let hosts = hosts(&c)?;
         let settings = settings(&c).clone();
-        Ok(rows(super::remove(settings, home_dir(), hosts).await))
+        Ok(rows(
+            "remove",
+            super::remove(settings, home_dir(), hosts).await,
+        ))
     })
 }
 
@@ -295,4 +318,48 @@ fn clear(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         *settings(&c) = Settings::default();
         Ok(Reply::empty())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(host: &str, state: &str) -> Outcome {
+        Outcome {
+            host: host.into(),
+            version: "1.0".into(),
+            state: state.into(),
+            error: if state == "failed" {
+                format!("HOST KEY CHANGED for {host}")
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    fn responses(r: Reply) -> Vec<Response> {
+        match r {
+            Reply::Responses(r) => r,
+            Reply::Groups(_) => panic!("groups"),
+        }
+    }
+
+    #[test]
+    fn a_failed_host_is_an_error_and_the_table_stays() {
+        let r = responses(rows(
+            "launch",
+            vec![
+                outcome("n1", "installed"),
+                outcome("n2", "failed"),
+                outcome("n3", "failed"),
+            ],
+        ));
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].tabular.len(), 3, "every host keeps its row");
+        assert!(!r[0].is_error());
+        assert_eq!(r[1].error, "deploy launch failed on 2 of 3 hosts: n2, n3");
+        let ok = responses(rows("remove", vec![outcome("n1", "removed")]));
+        assert_eq!(ok.len(), 1);
+        assert!(!ok[0].is_error());
+    }
 }

@@ -172,6 +172,12 @@ pub fn completion(shell: Shell) -> String {
 
 /// `YYYY-MM-DD` of a Unix time (UTC), for the page's date line.
 pub fn date_of(epoch_secs: u64) -> String {
+    let (y, m, d) = civil(epoch_secs);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The (year, month, day) of a Unix time, UTC.
+pub fn civil(epoch_secs: u64) -> (i64, i64, i64) {
     // Days to civil date (proleptic Gregorian), after Howard Hinnant's
     // public-domain algorithm.
     let z = (epoch_secs / 86_400) as i64 + 719_468;
@@ -183,7 +189,7 @@ pub fn date_of(epoch_secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    (y, m, d)
 }
 
 #[cfg(test)]

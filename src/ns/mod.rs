@@ -10,20 +10,37 @@
 //! typically the head node, is left out), or this node alone when the mesh
 //! has no other node.
 //!
-//! - [`commands`]: `namespace`, `clear namespace`, `ns ...`
+//! `namespace NAME` alone makes NAME the daemon's active namespace: every
+//! client's commands run there from their next line on (as minimega has
+//! one active namespace per daemon); `namespace NAME CMD` runs one command
+//! there. Each namespace also keeps its launch queue (`ns queueing`), its
+//! host load measure (`ns load`), its saved VM configurations (`vm config
+//! save`) and its last dry-run schedule.
+//!
+//! - [`commands`]: `namespace`, `clear namespace`, `clear all`, `ns ...`
+//! - [`queue`]: queued launches, checked and printed (pure)
 //! - [`schedule`]: where `vm launch` puts VMs in a namespace (pure)
-//! - [`launch`]: `vm launch` across the namespace's hosts
+//! - [`launch`]: `vm launch` here or across the namespace's hosts
 
 pub mod commands;
 pub mod launch;
+pub mod queue;
 pub mod schedule;
 
 use crate::command::{lexer, Elsewhere, Response, Session};
 use crate::daemon::Node;
+use crate::vm::config::VmConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 pub const DEFAULT: &str = "minimega";
+
+/// Commands that reset a subsystem's state of the namespace they run in
+/// (VLAN aliases, cc filters, host taps...): destroying a namespace
+/// (`clear namespace NAME`, `clear all`) runs each of them there, as
+/// `namespace NAME <command>`, after its VMs are gone. The one list to
+/// extend; commands not in the command table are skipped.
+pub const NAMESPACE_CLEAR: &[&str] = &["clear vm config"];
 
 /// Commands that act on every host of the session's namespace, by name
 /// (the leading literals of their pattern). The one list to extend.
@@ -36,17 +53,34 @@ pub const FAN_OUT: &[&str] = &[
     "vm flush",
     "vm tag",
     "clear vm tag",
+    "vm hotplug",
+    "vm top",
+    "vm migrate",
+    "vm save",
 ];
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Namespace {
     pub hosts: BTreeSet<String>,
+    /// `ns queueing true`: `vm launch kvm ...` only queues; a bare
+    /// `vm launch` (or `ns schedule`) launches the queue.
+    pub queueing: bool,
+    pub queue: Vec<queue::Queued>,
+    pub load_by: schedule::LoadBy,
+    /// `vm config save NAME`.
+    pub saved: BTreeMap<String, VmConfig>,
+    /// The placement of the queue `ns schedule dry-run` made; the next
+    /// schedule uses it unless the queue changed since.
+    pub assignment: Option<queue::Assignment>,
+    pub stats: Vec<queue::ScheduleStat>,
 }
 
-/// Every namespace this node knows, by name.
+/// Every namespace this node knows, by name, and the active one.
 #[derive(Debug, Default)]
 pub struct Namespaces {
     inner: Mutex<BTreeMap<String, Namespace>>,
+    /// `None`: the default namespace.
+    active: Mutex<Option<String>>,
 }
 
 /// A namespace name: letters, digits, `-`, `_` and `.`.
@@ -76,7 +110,13 @@ impl Namespaces {
         if m.contains_key(name) {
             return false;
         }
-        m.insert(name.to_string(), Namespace { hosts: hosts() });
+        m.insert(
+            name.to_string(),
+            Namespace {
+                hosts: hosts(),
+                ..Namespace::default()
+            },
+        );
         true
     }
 
@@ -105,6 +145,38 @@ impl Namespaces {
     pub fn remove(&self, name: &str) -> bool {
         self.lock().remove(name).is_some()
     }
+
+    /// Runs `f` on the namespace, created with `hosts()` when new.
+    pub fn with<R>(
+        &self,
+        name: &str,
+        hosts: impl FnOnce() -> BTreeSet<String>,
+        f: impl FnOnce(&mut Namespace) -> R,
+    ) -> R {
+        let mut m = self.lock();
+        let ns = m.entry(name.to_string()).or_insert_with(|| Namespace {
+            hosts: hosts(),
+            ..Namespace::default()
+        });
+        f(ns)
+    }
+
+    /// The daemon's active namespace; `None` is the default.
+    pub fn active(&self) -> Option<String> {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_active(&self, name: Option<String>) {
+        *self.active.lock().unwrap_or_else(|p| p.into_inner()) = name;
+    }
+}
+
+/// The session's namespace as [`Session::namespace`] holds it.
+pub fn session_value(name: &str) -> Option<String> {
+    (name != DEFAULT).then(|| name.to_string())
 }
 
 /// The session's namespace name.
@@ -189,8 +261,10 @@ pub fn loads_from_host_table(responses: &[Response]) -> Vec<schedule::HostLoad> 
         ) else {
             continue;
         };
+        let net = col("netcommit");
         for row in &r.tabular {
             let num = |i: usize| row.get(i).and_then(|s| s.parse::<u64>().ok());
+            let net_commit = net.and_then(num).unwrap_or(0) as usize;
             let (
                 Some(name),
                 Some(cpus),
@@ -209,6 +283,7 @@ pub fn loads_from_host_table(responses: &[Response]) -> Vec<schedule::HostLoad> 
                 mem_total,
                 mem_commit,
                 vms: vms as usize,
+                net_commit,
             });
         }
     }

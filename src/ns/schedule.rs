@@ -24,6 +24,8 @@ pub struct HostLoad {
     pub mem_commit: u64,
     /// VMs already on the host.
     pub vms: usize,
+    /// NICs of the host's VMs (0 where `host` has no netcommit column).
+    pub net_commit: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -38,6 +40,8 @@ pub struct VmRequest {
     pub coschedule: Option<usize>,
     /// `vm config colocate`: on the same host as this VM of the launch.
     pub colocate: Option<String>,
+    /// NICs, for `ns load netcommit`.
+    pub nics: usize,
 }
 
 /// How "least loaded" is measured (minimega's `ns load`).
@@ -46,6 +50,8 @@ pub enum LoadBy {
     #[default]
     CpuCommit,
     MemCommit,
+    /// NICs committed, as `host` reports them (`netcommit`).
+    NetCommit,
     VmCount,
 }
 
@@ -82,6 +88,7 @@ struct Unit {
     limit: Option<usize>,
     vcpus: usize,
     memory: u64,
+    nics: usize,
     first: usize,
 }
 
@@ -98,6 +105,7 @@ impl Host {
         match by {
             LoadBy::CpuCommit => ratio(self.load.cpu_commit as f64, self.load.cpus as f64),
             LoadBy::MemCommit => ratio(self.load.mem_commit as f64, self.load.mem_total as f64),
+            LoadBy::NetCommit => self.load.net_commit as f64,
             LoadBy::VmCount => self.load.vms as f64,
         }
     }
@@ -116,6 +124,7 @@ impl Host {
         self.load.vms += u.names.len();
         self.load.cpu_commit += u.vcpus;
         self.load.mem_commit += u.memory;
+        self.load.net_commit += u.nics;
         if let Some(l) = u.limit {
             self.cap = Some(self.cap.map_or(l + 1, |c| c.min(l + 1)));
         }
@@ -152,6 +161,7 @@ fn units(vms: &[VmRequest]) -> Result<Vec<Unit>, ScheduleError> {
                 limit: None,
                 vcpus: 0,
                 memory: 0,
+                nics: 0,
                 first: i,
             });
             out.len() - 1
@@ -160,6 +170,7 @@ fn units(vms: &[VmRequest]) -> Result<Vec<Unit>, ScheduleError> {
         u.names.push(vm.name.clone());
         u.vcpus += vm.vcpus;
         u.memory += vm.memory;
+        u.nics += vm.nics;
         u.limit = match (u.limit, vm.coschedule) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -271,6 +282,7 @@ mod tests {
             mem_total: 16384,
             mem_commit: 0,
             vms,
+            net_commit: 0,
         }
     }
 

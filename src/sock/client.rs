@@ -96,6 +96,13 @@ impl SocketClient {
         }
     }
 
+    /// Sends a `PlumbPipe` request: the connection becomes the pipe's
+    /// stream (see [`crate::plumb::socket`]).
+    pub async fn plumb_pipe(mut self, pipe: &str) -> Result<UnixStream, SocketClientError> {
+        self.send(&Request::PlumbPipe(pipe.to_string())).await?;
+        Ok(self.stream)
+    }
+
     pub async fn suggest(&mut self, partial: &str) -> Result<Vec<String>, SocketClientError> {
         if partial.is_empty() {
             return Ok(Vec::new());

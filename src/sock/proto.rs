@@ -62,6 +62,13 @@ impl Decoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Takes what arrived after the last object returned, unscanned: the
+    /// start of another protocol the connection switched to (PlumbPipe).
+    pub fn take_buffered(&mut self) -> Vec<u8> {
+        self.scan = Scan::default();
+        std::mem::take(&mut self.buf)
+    }
+
     /// True when part of an object has arrived but not its end.
     pub fn is_partial(&self) -> bool {
         !self.buf.is_empty()
@@ -82,12 +89,7 @@ impl Decoder {
     fn scan_next(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         if self.scan.len == 0 {
             // Between objects: skip whitespace, then insist on `{`.
-            let skip = self
-                .buf
-                .iter()
-                .position(|b| !b.is_ascii_whitespace())
-                .unwrap_or(self.buf.len());
-            self.buf.drain(..skip);
+            skip_whitespace(&mut self.buf);
             match self.buf.first() {
                 None => return Ok(None),
                 Some(b'{') => {}
@@ -124,6 +126,11 @@ impl Decoder {
                         let end = s.len;
                         self.scan = Scan::default();
                         let object: Vec<u8> = self.buf.drain(..end).collect();
+                        // An idle client does not keep a large request's
+                        // buffer.
+                        if self.buf.is_empty() && self.buf.capacity() > 64 << 10 {
+                            self.buf = Vec::new();
+                        }
                         return Ok(Some(object));
                     }
                 }
@@ -132,6 +139,15 @@ impl Decoder {
         }
         Ok(None)
     }
+}
+
+/// Drops the whitespace a stream holds between two values.
+pub fn skip_whitespace(buf: &mut Vec<u8>) {
+    let skip = buf
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(buf.len());
+    buf.drain(..skip);
 }
 
 /// The start of unexpected input, printable, for an error line.
@@ -152,7 +168,8 @@ fn describe_start(buf: &[u8]) -> String {
 pub enum Request {
     Command(String),
     Suggest(String),
-    /// minimega's plumber pipes; this daemon has none.
+    /// Attach to a named pipe: the connection then carries its messages
+    /// (see [`crate::plumb::socket`]).
     PlumbPipe(String),
 }
 

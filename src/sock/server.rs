@@ -24,6 +24,16 @@ const CLASSIC_BASE: &str = "/tmp/minimega";
 /// hangs up on it.
 const REFUSED_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a client may fall silent in the middle of a request. minimega's
+/// client writes each request at once; a request stalled this long is a
+/// client that died or one holding the daemon's memory on purpose.
+pub const REQUEST_IDLE: Duration = Duration::from_secs(10);
+/// How long one request may take to arrive in all, however it trickles.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+/// Bytes read at a time. A client's buffered bytes are capped by the
+/// decoder at MAX_REQUEST (plus one read).
+const READ_CHUNK: usize = 16 * 1024;
+
 #[derive(Debug, Error)]
 pub enum SocketError {
     #[error("a command socket from an earlier minimega remains at {path} (no running minimega holds {base}, so it is stale); start with -force to replace it")]
@@ -90,8 +100,12 @@ pub fn link_compat(socket: &Path, link: &Path) -> std::io::Result<bool> {
         // Exists and is not a link: another minimega's socket, say.
         Err(_) => return Ok(false),
     }
+    // Tools find the socket through this link, so the directory holding it
+    // must be one nobody else can swap the link in (a /tmp/minimega made
+    // by another user first is not used).
     if let Some(dir) = link.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::daemon::base::ensure_shared(dir, crate::daemon::base::effective_uid())
+            .map_err(std::io::Error::other)?;
     }
     std::os::unix::fs::symlink(socket, link)?;
     Ok(true)
@@ -229,6 +243,56 @@ async fn send(wr: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     wr.write_all(&reply.encode()).await
 }
 
+/// What one read brought.
+enum Read {
+    Object(Vec<u8>),
+    More(usize),
+    Done,
+}
+
+/// A request that stopped arriving.
+struct Stalled;
+
+/// Reads more of the stream. Between requests a client may stay silent as
+/// long as it likes (an `-attach` shell does); inside one, each read must
+/// come within [`REQUEST_IDLE`] and the whole request within
+/// [`REQUEST_DEADLINE`] of its first byte.
+async fn read_request(
+    rd: &mut tokio::net::unix::OwnedReadHalf,
+    buf: &mut [u8],
+    decoder: &Decoder,
+    began: &mut Option<tokio::time::Instant>,
+) -> Result<Read, Stalled> {
+    let now = tokio::time::Instant::now();
+    let r = if decoder.is_partial() {
+        let t0 = *began.get_or_insert(now);
+        let left = (t0 + REQUEST_DEADLINE)
+            .saturating_duration_since(now)
+            .min(REQUEST_IDLE);
+        tokio::time::timeout(left, rd.read(buf))
+            .await
+            .map_err(|_| Stalled)?
+    } else {
+        *began = None;
+        rd.read(buf).await
+    };
+    Ok(match r {
+        Ok(0) => {
+            if decoder.is_partial() {
+                debug!("command socket: client hung up in the middle of a request");
+            } else {
+                debug!("command socket: client disconnected");
+            }
+            Read::Done
+        }
+        Ok(n) => Read::More(n),
+        Err(e) => {
+            debug!("command socket: read failed: {e}");
+            Read::Done
+        }
+    })
+}
+
 /// Serves one client until it hangs up or sends what cannot be read.
 async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
     let peer = match peer_of(&stream) {
@@ -241,7 +305,7 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
     let host = daemon.node.hostname().to_string();
     let (mut rd, mut wr) = stream.into_split();
     let mut decoder = Decoder::new(MAX_REQUEST);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; READ_CHUNK];
     if !policy.allows(&peer) {
         info!(uid = peer.uid, pid = ?peer.pid, "command socket: refused a client");
         let _ = send(&mut wr, &Reply::error(&host, &policy.refusal(&peer))).await;
@@ -260,31 +324,39 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
     }
     debug!(uid = peer.uid, pid = ?peer.pid, "command socket: client connected");
     let mut session = Session::new();
+    // When the first byte of the request being received arrived.
+    let mut began: Option<tokio::time::Instant> = None;
     loop {
         let object = match decoder.next_object() {
-            Ok(Some(o)) => o,
-            Ok(None) => match rd.read(&mut buf).await {
-                Ok(0) => {
-                    if decoder.is_partial() {
-                        debug!("command socket: client hung up in the middle of a request");
-                    } else {
-                        debug!("command socket: client disconnected");
-                    }
+            Ok(Some(o)) => {
+                began = None;
+                Read::Object(o)
+            }
+            Ok(None) => match read_request(&mut rd, &mut buf, &decoder, &mut began).await {
+                Err(Stalled) => {
+                    info!(uid = peer.uid, pid = ?peer.pid, "command socket: a request stalled; hanging up");
+                    let msg = format!(
+                        "request not completed (silent for {}s, or longer than {}s in all); hanging up",
+                        REQUEST_IDLE.as_secs(),
+                        REQUEST_DEADLINE.as_secs()
+                    );
+                    let _ = send(&mut wr, &Reply::error(&host, &msg)).await;
                     return;
                 }
-                Ok(n) => {
-                    decoder.push(&buf[..n]);
-                    continue;
-                }
-                Err(e) => {
-                    debug!("command socket: read failed: {e}");
-                    return;
-                }
+                Ok(r) => r,
             },
             Err(e) => {
                 info!(uid = peer.uid, "command socket: {e}; hanging up");
                 let _ = send(&mut wr, &Reply::error(&host, &e.to_string())).await;
                 return;
+            }
+        };
+        let object = match object {
+            Read::Object(o) => o,
+            Read::Done => return,
+            Read::More(n) => {
+                decoder.push(&buf[..n]);
+                continue;
             }
         };
         let replies = match proto::parse_request(&object) {
@@ -296,8 +368,8 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
                 vec![Reply::suggestions(daemon.engine.suggest(&partial))]
             }
             Ok(Request::PlumbPipe(pipe)) => {
-                let msg = format!("cannot open pipe `{pipe}`: this minimega has no plumber");
-                let _ = send(&mut wr, &Reply::error(&host, &msg)).await;
+                let rest = decoder.take_buffered();
+                crate::plumb::socket::serve(&daemon.node.plumber, &pipe, rest, rd, wr).await;
                 return;
             }
             Err(e) => vec![Reply::error(&host, &e.to_string())],
@@ -307,6 +379,10 @@ async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
                 debug!("command socket: client hung up before its answer: {e}");
                 return;
             }
+        }
+        if session.quit {
+            debug!("command socket: client quit");
+            return;
         }
     }
 }

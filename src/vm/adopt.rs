@@ -7,6 +7,12 @@
 //! is asked to quit (then killed), its unit or cgroup released and its
 //! folder removed, every one logged. Leaving them running unmanaged would
 //! orphan them, which the daemon never does.
+//!
+//! A record is only a claim: a process is signalled only once /proc shows
+//! it is this VM's QEMU (its start time, its user, its `-chardev` naming
+//! the VM's QMP socket under this base), and only the VM's own scope and
+//! cgroups are released. A record naming a live process that is not its
+//! QEMU is marked ERROR and left alone, folder and all.
 
 use super::manager::{Vm, Vms, QMP_CALL_TIMEOUT};
 use super::process;
@@ -22,6 +28,56 @@ pub struct Adopted {
     pub live: usize,
     pub dead: usize,
     pub removed: usize,
+    /// Records whose process could not be proven to be their QEMU: ERROR,
+    /// left alone.
+    pub unproven: usize,
+}
+
+/// A record's QEMU, as /proc shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Found {
+    /// This VM's QEMU: its pid and start time.
+    Proven(u32, u64),
+    /// No QEMU of this VM runs.
+    Gone,
+    /// The record names a live process that is not this VM's QEMU, and
+    /// nothing shows that the one it named has died: a forged or corrupt
+    /// record. Nothing may be signalled or removed on its word.
+    Unproven(String),
+}
+
+/// Judges a record against what /proc shows. `recorded` is the process at
+/// the recorded pid, if any lives (its start time, and whether it is this
+/// VM's QEMU: see `process::is_qemu_of`); `scanned` the VM's QEMU found by
+/// its command line, looked for only when the first does not settle it.
+pub(super) fn judge(
+    pid: Option<u32>,
+    start: Option<u64>,
+    recorded: Option<(u64, bool)>,
+    scanned: impl FnOnce() -> Option<(u32, u64)>,
+) -> Found {
+    if let (Some(pid), Some((now, ours))) = (pid, recorded) {
+        if ours {
+            return Found::Proven(pid, now);
+        }
+        match start {
+            Some(then) if then != now => {} // it died; the pid is reused
+            Some(_) => {
+                return Found::Unproven(format!(
+                    "pid {pid}, started when the record says, is not this VM's QEMU"
+                ))
+            }
+            None => {
+                return Found::Unproven(format!(
+                    "pid {pid} is not this VM's QEMU and the record has no start time"
+                ))
+            }
+        }
+    }
+    match scanned() {
+        Some((pid, start)) => Found::Proven(pid, start),
+        None => Found::Gone,
+    }
 }
 
 impl Vms {
@@ -36,10 +92,26 @@ impl Vms {
             self.bump_next_id(id);
             let me = self.clone();
             tasks.spawn(async move {
-                match rec {
-                    Err(e) => me.unreadable(&dir, &e).await,
-                    Ok(r) if !recover => me.discard(&dir, r, "-recover=false").await,
-                    Ok(r) => me.adopt_one(r).await,
+                let r = match rec {
+                    Err(e) => return me.unreadable(&dir, &e).await,
+                    Ok(r) if r.id != id => {
+                        warn!("{}: the record says id {}; left alone", dir.display(), r.id);
+                        return Outcome::Unproven;
+                    }
+                    Ok(r) => me.confined(r),
+                };
+                // A QUIT record kept since a clean kill has no process to
+                // look for; one being discarded is looked for all the same.
+                let look = !recover || r.state.is_live() || r.pid.is_some();
+                let found = if look {
+                    me.find_qemu(&r).await
+                } else {
+                    Found::Gone
+                };
+                match found {
+                    Found::Unproven(why) => me.unproven(r, &why),
+                    found if !recover => me.discard(&dir, r, found, "-recover=false").await,
+                    found => me.adopt_one(r, found).await,
                 }
             });
         }
@@ -47,19 +119,66 @@ impl Vms {
             match j {
                 Ok(Outcome::Live) => out.live += 1,
                 Ok(Outcome::Dead) => out.dead += 1,
+                Ok(Outcome::Unproven) => out.unproven += 1,
                 Ok(Outcome::Removed) | Err(_) => out.removed += 1,
             }
         }
         out
     }
 
+    /// The record with only the placement this daemon would have made for
+    /// it: its own scope, its own cgroups.
+    fn confined(&self, mut r: Record) -> Record {
+        let unit = crate::systemd::units::scope_name(&r.namespace, &r.name);
+        let leaf = format!("{}-{}", self.inner.tag, r.id);
+        let (placed, dropped) = self.placement().confine(&r.placed, &unit, &leaf);
+        if !dropped.is_empty() {
+            warn!(vm = %r.name, id = r.id, "the record names what is not this VM's, ignored: {}", dropped.join(", "));
+        }
+        r.placed = placed;
+        r
+    }
+
+    async fn find_qemu(&self, r: &Record) -> Found {
+        let qmp = self.inner.base.join(r.id.to_string()).join("qmp");
+        let (pid, start) = (r.pid, r.pid_start);
+        tokio::task::spawn_blocking(move || {
+            // SAFETY: getuid cannot fail.
+            let uid = unsafe { libc::getuid() };
+            let recorded = pid
+                .and_then(process::inspect)
+                .map(|s| (s.start, process::is_qemu_of(&s, &qmp, uid)));
+            judge(pid, start, recorded, || process::find_qemu_of(&qmp, uid))
+        })
+        .await
+        .unwrap_or_else(|e| Found::Unproven(e.to_string()))
+    }
+
+    /// A record that could not be proven: registered as ERROR without a
+    /// process, so nothing (kill, flush, a later restart) signals what it
+    /// names, and its folder stays until the user flushes it.
+    fn unproven(&self, mut r: Record, why: &str) -> Outcome {
+        warn!(vm = %r.name, id = r.id, "cannot prove the record's process is its QEMU ({why}); marking it ERROR and leaving it alone");
+        r.state = VmState::Error;
+        r.error = why.to_string();
+        r.pid = None;
+        r.pid_start = None;
+        r.placed = Default::default();
+        if self.register_adopted(&r).is_none() {
+            warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered");
+        }
+        Outcome::Unproven
+    }
+
     /// A folder without a readable record: a launch that crashed before
     /// its first save. Its QEMU, if any, cannot be managed, so it goes.
     async fn unreadable(&self, dir: &std::path::Path, why: &str) -> Outcome {
         let qmp = dir.join("qmp");
-        if let Some(pid) = process::find_by_cmdline(&qmp.to_string_lossy()) {
+        // SAFETY: getuid cannot fail.
+        let uid = unsafe { libc::getuid() };
+        if let Some((pid, start)) = process::find_qemu_of(&qmp, uid) {
             warn!("{why}: killing its qemu (pid {pid}), which has no record");
-            stop_process(pid, process::start_time(pid), None).await;
+            stop_process(pid, Some(start), None).await;
         } else {
             warn!("{why}: removing the folder");
         }
@@ -69,10 +188,10 @@ impl Vms {
 
     /// A record not to adopt (`why`): its QEMU stopped, its unit or cgroup
     /// and its folder removed.
-    async fn discard(&self, dir: &std::path::Path, r: Record, why: &str) -> Outcome {
-        if let Some(pid) = find_qemu(&r, dir) {
+    async fn discard(&self, dir: &std::path::Path, r: Record, found: Found, why: &str) -> Outcome {
+        if let Found::Proven(pid, start) = found {
             warn!(vm = %r.name, id = r.id, pid, "{why}: stopping the previous instance's VM");
-            stop_process(pid, process::start_time(pid), None).await;
+            stop_process(pid, Some(start), None).await;
         }
         self.placement().release(&r.placed).await;
         let vm = Vm::from_record(&r, &self.inner.base);
@@ -82,18 +201,17 @@ impl Vms {
         Outcome::Removed
     }
 
-    async fn adopt_one(&self, r: Record) -> Outcome {
+    async fn adopt_one(&self, r: Record, found: Found) -> Outcome {
         let dir = self.inner.base.join(r.id.to_string());
         // An ERROR VM may still have its QEMU (one whose QMP did not answer).
         let was_live = r.state.is_live() || r.pid.is_some();
-        let pid = if was_live { find_qemu(&r, &dir) } else { None };
         let Some(vm) = self.register_adopted(&r) else {
             // Two records of one name: this one could never be managed, and
             // its QEMU must not be left running without an owner.
             warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered; discarding {}", dir.display());
-            return self.discard(&dir, r, "a duplicate record").await;
+            return self.discard(&dir, r, found, "a duplicate record").await;
         };
-        let Some(pid) = pid else {
+        let Found::Proven(pid, start) = found else {
             if was_live {
                 info!(vm = %r.name, id = r.id, "qemu is gone; marking QUIT");
                 let placed = std::mem::take(&mut vm.lock().placed);
@@ -109,7 +227,7 @@ impl Vms {
             self.hooks().release(&vm).await;
             return Outcome::Dead;
         };
-        let start = process::start_time(pid);
+        let start = Some(start);
         {
             let mut s = vm.lock();
             s.pid = Some(pid);
@@ -162,17 +280,7 @@ enum Outcome {
     Live,
     Dead,
     Removed,
-}
-
-/// The VM's QEMU if it still runs: by its recorded pid and start time,
-/// else (a crash before the pid was saved) by its QMP path in /proc.
-fn find_qemu(r: &Record, dir: &std::path::Path) -> Option<u32> {
-    if let Some(pid) = r.pid {
-        if process::alive(pid, r.pid_start) {
-            return Some(pid);
-        }
-    }
-    process::find_by_cmdline(&dir.join("qmp").to_string_lossy())
+    Unproven,
 }
 
 async fn connect(
@@ -197,7 +305,8 @@ async fn connect(
 }
 
 /// Ends a QEMU we will not manage: quit over QMP if it answers, else
-/// SIGTERM, then SIGKILL.
+/// SIGTERM, then SIGKILL (each only while `pid` is still the process
+/// started at `start`).
 pub(super) async fn stop_process(pid: u32, start: Option<u64>, qmp: Option<&Qmp>) {
     match qmp {
         Some(q) => {
@@ -209,5 +318,53 @@ pub(super) async fn stop_process(pid: u32, start: Option<u64>, qmp: Option<&Qmp>
     if wait.is_err() {
         process::signal(pid, start, libc::SIGKILL);
         let _ = tokio::time::timeout(Duration::from_secs(5), process::wait_exit(pid, start)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn none() -> Option<(u32, u64)> {
+        None
+    }
+
+    #[test]
+    fn only_a_proven_qemu_is_signalled() {
+        // The recorded pid is this VM's QEMU: proven, with the start time
+        // seen now (the record may have none).
+        assert_eq!(
+            judge(Some(9), Some(5), Some((5, true)), none),
+            Found::Proven(9, 5)
+        );
+        assert_eq!(
+            judge(Some(9), None, Some((5, true)), none),
+            Found::Proven(9, 5)
+        );
+        // A forged record: a foreign live pid, no start time.
+        assert!(matches!(
+            judge(Some(1), None, Some((77, false)), || Some((3, 4))),
+            Found::Unproven(w) if w.contains("no start time")
+        ));
+        // ... or the foreign process's true start time.
+        assert!(matches!(
+            judge(Some(1), Some(77), Some((77, false)), none),
+            Found::Unproven(_)
+        ));
+        // The recorded QEMU died and its pid went to someone else: the
+        // VM's QEMU is looked for by its command line, else it is gone.
+        assert_eq!(
+            judge(Some(1), Some(70), Some((77, false)), none),
+            Found::Gone
+        );
+        assert_eq!(
+            judge(Some(1), Some(70), Some((77, false)), || Some((3, 4))),
+            Found::Proven(3, 4)
+        );
+        assert_eq!(judge(Some(1), Some(70), None, none), Found::Gone);
+        assert_eq!(
+            judge(None, None, None, || Some((3, 4))),
+            Found::Proven(3, 4)
+        );
     }
 }

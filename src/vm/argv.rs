@@ -102,6 +102,8 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
             &format!("isa-serial,chardev=serial{n}"),
         ]);
     }
+    let ports = super::virtio::argv(&c.virtio_ports, &p.dir);
+    push(&ports.iter().map(String::as_str).collect::<Vec<_>>());
     for (i, disk) in c.disks.iter().enumerate() {
         let mut d = format!("file={},if=virtio,id=disk{i},media=disk", escape(disk));
         if c.snapshot {
@@ -127,6 +129,9 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     a.extend(l.extra.iter().cloned());
     a.push("-S".into());
     a.extend(c.qemu_append.iter().cloned());
+    let program = a.remove(0);
+    let mut a = super::overrides::apply(a, &c.qemu_override);
+    a.insert(0, program);
     a
 }
 

@@ -168,6 +168,14 @@ impl Tree {
         )
     }
 
+    /// True when `dir` is the cgroup [`Tree::create`] makes for `leaf`: a
+    /// record naming any other directory is not ours to remove.
+    pub fn owns(&self, dir: &Path, leaf: &str) -> bool {
+        self.parts
+            .iter()
+            .any(|p| dir == p.mount.join(&p.parent).join(leaf))
+    }
+
     /// Makes the VM's cgroup (one directory per hierarchy) with its
     /// limits. On error nothing is left behind.
     pub fn create(&self, leaf: &str, limits: &Limits) -> Result<Vec<PathBuf>, String> {

@@ -2,7 +2,7 @@
 //! `vm start|stop|kill`, `vm flush`, `vm info`, `vm tag`, `vm qmp`,
 //! `vm screenshot` and `vm cdrom`. VMs live in the session's namespace.
 
-use super::config::{self, Field, VmConfig};
+use super::config;
 use super::manager::{Vm, VmError, DEFAULT_NAMESPACE};
 use super::targets::{self, Target};
 use super::{info, screenshot};
@@ -31,36 +31,23 @@ fn namespace(c: &Call<'_, Node>) -> String {
 }
 
 pub fn specs() -> Vec<Spec<Node>> {
-    vec![
+    let mut specs = super::config_commands::specs();
+    specs.extend(vec![
         Spec {
             patterns: &[
-                "vm config",
-                "vm config <memory,vcpus,disks,snapshot,cdrom,kernel,initrd,append,uuid,machine,cpu,qemu,qemu-append,tag,serial-ports,vga,schedule,coschedule,clone> [value]...",
-                "vm config <field> [value]...",
+                "vm launch",
+                "vm launch kvm <name or count> [config]",
+                "vm launch kvm <name or count> config <json>",
             ],
-            short: "display, save, or restore the current VM configuration",
-            long: "Display or set the configuration new VMs are launched with (per namespace).\n`vm config` alone prints every field; `vm config <field>` prints one;\n`vm config <field> <value>...` sets it. Fields and defaults:\n\n\tmemory 2048       guest RAM in MiB\n\tvcpus 1           virtual CPUs\n\tdisks             disk images (`disk` works too); with snapshot true each VM\n\t                  boots a throw-away overlay and never writes the image\n\tsnapshot true     see disks\n\tcdrom, kernel, initrd   files; relative names are under -filepath\n\tappend            kernel command line\n\tuuid              empty: each VM gets a random one; a set UUID fits one VM\n\tmachine, cpu      QEMU -machine and -cpu (cpu empty: host under KVM)\n\tqemu              the QEMU binary (qemu-system-x86_64)\n\tqemu-append       extra QEMU arguments\n\ttag <key> <value> a tag launched VMs copy\n\tserial-ports 0    serial ports (unix sockets in the VM's folder, logged)\n\tvga std           QEMU -vga\n\tschedule, coschedule   placement hints for the mesh scheduler\n\n`vm config clone <vm>` copies an existing VM's configuration.",
-            handler: vm_config,
-            mesh_ok: true,
-        },
-        Spec {
-            patterns: &["clear vm config", "clear vm config <field>"],
-            short: "reset the VM configuration to defaults",
-            long: "Reset one field of `vm config`, or all of them, to the defaults\n(memory 2048, vcpus 1, snapshot true, ...).",
-            handler: clear_vm_config,
-            mesh_ok: true,
-        },
-        Spec {
-            patterns: &["vm launch kvm <name or count>", "vm launch kvm <name or count> config <json>"],
             short: "launch virtual machines in a paused state",
-            long: "Launch VMs from the current `vm config`, paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\nAll QEMUs start at once; the command returns when each VM is BUILDING.\nNames that are integers, and `all`, are refused. A VM that fails to launch\nleaves nothing behind. Start VMs with `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (committed CPUs), honouring `vm config schedule` and\n`coschedule`, and each host launches its share with this node's config\n(the `config <json>` form carries it; a head node sends it, not users).",
+            long: "Launch VMs from the current `vm config` (or a saved one, `vm config\nsave NAME`, named last), paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\tvm launch kvm db dbconfig   one VM of saved config dbconfig\n\tvm launch                   launch what is queued\n\nNames that are integers, and `all`, are refused, as are names and UUIDs\nin use or queued in the namespace. With `ns queueing true` the launch only\nqueues (see `ns queue`), with the configuration of that moment, and a bare\n`vm launch` (or `ns schedule`) launches every queued VM at once; without\nqueueing it launches at once. All QEMUs start at once; the command returns\nwhen each VM is BUILDING. A VM that fails to launch leaves nothing behind.\nStart VMs with `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (`ns load`), honouring `vm config schedule`,\n`coschedule` and `colocate`, and each host launches its share with the\nconfiguration it was queued with (the `config <json>` form carries it; a\nhead node sends it, not users).",
             handler: vm_launch,
             mesh_ok: true,
         },
         Spec {
             patterns: &["vm start <target>"],
             short: "start paused virtual machines",
-            long: "Start VMs: BUILDING and PAUSED VMs resume; a QUIT VM is launched again\nwith its configuration and then started. Targets: a name, an id, a range\n(`foo[1-3]`), a comma list, or `all`.",
+            long: "Start VMs: BUILDING and PAUSED VMs resume; a QUIT VM named (not by\n`all`) is launched again with its configuration and then started.\nTargets: a name, an id, a range (`foo[1-3]`), a comma list, or `all`,\nwhich starts the BUILDING and PAUSED VMs and leaves QUIT and ERROR ones\nalone.",
             handler: vm_start,
             mesh_ok: true,
         },
@@ -79,9 +66,9 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
-            patterns: &["vm flush"],
+            patterns: &["vm flush", "vm flush <target>"],
             short: "discard information about quit or failed VMs",
-            long: "Forget every QUIT or ERROR VM of the namespace and remove its folder.",
+            long: "Forget every QUIT or ERROR VM of the namespace (or of the targets, as\nfor `vm start`; other VMs among them stay) and remove its folder. Names\nof flushed VMs may be used again.",
             handler: vm_flush,
             mesh_ok: true,
         },
@@ -93,10 +80,17 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
-            patterns: &["vm tag <target> [key]", "vm tag <target> <key> <value>"],
+            patterns: &["vm tag <target> [key or all]", "vm tag <target> <key> <value>"],
             short: "display or set a tag for VMs",
-            long: "`vm tag <target>` prints every tag of the VMs, `vm tag <target> <key>`\nthe one tag, and `vm tag <target> <key> <value>` sets it.",
+            long: "Tags are key-value pairs kept with each VM (and shown in vm info's tags\ncolumn). `vm tag <target>` (or `vm tag <target> all`) prints every tag\nof the VMs (name, tag, value); `vm tag <target> <key>` prints that tag\n(name, value; empty where unset); `vm tag <target> <key> <value>` sets\nit. Targets as for `vm start`.",
             handler: vm_tag,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["clear vm tag", "clear vm tag <target> [tag]"],
+            short: "remove tags from a VM",
+            long: "Remove one tag, or all tags, from VMs: `clear vm tag 0 foo` removes tag\nfoo from VM 0, `clear vm tag all foo` from every VM, `clear vm tag 0`\nevery tag of VM 0, and `clear vm tag` every tag of every VM of the\nnamespace.",
+            handler: clear_vm_tag,
             mesh_ok: true,
         },
         Spec {
@@ -107,9 +101,12 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
-            patterns: &["vm screenshot <vm> <file> [maximum dimension]"],
-            short: "take a screenshot of a VM",
-            long: "Save a VM's screen to a file (PNG, or PPM when the name ends in .ppm),\nscaled so neither side exceeds the maximum dimension when one is given.\nA relative file name is under -filepath.",
+            patterns: &[
+                "vm screenshot <vm name> [maximum dimension]",
+                "vm screenshot <vm name> file <filename> [maximum dimension]",
+            ],
+            short: "take a screenshot of a running vm",
+            long: "Take a screenshot of a running VM's screen, saved as PNG in the VM's\nfolder (<base>/<id>/screenshot.png), or in the file given (PPM when its\nname ends in .ppm; a relative name is under -filepath):\n\n\tvm screenshot foo 100\n\tvm screenshot foo file /tmp/foo.png\n\tvm screenshot foo file /dev/null 800\n\nThe optional maximum dimension scales the image, keeping its aspect\nratio, so neither side exceeds it. The PNG also comes back in the\nresponse's Data, base64-encoded, as minimega sends it (web front ends\nuse `file /dev/null`).",
             handler: vm_screenshot,
             mesh_ok: true,
         },
@@ -120,69 +117,17 @@ pub fn specs() -> Vec<Spec<Node>> {
             handler: vm_cdrom,
             mesh_ok: true,
         },
-    ]
-}
-
-fn vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
-    Box::pin(async move {
-        let vms = &c.ctx.vms;
-        let ns = namespace(&c);
-        let name = c
-            .args
-            .bools
-            .iter()
-            .next()
-            .cloned()
-            .or_else(|| c.args.string("field").map(str::to_string));
-        let Some(name) = name else {
-            return Ok(Response::text(vms.config(&ns).describe()).into());
-        };
-        let values = c.args.list("value");
-        if name == "clone" {
-            let [target] = values else {
-                return Err(CommandError::Invalid("usage: vm config clone <vm>".into()));
-            };
-            let vm = vms.one(&ns, target)?;
-            let cfg = vm.lock().config.clone();
-            vms.set_config(&ns, cfg);
-            return Ok(Reply::empty());
-        }
-        let field = Field::parse(&name).map_err(failed)?;
-        let mut cfg = vms.config(&ns);
-        if values.is_empty() {
-            return Ok(Response::text(cfg.get(field)).into());
-        }
-        if field == Field::Tags && values.len() == 1 {
-            let v = cfg.tags.get(&values[0]).cloned().unwrap_or_default();
-            return Ok(Response::text(v).into());
-        }
-        cfg.set(field, values, vms.filepath()).map_err(failed)?;
-        vms.set_config(&ns, cfg);
-        Ok(Reply::empty())
-    })
-}
-
-fn clear_vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
-    Box::pin(async move {
-        let vms = &c.ctx.vms;
-        let ns = namespace(&c);
-        match c.args.string("field") {
-            None => vms.set_config(&ns, VmConfig::default()),
-            Some(f) => {
-                let field = Field::parse(f).map_err(failed)?;
-                let mut cfg = vms.config(&ns);
-                cfg.clear(field);
-                vms.set_config(&ns, cfg);
-            }
-        }
-        Ok(Reply::empty())
-    })
+    ]);
+    specs
 }
 
 fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
-        let spec = c.args.string("name").unwrap_or_default();
+        let Some(spec) = c.args.string("name") else {
+            let errors = crate::ns::launch::run(c.ctx, c.session).await?;
+            return Ok(errors_or_empty(errors));
+        };
         let names = targets::parse_launch(spec).map_err(failed)?;
         if let Some(json) = c.args.string("json") {
             let cfg: super::config::VmConfig = serde_json::from_str(json)
@@ -190,23 +135,34 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             c.ctx.vms.launch_with(&ns, names, cfg).await?;
             return Ok(Reply::empty());
         }
-        // Only a launch typed here is spread: one that came over the mesh
-        // was placed already.
-        if c.session.origin == Origin::Local {
-            let hosts = crate::ns::hosts_of(c.ctx, c.session);
-            if hosts.iter().any(|h| h != c.ctx.hostname()) {
-                let cfg = c.ctx.vms.config(&ns);
-                let errors = crate::ns::launch::launch(c.ctx, &ns, &hosts, names, cfg).await?;
-                return Ok(if errors.is_empty() {
-                    Reply::empty()
-                } else {
-                    errors.into()
-                });
+        let cfg = match c.args.string("config") {
+            None => c.ctx.vms.config(&ns),
+            Some(name) => {
+                let saved = c.ctx.namespaces.with(
+                    &ns,
+                    || crate::ns::initial_hosts(c.ctx, &ns),
+                    |n| n.saved.get(name).cloned(),
+                );
+                saved.ok_or_else(|| failed(format!("config {name} does not exist")))?
             }
+        };
+        // Only a launch typed here is queued and placed: one that came over
+        // the mesh was placed already.
+        if c.session.origin != Origin::Local {
+            c.ctx.vms.launch_with(&ns, names, cfg).await?;
+            return Ok(Reply::empty());
         }
-        c.ctx.vms.launch(&ns, names).await?;
-        Ok(Reply::empty())
+        let errors = crate::ns::launch::enqueue(c.ctx, c.session, names, cfg).await?;
+        Ok(errors_or_empty(errors))
     })
+}
+
+fn errors_or_empty(errors: Vec<Response>) -> Reply {
+    if errors.is_empty() {
+        Reply::empty()
+    } else {
+        errors.into()
+    }
 }
 
 fn resolve(c: &Call<'_, Node>) -> Result<Vec<Arc<Vm>>, CommandError> {
@@ -219,6 +175,15 @@ fn resolve(c: &Call<'_, Node>) -> Result<Vec<Arc<Vm>>, CommandError> {
 fn vm_start(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let list = resolve(&c)?;
+        // `all` starts what is paused; only a QUIT VM named is relaunched.
+        let list = if c.args.string("target") == Some("all") {
+            use super::state::VmState::{Building, Paused};
+            list.into_iter()
+                .filter(|v| matches!(v.state(), Building | Paused))
+                .collect()
+        } else {
+            list
+        };
         c.ctx.vms.start(list).await?;
         Ok(Reply::empty())
     })
@@ -249,6 +214,11 @@ fn vm_kill(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 
 fn vm_flush(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
+        if c.args.string("target").is_some() {
+            let list = resolve(&c)?;
+            c.ctx.vms.flush_vms(list).await?;
+            return Ok(Reply::empty());
+        }
         let ns = namespace(&c);
         c.ctx.vms.flush(&ns).await?;
         Ok(Reply::empty())
@@ -268,21 +238,43 @@ fn vm_info(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 fn vm_tag(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let list = resolve(&c)?;
-        let key = c.args.string("key");
-        if let (Some(k), Some(v)) = (key, c.args.string("value")) {
+        let key = c.args.string("key").filter(|k| *k != "all");
+        if let Some(v) = c.args.string("value") {
+            let Some(k) = key else {
+                return Err(failed("cannot assign to wildcard"));
+            };
             c.ctx.vms.set_tag(&list, k, v);
             return Ok(Reply::empty());
         }
+        // minimega's tables: every tag (name, tag, value), or one (name, value).
         let mut rows = Vec::new();
         for vm in &list {
             let tags = vm.lock().tags.clone();
-            for (k, v) in tags {
-                if key.is_none_or(|want| want == k) {
-                    rows.push(vec![vm.id.to_string(), vm.name.clone(), k, v]);
-                }
+            match key {
+                None => rows.extend(tags.into_iter().map(|(k, v)| vec![vm.name.clone(), k, v])),
+                Some(k) => rows.push(vec![
+                    vm.name.clone(),
+                    tags.get(k).cloned().unwrap_or_default(),
+                ]),
             }
         }
-        Ok(table(["id", "name", "key", "value"], rows).into())
+        Ok(match key {
+            None => table(["name", "tag", "value"], rows),
+            Some(_) => table(["name", "value"], rows),
+        }
+        .into())
+    })
+}
+
+fn clear_vm_tag(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let list = match c.args.string("target") {
+            Some(_) => resolve(&c)?,
+            None => c.ctx.vms.in_namespace(&namespace(&c)),
+        };
+        let tag = c.args.string("tag").filter(|t| *t != "all");
+        c.ctx.vms.clear_tag(&list, tag);
+        Ok(Reply::empty())
     })
 }
 
@@ -314,10 +306,10 @@ fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 .parse()
                 .map_err(|_| failed(format!("invalid maximum dimension `{m}`: not a number")))?,
         };
-        let file = config::resolve_file(
-            c.ctx.vms.filepath(),
-            c.args.string("file").unwrap_or_default(),
-        );
+        let file = match c.args.string("filename") {
+            Some(f) => config::resolve_file(c.ctx.vms.filepath(), f).map_err(failed)?,
+            None => vm.paths.dir.join("screenshot.png").display().to_string(),
+        };
         let q = vm.qmp()?;
         let dump = vm.paths.dir.join("screendump.ppm");
         let r = q
@@ -340,8 +332,9 @@ fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         if let Some(parent) = Path::new(&file).parent() {
             std::fs::create_dir_all(parent).map_err(|e| failed(format!("{file}: {e}")))?;
         }
+        let data = serde_json::Value::String(screenshot::base64(&bytes));
         std::fs::write(&file, bytes).map_err(|e| failed(format!("{file}: {e}")))?;
-        Ok(Reply::empty())
+        Ok(Response::default().with_data(data).into())
     })
 }
 
@@ -356,7 +349,8 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),
                 c.args.string("path").unwrap_or_default(),
-            );
+            )
+            .map_err(failed)?;
             if !Path::new(&path).is_file() {
                 return Err(failed(format!("cdrom {path}: no such file")));
             }

@@ -1,7 +1,13 @@
 //! `vm config`: the settings a launch copies into each new VM, with
 //! minimega's field names and defaults. Parsing and printing are pure; a
 //! relative file name resolves against the files directory (`-filepath`).
+//!
+//! A field is one [`Field`] variant with its entry in [`FIELDS`], its arms
+//! in [`VmConfig::set`], [`VmConfig::get`] and [`VmConfig::clear`], and
+//! its place in the `vm config` listing ([`Field::listing`]); everything
+//! else (the commands, the listing, errors naming the fields) follows.
 
+pub use super::config_listing::Section;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +15,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error("unknown vm config field `{0}` (fields: {FIELD_LIST})")]
+    #[error("unknown vm config field `{0}` (fields: {list})", list = field_list())]
     UnknownField(String),
     #[error("ambiguous vm config field `{0}`: could be {1}")]
     Ambiguous(String, String),
@@ -21,9 +27,20 @@ pub enum ConfigError {
     },
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
+    #[error("cannot specify {0} and {1} in the same config")]
+    Conflict(&'static str, &'static str),
+    #[error(transparent)]
+    Outside(#[from] crate::confine::ConfineError),
 }
 
-const FIELD_LIST: &str = "memory, vcpus, disks, snapshot, cdrom, kernel, initrd, append, uuid, machine, cpu, qemu, qemu-append, tag, serial-ports, vga, schedule, coschedule";
+/// The field names, for errors.
+pub fn field_list() -> String {
+    FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The QEMU binary when `vm config qemu` was not set.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -56,6 +73,14 @@ pub struct VmConfig {
     pub schedule: String,
     /// Kept for the mesh scheduler: how many other VMs may share a host (-1: any).
     pub coschedule: i64,
+    /// Kept for the mesh scheduler: a VM of the same launch (or queue) to share a host with.
+    pub colocate: String,
+    /// A count of virtio-serial ports, or their names, comma-separated.
+    pub virtio_ports: String,
+    /// (match, replacement) pairs applied in order to QEMU's command line.
+    pub qemu_override: Vec<(String, String)>,
+    /// A saved running state to start from (`vm migrate`, `vm save`).
+    pub state: String,
 }
 
 impl Default for VmConfig {
@@ -79,6 +104,10 @@ impl Default for VmConfig {
             vga: "std".into(),
             schedule: String::new(),
             coschedule: -1,
+            colocate: String::new(),
+            virtio_ports: String::new(),
+            qemu_override: Vec::new(),
+            state: String::new(),
         }
     }
 }
@@ -104,6 +133,10 @@ pub enum Field {
     Vga,
     Schedule,
     Coschedule,
+    Colocate,
+    VirtioPorts,
+    QemuOverride,
+    State,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -122,34 +155,52 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("cpu", Field::Cpu),
     ("qemu", Field::Qemu),
     ("qemu-append", Field::QemuAppend),
-    ("tag", Field::Tags),
+    ("tags", Field::Tags),
     ("serial-ports", Field::SerialPorts),
     ("vga", Field::Vga),
     ("schedule", Field::Schedule),
     ("coschedule", Field::Coschedule),
+    ("colocate", Field::Colocate),
+    ("virtio-ports", Field::VirtioPorts),
+    ("qemu-override", Field::QemuOverride),
+    ("state", Field::State),
 ];
 
-const ALIASES: &[(&str, Field)] = &[("disk", Field::Disks), ("tags", Field::Tags)];
+pub const ALIASES: &[(&str, Field)] = &[
+    ("disk", Field::Disks),
+    ("tag", Field::Tags),
+    ("migrate", Field::State),
+];
+
+/// A word among `names` by its exact spelling (aliases included), else by
+/// a unique prefix of the names (aliases left out, so `dis` is `disks`).
+pub fn pick<T: Copy>(
+    word: &str,
+    names: &[(&'static str, T)],
+    aliases: &[(&'static str, T)],
+) -> Result<T, ConfigError> {
+    if let Some((_, t)) = names.iter().chain(aliases).find(|(n, _)| *n == word) {
+        return Ok(*t);
+    }
+    let hits: Vec<&(&str, T)> = names
+        .iter()
+        .filter(|(n, _)| !word.is_empty() && n.starts_with(word))
+        .collect();
+    match hits.as_slice() {
+        [(_, t)] => Ok(*t),
+        [] => Err(ConfigError::UnknownField(word.to_string())),
+        many => Err(ConfigError::Ambiguous(
+            word.to_string(),
+            many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        )),
+    }
+}
 
 impl Field {
     /// Resolves a field name: exact names and aliases first, then a
     /// unique prefix (`mem`).
     pub fn parse(name: &str) -> Result<Field, ConfigError> {
-        if let Some((_, f)) = FIELDS.iter().chain(ALIASES).find(|(n, _)| *n == name) {
-            return Ok(*f);
-        }
-        let hits: Vec<&(&str, Field)> = FIELDS
-            .iter()
-            .filter(|(n, _)| !name.is_empty() && n.starts_with(name))
-            .collect();
-        match hits.as_slice() {
-            [(_, f)] => Ok(*f),
-            [] => Err(ConfigError::UnknownField(name.to_string())),
-            many => Err(ConfigError::Ambiguous(
-                name.to_string(),
-                many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
-            )),
-        }
+        pick(name, FIELDS, ALIASES)
     }
 
     pub fn name(self) -> &'static str {
@@ -158,6 +209,37 @@ impl Field {
             .find(|(_, f)| *f == self)
             .map(|(n, _)| *n)
             .unwrap_or("?")
+    }
+
+    /// Where `vm config` lists the field: its section, its rank there and
+    /// its label, minimega's (the ranks leave room between its fields);
+    /// `None` for a field with a listing of its own.
+    pub fn listing(self) -> Option<(Section, u16, &'static str)> {
+        use Section::*;
+        Some(match self {
+            Field::Memory => (Vm, 10, "Memory"),
+            Field::Vcpus => (Vm, 20, "VCPUs"),
+            Field::Snapshot => (Vm, 50, "Snapshot"),
+            Field::Uuid => (Vm, 60, "UUID"),
+            Field::Schedule => (Vm, 70, "Schedule host"),
+            Field::Coschedule => (Vm, 80, "Coschedule limit"),
+            Field::Colocate => (Vm, 90, "Colocate"),
+            Field::Tags => (Vm, 110, "Tags"),
+            Field::State => (Kvm, 10, "State Path"),
+            Field::Disks => (Kvm, 20, "Disks"),
+            Field::Cdrom => (Kvm, 30, "CDROM Path"),
+            Field::Kernel => (Kvm, 40, "Kernel Path"),
+            Field::Initrd => (Kvm, 50, "Initrd Path"),
+            Field::Append => (Kvm, 60, "Kernel Append"),
+            Field::Qemu => (Kvm, 70, "QEMU Path"),
+            Field::QemuAppend => (Kvm, 80, "QEMU Append"),
+            Field::SerialPorts => (Kvm, 90, "Serial Ports"),
+            Field::VirtioPorts => (Kvm, 100, "Virtio-Serial Ports"),
+            Field::Machine => (Kvm, 110, "Machine"),
+            Field::Cpu => (Kvm, 120, "CPU"),
+            Field::Vga => (Kvm, 160, "VGA"),
+            Field::QemuOverride => return None,
+        })
     }
 }
 
@@ -192,13 +274,29 @@ fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
     }
 }
 
-/// A file name as stored: absolute, relative names under `filepath`.
-pub fn resolve_file(filepath: &Path, name: &str) -> String {
-    if name.is_empty() || Path::new(name).is_absolute() {
-        name.to_string()
-    } else {
-        filepath.join(name).to_string_lossy().into_owned()
+/// One value of `field`, refused while the field it excludes is set
+/// (minimega places a VM by host or next to another VM, not both).
+fn exclusive<'v>(
+    field: Field,
+    values: &'v [String],
+    other: &str,
+    other_name: &'static str,
+) -> Result<&'v str, ConfigError> {
+    let v = single(field, values)?;
+    if !other.is_empty() && !v.is_empty() {
+        return Err(ConfigError::Conflict(field.name(), other_name));
     }
+    Ok(v)
+}
+
+/// A file name as stored: absolute, relative names under `filepath` and
+/// never outside it (see [`crate::confine`]); empty stays empty (unset).
+pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> {
+    if name.is_empty() {
+        return Ok(String::new());
+    }
+    let p = crate::confine::confine(filepath, name)?;
+    Ok(p.to_string_lossy().into_owned())
 }
 
 /// True for the canonical 8-4-4-4-12 hex form.
@@ -229,7 +327,12 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = values.iter().map(|d| resolve_file(filepath, d)).collect(),
+            Field::Disks => {
+                self.disks = values
+                    .iter()
+                    .map(|d| resolve_file(filepath, d))
+                    .collect::<Result<_, _>>()?
+            }
             Field::Snapshot => {
                 let v = single(field, values)?;
                 self.snapshot = match v {
@@ -244,9 +347,9 @@ impl VmConfig {
                     }
                 }
             }
-            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?),
-            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?),
-            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?),
+            Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
+            Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
+            Field::Initrd => self.initrd = resolve_file(filepath, single(field, values)?)?,
             Field::Append => self.append = values.to_vec(),
             Field::Uuid => {
                 let v = single(field, values)?;
@@ -281,7 +384,10 @@ impl VmConfig {
                 self.serial_ports = count("serial-ports", v, 0, 4, over)?;
             }
             Field::Vga => self.vga = single(field, values)?.into(),
-            Field::Schedule => self.schedule = single(field, values)?.into(),
+            Field::Schedule => {
+                let v = exclusive(field, values, &self.colocate, "colocate")?;
+                self.schedule = v.into();
+            }
             Field::Coschedule => {
                 let v = single(field, values)?;
                 self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
@@ -290,6 +396,31 @@ impl VmConfig {
                     why: "not a number",
                 })?;
             }
+            Field::Colocate => {
+                let v = exclusive(field, values, &self.schedule, "schedule")?;
+                self.colocate = v.into();
+            }
+            Field::VirtioPorts => {
+                let v = single(field, values)?;
+                self.virtio_ports = super::virtio::parse_ports(v)
+                    .map_err(|why| ConfigError::Invalid {
+                        field: "virtio-ports",
+                        value: v.into(),
+                        why,
+                    })?
+                    .to_string();
+            }
+            Field::QemuOverride => match values {
+                [m, r] if !m.is_empty() => self.qemu_override.push((m.clone(), r.clone())),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        field: "qemu-override",
+                        value: values.join(" "),
+                        why: "expected the text to match and its replacement",
+                    })
+                }
+            },
+            Field::State => self.state = resolve_file(filepath, single(field, values)?)?,
         }
         Ok(())
     }
@@ -316,10 +447,14 @@ impl VmConfig {
             Field::Vga => self.vga = d.vga,
             Field::Schedule => self.schedule = d.schedule,
             Field::Coschedule => self.coschedule = d.coschedule,
+            Field::Colocate => self.colocate = d.colocate,
+            Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
+            Field::QemuOverride => self.qemu_override = d.qemu_override,
+            Field::State => self.state = d.state,
         }
     }
 
-    /// The field as `vm config <field>` prints it.
+    /// The field as the `vm config` listing shows it: lists as `[a b]`.
     pub fn get(&self, field: Field) -> String {
         match field {
             Field::Memory => self.memory.to_string(),
@@ -329,29 +464,28 @@ impl VmConfig {
             Field::Cdrom => self.cdrom.clone(),
             Field::Kernel => self.kernel.clone(),
             Field::Initrd => self.initrd.clone(),
-            Field::Append => self.append.join(" "),
+            Field::Append => list(&self.append),
             Field::Uuid => self.uuid.clone(),
             Field::Machine => self.machine.clone(),
             Field::Cpu => self.cpu.clone(),
             Field::Qemu => self.qemu.clone(),
-            Field::QemuAppend => self.qemu_append.join(" "),
+            Field::QemuAppend => list(&self.qemu_append),
             Field::Tags => tags_json(&self.tags),
             Field::SerialPorts => self.serial_ports.to_string(),
             Field::Vga => self.vga.clone(),
             Field::Schedule => self.schedule.clone(),
             Field::Coschedule => self.coschedule.to_string(),
+            Field::Colocate => self.colocate.clone(),
+            Field::VirtioPorts => self.virtio_ports.clone(),
+            Field::QemuOverride => {
+                let mut out = String::from("id\tmatch\treplacement");
+                for (i, (m, r)) in self.qemu_override.iter().enumerate() {
+                    out.push_str(&format!("\n{i}\t\"{m}\"\t\"{r}\""));
+                }
+                out
+            }
+            Field::State => self.state.clone(),
         }
-    }
-
-    /// `vm config` alone: every field, one per line.
-    pub fn describe(&self) -> String {
-        let w = FIELDS.iter().map(|(n, _)| n.len()).max().unwrap_or(0) + 1;
-        let mut out = String::from("Current VM configuration:");
-        for (name, f) in FIELDS {
-            let label = format!("{name}:");
-            out.push_str(&format!("\n{label:<w$} {}", self.get(*f)));
-        }
-        out
     }
 }
 
@@ -419,16 +553,21 @@ mod tests {
         set(&mut c, "kernel", &["foo"]).unwrap();
         assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo");
         set(&mut c, "disk", &["a.qcow2", "/abs/b.qcow2"]).unwrap();
+        set(&mut c, "migrate", &["saved/web.state"]).unwrap();
+        assert_eq!(c.get(Field::State), "/tmp/minimega/files/saved/web.state");
         assert_eq!(
             c.get(Field::Disks),
             "[/tmp/minimega/files/a.qcow2 /abs/b.qcow2]"
         );
+        let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
+        assert!(e.contains("outside the files directory"), "{e}");
+        assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
     }
 
     #[test]
     fn tags_uuid_and_clear() {
         let mut c = VmConfig::default();
-        set(&mut c, "tag", &["role", "web"]).unwrap();
+        set(&mut c, "tags", &["role", "web"]).unwrap();
         assert_eq!(c.get(Field::Tags), r#"{"role":"web"}"#);
         assert!(set(&mut c, "uuid", &["nope"]).is_err());
         set(&mut c, "uuid", &["9131E2A3-AD6B-4F38-B5BA-5FF2B19E32DC"]).unwrap();
@@ -441,13 +580,28 @@ mod tests {
     }
 
     #[test]
-    fn describe_lists_every_field() {
-        let text = VmConfig::default().describe();
-        assert!(text.starts_with("Current VM configuration:\n"));
-        for (name, _) in FIELDS {
-            assert!(text.contains(&format!("\n{name}:")), "{name}");
-        }
-        assert!(text.contains("\nmemory:       2048\n"), "{text}");
+    fn overrides_virtio_ports_and_placement_fields() {
+        let mut c = VmConfig::default();
+        set(&mut c, "qemu-override", &["-vga std", "-vga cirrus"]).unwrap();
+        set(&mut c, "qemu-override", &["a", ""]).unwrap();
+        assert_eq!(
+            c.get(Field::QemuOverride),
+            "id\tmatch\treplacement\n0\t\"-vga std\"\t\"-vga cirrus\"\n1\t\"a\"\t\"\""
+        );
+        assert!(set(&mut c, "qemu-override", &["only"]).is_err());
+        set(&mut c, "virtio-ports", &["foo,bar"]).unwrap();
+        assert_eq!(c.get(Field::VirtioPorts), "foo,bar");
+        assert!(set(&mut c, "virtio-ports", &["a b"]).is_err());
+        set(&mut c, "schedule", &["n1"]).unwrap();
+        assert_eq!(
+            set(&mut c, "colocate", &["web"]).unwrap_err().to_string(),
+            "cannot specify colocate and schedule in the same config"
+        );
+        c.clear(Field::Schedule);
+        set(&mut c, "colocate", &["web"]).unwrap();
+        assert!(set(&mut c, "schedule", &["n1"]).is_err());
+        c.clear(Field::QemuOverride);
+        assert!(c.qemu_override.is_empty());
     }
 
     #[test]

@@ -306,6 +306,7 @@ impl Vms {
                 Ok(())
             }
             Err(e) => {
+                let e = exit_reason(vm, life_rx.clone(), e).await;
                 self.abandon(vm, life_rx).await;
                 Err(e)
             }
@@ -435,6 +436,25 @@ impl Vms {
         }
         info!(vm = %vm.name, namespace = %vm.namespace, id = vm.id, "qemu exited");
         let _ = life.send(Life::Settled);
+    }
+}
+
+/// How long a failed start waits to see whether QEMU itself died.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+
+/// QEMU opens its QMP socket before it sets the machine up, so a QEMU that
+/// refuses its arguments (a missing image, a bad device) dies during the
+/// handshake or the scope's start, and that step's failure ("QMP
+/// connection closed") is only the symptom: when QEMU is gone, its own
+/// words are the error.
+async fn exit_reason(vm: &Vm, mut life: watch::Receiver<Life>, e: VmError) -> VmError {
+    let died = tokio::time::timeout(EXIT_GRACE, life.wait_for(|l| *l != Life::Running))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    if died {
+        VmError(format!("qemu exited at once: {}", qemu_error(&vm.paths)))
+    } else {
+        e
     }
 }
 

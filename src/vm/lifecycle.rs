@@ -130,8 +130,12 @@ impl Vms {
 
     /// `vm flush`: forgets QUIT and ERROR VMs and removes their folders.
     pub async fn flush(&self, ns: &str) -> Result<usize, VmError> {
-        let dead: Vec<Arc<Vm>> = self
-            .in_namespace(ns)
+        self.flush_vms(self.in_namespace(ns)).await
+    }
+
+    /// `vm flush TARGET`: the QUIT and ERROR VMs among `vms`; others stay.
+    pub async fn flush_vms(&self, vms: Vec<Arc<Vm>>) -> Result<usize, VmError> {
+        let dead: Vec<Arc<Vm>> = vms
             .into_iter()
             .filter(|v| matches!(v.state(), VmState::Quit | VmState::Error))
             .collect();
@@ -162,6 +166,22 @@ impl Vms {
     pub fn set_tag(&self, vms: &[Arc<Vm>], key: &str, value: &str) {
         for vm in vms {
             vm.lock().tags.insert(key.to_string(), value.to_string());
+            self.save(vm);
+        }
+    }
+
+    /// `clear vm tag`: removes one tag (or all, `None`) from each VM.
+    pub fn clear_tag(&self, vms: &[Arc<Vm>], key: Option<&str>) {
+        for vm in vms {
+            {
+                let mut s = vm.lock();
+                match key {
+                    Some(k) => {
+                        s.tags.remove(k);
+                    }
+                    None => s.tags.clear(),
+                }
+            }
             self.save(vm);
         }
     }

@@ -159,7 +159,8 @@ impl Vm {
         let s = self.lock();
         match &s.qmp {
             Some(q) if s.state.is_live() => Ok(q.clone()),
-            _ => err(format!("vm {} is not running ({})", self.name, s.state)),
+            // minimega's words, which its web front end matches.
+            _ => err(format!("vm not running: {}", self.name)),
         }
     }
 }
@@ -189,6 +190,17 @@ pub(super) struct Inner {
 #[derive(Clone)]
 pub struct Vms {
     pub(super) inner: Arc<Inner>,
+}
+
+/// The registry as a hook keeps it: hooks live inside it, and a strong
+/// handle there would keep it alive forever.
+#[derive(Clone)]
+pub struct WeakVms(std::sync::Weak<Inner>);
+
+impl WeakVms {
+    pub fn upgrade(&self) -> Option<Vms> {
+        self.0.upgrade().map(|inner| Vms { inner })
+    }
 }
 
 pub fn now_secs() -> u64 {
@@ -288,6 +300,15 @@ impl Vms {
 
     pub fn count(&self) -> usize {
         self.reg().vms.len()
+    }
+
+    /// Ids start at 0 again once no VM is left (`clear all`), as minimega's
+    /// counters do when its namespaces are destroyed.
+    pub fn reset_ids(&self) {
+        let reg = self.reg();
+        if reg.vms.is_empty() {
+            self.inner.next_id.store(0, Ordering::SeqCst);
+        }
     }
 
     /// The VMs a target list names, in order, each once. An unknown name
@@ -423,6 +444,24 @@ impl Vms {
             s.error = error.to_string();
         }
         self.save(vm);
+    }
+
+    pub fn downgrade(&self) -> WeakVms {
+        WeakVms(Arc::downgrade(&self.inner))
+    }
+
+    /// Memory (MiB) committed to the VMs that have a QEMU, and how many
+    /// they are, leaving out the VM with id `except`.
+    pub fn commitment_except(&self, except: Option<u64>) -> (u64, usize) {
+        let (mut mem, mut live) = (0, 0);
+        for vm in self.all().iter().filter(|v| Some(v.id) != except) {
+            let s = vm.lock();
+            if s.state.is_live() {
+                mem += s.config.memory;
+                live += 1;
+            }
+        }
+        (mem, live)
     }
 
     /// Committed vCPUs and memory (MiB) of the VMs that have a QEMU.

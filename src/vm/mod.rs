@@ -8,26 +8,37 @@
 //! - [`cgroup`], [`placement`] (and `systemd::units`): where QEMU runs
 //! - [`manager`], [`launch`], [`lifecycle`], [`adopt`]: the registry and
 //!   the lifecycle
+//! - [`admission`]: launches refused when the node cannot hold them
 //! - [`commands`], [`info`]: the command table
+//! - [`hotplug`], [`top`], [`migrate`]: USB drives, resource use, saved
+//!   states (each with its commands)
 
 pub mod accel;
+pub mod admission;
 pub mod adopt;
 pub mod argv;
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod config_commands;
+pub mod config_listing;
 pub mod hooks;
+pub mod hotplug;
 pub mod info;
 pub mod launch;
 pub mod lifecycle;
 pub mod limits;
 pub mod manager;
+pub mod migrate;
+pub mod overrides;
 pub mod placement;
 pub mod process;
 pub mod qmp;
 pub mod screenshot;
 pub mod state;
 pub mod targets;
+pub mod top;
+pub mod virtio;
 
 pub use manager::{Vm, VmError, Vms};
 
@@ -49,8 +60,8 @@ impl Vms {
         let a = self.adopt(recover).await;
         if a != adopt::Adopted::default() {
             info!(
-                "previous VMs: {} adopted running, {} found dead (QUIT), {} removed",
-                a.live, a.dead, a.removed
+                "previous VMs: {} adopted running, {} found dead (QUIT), {} removed, {} unproven (ERROR)",
+                a.live, a.dead, a.removed, a.unproven
             );
         }
     }

@@ -85,6 +85,31 @@ impl Placement {
         self.release_cgroups(&placed.cgroups).await;
     }
 
+    /// What of a record's placement this daemon made and may release: the
+    /// VM's own scope unit (`unit`) and its own cgroups (`leaf`). Anything
+    /// else a record names (another unit, a foreign cgroup) is dropped and
+    /// returned, so a forged record can never make the daemon stop or
+    /// remove it.
+    pub fn confine(&self, placed: &Placed, unit: &str, leaf: &str) -> (Placed, Vec<String>) {
+        let mut dropped = Vec::new();
+        let unit = match &placed.unit {
+            Some(u) if u == unit => Some(u.clone()),
+            Some(u) => {
+                dropped.push(format!("unit {u}"));
+                None
+            }
+            None => None,
+        };
+        let mut cgroups = Vec::new();
+        for c in &placed.cgroups {
+            match self {
+                Placement::Cgroup(t) if t.owns(c, leaf) => cgroups.push(c.clone()),
+                _ => dropped.push(format!("cgroup {}", c.display())),
+            }
+        }
+        (Placed { unit, cgroups }, dropped)
+    }
+
     /// Current memory (bytes) and CPU time (ns) of a VM.
     pub async fn usage(&self, placed: &Placed) -> (Option<u64>, Option<u64>) {
         match (&placed.unit, self) {

@@ -9,7 +9,7 @@ use thiserror::Error;
 pub enum TargetError {
     #[error("invalid vm name, `{0}` is an integer")]
     Integer(String),
-    #[error("invalid vm name, `all` is reserved")]
+    #[error("invalid vm name, `all` is a reserved word")]
     Reserved,
     #[error("invalid vm name `{0}`: {1}")]
     BadName(String, &'static str),
@@ -27,6 +27,16 @@ pub enum LaunchNames {
     /// `vm launch kvm 3`: names come from the ids (`vm-<id>`).
     Count(u64),
     Names(Vec<String>),
+}
+
+impl LaunchNames {
+    /// How many VMs the launch makes.
+    pub fn count(&self) -> usize {
+        match self {
+            LaunchNames::Count(n) => *n as usize,
+            LaunchNames::Names(v) => v.len(),
+        }
+    }
 }
 
 /// The most VMs one launch may ask for.
@@ -144,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             parse_launch("all").unwrap_err().to_string(),
-            "invalid vm name, `all` is reserved"
+            "invalid vm name, `all` is a reserved word"
         );
         assert_eq!(
             parse_launch("a,a").unwrap_err().to_string(),

@@ -5,8 +5,14 @@
 
 #![allow(dead_code)]
 
+pub mod conn;
+pub mod guest;
 pub mod netns;
+pub mod qemus;
 pub mod testbed;
+
+#[allow(unused_imports)]
+pub use conn::Conn;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -326,6 +332,18 @@ pub fn mm(bus: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `minimega` as a user runs it with no D-Bus at all: it uses the command
+/// socket under `base`.
+pub fn mm_nobus(base: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["-base", base.to_str().unwrap()])
+        .args(args)
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
 /// `minimega <args> -attach` on the given bus with `script` piped in: one
 /// session over one connection.
 pub fn attach(bus: &str, args: &[&str], script: &str) -> Output {
@@ -369,4 +387,14 @@ pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A `/proc/<pid>/status` memory figure in KiB (`VmRSS`, `VmHWM` ...).
+pub fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }

@@ -37,6 +37,24 @@ vm kill all
 vm flush
 vm info
 
+# `vm start all` leaves QUIT VMs alone; a QUIT VM named starts again
+vm launch kvm foo[0-2]
+vm start foo0
+vm kill foo1
+vm start all
+.columns name,state vm info
+vm start foo1
+.columns name,state vm info
+
+# `vm flush TARGET` flushes only the QUIT and ERROR VMs it names
+vm kill foo[0-1]
+vm flush foo0,foo2
+.columns name,state vm info
+vm flush all
+.columns name,state vm info
+vm kill all
+vm flush
+
 # count launches are named after their ids
 vm config uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc
 vm launch kvm 2

@@ -1,0 +1,80 @@
+//! Names of files in the files directory (`-filepath`). A relative name
+//! is a file in that directory and must stay there: `..` may not climb out
+//! of it, whoever wrote the name (a user, a script, another node). An
+//! absolute name is the user's explicit choice and is taken as it is.
+//!
+//! The check is on the name, not on the disk: links the administrator put
+//! in the files directory (an image store linked in) are followed as any
+//! path is.
+
+use std::path::{Component, Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfineError {
+    #[error("`{0}` is outside the files directory (a relative name may not climb out of it with ..; give an absolute path)")]
+    Escapes(String),
+    #[error("empty file name")]
+    Empty,
+}
+
+/// `name` as a path: absolute names as given, relative ones joined to
+/// `files` with `.` and `..` resolved, refused when they would leave it.
+pub fn confine(files: &Path, name: &str) -> Result<PathBuf, ConfineError> {
+    if name.is_empty() {
+        return Err(ConfineError::Empty);
+    }
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let mut inside: Vec<&std::ffi::OsStr> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => inside.push(n),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if inside.pop().is_none() {
+                    return Err(ConfineError::Escapes(name.to_string()));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(ConfineError::Escapes(name.to_string()))
+            }
+        }
+    }
+    if inside.is_empty() {
+        // `.` or `a/..`: the directory itself is no file in it.
+        return Err(ConfineError::Escapes(name.to_string()));
+    }
+    let mut out = files.to_path_buf();
+    out.extend(inside);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_names_stay_in_the_files_directory() {
+        let f = Path::new("/srv/files");
+        assert_eq!(confine(f, "a.qcow2").unwrap(), f.join("a.qcow2"));
+        assert_eq!(confine(f, "./img/../b/c").unwrap(), f.join("b/c"));
+        assert_eq!(confine(f, "/abs/x").unwrap(), Path::new("/abs/x"));
+        assert_eq!(
+            confine(f, "/abs/../x").unwrap(),
+            Path::new("/abs/../x"),
+            "absolute names are the user's own"
+        );
+        for bad in ["../x", "a/../../x", "..", ".", "a/.."] {
+            let e = confine(f, bad).unwrap_err();
+            assert_eq!(e, ConfineError::Escapes(bad.into()), "{bad}");
+        }
+        assert!(confine(f, "../../etc/shadow")
+            .unwrap_err()
+            .to_string()
+            .contains("outside the files directory"));
+        assert_eq!(confine(f, ""), Err(ConfineError::Empty));
+    }
+}
