@@ -423,7 +423,13 @@ impl Config {
         let mut v = vec![
             ("attach", "false".to_string()),
             ("base", self.base.display().to_string()),
-            ("broadcast", self.broadcast.to_string()),
+            // Unset, discovery sends to each up interface's broadcast
+            // address; minimega's default shown, as clients expect it.
+            (
+                "broadcast",
+                self.broadcast
+                    .map_or_else(|| "255.255.255.255".to_string(), |b| b.to_string()),
+            ),
             ("bus", bus),
             ("config", path(&self.file)),
             ("context", self.context.clone()),
