@@ -16,8 +16,12 @@
 //! Who dials whom ([`decide`]) keeps the mesh in one piece even with a low
 //! degree: between two separate meshes, only the one whose smallest name is
 //! smaller reaches out, and only through its least-linked node; inside one
-//! mesh, a node short of links is dialed by the others (each stopping one
-//! link over its own degree), and accepts until it has its degree.
+//! mesh, a node short of links is dialed by the others, and accepts until
+//! it has its degree. A node at or under its degree dials it at once; one
+//! already over waits [`STARVED_STEP`] more of hearing it still short for
+//! each link it has over, so the least-linked nodes link it first, and a
+//! node that joins a mesh whose nodes are all at their degree still gets
+//! its own.
 //!
 //! minimega differs: its nodes answer every solicitation of their context,
 //! which with a small degree can leave the mesh split; and a node with
@@ -27,7 +31,7 @@ use super::wire::mac;
 use super::{ifaces, Mesh};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use thiserror::Error;
@@ -45,6 +49,9 @@ pub const BASE_INTERVAL: Duration = Duration::from_millis(100);
 /// decision is taken again after the wait, so a burst of nodes hearing the
 /// same datagram does not all link to its sender.
 const DIAL_JITTER: Duration = Duration::from_millis(150);
+/// How much longer a node waits, per link it has over its degree, before
+/// it dials a node short of links.
+pub const STARVED_STEP: Duration = Duration::from_secs(1);
 
 /// What a node broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,8 +143,8 @@ pub enum Why {
     Satisfied,
 }
 
-/// Whether to dial the sender of `a`.
-pub fn decide(v: &View, a: &Announce) -> Decision {
+/// Whether to dial the sender of `a`, heard short of links for `short_for`.
+pub fn decide(v: &View, a: &Announce, short_for: Duration) -> Decision {
     use Decision::*;
     if v.degree == 0 {
         return Ignore(Why::Off);
@@ -159,12 +166,41 @@ pub fn decide(v: &View, a: &Announce) -> Decision {
         }
         return Ignore(Why::NotOurTurn);
     }
-    // A node short of links gets them from the others, as in minimega;
-    // a dialer may go one link over its own degree doing so, no further.
-    if a.wants && v.linked.len() <= v.degree {
+    // A node short of links gets them from the others, as in minimega,
+    // the least linked first.
+    let over = v.linked.len().saturating_sub(v.degree) as u32;
+    if a.wants && short_for >= STARVED_STEP * over {
         Dial
     } else {
         Ignore(Why::Satisfied)
+    }
+}
+
+/// Since when each node has been heard short of links (pure; the clock is
+/// the caller's).
+#[derive(Debug, Default)]
+pub struct Short {
+    since: HashMap<String, (Instant, Instant)>,
+}
+
+impl Short {
+    /// How long `a`'s sender has been short of links, as of `now`. A node
+    /// not heard for `forget` starts afresh.
+    pub fn heard(&mut self, a: &Announce, now: Instant, forget: Duration) -> Duration {
+        if !a.wants {
+            self.since.remove(&a.name);
+            return Duration::ZERO;
+        }
+        if self.since.len() >= 4096 {
+            self.since
+                .retain(|_, (_, last)| now.saturating_duration_since(*last) < forget);
+        }
+        let e = self.since.entry(a.name.clone()).or_insert((now, now));
+        if now.saturating_duration_since(e.1) >= forget {
+            e.0 = now;
+        }
+        e.1 = now;
+        now.saturating_duration_since(e.0)
     }
 }
 
@@ -201,6 +237,7 @@ pub async fn run(mesh: Mesh) {
     let mut next = Instant::now() + backoff(0, mesh.msa(), random());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut noted: HashSet<(IpAddr, &'static str)> = HashSet::new();
+    let mut short = Short::default();
     let mut outage = Outage::default();
     loop {
         let active = mesh.degree() > 0;
@@ -212,7 +249,7 @@ pub async fn run(mesh: Mesh) {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                heard(&mesh, &buf[..n], from, &mut noted);
+                heard(&mesh, &buf[..n], from, &mut noted, &mut short);
             }
             _ = tokio::time::sleep_until(wake) => {
                 if !active {
@@ -318,7 +355,13 @@ fn bind(port: u16) -> std::io::Result<UdpSocket> {
 }
 
 /// Handles one datagram. Problems are logged once per sender and kind.
-fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAddr, &'static str)>) {
+fn heard(
+    mesh: &Mesh,
+    bytes: &[u8],
+    from: SocketAddr,
+    noted: &mut HashSet<(IpAddr, &'static str)>,
+    short: &mut Short,
+) {
     let Ok(key) = mesh.key() else { return };
     let mut first = |what: &'static str| noted.len() < 4096 && noted.insert((from.ip(), what));
     let a = match decode(bytes, key.discovery_key()) {
@@ -340,7 +383,9 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
         }
     };
     let v = mesh.view();
-    match decide(&v, &a) {
+    // A node that stops broadcasting for three periods starts afresh.
+    let short_for = short.heard(&a, Instant::now(), mesh.msa() * 3);
+    match decide(&v, &a, short_for) {
         Decision::Ignore(Why::OtherContext) => {
             if first("context") {
                 info!(
@@ -363,7 +408,10 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
             tokio::spawn(async move {
                 let wait = DIAL_JITTER.mul_f64((random() % 1000) as f64 / 1000.0);
                 tokio::time::sleep(wait).await;
-                if decide(&mesh.view(), &a) != Decision::Dial || !mesh.start_dialing(&a.name) {
+                let short_for = short_for + wait;
+                if decide(&mesh.view(), &a, short_for) != Decision::Dial
+                    || !mesh.start_dialing(&a.name)
+                {
                     return;
                 }
                 match mesh.connect(addr, false).await {
@@ -431,14 +479,17 @@ mod tests {
         let v = view("n1", &["n1"], &[], 3);
         let mut other = ann("x", "x", true);
         other.context = "elsewhere".into();
-        assert_eq!(decide(&v, &other), Decision::Ignore(Why::OtherContext));
         assert_eq!(
-            decide(&v, &ann("n1", "n1", true)),
+            decide(&v, &other, Duration::ZERO),
+            Decision::Ignore(Why::OtherContext)
+        );
+        assert_eq!(
+            decide(&v, &ann("n1", "n1", true), Duration::ZERO),
             Decision::Ignore(Why::Myself)
         );
         let off = view("n1", &["n1"], &[], 0);
         assert_eq!(
-            decide(&off, &ann("n2", "n2", true)),
+            decide(&off, &ann("n2", "n2", true), Duration::ZERO),
             Decision::Ignore(Why::Off)
         );
     }
@@ -447,19 +498,25 @@ mod tests {
     fn between_meshes_only_the_smaller_leader_dials() {
         let small = view("a", &["a"], &[], 1);
         let big = view("b", &["b"], &[], 1);
-        assert_eq!(decide(&small, &ann("b", "b", true)), Decision::Dial);
         assert_eq!(
-            decide(&big, &ann("a", "a", true)),
+            decide(&small, &ann("b", "b", true), Duration::ZERO),
+            Decision::Dial
+        );
+        assert_eq!(
+            decide(&big, &ann("a", "a", true), Duration::ZERO),
             Decision::Ignore(Why::NotOurTurn)
         );
         // Even a satisfied node joins a separate mesh, or it would stay split.
         let full = view("a", &["a", "c"], &["c"], 1);
-        assert_eq!(decide(&full, &ann("b", "b", false)), Decision::Dial);
+        assert_eq!(
+            decide(&full, &ann("b", "b", false), Duration::ZERO),
+            Decision::Dial
+        );
         // But only the designated node of the mesh does.
         let mut other = full.clone();
         other.designated = "c".into();
         assert_eq!(
-            decide(&other, &ann("b", "b", false)),
+            decide(&other, &ann("b", "b", false), Duration::ZERO),
             Decision::Ignore(Why::NotOurTurn)
         );
     }
@@ -467,23 +524,64 @@ mod tests {
     #[test]
     fn inside_a_mesh_a_node_short_of_links_gets_them() {
         let v = view("a", &["a", "b", "c"], &["b"], 3);
-        assert_eq!(decide(&v, &ann("c", "a", true)), Decision::Dial);
         assert_eq!(
-            decide(&v, &ann("c", "a", false)),
+            decide(&v, &ann("c", "a", true), Duration::ZERO),
+            Decision::Dial
+        );
+        assert_eq!(
+            decide(&v, &ann("c", "a", false), Duration::ZERO),
             Decision::Ignore(Why::Satisfied)
         );
         assert_eq!(
-            decide(&v, &ann("b", "a", true)),
+            decide(&v, &ann("b", "a", true), Duration::ZERO),
             Decision::Ignore(Why::Linked)
         );
-        // At its degree, a node still helps one short of links...
+        // At its degree, a node still helps one short of links at once...
         let full = view("a", &["a", "b", "c"], &["b"], 1);
-        assert_eq!(decide(&full, &ann("c", "a", true)), Decision::Dial);
-        // ...but not once over it.
-        let over = view("a", &["a", "b", "c", "d"], &["b", "d"], 1);
         assert_eq!(
-            decide(&over, &ann("c", "a", true)),
+            decide(&full, &ann("c", "a", true), Duration::ZERO),
+            Decision::Dial
+        );
+        // ...over it, only once the other has been short a while (longer
+        // the more links over), so the least linked go first.
+        let over = view("a", &["a", "b", "c", "d", "e"], &["b", "d", "e"], 1);
+        let c = ann("c", "a", true);
+        assert_eq!(
+            decide(&over, &c, STARVED_STEP),
             Decision::Ignore(Why::Satisfied)
+        );
+        assert_eq!(decide(&over, &c, STARVED_STEP * 2), Decision::Dial);
+        assert_eq!(
+            decide(&over, &ann("c", "a", false), STARVED_STEP * 9),
+            Decision::Ignore(Why::Satisfied)
+        );
+    }
+
+    #[test]
+    fn a_node_is_short_of_links_since_it_was_first_heard_so() {
+        let mut s = Short::default();
+        let t0 = Instant::now();
+        let forget = Duration::from_secs(30);
+        let sec = Duration::from_secs(1);
+        assert_eq!(s.heard(&ann("c", "a", true), t0, forget), Duration::ZERO);
+        assert_eq!(s.heard(&ann("c", "a", true), t0 + sec * 2, forget), sec * 2);
+        assert_eq!(
+            s.heard(&ann("d", "a", true), t0 + sec * 2, forget),
+            Duration::ZERO
+        );
+        // Satisfied, then short again: counted afresh.
+        assert_eq!(
+            s.heard(&ann("c", "a", false), t0 + sec * 3, forget),
+            Duration::ZERO
+        );
+        assert_eq!(
+            s.heard(&ann("c", "a", true), t0 + sec * 4, forget),
+            Duration::ZERO
+        );
+        // Silent longer than `forget`: afresh too.
+        assert_eq!(
+            s.heard(&ann("d", "a", true), t0 + sec * 40, forget),
+            Duration::ZERO
         );
     }
 
