@@ -3,23 +3,11 @@
 //! count with atomics (no lock on the hot path); the book that names the
 //! peers and remembers earlier readings for the rates is pure bookkeeping.
 
-use super::wire::Kind;
+use super::wire::{Kind, KINDS};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Every frame kind, in wire order; counters are indexed by `kind as usize - 1`.
-pub const KINDS: [Kind; 8] = [
-    Kind::Hello,
-    Kind::Confirm,
-    Kind::Accept,
-    Kind::Refuse,
-    Kind::Heartbeat,
-    Kind::Lsa,
-    Kind::Routed,
-    Kind::Bye,
-];
 
 /// Readings this far apart (at least) give the rates: a rate covers
 /// between one and two of these.

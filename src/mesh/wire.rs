@@ -73,6 +73,18 @@ pub enum Kind {
     Bye = 8,
 }
 
+/// Every frame kind, in wire order: `KINDS[kind as usize - 1]` is `kind`.
+pub const KINDS: [Kind; 8] = [
+    Kind::Hello,
+    Kind::Confirm,
+    Kind::Accept,
+    Kind::Refuse,
+    Kind::Heartbeat,
+    Kind::Lsa,
+    Kind::Routed,
+    Kind::Bye,
+];
+
 impl Kind {
     /// Its name in `mesh stats`.
     pub fn name(self) -> &'static str {
