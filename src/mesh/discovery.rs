@@ -4,7 +4,8 @@
 //! `-broadcast` if given, else to every up interface's broadcast address
 //! (see [`super::ifaces`]); often at first and then backing off
 //! exponentially up to the announcement period; any change of this node's
-//! links makes it eager again (changes elsewhere in the mesh do not: a
+//! links makes it eager again, and so does a change of membership for the
+//! one node of a mesh that links newcomers (for the others it does not: a
 //! forming mesh would have every node broadcasting at once, and the
 //! broadcasts of a hundred nodes overflow the network's queues). Once a
 //! node has its degree only one node per mesh (the one that links

@@ -108,7 +108,7 @@ struct Inner {
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     runner: OnceLock<Runner>,
-    /// Wakes discovery when this node's links or degree change.
+    /// Wakes discovery (see [`Mesh::changed`]).
     changed: Notify,
     ids: AtomicU64,
     /// Frames and bytes per peer and kind (`mesh stats`).
@@ -398,7 +398,8 @@ impl Mesh {
     }
 
     /// Resolves when this node's links or degree changed since the last
-    /// call (what makes discovery eager again).
+    /// call, or the membership while this node links newcomers (what makes
+    /// discovery eager again).
     pub async fn changed(&self) {
         self.0.changed.notified().await
     }

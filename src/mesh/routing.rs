@@ -71,6 +71,12 @@ impl Mesh {
         if events.is_empty() {
             return;
         }
+        // The membership changed: if this node now links newcomers for its
+        // mesh (one node per mesh), its discovery is eager again, so meshes
+        // forming side by side merge at once, not a backed-off period later.
+        if self.state().topo.least_linked() == self.0.me {
+            self.0.changed.notify_one();
+        }
         let size = self.size();
         for e in events {
             match &e {
