@@ -8,6 +8,9 @@
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
+//! - [`disk`]: disk images (`disk`, `vm config disks`, overlays)
+//! - [`files`]: the files directory shared over the mesh (`file`)
+//! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`users`]: user and group look-ups
 //! - [`confine`]: relative file names kept inside the files directory
@@ -21,10 +24,13 @@ pub mod confine;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
+pub mod disk;
 pub mod doc;
+pub mod files;
 pub mod mesh;
 pub mod ns;
 pub mod plumb;
+pub mod shell;
 pub mod sock;
 pub mod systemd;
 pub mod users;

@@ -67,11 +67,9 @@ fn five_guests_boot_survive_restarts_and_clean_up() {
     }
 
     d.ok("vm start all");
-    wait_for(
-        "the marker on every serial console",
-        Duration::from_secs(240),
-        || ids.iter().all(|id| marker_seen(&base, id)).then_some(()),
-    );
+    wait_for("the marker on every serial console", BOOT, || {
+        ids.iter().all(|id| marker_seen(&base, id)).then_some(())
+    });
     let rows = vm_info(d);
     for r in &rows {
         assert_eq!(r["state"], "RUNNING", "{r:?}");

@@ -4,7 +4,10 @@
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200] [--idle 10] [--workers 1]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
+//!     bench files [--size MiB, default 1024] [--rounds 2]
 
+#[path = "bench/files.rs"]
+mod files;
 #[path = "bench/launch.rs"]
 mod launch;
 #[path = "bench/mesh.rs"]
@@ -12,16 +15,46 @@ mod mesh;
 
 use std::process::ExitCode;
 
+/// Runs benchmark `name` that needs root (network namespaces): usage
+/// errors exit 2, a failed run 1.
+fn as_root<O>(
+    name: &str,
+    opts: Result<O, String>,
+    bench: impl FnOnce(&O) -> Result<(), String>,
+) -> ExitCode {
+    let opts = match opts {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // SAFETY: reading our own uid.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench {name}: run as root (it makes network namespaces)");
+        return ExitCode::from(2);
+    }
+    match bench(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("files") => files::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
             );
             eprintln!("       bench launch [N [ROUNDS]]");
+            eprintln!("       bench files [--size MIB] [--rounds R]");
             ExitCode::from(2)
         }
     }

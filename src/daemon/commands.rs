@@ -35,6 +35,9 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::vm::hotplug::specs());
     specs.extend(crate::vm::top::specs());
     specs.extend(crate::vm::migrate::specs());
+    specs.extend(crate::disk::commands::specs());
+    specs.extend(crate::files::commands::specs());
+    specs.extend(crate::shell::commands::specs());
     Engine::new(specs)
 }
 

@@ -108,6 +108,7 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     );
     // Before any front door opens: no command sees a half-adopted VM.
     daemon.node.vms.init(cfg.recover).await;
+    daemon.node.disks.recover().await;
 
     // Before the bus name: a daemon that must stop over a stale socket
     // never shows up on the bus.

@@ -33,12 +33,18 @@ pub struct Node {
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
+    pub disks: crate::disk::Disks,
+    pub files: crate::files::Files,
+    pub background: crate::shell::Background,
 }
 
 impl Node {
     pub fn new(config: Config) -> Node {
         let (events, _) = broadcast::channel(1024);
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
+        let mesh = Mesh::new(&config, events.clone());
+        let disks = crate::disk::Disks::new(&config.base, &config.filepath, vms.clone());
+        let files = crate::files::Files::new(&config.filepath, mesh.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
         let mut hooks = crate::vm::hooks::Hooks::default();
@@ -48,14 +54,22 @@ impl Node {
             overcommit: config.overcommit,
             vms: vms.downgrade(),
         }));
+        hooks.push(std::sync::Arc::new(crate::files::hook::FetchHook(
+            files.clone(),
+        )));
+        hooks.push(std::sync::Arc::new(crate::disk::hook::DiskHook(
+            disks.clone(),
+        )));
         hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
         hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
         vms.set_hooks(hooks);
-        let mesh = Mesh::new(&config, events.clone());
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
         Node {
             mesh,
+            disks,
+            files,
+            background: Default::default(),
             plumber,
             namespaces: Namespaces::default(),
             deploy: Default::default(),

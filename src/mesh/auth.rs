@@ -121,6 +121,11 @@ impl MeshKey {
         &self.discovery
     }
 
+    /// Authenticates file transfers between nodes (see `crate::files`).
+    pub fn files_key(&self) -> [u8; 32] {
+        self.derive("files", &[])
+    }
+
     /// One key per direction, bound to both Hellos (and so to both nonces).
     pub fn session_keys(&self, hello_i: &[u8], hello_r: &[u8]) -> SessionKeys {
         let mut h = Sha256::new();

@@ -104,13 +104,8 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     }
     let ports = super::virtio::argv(&c.virtio_ports, &p.dir);
     push(&ports.iter().map(String::as_str).collect::<Vec<_>>());
-    for (i, disk) in c.disks.iter().enumerate() {
-        let mut d = format!("file={},if=virtio,id=disk{i},media=disk", escape(disk));
-        if c.snapshot {
-            d.push_str(",snapshot=on");
-        }
-        push(&["-drive", &d]);
-    }
+    a.extend(crate::disk::spec::drive_args(&c.disks, c.snapshot, &p.dir));
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     // Always present, so `vm cdrom change` works on a VM booted without one.
     let mut cd = String::from("id=cdrom,if=ide,media=cdrom");
     if !c.cdrom.is_empty() {
@@ -143,6 +138,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::disk::spec::DiskSpec;
 
     fn argv(c: &VmConfig, accel: Accel) -> Vec<String> {
         let paths = VmPaths::new(Path::new("/b"), 7);
@@ -184,7 +180,10 @@ mod tests {
         let c = VmConfig {
             memory: 256,
             vcpus: 2,
-            disks: vec!["/img/a,b.qcow2".into(), "/img/c.qcow2".into()],
+            disks: vec![
+                DiskSpec::path("/img/a,b.qcow2"),
+                DiskSpec::path("/img/c.qcow2"),
+            ],
             snapshot: true,
             cdrom: "/iso/x.iso".into(),
             kernel: "/k/vmlinuz".into(),
@@ -217,8 +216,9 @@ mod tests {
             "-chardev socket,id=serial0,path=/b/7/serial0,server=on,wait=off,logfile=/b/7/serial0.log -device isa-serial,chardev=serial0"
         ), "{s}");
         assert!(s.contains("id=serial1,path=/b/7/serial1,"), "{s}");
-        assert!(s.contains("-drive file=/img/a,,b.qcow2,if=virtio,id=disk0,media=disk,snapshot=on"));
-        assert!(s.contains("-drive file=/img/c.qcow2,if=virtio,id=disk1,media=disk,snapshot=on"));
+        // With snapshot, each disk is the VM's own overlay (see disk::spec).
+        assert!(s.contains("-drive file=/b/7/disk-0.qcow2,if=ide,id=disk0,media=disk,cache=unsafe"));
+        assert!(s.contains("-drive file=/b/7/disk-1.qcow2,if=ide,id=disk1,media=disk,cache=unsafe"));
         assert!(s.contains("-drive id=cdrom,if=ide,media=cdrom,file=/iso/x.iso"));
         assert!(
             s.ends_with("-S -rtc base=utc"),
@@ -229,11 +229,13 @@ mod tests {
     #[test]
     fn no_snapshot_writes_the_disk() {
         let c = VmConfig {
-            disks: vec!["/img/a.qcow2".into()],
+            disks: vec![DiskSpec::path("/img/a.qcow2")],
             snapshot: false,
             ..VmConfig::default()
         };
         let s = argv(&c, Accel::Tcg).join(" ");
-        assert!(s.contains("-drive file=/img/a.qcow2,if=virtio,id=disk0,media=disk -drive"));
+        assert!(s.contains(
+            "-drive file=/img/a.qcow2,if=ide,id=disk0,media=disk,cache=writeback -drive"
+        ));
     }
 }

@@ -30,6 +30,8 @@ pub enum ConfigError {
     #[error("cannot specify {0} and {1} in the same config")]
     Conflict(&'static str, &'static str),
     #[error(transparent)]
+    Disk(#[from] crate::disk::spec::SpecError),
+    #[error(transparent)]
     Outside(#[from] crate::confine::ConfineError),
 }
 
@@ -51,7 +53,7 @@ pub struct VmConfig {
     /// MiB.
     pub memory: u64,
     pub vcpus: u64,
-    pub disks: Vec<String>,
+    pub disks: Vec<crate::disk::spec::DiskSpec>,
     /// Boot from a throw-away overlay of each disk, so many VMs share one
     /// base image and never write to it.
     pub snapshot: bool,
@@ -327,12 +329,7 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => {
-                self.disks = values
-                    .iter()
-                    .map(|d| resolve_file(filepath, d))
-                    .collect::<Result<_, _>>()?
-            }
+            Field::Disks => self.disks = crate::disk::spec::parse_list(values, filepath)?,
             Field::Snapshot => {
                 let v = single(field, values)?;
                 self.snapshot = match v {
@@ -459,7 +456,7 @@ impl VmConfig {
         match field {
             Field::Memory => self.memory.to_string(),
             Field::Vcpus => self.vcpus.to_string(),
-            Field::Disks => list(&self.disks),
+            Field::Disks => crate::disk::spec::format_list(&self.disks),
             Field::Snapshot => self.snapshot.to_string(),
             Field::Cdrom => self.cdrom.clone(),
             Field::Kernel => self.kernel.clone(),

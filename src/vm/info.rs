@@ -132,7 +132,7 @@ pub async fn table(
             String::new(),
             cfg.memory.to_string(),
             cfg.vcpus.to_string(),
-            config::list(&cfg.disks),
+            crate::disk::spec::format_list(&cfg.disks),
             cfg.snapshot.to_string(),
             cfg.initrd.clone(),
             cfg.kernel.clone(),

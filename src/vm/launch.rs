@@ -37,8 +37,8 @@ impl Vms {
             }
         }
         for d in &cfg.disks {
-            if !Path::new(d).exists() {
-                return err(format!("disk {d}: no such file"));
+            if !Path::new(&d.path).exists() {
+                return err(format!("disk {}: no such file", d.path));
             }
         }
         if !cfg.initrd.is_empty() && cfg.kernel.is_empty() {
@@ -65,11 +65,11 @@ impl Vms {
         names: LaunchNames,
         cfg: VmConfig,
     ) -> Result<Vec<u64>, VmError> {
-        self.validate(&cfg)?;
         let count = match &names {
             LaunchNames::Count(n) => *n as usize,
             LaunchNames::Names(v) => v.len(),
         };
+        // Hooks first: one may fetch the files the checks look for.
         self.hooks()
             .admit(&Admission {
                 namespace: ns,
@@ -77,6 +77,7 @@ impl Vms {
                 count,
             })
             .await?;
+        self.validate(&cfg)?;
         let vms = self.reserve(ns, names, &cfg)?;
         // Each launch is its own task, so a client that goes away
         // mid-launch cannot leave a half-made VM behind.

@@ -149,7 +149,8 @@ async fn copy_disk(
             .unwrap_or_default();
         let size = b["inserted"]["image"]["virtual-size"].as_u64().unwrap_or(0);
         let cfg = vm.lock().config.clone();
-        (cfg.disks.get(index).cloned().unwrap_or_default(), size)
+        let image = cfg.disks.get(index).map(|d| d.path.clone());
+        (image.unwrap_or_default(), size)
     };
     create_target(target, &image, snapshot, size).await?;
     let copied = async {
@@ -248,6 +249,13 @@ pub async fn save(vm: &Arc<Vm>, base: &str) -> Result<(), VmError> {
     migrate(vm, &q, &state).await
 }
 
+/// Whether a QEMU started with `-incoming` (its `query-status` answer) has
+/// yet to take in its state: it stays "inmigrate" until the state is in,
+/// and a `cont` sent meanwhile is lost on a state saved paused.
+fn still_loading(status: &Value) -> bool {
+    status["status"] == "inmigrate"
+}
+
 /// Starts VMs from `vm config state` and checks the file at each launch.
 pub struct Incoming;
 
@@ -290,8 +298,10 @@ impl VmHook for Incoming {
             let deadline = tokio::time::Instant::now() + INCOMING_LIMIT;
             while tokio::time::Instant::now() < deadline {
                 let Ok(q) = vm.qmp() else { return };
-                match q.execute("query-migrate", None).await {
-                    Ok(a) if a["status"] != "active" && a["status"] != "setup" => return,
+                // Not query-migrate: before the exec'd reader starts it has
+                // no status at all, which looked like a load already done.
+                match q.execute("query-status", None).await {
+                    Ok(a) if !still_loading(&a) => return,
                     Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                     Err(e) => {
                         warn!(vm = %vm.name, "cannot follow the loading of its state: {e}");
@@ -396,6 +406,20 @@ fn vm_save(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vm_loads_its_state_while_inmigrate() {
+        assert!(still_loading(
+            &json!({"status": "inmigrate", "running": false})
+        ));
+        assert!(!still_loading(
+            &json!({"status": "paused", "running": false})
+        ));
+        assert!(!still_loading(
+            &json!({"status": "running", "running": true})
+        ));
+        assert!(!still_loading(&json!({})));
+    }
 
     #[test]
     fn file_names_are_quoted_for_the_shell() {

@@ -10,6 +10,12 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How long a guest may take to boot: a TCG guest boots in ~7 s on a quiet
+/// machine and in minutes when two test binaries and their guests share
+/// two cores. A deadline only; no test asserts how fast a boot is.
+pub const BOOT: Duration = Duration::from_secs(600);
 
 /// The test guest's kernel and initrd, built once per test run.
 pub fn guest() -> (PathBuf, PathBuf) {

@@ -1,0 +1,204 @@
+//! The `file` commands, with minimega's names and columns, and the offer
+//! nodes ask each other for.
+
+use super::transfer::{Offer, Version};
+use super::{local, FileError};
+use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
+use crate::daemon::Node;
+
+impl From<FileError> for CommandError {
+    fn from(e: FileError) -> CommandError {
+        CommandError::Failed(e.to_string())
+    }
+}
+
+pub fn specs() -> Vec<Spec<Node>> {
+    vec![
+        Spec {
+            patterns: &["file list", "file list <path> [recursive,]"],
+            short: "list files served by minimega",
+            long: "List the files directory (-filepath), or a path in it (a file, a\ndirectory's entries, or every match of a glob such as *.qcow2): dir\n(<dir> for a directory), name relative to the files directory, size in\nbytes, modified. With 'recursive', every file below instead.\n\n\tfile list\n\tfile list images recursive",
+            handler: list,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["file get <file>"],
+            short: "fetch a file from the mesh",
+            long: "Fetch a file (a directory, or a glob's matches) from the nodes of the\nmesh that hold it into this node's files directory, and return once the\ntransfer has begun; `file status` shows it. A file already here is left\nalone. When nodes hold different versions (size and modification time),\nthe newest is fetched, from every node that holds it at once.\n\nThe mesh only finds the holders; the data flows on direct TCP connections\nto them, authenticated and checked part by part (8 MiB, SHA-256 under a\nMAC) with the mesh key. Parts are written in place in a hidden partial\nfile beside the destination, which is renamed into place when complete\n(with the source's mode and modification time), so a large image is never\nstored twice. A lost holder's parts are fetched from the others, or from\nit again when it comes back; a later `file get` resumes a transfer that\nfailed. A file is never fetched twice at once.\n\nTo have another node fetch a file: mesh send node2 file get foo.qcow2",
+            handler: get,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["file delete <file>"],
+            short: "delete a file served by minimega",
+            long: "Delete a file, a directory with everything below it, or a glob's\nmatches, from the files directory (a name is always inside it). A file\nbeing fetched is refused until its transfer ends.",
+            handler: delete,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["file status"],
+            short: "show file transfers in flight",
+            long: "One row per transfer: filename, its partial file (tempdir), parts\ncompleted of all, and whether it waits its turn (queued: three run at\nonce). A transfer that fails leaves the list and says why in the log.",
+            handler: status,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["file bandwidth [rate in MiB/s]"],
+            short: "view or limit how fast this node serves files",
+            long: "View or set the rate at which this node sends files to each fetching\nnode, in MiB/s (fractions allowed); 0, the default, is no limit.",
+            handler: bandwidth,
+            mesh_ok: true,
+        },
+        Spec {
+            patterns: &["file offer <file>"],
+            short: "what this node serves under a name (asked by other nodes)",
+            long: "Nodes ask each other with this before `file get`: one row per file this\nnode holds under the name (a file, a directory, a glob), with its size,\nmodification time (ns), mode, and the port and addresses of this node's\nfile server.",
+            handler: offer,
+            mesh_ok: true,
+        },
+    ]
+}
+
+fn name(c: &Call<'_, Node>) -> String {
+    c.args.string("file").unwrap_or_default().to_string()
+}
+
+fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let path = c.args.string("path").unwrap_or("/");
+        let rows = c.ctx.files.list(path, c.args.flag("recursive"))?;
+        let rows = rows.into_iter().map(|e| {
+            vec![
+                if e.dir { "<dir>".into() } else { String::new() },
+                e.name,
+                e.size.to_string(),
+                local::rfc3339(e.version.mtime_ns),
+            ]
+        });
+        Ok(table(["dir", "name", "size", "modified"], rows).into())
+    })
+}
+
+fn get(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        c.ctx.files.get(&name(&c)).await?;
+        Ok(Reply::empty())
+    })
+}
+
+fn delete(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        c.ctx.files.delete(&name(&c))?;
+        Ok(Reply::empty())
+    })
+}
+
+fn status(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let rows = c.ctx.files.status().into_iter().map(|s| {
+            vec![
+                s.name,
+                s.partial,
+                format!("{}/{}", s.completed, s.parts),
+                s.queued.to_string(),
+            ]
+        });
+        Ok(table(["filename", "tempdir", "completed", "queued"], rows).into())
+    })
+}
+
+fn bandwidth(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let Some(v) = c.args.string("rate") else {
+            let mib = c.ctx.files.limit() as f64 / (1u64 << 20) as f64;
+            return Ok(Response::text(format!("{mib}")).into());
+        };
+        let mib: f64 = v
+            .parse()
+            .ok()
+            .filter(|m: &f64| m.is_finite() && *m >= 0.0)
+            .ok_or_else(|| {
+                CommandError::Invalid(format!(
+                    "invalid rate `{v}`: expected MiB/s, 0 for no limit"
+                ))
+            })?;
+        c.ctx.files.set_limit((mib * (1u64 << 20) as f64) as u64);
+        Ok(Reply::empty())
+    })
+}
+
+const OFFER_COLUMNS: [&str; 6] = ["name", "size", "mtime", "mode", "port", "addresses"];
+
+fn offer(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let (port, addrs, files) = c.ctx.files.offer(&name(&c))?;
+        let addrs = addrs.join(",");
+        let rows = files.into_iter().map(|e| {
+            vec![
+                e.name,
+                e.version.size.to_string(),
+                e.version.mtime_ns.to_string(),
+                format!("{:o}", e.mode),
+                port.to_string(),
+                addrs.clone(),
+            ]
+        });
+        Ok(table(OFFER_COLUMNS, rows).into())
+    })
+}
+
+/// A holder's `file offer` answer, as offers. Rows that do not parse are
+/// skipped (a node of another version of minimega).
+pub fn parse_offer(host: &str, header: &[String], rows: &[Vec<String>]) -> Vec<Offer> {
+    if header != OFFER_COLUMNS {
+        return Vec::new();
+    }
+    rows.iter()
+        .filter_map(|r| {
+            Some(Offer {
+                holder: host.to_string(),
+                name: r.first()?.clone(),
+                version: Version {
+                    size: r.get(1)?.parse().ok()?,
+                    mtime_ns: r.get(2)?.parse().ok()?,
+                },
+                mode: u32::from_str_radix(r.get(3)?, 8).ok()?,
+                port: r.get(4)?.parse().ok()?,
+                addrs: r
+                    .get(5)?
+                    .split(',')
+                    .filter(|a| !a.is_empty())
+                    .map(String::from)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offers_parse_from_the_table() {
+        let header: Vec<String> = OFFER_COLUMNS.iter().map(|s| s.to_string()).collect();
+        let rows = vec![
+            vec![
+                "img/base.qcow2".into(),
+                "209715200".into(),
+                "1700000000000000001".into(),
+                "644".into(),
+                "40001".into(),
+                "10.0.0.1,fd00::1".into(),
+            ],
+            vec!["bad".into()],
+        ];
+        let o = parse_offer("head", &header, &rows);
+        assert_eq!(o.len(), 1);
+        assert_eq!(o[0].holder, "head");
+        assert_eq!(o[0].version.size, 200 << 20);
+        assert_eq!(o[0].mode, 0o644);
+        assert_eq!(o[0].addrs, ["10.0.0.1", "fd00::1"]);
+        assert!(parse_offer("x", &["name".into()], &rows).is_empty());
+    }
+}
