@@ -123,7 +123,7 @@ impl MeshKey {
 
     /// Authenticates file transfers between nodes (see `crate::files`).
     pub fn files_key(&self) -> [u8; 32] {
-        self.derive("files", &[])
+        derive(&self.secret, "files", &[])
     }
 
     /// One key per direction, bound to both Hellos (and so to both nonces).
