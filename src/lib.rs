@@ -3,6 +3,7 @@
 //! - [`command`]: the command language (parse, dispatch, render)
 //! - [`daemon`]: the node, its command table and its lifecycle
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
+//! - [`net`]: experiment networks (VLANs, taps, Open vSwitch bridges)
 //! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`plumb`]: the plumber: named pipes and pipelines across the mesh
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
@@ -28,6 +29,7 @@ pub mod disk;
 pub mod doc;
 pub mod files;
 pub mod mesh;
+pub mod net;
 pub mod ns;
 pub mod plumb;
 pub mod shell;

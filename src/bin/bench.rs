@@ -5,6 +5,7 @@
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200] [--idle 10] [--workers 1]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
+//!     bench net [N, default 100] [ROUNDS, default 3]
 
 #[path = "bench/files.rs"]
 mod files;
@@ -12,6 +13,8 @@ mod files;
 mod launch;
 #[path = "bench/mesh.rs"]
 mod mesh;
+#[path = "bench/net.rs"]
+mod net;
 
 use std::process::ExitCode;
 
@@ -49,12 +52,14 @@ fn main() -> ExitCode {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
+        Some("net") => net::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
             );
             eprintln!("       bench launch [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
+            eprintln!("       bench net [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }

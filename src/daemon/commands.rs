@@ -8,7 +8,7 @@ use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Respon
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 12] = [
+pub const HOST_COLUMNS: [&str; 15] = [
     "name",
     "cpus",
     "cpucommit",
@@ -21,6 +21,9 @@ pub const HOST_COLUMNS: [&str; 12] = [
     "vmsall",
     "uptime",
     "accel",
+    "rx",
+    "tx",
+    "netcommit",
 ];
 
 pub fn engine() -> Engine<Node> {
@@ -32,6 +35,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::plumb::commands::specs());
     specs.extend(crate::deploy::commands::specs());
     specs.extend(crate::vm::commands::specs());
+    specs.extend(crate::net::commands::specs());
     specs.extend(crate::vm::hotplug::specs());
     specs.extend(crate::vm::top::specs());
     specs.extend(crate::vm::migrate::specs());
@@ -60,7 +64,7 @@ fn node_specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["host"],
             short: "report information about the host",
-            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, and the accelerator QEMU uses (kvm,\nor tcg where KVM does not work).",
+            long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, the accelerator QEMU uses (kvm,\nor tcg where KVM does not work), MB/s the VMs received (rx) and sent (tx),\nand their NICs (netcommit).",
             handler: host,
             mesh_ok: true,
         },
@@ -83,7 +87,7 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let info = hostinfo::read();
         let n = c.ctx;
         let (cpucommit, memcommit, live) = n.vms.commitment();
-        let row = vec![
+        let mut row = vec![
             n.hostname().to_string(),
             info.cpus.to_string(),
             cpucommit.to_string(),
@@ -98,6 +102,7 @@ fn host(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             go_duration(info.uptime),
             n.vms.accel().to_string(),
         ];
+        row.extend(crate::net::commands::host_cells(n));
         Ok(table(HOST_COLUMNS, [row]).into())
     })
 }

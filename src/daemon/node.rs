@@ -33,6 +33,7 @@ pub struct Node {
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
+    pub net: std::sync::Arc<crate::net::Net>,
     pub disks: crate::disk::Disks,
     pub files: crate::files::Files,
     pub background: crate::shell::Background,
@@ -62,6 +63,8 @@ impl Node {
         )));
         hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
         hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
+        let net = crate::net::Net::new(&config.base);
+        hooks.push(net.hook());
         vms.set_hooks(hooks);
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
@@ -76,6 +79,7 @@ impl Node {
             config,
             events,
             vms,
+            net,
         }
     }
 

@@ -64,7 +64,7 @@ pub fn requests(queue: &[Queued], existing: &BTreeMap<String, String>) -> Vec<Vm
                 schedule,
                 coschedule: usize::try_from(cfg.coschedule).ok(),
                 colocate,
-                nics: 0,
+                nics: cfg.networks.len(),
             });
         }
     }
@@ -479,5 +479,20 @@ mod tests {
         assert_eq!(r[0].colocate, None);
         let r = requests(&queue, &BTreeMap::new());
         assert_eq!(r[0].colocate.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn each_request_counts_its_nics_for_netcommit() {
+        let queue = vec![
+            q(LaunchNames::Count(2), |c| {
+                c.networks = crate::net::spec::parse_nics(&["A".into(), "B".into()]).unwrap();
+            }),
+            q(LaunchNames::Count(1), |_| {}),
+        ];
+        let nics: Vec<usize> = requests(&queue, &BTreeMap::new())
+            .iter()
+            .map(|r| r.nics)
+            .collect();
+        assert_eq!(nics, [2, 2, 0]);
     }
 }

@@ -40,7 +40,13 @@ pub const DEFAULT: &str = "minimega";
 /// (`clear namespace NAME`, `clear all`) runs each of them there, as
 /// `namespace NAME <command>`, after its VMs are gone. The one list to
 /// extend; commands not in the command table are skipped.
-pub const NAMESPACE_CLEAR: &[&str] = &["clear vm config"];
+pub const NAMESPACE_CLEAR: &[&str] = &[
+    "clear vm config",
+    "clear vlans",
+    "clear tap",
+    "clear capture",
+    "ns del-bridge all",
+];
 
 /// Commands that act on every host of the session's namespace, by name
 /// (the leading literals of their pattern). The one list to extend.

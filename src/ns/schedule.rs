@@ -333,6 +333,19 @@ mod tests {
     }
 
     #[test]
+    fn nic_load_counts_what_the_launch_adds() {
+        let mut a = host("a", 0, 0);
+        a.net_commit = 4;
+        let v: Vec<VmRequest> = vms(4)
+            .into_iter()
+            .map(|r| VmRequest { nics: 2, ..r })
+            .collect();
+        let p = schedule(&[a, host("b", 0, 0)], &v, LoadBy::NetCommit).unwrap();
+        // b reaches a's 4 NICs after two VMs; then they alternate.
+        assert_eq!(counts(&p), [("a".into(), 1), ("b".into(), 3)]);
+    }
+
+    #[test]
     fn pinned_vms_go_where_they_are_told() {
         let mut v = vms(4);
         v[0].schedule = Some("c".into());

@@ -27,6 +27,8 @@ pub enum ConfigError {
     },
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
+    #[error(transparent)]
+    Net(#[from] crate::net::spec::SpecError),
     #[error("cannot specify {0} and {1} in the same config")]
     Conflict(&'static str, &'static str),
     #[error(transparent)]
@@ -81,6 +83,8 @@ pub struct VmConfig {
     pub virtio_ports: String,
     /// (match, replacement) pairs applied in order to QEMU's command line.
     pub qemu_override: Vec<(String, String)>,
+    /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
+    pub networks: Vec<crate::net::Nic>,
     /// A saved running state to start from (`vm migrate`, `vm save`).
     pub state: String,
 }
@@ -109,6 +113,7 @@ impl Default for VmConfig {
             colocate: String::new(),
             virtio_ports: String::new(),
             qemu_override: Vec::new(),
+            networks: Vec::new(),
             state: String::new(),
         }
     }
@@ -138,6 +143,7 @@ pub enum Field {
     Colocate,
     VirtioPorts,
     QemuOverride,
+    Networks,
     State,
 }
 
@@ -165,6 +171,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("colocate", Field::Colocate),
     ("virtio-ports", Field::VirtioPorts),
     ("qemu-override", Field::QemuOverride),
+    ("networks", Field::Networks),
     ("state", Field::State),
 ];
 
@@ -221,6 +228,7 @@ impl Field {
         Some(match self {
             Field::Memory => (Vm, 10, "Memory"),
             Field::Vcpus => (Vm, 20, "VCPUs"),
+            Field::Networks => (Vm, 30, "Networks"),
             Field::Snapshot => (Vm, 50, "Snapshot"),
             Field::Uuid => (Vm, 60, "UUID"),
             Field::Schedule => (Vm, 70, "Schedule host"),
@@ -385,6 +393,8 @@ impl VmConfig {
                 let v = exclusive(field, values, &self.colocate, "colocate")?;
                 self.schedule = v.into();
             }
+            // VLANs are resolved by the daemon afterwards (net::commands::configure).
+            Field::Networks => self.networks = crate::net::spec::parse_nics(values)?,
             Field::Coschedule => {
                 let v = single(field, values)?;
                 self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
@@ -447,6 +457,7 @@ impl VmConfig {
             Field::Colocate => self.colocate = d.colocate,
             Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
             Field::QemuOverride => self.qemu_override = d.qemu_override,
+            Field::Networks => self.networks = d.networks,
             Field::State => self.state = d.state,
         }
     }
@@ -481,6 +492,7 @@ impl VmConfig {
                 }
                 out
             }
+            Field::Networks => crate::net::spec::describe(&self.networks),
             Field::State => self.state.clone(),
         }
     }

@@ -92,6 +92,7 @@ mod tests {
         let want = "VM configuration:
 Memory:           2048
 VCPUs:            1
+Networks:         []
 Snapshot:         true
 UUID:             
 Schedule host:    

@@ -75,6 +75,7 @@ pub fn cpu_time(ns: u64) -> String {
 
 pub async fn table(
     vms: &Vms,
+    net: &crate::net::Net,
     list: &[Arc<Vm>],
     summary: bool,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
@@ -117,19 +118,13 @@ pub async fn table(
         row.push(vm.uuid.clone());
         row.push("false".into());
         if summary {
-            row.push("[]".into());
+            row.push(net.vlan_cell(vm));
             rows.push(row);
             continue;
         }
+        row.push(pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()));
+        row.extend(net.info_cells(vm));
         row.extend([
-            pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            "[]".into(),
-            String::new(),
             cfg.memory.to_string(),
             cfg.vcpus.to_string(),
             crate::disk::spec::format_list(&cfg.disks),

@@ -170,6 +170,19 @@ impl Vms {
         }
     }
 
+    /// Changes a VM's recorded configuration (a NIC added or moved while
+    /// it runs, ...) and saves the record, so a relaunch or a restarted
+    /// daemon has it.
+    pub fn update_config<R>(
+        &self,
+        vm: &Vm,
+        f: impl FnOnce(&mut super::config::VmConfig) -> R,
+    ) -> R {
+        let r = f(&mut vm.lock().config);
+        self.save(vm);
+        r
+    }
+
     /// `clear vm tag`: removes one tag (or all, `None`) from each VM.
     pub fn clear_tag(&self, vms: &[Arc<Vm>], key: Option<&str>) {
         for vm in vms {

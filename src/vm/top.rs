@@ -112,6 +112,7 @@ fn read(pid: u32) -> Option<Sample> {
 /// whose QEMU went meanwhile, are left out.
 pub async fn measure(vms: &[Arc<Vm>], window: Duration) -> Vec<Vec<String>> {
     let units = Units::host();
+    let bytes = crate::net::live::Counters::read();
     let first: Vec<(Arc<Vm>, u32, Sample, Instant)> = vms
         .iter()
         .filter_map(|vm| {
@@ -121,12 +122,18 @@ pub async fn measure(vms: &[Arc<Vm>], window: Duration) -> Vec<Vec<String>> {
         })
         .collect();
     tokio::time::sleep(window).await;
+    let bytes_after = crate::net::live::Counters::read();
     first
         .into_iter()
         .filter_map(|(vm, pid, a, at)| {
             let b = read(pid)?;
-            // Interfaces' rates are not measured yet: the columns stay.
-            Some(row(&vm.name, &a, &b, at.elapsed(), units, (0.0, 0.0)))
+            let elapsed = at.elapsed();
+            let rates = crate::net::live::mb_per_s(
+                bytes.of(&vm),
+                bytes_after.of(&vm),
+                elapsed.as_secs_f64(),
+            );
+            Some(row(&vm.name, &a, &b, elapsed, units, rates))
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod guest;
 pub mod netns;
+pub mod ovs;
 pub mod qemus;
 pub mod testbed;
 
@@ -153,6 +154,8 @@ pub struct DaemonOpts<'a> {
     /// A base directory of our own (e.g. one a crashed daemon left) instead
     /// of a fresh one.
     pub base: Option<PathBuf>,
+    /// Extra environment (e.g. OVS_RUNDIR, PATH).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -165,6 +168,7 @@ impl Default for DaemonOpts<'_> {
             port: None,
             config: None,
             base: None,
+            env: Vec::new(),
         }
     }
 }
@@ -207,6 +211,7 @@ impl Daemon {
         };
         let child = cmd
             .args(&opts.extra)
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
             .env("NOTIFY_SOCKET", &notify_path)
             .env_remove("INVOCATION_ID")

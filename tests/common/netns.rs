@@ -51,27 +51,33 @@ impl Lan {
         let ns = format!("mm{}-h{i}", self.tag);
         let outside = format!("v{}h{i}", self.tag);
         sh(&["ip", "netns", "add", &ns]);
-        sh(&[
-            "ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", &ns,
-        ]);
-        sh(&["ip", "link", "set", &outside, "netns", &self.switch]);
-        sh(&[
-            "ip",
-            "-n",
-            &self.switch,
-            "link",
-            "set",
-            &outside,
-            "master",
-            "br0",
-            "up",
-        ]);
+        self.cable(&outside, "eth0", &ns);
         let cidr = format!("{}/24", self.addr(i));
         sh(&["ip", "-n", &ns, "addr", "add", &cidr, "dev", "eth0"]);
         sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
         sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
         self.hosts.push(ns.clone());
         ns
+    }
+
+    /// Plugs network namespace `ns` into the switch: a veth pair, `outside`
+    /// on the switch's bridge, `inside` (left down) in `ns`.
+    pub fn cable(&self, outside: &str, inside: &str, ns: &str) {
+        sh(&[
+            "ip", "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns,
+        ]);
+        sh(&["ip", "link", "set", outside, "netns", &self.switch]);
+        sh(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            outside,
+            "master",
+            "br0",
+            "up",
+        ]);
     }
 
     pub fn addr(&self, i: usize) -> String {

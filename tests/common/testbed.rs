@@ -351,6 +351,8 @@ impl Node {
             .arg("-D")
             .arg(&self.root)
             .args(["--boot", "--register=no", "--keep-unit", "--quiet"])
+            // A compute node's services make taps and bridges.
+            .arg("--capability=CAP_NET_ADMIN")
             .arg(format!("--machine={}", self.machine))
             .arg(format!("--hostname={}", self.name))
             .arg(format!(

@@ -33,9 +33,9 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 /// Removes the scratch directory and stops what we started, also on error.
-struct Scratch {
-    dir: PathBuf,
-    children: Vec<Child>,
+pub struct Scratch {
+    pub dir: PathBuf,
+    pub children: Vec<Child>,
 }
 
 impl Drop for Scratch {
@@ -49,7 +49,7 @@ impl Drop for Scratch {
     }
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -59,7 +59,7 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn median(v: &[Duration]) -> Duration {
+pub fn median(v: &[Duration]) -> Duration {
     let mut v = v.to_vec();
     v.sort();
     v[v.len() / 2]
@@ -71,84 +71,130 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
-fn launch(n: u64, rounds: usize) -> Result<(), String> {
-    let dir = PathBuf::from(format!("/var/tmp/minimega-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let mut scratch = Scratch {
-        dir: dir.clone(),
-        children: Vec::new(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+/// A real daemon (the `minimega` next to this binary) on a private bus,
+/// optionally inside a network namespace, and a client of it.
+pub struct Harness {
+    pub rt: tokio::runtime::Runtime,
+    pub client: Client,
+    pub daemon_pid: u32,
+    pub scratch: Scratch,
+}
 
-    // A private bus and a daemon on it.
-    let sock = dir.join("bus.sock");
-    let mut bus = Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address"])
-        .arg(format!("--address=unix:path={}", sock.display()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("dbus-daemon: {e}"))?;
-    let mut line = String::new();
-    BufReader::new(bus.stdout.take().ok_or("no bus output")?)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    scratch.children.push(bus);
-    let address = format!("unix:path={}", sock.display());
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let minimega = exe.with_file_name("minimega");
-    let daemon = Command::new(&minimega)
-        .arg("-base")
-        .arg(dir.join("base"))
-        .args([
-            "-port",
-            &free_port().map_err(|e| e.to_string())?.to_string(),
-        ])
-        .args(["-nostdin", "-bus", &address, "-level", "warn"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
-        .env_remove("NOTIFY_SOCKET")
-        .spawn()
-        .map_err(|e| format!("{}: {e}", minimega.display()))?;
-    let daemon_pid = daemon.id();
-    scratch.children.push(daemon);
-    let client = rt.block_on(async {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(c) = Client::connect(&Bus::Address(address.clone())).await {
-                if c.exec("version").await.is_ok() {
-                    return Ok(c);
+impl Harness {
+    pub fn start(
+        name: &str,
+        netns: Option<&str>,
+        env: &[(String, String)],
+    ) -> Result<Harness, String> {
+        let dir = PathBuf::from(format!(
+            "/var/tmp/minimega-bench-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut scratch = Scratch {
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let sock = dir.join("bus.sock");
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address"])
+            .arg(format!("--address=unix:path={}", sock.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("dbus-daemon: {e}"))?;
+        let mut line = String::new();
+        BufReader::new(bus.stdout.take().ok_or("no bus output")?)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        scratch.children.push(bus);
+        let address = format!("unix:path={}", sock.display());
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let minimega = exe.with_file_name("minimega");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&minimega);
+                c
+            }
+            None => Command::new(&minimega),
+        };
+        let daemon = cmd
+            .arg("-base")
+            .arg(dir.join("base"))
+            .args([
+                "-port",
+                &free_port().map_err(|e| e.to_string())?.to_string(),
+            ])
+            .args(["-nostdin", "-bus", &address, "-level", "warn"])
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
+            .env_remove("NOTIFY_SOCKET")
+            .spawn()
+            .map_err(|e| format!("{}: {e}", minimega.display()))?;
+        let daemon_pid = daemon.id();
+        scratch.children.push(daemon);
+        let client = rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(c) = Client::connect(&Bus::Address(address.clone())).await {
+                    if c.exec("version").await.is_ok() {
+                        return Ok(c);
+                    }
                 }
+                if Instant::now() > deadline {
+                    return Err("the daemon did not answer within 30 s".to_string());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            if Instant::now() > deadline {
-                return Err("the daemon did not answer within 30 s".to_string());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })?;
-    let exec = |cmd: &str| -> Result<String, String> {
-        let r = rt.block_on(client.exec(cmd)).map_err(|e| e.to_string())?;
+        })?;
+        Ok(Harness {
+            rt,
+            client,
+            daemon_pid,
+            scratch,
+        })
+    }
+
+    pub fn exec(&self, cmd: &str) -> Result<String, String> {
+        let r = self
+            .rt
+            .block_on(self.client.exec(cmd))
+            .map_err(|e| e.to_string())?;
         if r.has_error() {
             return Err(format!("`{cmd}`: {}", r.text));
         }
         Ok(r.text)
-    };
-    let accel = exec(".annotate false .headers false .columns accel host")?;
-    let accel = if accel.trim() == "kvm" {
-        Accel::Kvm
-    } else {
-        Accel::Tcg
-    };
+    }
+
+    /// The accelerator the daemon found.
+    pub fn accel(&self) -> Result<Accel, String> {
+        let a = self.exec(".annotate false .headers false .columns accel host")?;
+        Ok(if a.trim() == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        })
+    }
+}
+
+fn launch(n: u64, rounds: usize) -> Result<(), String> {
+    let h = Harness::start("launch", None, &[])?;
+    let (rt, dir, daemon_pid) = (&h.rt, h.scratch.dir.clone(), h.daemon_pid);
+    let exec = |cmd: &str| h.exec(cmd);
+    let accel = h.accel()?;
     exec(&format!("vm config memory {MEMORY_MIB}"))?;
     println!("launch {n}: QEMU paused, {MEMORY_MIB} MiB each, accel {accel}");
 
     // Warm the page cache and QEMU's first start, for both runs alike.
-    raw(&rt, &dir.join("warm"), 1, accel)?;
+    raw(rt, &dir.join("warm"), 1, accel)?;
 
     // Rounds alternate daemon and raw so both see the same machine (it is
     // shared and noisy); the medians are compared. RSS growth is the first
@@ -170,7 +216,7 @@ fn launch(n: u64, rounds: usize) -> Result<(), String> {
         exec("vm kill all")?;
         kill_times.push(t.elapsed());
         exec("vm flush")?;
-        raw_times.push(raw(&rt, &dir.join("raw"), n, accel)?);
+        raw_times.push(raw(rt, &dir.join("raw"), n, accel)?);
         println!(
             "round {}: daemon {:.3} s, raw {:.3} s",
             round + 1,

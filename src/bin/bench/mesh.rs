@@ -110,7 +110,7 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-fn sh(args: &[&str]) -> Result<(), String> {
+pub fn sh(args: &[&str]) -> Result<(), String> {
     let out = Command::new(args[0])
         .args(&args[1..])
         .output()

@@ -1,0 +1,530 @@
+//! The OVSDB transactions the switch sends, built from a batch of
+//! [`Op`]s and a [`View`] of the rows they touch (RFC 7047 `transact`
+//! params). Pure: everything here is checked by unit tests against the
+//! JSON it must produce; the driver only sends it.
+//!
+//! A batch becomes two round trips: one transaction selecting the rows the
+//! ops refer to, then one that changes them all, bridges created on first
+//! use included, ending with `next_cfg += 1` so the driver can wait for
+//! ovs-vswitchd to apply it.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const DB: &str = "Open_vSwitch";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortKind {
+    /// A device the daemon made (a VM's tap, a tunnel, a trunk).
+    System,
+    /// A device Open vSwitch makes (a host tap).
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub bridge: String,
+    pub name: String,
+    /// Access port of this VLAN; `None`: a trunk of every VLAN.
+    pub tag: Option<u16>,
+    /// 802.1ad: the tag is pushed as an outer tag (`dot1q-tunnel`).
+    pub qinq: bool,
+    pub kind: PortKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    AddPort(PortSpec),
+    /// Adds the port unless one of that name exists (re-adoption).
+    EnsurePort(PortSpec),
+    /// Idempotent: a port that is not there is no error.
+    DelPort(String),
+    SetTag {
+        port: String,
+        tag: u16,
+    },
+    /// Mirrors everything on `bridge` to `port` (added as a port too).
+    AddMirror {
+        bridge: String,
+        port: String,
+    },
+    DelMirror {
+        port: String,
+    },
+}
+
+impl Op {
+    fn port_name(&self) -> &str {
+        match self {
+            Op::AddPort(p) | Op::EnsurePort(p) => &p.name,
+            Op::DelPort(n) | Op::SetTag { port: n, .. } => n,
+            Op::AddMirror { port, .. } | Op::DelMirror { port } => port,
+        }
+    }
+
+    fn bridge(&self) -> Option<&str> {
+        match self {
+            Op::AddPort(p) | Op::EnsurePort(p) => Some(&p.bridge),
+            Op::AddMirror { bridge, .. } => Some(bridge),
+            _ => None,
+        }
+    }
+}
+
+/// The rows a batch depends on, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    /// The one Open_vSwitch row exists.
+    pub root: bool,
+    pub bridges: BTreeSet<String>,
+    pub ports: BTreeMap<String, String>,
+    pub mirrors: BTreeMap<String, String>,
+}
+
+fn select(table: &str, column: &str, name: Option<&str>, columns: &[&str]) -> Value {
+    let w: Vec<Value> = name
+        .map(|n| vec![json!([column, "==", n])])
+        .unwrap_or_default();
+    json!({"op": "select", "table": table, "where": w, "columns": columns})
+}
+
+/// The query for [`View`]: the root row, all bridge names, and each port
+/// (and mirror) the ops name.
+pub fn view_query(ops: &[Op]) -> Value {
+    let mut params = vec![
+        json!(DB),
+        select(DB, "", None, &["_uuid"]),
+        select("Bridge", "", None, &["name"]),
+    ];
+    let names: BTreeSet<&str> = ops.iter().map(Op::port_name).collect();
+    for n in &names {
+        params.push(select("Port", "name", Some(n), &["name", "_uuid"]));
+    }
+    for op in ops {
+        if let Op::DelMirror { port } = op {
+            params.push(select(
+                "Mirror",
+                "name",
+                Some(port),
+                &["name", "_uuid", "select_all"],
+            ));
+        }
+    }
+    Value::Array(params)
+}
+
+/// The rows of one select result.
+pub fn rows(result: &Value) -> &[Value] {
+    result["rows"].as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+/// The uuid of a `["uuid", "..."]` value.
+pub fn uuid(v: &Value) -> Option<&str> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([k, u]) if k == "uuid" => u.as_str(),
+        _ => None,
+    }
+}
+
+/// The members of an OVSDB set (a lone atom is a set of one).
+pub fn atoms(v: &Value) -> Vec<&Value> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([k, items]) if k == "set" => items
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default(),
+        _ if v.is_null() => Vec::new(),
+        _ => vec![v],
+    }
+}
+
+/// Reads the answer to [`view_query`] (one result per select).
+pub fn parse_view(results: &[Value]) -> View {
+    let mut v = View {
+        root: results.first().is_some_and(|r| !rows(r).is_empty()),
+        ..View::default()
+    };
+    if let Some(b) = results.get(1) {
+        v.bridges = rows(b)
+            .iter()
+            .filter_map(|r| r["name"].as_str().map(String::from))
+            .collect();
+    }
+    for r in results.iter().skip(2) {
+        for row in rows(r) {
+            let (Some(name), Some(u)) = (row["name"].as_str(), uuid(&row["_uuid"])) else {
+                continue;
+            };
+            // A mirror is named after its output port; only mirror rows
+            // were asked for `select_all`.
+            if row.get("select_all").is_some() {
+                v.mirrors.insert(name.into(), u.into());
+            } else {
+                v.ports.insert(name.into(), u.into());
+            }
+        }
+    }
+    v
+}
+
+fn named(n: &str) -> Value {
+    json!(["named-uuid", n])
+}
+
+fn set(items: Vec<Value>) -> Value {
+    json!(["set", items])
+}
+
+/// One transaction doing every op.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub params: Value,
+    /// Bridges it creates.
+    pub created: Vec<String>,
+    /// Interfaces whose `error` column tells whether they came up.
+    pub check: Vec<String>,
+}
+
+struct Builder {
+    ops: Vec<Value>,
+    n: usize,
+}
+
+impl Builder {
+    fn id(&mut self, p: &str) -> String {
+        self.n += 1;
+        format!("{p}{}", self.n)
+    }
+
+    /// Inserts an Interface and its Port; returns the Port's named uuid.
+    fn port(&mut self, name: &str, kind: PortKind, tag: Option<u16>, qinq: bool) -> String {
+        let i = self.id("i");
+        let p = self.id("p");
+        let mut irow = json!({"name": name});
+        if kind == PortKind::Internal {
+            irow["type"] = json!("internal");
+        }
+        self.ops
+            .push(json!({"op": "insert", "table": "Interface", "row": irow, "uuid-name": i}));
+        let mut prow = json!({"name": name, "interfaces": named(&i)});
+        if let Some(t) = tag {
+            prow["tag"] = json!(t);
+            if qinq {
+                prow["vlan_mode"] = json!("dot1q-tunnel");
+            }
+        }
+        self.ops
+            .push(json!({"op": "insert", "table": "Port", "row": prow, "uuid-name": p}));
+        p
+    }
+}
+
+/// The transaction doing `ops` against what `view` found; new bridges get
+/// `datapath` (`system` or `netdev`).
+pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
+    let mut b = Builder {
+        ops: Vec::new(),
+        n: 0,
+    };
+    let mut created: Vec<String> = Vec::new();
+    let mut check = Vec::new();
+    // New ports (and mirrors) per bridge, as named uuids.
+    let mut ports: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut mirrors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut gone_ports: Vec<Value> = Vec::new();
+    let mut gone_mirrors: Vec<Value> = Vec::new();
+    let mut qinq = false;
+    for op in ops {
+        if let Some(br) = op.bridge() {
+            if !view.bridges.contains(br) && !created.iter().any(|c| c == br) {
+                created.push(br.to_string());
+                check.push(br.to_string());
+            }
+        }
+        match op {
+            Op::EnsurePort(p) if view.ports.contains_key(&p.name) => {}
+            Op::AddPort(p) | Op::EnsurePort(p) => {
+                qinq |= p.qinq;
+                let id = b.port(&p.name, p.kind, p.tag, p.qinq);
+                ports.entry(p.bridge.clone()).or_default().push(named(&id));
+                check.push(p.name.clone());
+            }
+            Op::DelPort(n) => {
+                if let Some(u) = view.ports.get(n) {
+                    gone_ports.push(json!(["uuid", u]));
+                }
+            }
+            Op::SetTag { port, tag } => b.ops.push(json!({
+                "op": "update", "table": "Port", "where": [["name", "==", port]], "row": {"tag": tag}
+            })),
+            Op::AddMirror { bridge, port } => {
+                let id = b.port(port, PortKind::System, None, false);
+                let m = b.id("m");
+                b.ops.push(json!({"op": "insert", "table": "Mirror", "uuid-name": m,
+                    "row": {"name": port, "select_all": true, "output_port": named(&id)}}));
+                ports.entry(bridge.clone()).or_default().push(named(&id));
+                mirrors.entry(bridge.clone()).or_default().push(named(&m));
+                check.push(port.clone());
+            }
+            Op::DelMirror { port } => {
+                if let Some(u) = view.mirrors.get(port) {
+                    gone_mirrors.push(json!(["uuid", u]));
+                }
+                if let Some(u) = view.ports.get(port) {
+                    gone_ports.push(json!(["uuid", u]));
+                }
+            }
+        }
+    }
+    if !created.is_empty() && !view.root {
+        b.ops
+            .push(json!({"op": "insert", "table": DB, "row": {}, "uuid-name": "root"}));
+    }
+    for br in &created {
+        let local = b.port(br, PortKind::Internal, None, false);
+        let mut all = vec![named(&local)];
+        all.extend(ports.remove(br).unwrap_or_default());
+        let id = b.id("b");
+        b.ops.push(
+            json!({"op": "insert", "table": "Bridge", "uuid-name": id, "row": {
+                "name": br, "ports": set(all), "datapath_type": datapath,
+                "mirrors": set(mirrors.remove(br).unwrap_or_default()),
+            }}),
+        );
+        b.ops.push(json!({"op": "mutate", "table": DB, "where": [],
+            "mutations": [["bridges", "insert", set(vec![named(&id)])]]}));
+    }
+    for (br, list) in ports {
+        let mut m = vec![json!(["ports", "insert", set(list)])];
+        if let Some(ms) = mirrors.remove(&br) {
+            m.push(json!(["mirrors", "insert", set(ms)]));
+        }
+        b.ops.push(json!({"op": "mutate", "table": "Bridge",
+            "where": [["name", "==", br]], "mutations": m}));
+    }
+    // Deleting a reference from every bridge removes the port wherever it
+    // is; unreferenced Port and Interface rows are then garbage collected.
+    let mut del = Vec::new();
+    if !gone_mirrors.is_empty() {
+        del.push(json!(["mirrors", "delete", set(gone_mirrors)]));
+    }
+    if !gone_ports.is_empty() {
+        del.push(json!(["ports", "delete", set(gone_ports)]));
+    }
+    if !del.is_empty() {
+        b.ops
+            .push(json!({"op": "mutate", "table": "Bridge", "where": [], "mutations": del}));
+    }
+    if qinq {
+        // Two tags deep, or OVS drops double-tagged frames.
+        b.ops.push(json!({"op": "mutate", "table": DB, "where": [],
+            "mutations": [["other_config", "insert", ["map", [["vlan-limit", "2"]]]]]}));
+    }
+    b.ops.push(json!({"op": "mutate", "table": DB, "where": [],
+        "mutations": [["next_cfg", "+=", 1]]}));
+    b.ops
+        .push(json!({"op": "select", "table": DB, "where": [], "columns": ["next_cfg"]}));
+    let mut params = vec![json!(DB)];
+    params.extend(b.ops);
+    Plan {
+        params: Value::Array(params),
+        created,
+        check,
+    }
+}
+
+/// Removes bridges whose own device could not be made (their ports go
+/// with them).
+pub fn drop_bridges(uuids: &[String]) -> Value {
+    let list: Vec<Value> = uuids.iter().map(|u| json!(["uuid", u])).collect();
+    json!([DB, {"op": "mutate", "table": DB, "where": [],
+        "mutations": [["bridges", "delete", set(list)]]}])
+}
+
+/// The first error in a transaction's results, as one line.
+pub fn error(results: &[Value]) -> Option<String> {
+    results.iter().find_map(|r| {
+        let e = r.get("error")?.as_str()?;
+        Some(match r.get("details").and_then(Value::as_str) {
+            Some(d) if !d.is_empty() => format!("{e}: {d}"),
+            _ => e.to_string(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tap(br: &str, name: &str, tag: u16) -> PortSpec {
+        PortSpec {
+            bridge: br.into(),
+            name: name.into(),
+            tag: Some(tag),
+            qinq: false,
+            kind: PortKind::System,
+        }
+    }
+
+    fn ops_of(p: &Plan) -> Vec<Value> {
+        p.params.as_array().unwrap()[1..].to_vec()
+    }
+
+    #[test]
+    fn many_ports_on_a_known_bridge_are_one_mutation() {
+        let view = View {
+            root: true,
+            bridges: ["mega_bridge".to_string()].into(),
+            ..View::default()
+        };
+        let ops = [
+            Op::AddPort(tap("mega_bridge", "mega_tap0", 101)),
+            Op::AddPort(tap("mega_bridge", "mega_tap1", 102)),
+        ];
+        let p = plan(&view, &ops, "netdev");
+        assert!(p.created.is_empty());
+        assert_eq!(p.check, ["mega_tap0", "mega_tap1"]);
+        let want = json!([
+            {"op": "insert", "table": "Interface", "row": {"name": "mega_tap0"}, "uuid-name": "i1"},
+            {"op": "insert", "table": "Port", "row": {"name": "mega_tap0", "interfaces": ["named-uuid", "i1"], "tag": 101}, "uuid-name": "p2"},
+            {"op": "insert", "table": "Interface", "row": {"name": "mega_tap1"}, "uuid-name": "i3"},
+            {"op": "insert", "table": "Port", "row": {"name": "mega_tap1", "interfaces": ["named-uuid", "i3"], "tag": 102}, "uuid-name": "p4"},
+            {"op": "mutate", "table": "Bridge", "where": [["name", "==", "mega_bridge"]],
+             "mutations": [["ports", "insert", ["set", [["named-uuid", "p2"], ["named-uuid", "p4"]]]]]},
+            {"op": "mutate", "table": "Open_vSwitch", "where": [], "mutations": [["next_cfg", "+=", 1]]},
+            {"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]},
+        ]);
+        assert_eq!(Value::Array(ops_of(&p)), want);
+        assert_eq!(p.params[0], "Open_vSwitch");
+    }
+
+    #[test]
+    fn a_bridge_is_created_on_first_use_with_its_ports() {
+        let view = View::default();
+        let mut q = tap("br1", "mega_tap5", 7);
+        q.qinq = true;
+        let p = plan(&view, &[Op::AddPort(q)], "system");
+        assert_eq!(p.created, ["br1"]);
+        assert_eq!(p.check, ["br1", "mega_tap5"]);
+        let ops = ops_of(&p);
+        assert_eq!(ops[1]["row"]["vlan_mode"], "dot1q-tunnel");
+        // No Open_vSwitch row yet: one is inserted for the bridge to hang on.
+        assert_eq!(
+            ops[2],
+            json!({"op": "insert", "table": "Open_vSwitch", "row": {}, "uuid-name": "root"})
+        );
+        assert_eq!(ops[3]["row"], json!({"name": "br1", "type": "internal"}));
+        assert_eq!(
+            ops[5]["row"],
+            json!({"name": "br1", "datapath_type": "system", "mirrors": ["set", []],
+                   "ports": ["set", [["named-uuid", "p4"], ["named-uuid", "p2"]]]})
+        );
+        assert_eq!(ops[6]["mutations"][0][0], "bridges");
+        assert_eq!(ops[7]["mutations"][0][0], "other_config");
+    }
+
+    #[test]
+    fn deletes_select_first_then_unlink_from_every_bridge() {
+        let ops = [
+            Op::DelPort("mega_tap0".into()),
+            Op::DelPort("gone".into()),
+            Op::DelMirror {
+                port: "mega_cap0".into(),
+            },
+        ];
+        let q = view_query(&ops);
+        let qs = q.as_array().unwrap();
+        assert_eq!(qs.len(), 1 + 2 + 3 + 1);
+        assert_eq!(
+            qs[3],
+            json!({"op": "select", "table": "Port", "where": [["name", "==", "gone"]], "columns": ["name", "_uuid"]})
+        );
+        let answer = [
+            json!({"rows": [{"_uuid": ["uuid", "r"]}]}),
+            json!({"rows": [{"name": "mega_bridge"}]}),
+            json!({"rows": []}),
+            json!({"rows": [{"name": "mega_cap0", "_uuid": ["uuid", "c"]}]}),
+            json!({"rows": [{"name": "mega_tap0", "_uuid": ["uuid", "t"]}]}),
+            json!({"rows": [{"name": "mega_cap0", "_uuid": ["uuid", "m"], "select_all": true}]}),
+        ];
+        let view = parse_view(&answer);
+        assert!(view.root && view.bridges.contains("mega_bridge"));
+        assert_eq!(view.ports["mega_tap0"], "t");
+        assert_eq!(view.mirrors["mega_cap0"], "m");
+        let p = plan(&view, &ops, "netdev");
+        assert_eq!(
+            ops_of(&p)[0],
+            json!({"op": "mutate", "table": "Bridge", "where": [], "mutations": [
+                ["mirrors", "delete", ["set", [["uuid", "m"]]]],
+                ["ports", "delete", ["set", [["uuid", "t"], ["uuid", "c"]]]]]})
+        );
+    }
+
+    #[test]
+    fn ensure_skips_ports_that_exist_and_retags_update() {
+        let view = View {
+            root: true,
+            bridges: ["b".to_string()].into(),
+            ports: [("t0".to_string(), "u".to_string())].into(),
+            ..View::default()
+        };
+        let p = plan(
+            &view,
+            &[
+                Op::EnsurePort(tap("b", "t0", 5)),
+                Op::SetTag {
+                    port: "t0".into(),
+                    tag: 9,
+                },
+            ],
+            "netdev",
+        );
+        let ops = ops_of(&p);
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[0]["op"], "update");
+        assert_eq!(ops[0]["row"], json!({"tag": 9}));
+        assert!(p.check.is_empty());
+    }
+
+    #[test]
+    fn a_mirror_and_its_output_port_go_in_together() {
+        let view = View {
+            root: true,
+            bridges: ["b".to_string()].into(),
+            ..View::default()
+        };
+        let p = plan(
+            &view,
+            &[Op::AddMirror {
+                bridge: "b".into(),
+                port: "mega_cap0".into(),
+            }],
+            "netdev",
+        );
+        let ops = ops_of(&p);
+        assert_eq!(ops[2]["table"], "Mirror");
+        assert_eq!(ops[2]["row"]["select_all"], true);
+        assert_eq!(ops[2]["row"]["output_port"], json!(["named-uuid", "p2"]));
+        assert_eq!(
+            ops[3]["mutations"][1],
+            json!(["mirrors", "insert", ["set", [["named-uuid", "m3"]]]])
+        );
+    }
+
+    #[test]
+    fn values_and_errors() {
+        assert_eq!(atoms(&json!(["set", [1, 2]])).len(), 2);
+        assert_eq!(atoms(&json!(5)), [&json!(5)]);
+        assert!(atoms(&json!(["set", []])).is_empty());
+        assert_eq!(uuid(&json!(["uuid", "x"])), Some("x"));
+        assert_eq!(
+            error(&[
+                json!({}),
+                json!({"error": "constraint violation", "details": "duplicate name"})
+            ]),
+            Some("constraint violation: duplicate name".into())
+        );
+        assert_eq!(error(&[json!({"count": 1})]), None);
+        assert_eq!(drop_bridges(&["u".into()])[1]["mutations"][0][1], "delete");
+    }
+}

@@ -1,0 +1,196 @@
+//! A running VM's NICs: `vm net add` (a tap and port made, then QMP
+//! hot-plug), `vm net connect` (re-tagging its port, or moving it to
+//! another bridge), `vm net disconnect` (its port off the bridge), `qos`,
+//! and the `vm info` cells. Each change is saved in the VM's record.
+
+use super::ovs::Op;
+use super::spec::Nic;
+use super::sys::{self, netlink::Netlink};
+use super::tc::{self, Qos, QosRule};
+use super::{bridges::list, failed, qemu, Net, NetError};
+use crate::vm::{Vm, Vms};
+use std::sync::Arc;
+
+fn nic_of(vm: &Vm, index: usize) -> Result<Nic, NetError> {
+    let nics = vm.lock().config.networks.clone();
+    match nics.get(index) {
+        Some(n) => Ok(n.clone()),
+        None => failed(format!(
+            "vm {} has no interface {index} ({} interfaces)",
+            vm.name,
+            nics.len()
+        )),
+    }
+}
+
+fn running_tap(vm: &Vm, nic: &Nic, index: usize) -> Result<(), NetError> {
+    if !vm.state().is_live() || nic.tap.is_empty() {
+        return failed(format!(
+            "vm {} is not running: interface {index} has no tap",
+            vm.name
+        ));
+    }
+    Ok(())
+}
+
+impl Net {
+    /// `vm net add VM SPEC`: NICs added to a running VM.
+    pub async fn add_nics(
+        self: &Arc<Self>,
+        vms: &Vms,
+        vm: &Arc<Vm>,
+        new: Vec<Nic>,
+    ) -> Result<(), NetError> {
+        let q = vm.qmp().map_err(|e| NetError::Failed(e.0))?;
+        self.switch().check().await?;
+        for mut n in new {
+            n.hwaddr = if n.mac.is_empty() {
+                self.new_mac().to_string()
+            } else {
+                n.mac.clone()
+            };
+            n.tap = self.reserve_name("mega_tap");
+            let index = vm.lock().config.networks.len();
+            let made = async {
+                Netlink::open()
+                    .and_then(|mut nl| sys::create_tap(&n.tap, &mut nl))
+                    .map_err(|e| NetError::Failed(format!("cannot create tap {}: {e}", n.tap)))?;
+                self.apply(vec![Net::port(&n)]).await?;
+                for (cmd, args) in qemu::hotplug(index, &n) {
+                    q.execute(cmd, Some(args))
+                        .await
+                        .map_err(|e| NetError::Failed(format!("vm {}: {cmd}: {e}", vm.name)))?;
+                }
+                Ok::<(), NetError>(())
+            }
+            .await;
+            if let Err(e) = made {
+                let _ = q
+                    .execute(
+                        "netdev_del",
+                        Some(serde_json::json!({"id": format!("net{index}")})),
+                    )
+                    .await;
+                let _ = self.apply(vec![Op::DelPort(n.tap.clone())]).await;
+                if let Ok(mut nl) = Netlink::open() {
+                    let _ = nl.delete(&n.tap);
+                }
+                self.unreserve(&n.tap);
+                return Err(e);
+            }
+            self.watch(&n.tap, &n.hwaddr);
+            vms.update_config(vm, |c| c.networks.push(n));
+        }
+        Ok(())
+    }
+
+    /// `vm net connect VM INDEX VLAN [BRIDGE]`.
+    pub async fn connect(
+        &self,
+        vms: &Vms,
+        vm: &Vm,
+        index: usize,
+        vlan: (u16, String),
+        bridge: Option<&str>,
+    ) -> Result<(), NetError> {
+        let nic = nic_of(vm, index)?;
+        running_tap(vm, &nic, index)?;
+        let bridge = bridge.unwrap_or(&nic.bridge).to_string();
+        super::spec::check_bridge(&bridge)
+            .map_err(|why| NetError::Failed(format!("invalid bridge `{bridge}`: {why}")))?;
+        let mut moved = nic.clone();
+        moved.vlan = vlan.0;
+        moved.alias = vlan.1;
+        moved.bridge = bridge;
+        moved.disconnected = false;
+        let ops = if nic.disconnected || moved.bridge != nic.bridge {
+            vec![Op::DelPort(nic.tap.clone()), Net::port(&moved)]
+        } else {
+            vec![Op::SetTag {
+                port: nic.tap.clone(),
+                tag: moved.vlan,
+            }]
+        };
+        self.apply(ops).await?;
+        vms.update_config(vm, |c| c.networks[index] = moved);
+        Ok(())
+    }
+
+    /// `vm net disconnect VM INDEX`: the tap stays, off its bridge.
+    pub async fn disconnect(&self, vms: &Vms, vm: &Vm, index: usize) -> Result<(), NetError> {
+        let nic = nic_of(vm, index)?;
+        running_tap(vm, &nic, index)?;
+        self.apply(vec![Op::DelPort(nic.tap.clone())]).await?;
+        vms.update_config(vm, |c| c.networks[index].disconnected = true);
+        Ok(())
+    }
+
+    /// `qos add VM INDEX RULE`.
+    pub async fn add_qos(
+        &self,
+        vms: &Vms,
+        vm: &Vm,
+        index: usize,
+        rule: &QosRule,
+    ) -> Result<(), NetError> {
+        let nic = nic_of(vm, index)?;
+        running_tap(vm, &nic, index)?;
+        let q = nic.qos.with(rule);
+        tc::run(&q.argv(&nic.tap), &q).await?;
+        vms.update_config(vm, |c| c.networks[index].qos = q);
+        Ok(())
+    }
+
+    /// `clear qos VM [INDEX]`.
+    pub async fn clear_qos(
+        &self,
+        vms: &Vms,
+        vm: &Vm,
+        index: Option<usize>,
+    ) -> Result<(), NetError> {
+        let nics = vm.lock().config.networks.clone();
+        if let Some(i) = index {
+            nic_of(vm, i)?;
+        }
+        for (i, n) in nics.iter().enumerate() {
+            if index.is_some_and(|w| w != i) || n.qos.is_empty() {
+                continue;
+            }
+            if !n.tap.is_empty() {
+                // The qdisc may be gone with the tap already.
+                let _ = tc::run(&tc::clear_argv(&n.tap), &n.qos).await;
+            }
+            vms.update_config(vm, |c| c.networks[i].qos = Qos::default());
+        }
+        Ok(())
+    }
+
+    /// `vm info` cells: vlan, bridge, tap, mac, ip, ip6, qos.
+    pub fn info_cells(&self, vm: &Vm) -> [String; 7] {
+        let nics = vm.lock().config.networks.clone();
+        let mut cols: [Vec<String>; 7] = Default::default();
+        for (i, n) in nics.iter().enumerate() {
+            let l = self.learned(&n.tap);
+            cols[0].push(if n.disconnected {
+                "disconnected".into()
+            } else {
+                self.print_vlan(&vm.namespace, n.vlan)
+            });
+            cols[1].push(n.bridge.clone());
+            cols[2].push(n.tap.clone());
+            cols[3].push(n.hwaddr.clone());
+            cols[4].push(l.ip4);
+            cols[5].push(l.ip6);
+            let q = n.qos.describe(i);
+            if !q.is_empty() {
+                cols[6].push(q);
+            }
+        }
+        cols.map(|c| list(&c))
+    }
+
+    /// The `vlan` cell alone (`vm info summary`).
+    pub fn vlan_cell(&self, vm: &Vm) -> String {
+        self.info_cells(vm)[0].clone()
+    }
+}
