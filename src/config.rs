@@ -59,7 +59,7 @@ pub struct Flags {
     /// Mesh state announcement period, e.g. 10s [default: 10s]
     #[arg(long, value_name = "DURATION")]
     pub msa: Option<String>,
-    /// Broadcast address for mesh discovery [default: 255.255.255.255]
+    /// Broadcast address for mesh discovery [default: each up interface's IPv4 broadcast address]
     #[arg(long, value_name = "ADDR")]
     pub broadcast: Option<String>,
     /// Log level: debug, info, warn, error [default: info]
@@ -243,7 +243,8 @@ pub struct Config {
     pub degree: usize,
     pub context: String,
     pub msa: Duration,
-    pub broadcast: Ipv4Addr,
+    /// `None`: every up interface's own broadcast address.
+    pub broadcast: Option<Ipv4Addr>,
     pub level: tracing::Level,
     pub logfile: Option<PathBuf>,
     pub force: bool,
@@ -316,16 +317,14 @@ impl Config {
             value: msa_text.clone(),
             why,
         })?;
-        let bc = flags
-            .broadcast
-            .clone()
-            .or(file.broadcast.clone())
-            .unwrap_or_else(|| "255.255.255.255".into());
-        let broadcast = bc.parse().map_err(|_| ConfigError::Value {
-            what: "broadcast address",
-            value: bc.clone(),
-            why: "not an IPv4 address".into(),
-        })?;
+        let broadcast = match flags.broadcast.clone().or(file.broadcast.clone()) {
+            None => None,
+            Some(bc) => Some(bc.parse().map_err(|_| ConfigError::Value {
+                what: "broadcast address",
+                value: bc.clone(),
+                why: "not an IPv4 address".into(),
+            })?),
+        };
         let level_text = flags
             .level
             .clone()
@@ -424,7 +423,13 @@ impl Config {
         let mut v = vec![
             ("attach", "false".to_string()),
             ("base", self.base.display().to_string()),
-            ("broadcast", self.broadcast.to_string()),
+            // Unset, discovery sends to each up interface's broadcast
+            // address; minimega's default shown, as clients expect it.
+            (
+                "broadcast",
+                self.broadcast
+                    .map_or_else(|| "255.255.255.255".to_string(), |b| b.to_string()),
+            ),
             ("bus", bus),
             ("config", path(&self.file)),
             ("context", self.context.clone()),
@@ -615,7 +620,7 @@ mod tests {
         assert_eq!((c.port, c.context.as_str(), c.degree), (7100, "lab", 2));
         assert_eq!(c.mesh_timeout, Duration::from_secs(3));
         assert_eq!(c.msa, Duration::from_secs(10));
-        assert_eq!(c.broadcast, Ipv4Addr::BROADCAST);
+        assert_eq!(c.broadcast, None);
         assert!(c.recover && !c.force);
     }
 

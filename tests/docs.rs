@@ -164,11 +164,13 @@ fn the_shipped_config_shows_the_true_defaults() {
     // These depend on the machine and on systemd, or have no value by
     // default: the file shows an example there, and says so.
     assert!(with.logfile.is_some() && without.logfile.is_none());
+    assert!(with.broadcast.is_some() && without.broadcast.is_none());
     with.base = without.base.clone();
     with.base_chosen = without.base_chosen;
     with.filepath = without.filepath.clone();
     with.hostname = without.hostname.clone();
     with.logfile = None;
+    with.broadcast = None;
     assert_eq!(format!("{with:?}"), format!("{without:?}"));
 }
 

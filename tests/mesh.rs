@@ -6,6 +6,7 @@ mod common;
 
 use common::netns::Lan;
 use common::*;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -20,12 +21,16 @@ struct Member {
     d: Daemon,
     bus: Bus,
     index: usize,
+    ns: String,
 }
 
 struct Cluster {
     members: Vec<Member>,
     lan: Lan,
     keys: Scratch,
+    /// Daemons get no `-broadcast`: discovery finds each interface's own
+    /// broadcast address (the LAN's namespaces have no default route).
+    every_interface: bool,
 }
 
 impl Cluster {
@@ -40,6 +45,7 @@ impl Cluster {
             members: Vec::new(),
             lan: Lan::new(),
             keys,
+            every_interface: false,
         }
     }
 
@@ -59,6 +65,9 @@ impl Cluster {
             "-msa".into(),
             "2s".into(),
         ];
+        if self.every_interface {
+            args.drain(2..4);
+        }
         // A flag may be given once: the caller's -meshkey replaces ours.
         if extra.contains(&"-meshkey") {
             args.drain(0..2);
@@ -69,12 +78,12 @@ impl Cluster {
             DaemonOpts {
                 name,
                 extra: args,
-                netns: Some(ns),
+                netns: Some(ns.clone()),
                 port: Some(PORT),
                 ..Default::default()
             },
         );
-        self.members.push(Member { d, bus, index });
+        self.members.push(Member { d, bus, index, ns });
         self.members.len() - 1
     }
 
@@ -463,6 +472,132 @@ fn a_lost_node_is_an_error_row_and_is_dropped() {
     let mut gone: Vec<String> = (0..2).map(|_| left.recv_timeout(FORM).unwrap()).collect();
     gone.sort();
     assert_eq!(gone, ["n4", "n5"]);
+}
+
+/// Frames of each kind `m` sent since it started, from `mesh stats`.
+fn frames_out(m: &Member) -> BTreeMap<String, u64> {
+    let text = m.d.ok(".annotate false .csv true mesh stats");
+    let mut lines = text.lines();
+    let head: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| {
+        head.iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no {name} column in\n{text}"))
+    };
+    let (kind, out) = (col("kind"), col("frames out"));
+    let mut by_kind = BTreeMap::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        *by_kind.entry(f[kind].to_string()).or_default() += f[out].parse::<u64>().unwrap();
+    }
+    by_kind
+}
+
+#[test]
+fn sixteen_daemons_at_degree_10_form_one_mesh_and_idle_quietly() {
+    const DEGREE: usize = 10;
+    let names: Vec<String> = (1..=16).map(|i| format!("n{i}")).collect();
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let n = all.len();
+    let mut c = Cluster::new();
+    // Discovery by each interface's broadcast address, on a LAN without a
+    // default route (where 255.255.255.255 is "Network is unreachable").
+    c.every_interface = true;
+    for (i, name) in all.iter().enumerate() {
+        c.start(i, name, &["-degree", &DEGREE.to_string()]);
+    }
+    let routes = Command::new("ip")
+        .args(["-n", &c.members[0].ns, "route", "show", "default"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&routes), "", "the LAN must have no default route");
+    let formed = Instant::now();
+    wait_size(&c, &all, n);
+    eprintln!(
+        "16 daemons at degree {DEGREE}: one mesh {:?} after the last started",
+        formed.elapsed()
+    );
+
+    // Formation over: every node has its degree and all see the same mesh.
+    let lists = || -> Vec<String> { c.members.iter().map(|m| m.d.ok("mesh list")).collect() };
+    let deadline = Instant::now() + FORM;
+    let settled = loop {
+        let l = lists();
+        let adj = parse_list(&l[0]);
+        let agree = l.iter().all(|x| *x == l[0]);
+        let short: Vec<_> = adj.iter().filter(|(_, p)| p.len() < DEGREE).collect();
+        if agree && adj.len() == n && short.is_empty() {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agreement on a mesh where every node has its degree after {FORM:?}: \
+             views agree: {agree}; short of links: {short:?}\n{}",
+            l[0]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let links = parse_list(&settled[0])
+        .iter()
+        .map(|(_, p)| p.len())
+        .sum::<usize>()
+        / 2;
+
+    // Idle for 10 s: the frames every node sends, and its `mesh list` read
+    // twice 5 s apart.
+    let started = Instant::now();
+    let before: Vec<_> = c.members.iter().map(frames_out).collect();
+    let first = lists();
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(started.elapsed()));
+    let second = lists();
+    std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
+    let after: Vec<_> = c.members.iter().map(frames_out).collect();
+    let window = started.elapsed().as_secs_f64();
+    for (i, m) in c.members.iter().enumerate() {
+        assert_eq!(
+            first[i], second[i],
+            "mesh list of {} changed while idle",
+            m.d.name
+        );
+    }
+    assert_eq!(first[0], settled[0], "the mesh changed while idle");
+    let mut idle: BTreeMap<String, u64> = BTreeMap::new();
+    for (b, a) in before.iter().zip(&after) {
+        for (kind, frames) in a {
+            *idle.entry(kind.clone()).or_default() += frames - b.get(kind).copied().unwrap_or(0);
+        }
+    }
+    let total: u64 = idle.values().sum();
+
+    // The design's bound: an idle link sends a heartbeat each way once per
+    // HEARTBEAT; each node refreshes its announcement every 0.8-1 -msa (2 s
+    // here), and a refresh goes down its shortest-path tree, one frame to
+    // each other node. Nothing else moves.
+    let heartbeat = minimega::mesh::HEARTBEAT.as_secs_f64();
+    let msa = 2.0;
+    let per_link = (window / heartbeat).floor() + 1.0;
+    let refreshes = (window / (0.8 * msa)).floor() + 1.0;
+    let bound = 2.0 * links as f64 * per_link + (n * (n - 1)) as f64 * refreshes;
+    eprintln!(
+        "idle {window:.1} s, {n} nodes, {links} links: {total} frames sent ({idle:?}); bound \
+         {bound:.0} = 2 x {links} links x {per_link} heartbeats + {n} x {} nodes x {refreshes} refreshes",
+        n - 1
+    );
+    assert!(
+        (total as f64) <= bound,
+        "{total} idle frames > {bound:.0}: {idle:?}"
+    );
+    for kind in ["hello", "confirm", "accept", "refuse", "bye"] {
+        assert_eq!(
+            idle.get(kind).copied().unwrap_or(0),
+            0,
+            "links churned: {idle:?}"
+        );
+    }
+
+    // And the mesh does its work: every node answers from the far end.
+    let out = c.node("n16").d.ok(".columns name mesh send all host");
+    assert_eq!(out.lines().count(), n, "{out}");
 }
 
 #[test]

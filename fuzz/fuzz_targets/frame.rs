@@ -5,19 +5,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use minimega::mesh::wire::{seal_raw, Kind, Opener, Sealer};
+use minimega::mesh::wire::{seal_raw, Opener, Sealer, KINDS};
 
 const KEY: &[u8] = b"fuzz key";
-const KINDS: [Kind; 8] = [
-    Kind::Hello,
-    Kind::Confirm,
-    Kind::Accept,
-    Kind::Refuse,
-    Kind::Heartbeat,
-    Kind::Lsa,
-    Kind::Routed,
-    Kind::Bye,
-];
 
 fuzz_target!(|data: &[u8]| {
     // As read off a link: frames back to back until one fails.

@@ -2,7 +2,7 @@
 //! figures beside a baseline measured in the same run on the same machine,
 //! so the numbers mean something on a shared, noisy host.
 //!
-//!     bench mesh [--nodes 16] [--degree 3] [--rounds 200]
+//!     bench mesh [--nodes 16] [--degree 3] [--rounds 200] [--idle 10] [--workers 1]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
 //!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
@@ -60,7 +60,9 @@ fn main() -> ExitCode {
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
         _ => {
-            eprintln!("usage: bench mesh [--nodes N] [--degree D] [--rounds R]");
+            eprintln!(
+                "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
+            );
             eprintln!("       bench launch [N [ROUNDS]]");
             eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");

@@ -154,7 +154,7 @@ fn job(c: &Call<'_, Node>) -> Result<Job, CommandError> {
             degree: cfg.degree,
             context: cfg.context.clone(),
             msa_secs: cfg.msa.as_secs().max(1),
-            broadcast: cfg.broadcast.to_string(),
+            broadcast: cfg.broadcast.map(|b| b.to_string()),
         },
         version: crate::daemon::VERSION.to_string(),
         mesh_key,

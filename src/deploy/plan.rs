@@ -120,7 +120,9 @@ pub struct HeadFlags {
     pub degree: usize,
     pub context: String,
     pub msa_secs: u64,
-    pub broadcast: String,
+    /// Given only when the head has one: otherwise each node broadcasts on
+    /// its own interfaces.
+    pub broadcast: Option<String>,
 }
 
 impl HeadFlags {
@@ -139,9 +141,10 @@ impl HeadFlags {
             self.context.clone(),
             "-msa".into(),
             format!("{}s", self.msa_secs),
-            "-broadcast".into(),
-            self.broadcast.clone(),
         ];
+        if let Some(b) = &self.broadcast {
+            v.extend(["-broadcast".into(), b.clone()]);
+        }
         v.extend(extra.iter().cloned());
         v
     }
@@ -304,7 +307,7 @@ mod tests {
             degree: 3,
             context: "lab x".into(),
             msa_secs: 10,
-            broadcast: "10.0.0.255".into(),
+            broadcast: Some("10.0.0.255".into()),
         };
         let argv = h.argv("/usr/bin/minimega", &["-degree".into(), "5".into()]);
         assert_eq!(argv[..3], ["/usr/bin/minimega", "-nostdin", "-force"]);

@@ -25,7 +25,8 @@
 //! cannot be replayed on another (different session keys) nor within it
 //! (sequence numbers). Nothing is encrypted.
 
-use super::frames::{self, FrameError};
+use super::frames::{self, FrameError, Received};
+use super::stats::Counters;
 use super::wire::{Hello, Kind, Message, Opener, Sealer, WireError};
 use hmac::Mac;
 use sha2::{Digest, Sha256};
@@ -49,9 +50,14 @@ pub enum KeyError {
     Short { path: PathBuf, len: usize },
 }
 
-/// The shared secret. Its bytes never appear in logs or Debug output.
+/// The shared secret, and the keys derived from it once. Its bytes never
+/// appear in logs or Debug output.
 #[derive(Clone)]
-pub struct MeshKey(Vec<u8>);
+pub struct MeshKey {
+    secret: Vec<u8>,
+    hello: [u8; 32],
+    discovery: [u8; 32],
+}
 
 impl std::fmt::Debug for MeshKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +80,12 @@ impl MeshKey {
                 len: trimmed.len(),
             });
         }
-        Ok(MeshKey(trimmed.to_vec()))
+        let secret = trimmed.to_vec();
+        Ok(MeshKey {
+            hello: derive(&secret, "hello", &[]),
+            discovery: derive(&secret, "discovery", &[]),
+            secret,
+        })
     }
 
     /// Reads the key file; the second value warns about loose permissions.
@@ -100,28 +111,19 @@ impl MeshKey {
         Ok((key, warning))
     }
 
-    fn derive(&self, label: &str, data: &[u8]) -> [u8; 32] {
-        let mut m = super::wire::mac(&self.0);
-        m.update(b"minimega mesh v1 ");
-        m.update(label.as_bytes());
-        m.update(&[0]);
-        m.update(data);
-        m.finalize().into_bytes().into()
-    }
-
     /// MACs the Hello frames (and so refuses strangers from the first frame).
-    pub fn hello_key(&self) -> [u8; 32] {
-        self.derive("hello", &[])
+    pub fn hello_key(&self) -> &[u8; 32] {
+        &self.hello
     }
 
     /// MACs discovery datagrams.
-    pub fn discovery_key(&self) -> [u8; 32] {
-        self.derive("discovery", &[])
+    pub fn discovery_key(&self) -> &[u8; 32] {
+        &self.discovery
     }
 
     /// Authenticates file transfers between nodes (see `crate::files`).
     pub fn files_key(&self) -> [u8; 32] {
-        self.derive("files", &[])
+        derive(&self.secret, "files", &[])
     }
 
     /// One key per direction, bound to both Hellos (and so to both nonces).
@@ -133,10 +135,21 @@ impl MeshKey {
         }
         let transcript = h.finalize();
         SessionKeys {
-            initiator_to_responder: self.derive("initiator to responder", &transcript),
-            responder_to_initiator: self.derive("responder to initiator", &transcript),
+            initiator_to_responder: derive(&self.secret, "initiator to responder", &transcript),
+            responder_to_initiator: derive(&self.secret, "responder to initiator", &transcript),
         }
     }
+}
+
+/// A key for one purpose. The label's "v1" names this derivation, not the
+/// frame format's version.
+fn derive(secret: &[u8], label: &str, data: &[u8]) -> [u8; 32] {
+    let mut m = super::wire::mac(secret);
+    m.update(b"minimega mesh v1 ");
+    m.update(label.as_bytes());
+    m.update(&[0]);
+    m.update(data);
+    m.finalize().into_bytes().into()
 }
 
 /// A fresh challenge, hex.
@@ -188,17 +201,30 @@ pub struct Authenticated {
 async fn read_hello<S: AsyncRead + Unpin>(
     io: &mut S,
     rx: &mut Opener,
+    counters: &Counters,
 ) -> Result<(Hello, Vec<u8>), HandshakeError> {
-    match frames::read_within(io, rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
-        (Message::Hello(h), raw) => {
+    match read_step(io, rx, counters).await? {
+        Received {
+            msg: Message::Hello(h),
+            payload,
+        } => {
             check_hello(&h)?;
-            Ok((h, raw))
+            Ok((h, payload))
         }
-        (m, _) => Err(HandshakeError::Unexpected {
+        r => Err(HandshakeError::Unexpected {
             expected: "Hello",
-            got: m.kind(),
+            got: r.msg.kind(),
         }),
     }
+}
+
+/// One handshake frame: small, and soon.
+async fn read_step<S: AsyncRead + Unpin>(
+    io: &mut S,
+    rx: &mut Opener,
+    counters: &Counters,
+) -> Result<Received, FrameError> {
+    frames::read_within(io, rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT, counters).await
 }
 
 fn check_hello(h: &Hello) -> Result<(), HandshakeError> {
@@ -214,33 +240,37 @@ fn check_hello(h: &Hello) -> Result<(), HandshakeError> {
     Ok(())
 }
 
-/// Opens a link as the dialing side. `me.nonce` must be fresh.
+/// Opens a link as the dialing side. `me.nonce` must be fresh; the frames
+/// are counted in `counters`.
 pub async fn initiate<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     key: &MeshKey,
     me: Hello,
+    counters: &Counters,
 ) -> Result<Authenticated, HandshakeError> {
     let hk = key.hello_key();
-    let (mut tx, mut rx) = (Sealer::new(&hk), Opener::new(&hk));
+    let (mut tx, mut rx) = (Sealer::new(hk), Opener::new(hk));
     let mine = Message::Hello(me);
     let raw_i = mine.payload();
-    frames::write(io, &mut tx, &mine).await?;
+    frames::write(io, &mut tx, &mine, counters).await?;
     // A responder whose MAC check fails on our Hello just hangs up.
-    let (peer, raw_r) = read_hello(io, &mut rx).await.map_err(|e| match e {
-        HandshakeError::Frame(FrameError::Closed) => HandshakeError::Auth(
-            "the peer closed the connection (it does not have our mesh key, or is no minimega)"
-                .into(),
-        ),
-        e => e,
-    })?;
+    let (peer, raw_r) = read_hello(io, &mut rx, counters)
+        .await
+        .map_err(|e| match e {
+            HandshakeError::Frame(FrameError::Closed) => HandshakeError::Auth(
+                "the peer closed the connection (it does not have our mesh key, or is no minimega)"
+                    .into(),
+            ),
+            e => e,
+        })?;
     let keys = key.session_keys(&raw_i, &raw_r);
     tx.rekey(&keys.initiator_to_responder);
     rx.rekey(&keys.responder_to_initiator);
-    frames::write(io, &mut tx, &Message::Confirm).await?;
-    match frames::read_within(io, &mut rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
-        (Message::Accept, _) => Ok(Authenticated { peer, tx, rx }),
-        (Message::Refuse(why), _) => Err(HandshakeError::Refused(why)),
-        (m, _) => Err(HandshakeError::Unexpected {
+    frames::write(io, &mut tx, &Message::Confirm, counters).await?;
+    match read_step(io, &mut rx, counters).await?.msg {
+        Message::Accept => Ok(Authenticated { peer, tx, rx }),
+        Message::Refuse(why) => Err(HandshakeError::Refused(why)),
+        m => Err(HandshakeError::Unexpected {
             expected: "Accept",
             got: m.kind(),
         }),
@@ -254,22 +284,23 @@ pub async fn respond<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut S,
     key: &MeshKey,
     me: Hello,
+    counters: &Counters,
 ) -> Result<Authenticated, HandshakeError> {
     let hk = key.hello_key();
-    let (mut tx, mut rx) = (Sealer::new(&hk), Opener::new(&hk));
-    let (peer, raw_i) = read_hello(io, &mut rx).await?;
+    let (mut tx, mut rx) = (Sealer::new(hk), Opener::new(hk));
+    let (peer, raw_i) = read_hello(io, &mut rx, counters).await?;
     if peer.nonce == me.nonce {
         return Err(HandshakeError::Auth("our own Hello reflected back".into()));
     }
     let mine = Message::Hello(me);
     let raw_r = mine.payload();
-    frames::write(io, &mut tx, &mine).await?;
+    frames::write(io, &mut tx, &mine, counters).await?;
     let keys = key.session_keys(&raw_i, &raw_r);
     tx.rekey(&keys.responder_to_initiator);
     rx.rekey(&keys.initiator_to_responder);
-    match frames::read_within(io, &mut rx, frames::HANDSHAKE_MAX, STEP_TIMEOUT).await? {
-        (Message::Confirm, _) => Ok(Authenticated { peer, tx, rx }),
-        (m, _) => Err(HandshakeError::Unexpected {
+    match read_step(io, &mut rx, counters).await?.msg {
+        Message::Confirm => Ok(Authenticated { peer, tx, rx }),
+        m => Err(HandshakeError::Unexpected {
             expected: "Confirm",
             got: m.kind(),
         }),
@@ -341,20 +372,21 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let verdict = verdict.map(str::to_string);
         let responder = tokio::spawn(async move {
-            let r = respond(&mut b, &kr, hello("r")).await;
+            let c = Counters::default();
+            let r = respond(&mut b, &kr, hello("r"), &c).await;
             if let Ok(mut auth) = r {
                 let m = match &verdict {
                     None => Message::Accept,
                     Some(why) => Message::Refuse(why.clone()),
                 };
-                frames::write(&mut b, &mut auth.tx, &m).await.unwrap();
+                frames::write(&mut b, &mut auth.tx, &m, &c).await.unwrap();
                 // Keep the stream open until the initiator has read.
-                let _ = frames::read(&mut b, &mut auth.rx, frames::HANDSHAKE_MAX).await;
+                let _ = frames::read(&mut b, &mut auth.rx, frames::HANDSHAKE_MAX, &c).await;
                 return Ok(auth);
             }
             r
         });
-        let i = initiate(&mut a, &ki, hello("i")).await;
+        let i = initiate(&mut a, &ki, hello("i"), &Counters::default()).await;
         drop(a);
         (i, responder.await.unwrap())
     }
@@ -371,7 +403,13 @@ mod tests {
         let len = frames::HANDSHAKE_MAX + 1;
         head[16..20].copy_from_slice(&(len as u32).to_be_bytes());
         a.write_all(&head).await.unwrap();
-        let r = respond(&mut b, &key("shared key 0123456789"), hello("r")).await;
+        let r = respond(
+            &mut b,
+            &key("shared key 0123456789"),
+            hello("r"),
+            &Counters::default(),
+        )
+        .await;
         assert!(
             matches!(r, Err(HandshakeError::Frame(FrameError::TooLarge { len: l, .. })) if l == len),
             "{:?}",
@@ -427,12 +465,15 @@ mod tests {
         // Record an initiator's Hello, then replay it to a fresh responder:
         // the responder's new nonce makes the recorded Confirm useless.
         let k = key("shared key 0123456789");
-        let mut tx = Sealer::new(&k.hello_key());
+        let mut tx = Sealer::new(k.hello_key());
         let hello_frame = tx.seal(&Message::Hello(hello("i"))).unwrap();
         let confirm_frame = tx.seal(&Message::Confirm).unwrap(); // under the hello key
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
         let kr = k.clone();
-        let responder = tokio::spawn(async move { respond(&mut b, &kr, hello("r")).await });
+        let responder =
+            tokio::spawn(
+                async move { respond(&mut b, &kr, hello("r"), &Counters::default()).await },
+            );
         use tokio::io::AsyncWriteExt;
         a.write_all(&hello_frame).await.unwrap();
         a.write_all(&confirm_frame).await.unwrap();

@@ -59,6 +59,13 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
         Spec {
+            patterns: &["mesh stats"],
+            short: "display frame counters per peer and frame kind",
+            long: "Display what this node's mesh links carried: one row per peer and frame\nkind, with frames and bytes received (in) and sent (out) since the daemon\nstarted, and frames per second over the last 5 to 10 seconds. A peer's\ncounters survive its links, so a link that keeps reopening shows as hello\nframes piling up. Kinds: hello, confirm, accept and refuse open a link;\nheartbeat keeps an idle link alive (one every 2 seconds each way); lsa is a\nstate announcement (sent on every change of links, and refreshed every\n-msa); routed carries commands and their answers; bye closes a link.\n\nAn idle mesh sends only heartbeats and the periodic announcements. For\nexample, to see the whole mesh's traffic by peer:\n\n\tmesh send all mesh stats",
+            handler: stats,
+            mesh_ok: true,
+        },
+        Spec {
             patterns: &["mesh send <hostname or range or all> (command)"],
             short: "send a command to one or more connected clients",
             long: "Run a command on other nodes of the mesh and show every node's answer,\nwith a host column. For example, to get the vm info of nodes kn1 and kn2:\n\n\tmesh send kn[1-2] vm info\n\n`all` means every other node of the mesh, and also names each node that\nleft it within the last three announcement periods (-msa), as an error\nline, so a node that just died is reported rather than missed. A node that\nfails, or does not answer within `mesh timeout`, gives one error line. A\ncommand that arrived over the mesh cannot itself use `mesh send`.",
@@ -66,6 +73,39 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: false,
         },
     ]
+}
+
+fn stats(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move { Ok(stats_table(&c.ctx.mesh.stats()).into()) })
+}
+
+/// The table of `mesh stats`.
+pub fn stats_table(rows: &[crate::mesh::stats::Row]) -> Response {
+    let rate = |r: f64| format!("{r:.1}");
+    table(
+        [
+            "peer",
+            "kind",
+            "frames in",
+            "frames out",
+            "bytes in",
+            "bytes out",
+            "in/s",
+            "out/s",
+        ],
+        rows.iter().map(|r| {
+            vec![
+                r.peer.clone(),
+                r.kind.name().to_string(),
+                r.total.frames_in.to_string(),
+                r.total.frames_out.to_string(),
+                r.total.bytes_in.to_string(),
+                r.total.bytes_out.to_string(),
+                rate(r.rate_in),
+                rate(r.rate_out),
+            ]
+        }),
+    )
 }
 
 fn status(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
@@ -111,7 +151,7 @@ fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         if c.args.flag("peers") {
             return Ok(names(m.others()).into());
         }
-        Ok(Response::text(format_list(m.topology().adjacency())).into())
+        Ok(Response::text(format_list(&m.topology().adjacency())).into())
     })
 }
 

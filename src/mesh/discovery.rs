@@ -1,26 +1,38 @@
 //! Finding nodes of the same context: while `degree > 0` a node broadcasts
 //! a small UDP datagram (its context, name, mesh port, whether it wants
-//! more links, and the smallest name of its mesh) to `-broadcast` on the
-//! mesh port, often at first and then backing off exponentially up to the
-//! announcement period; any change of links or membership makes it eager
-//! again. Datagrams carry a MAC under a key derived from the mesh key, so
-//! nodes without the key are not even dialed.
+//! more links, and the smallest name of its mesh) on the mesh port, to
+//! `-broadcast` if given, else to every up interface's broadcast address
+//! (see [`super::ifaces`]); often at first and then backing off
+//! exponentially up to the announcement period; any change of this node's
+//! links makes it eager again, and so does a change of membership for the
+//! one node of a mesh that links newcomers (for the others it does not: a
+//! forming mesh would have every node broadcasting at once, and the
+//! broadcasts of a hundred nodes overflow the network's queues). Once a
+//! node has its degree only one node per mesh (the one that links
+//! newcomers) keeps broadcasting, so an idle cluster of N nodes hears one
+//! datagram per mesh and period, not N.
+//! Datagrams carry a MAC under a key derived from the mesh key, so nodes
+//! without the key are not even dialed.
 //!
 //! Who dials whom ([`decide`]) keeps the mesh in one piece even with a low
 //! degree: between two separate meshes, only the one whose smallest name is
 //! smaller reaches out, and only through its least-linked node; inside one
-//! mesh, a node short of links is dialed by the others (each stopping one
-//! link over its own degree), and accepts until it has its degree.
+//! mesh, a node short of links is dialed by the others, and accepts until
+//! it has its degree. A node at or under its degree dials it at once; one
+//! already over waits [`STARVED_STEP`] more of hearing it still short for
+//! each link it has over, so the least-linked nodes link it first, and a
+//! node that joins a mesh whose nodes are all at their degree still gets
+//! its own.
 //!
 //! minimega differs: its nodes answer every solicitation of their context,
 //! which with a small degree can leave the mesh split; and a node with
 //! degree 0 still answers. Here degree 0 turns discovery off altogether.
 
 use super::wire::mac;
-use super::Mesh;
+use super::{ifaces, Mesh};
 use hmac::Mac;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use thiserror::Error;
@@ -38,6 +50,9 @@ pub const BASE_INTERVAL: Duration = Duration::from_millis(100);
 /// decision is taken again after the wait, so a burst of nodes hearing the
 /// same datagram does not all link to its sender.
 const DIAL_JITTER: Duration = Duration::from_millis(150);
+/// How much longer a node waits, per link it has over its degree, before
+/// it dials a node short of links.
+pub const STARVED_STEP: Duration = Duration::from_secs(1);
 
 /// What a node broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +117,14 @@ pub struct View {
     pub linked: BTreeSet<String>,
 }
 
+impl View {
+    /// Whether this node broadcasts now: when it wants links, or as the
+    /// one node of its mesh that other meshes and newcomers should hear.
+    pub fn speaks(&self) -> bool {
+        self.wants || self.designated == self.me
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
     Dial,
@@ -121,8 +144,8 @@ pub enum Why {
     Satisfied,
 }
 
-/// Whether to dial the sender of `a`.
-pub fn decide(v: &View, a: &Announce) -> Decision {
+/// Whether to dial the sender of `a`, heard short of links for `short_for`.
+pub fn decide(v: &View, a: &Announce, short_for: Duration) -> Decision {
     use Decision::*;
     if v.degree == 0 {
         return Ignore(Why::Off);
@@ -144,12 +167,41 @@ pub fn decide(v: &View, a: &Announce) -> Decision {
         }
         return Ignore(Why::NotOurTurn);
     }
-    // A node short of links gets them from the others, as in minimega;
-    // a dialer may go one link over its own degree doing so, no further.
-    if a.wants && v.linked.len() <= v.degree {
+    // A node short of links gets them from the others, as in minimega,
+    // the least linked first.
+    let over = v.linked.len().saturating_sub(v.degree) as u32;
+    if a.wants && short_for >= STARVED_STEP * over {
         Dial
     } else {
         Ignore(Why::Satisfied)
+    }
+}
+
+/// Since when each node has been heard short of links (pure; the clock is
+/// the caller's).
+#[derive(Debug, Default)]
+pub struct Short {
+    since: HashMap<String, (Instant, Instant)>,
+}
+
+impl Short {
+    /// How long `a`'s sender has been short of links, as of `now`. A node
+    /// not heard for `forget` starts afresh.
+    pub fn heard(&mut self, a: &Announce, now: Instant, forget: Duration) -> Duration {
+        if !a.wants {
+            self.since.remove(&a.name);
+            return Duration::ZERO;
+        }
+        if self.since.len() >= 4096 {
+            self.since
+                .retain(|_, (_, last)| now.saturating_duration_since(*last) < forget);
+        }
+        let e = self.since.entry(a.name.clone()).or_insert((now, now));
+        if now.saturating_duration_since(e.1) >= forget {
+            e.0 = now;
+        }
+        e.1 = now;
+        now.saturating_duration_since(e.0)
     }
 }
 
@@ -163,7 +215,7 @@ pub fn backoff(attempt: u32, cap: Duration, random: u64) -> Duration {
     full.mul_f64(factor)
 }
 
-fn random() -> u64 {
+pub(super) fn random() -> u64 {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
     u64::from_le_bytes(b)
@@ -181,12 +233,13 @@ pub async fn run(mesh: Mesh) {
             return;
         }
     };
-    let target = SocketAddr::new(IpAddr::V4(mesh.broadcast_addr()), mesh.port());
     let mut attempt = 0u32;
-    let mut next = Instant::now();
+    // Nodes started together do not broadcast together.
+    let mut next = Instant::now() + backoff(0, mesh.msa(), random());
     let mut buf = vec![0u8; MAX_DATAGRAM];
     let mut noted: HashSet<(IpAddr, &'static str)> = HashSet::new();
-    let mut send_failed = false;
+    let mut short = Short::default();
+    let mut outage = Outage::default();
     loop {
         let active = mesh.degree() > 0;
         let wake = if active {
@@ -197,32 +250,16 @@ pub async fn run(mesh: Mesh) {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                heard(&mesh, &buf[..n], from, &mut noted);
+                heard(&mesh, &buf[..n], from, &mut noted, &mut short);
             }
             _ = tokio::time::sleep_until(wake) => {
                 if !active {
                     continue;
                 }
-                match mesh.key() {
-                    Ok(key) => {
-                        let v = mesh.view();
-                        let a = Announce {
-                            context: v.context,
-                            name: v.me,
-                            port: mesh.port(),
-                            wants: v.wants,
-                            leader: v.leader,
-                        };
-                        match sock.send_to(&encode(&a, &key.discovery_key()), target).await {
-                            Ok(_) => send_failed = false,
-                            Err(e) if !send_failed => {
-                                send_failed = true;
-                                warn!("cannot broadcast mesh discovery to {target}: {e} (see -broadcast)");
-                            }
-                            Err(_) => {}
-                        }
-                    }
-                    Err(e) => debug!("no discovery broadcast: {e}"),
+                let v = mesh.view();
+                if v.speaks() {
+                    debug!("mesh discovery: broadcasting (wants links: {})", v.wants);
+                    broadcast(&mesh, &sock, v, &mut outage).await;
                 }
                 next = Instant::now() + backoff(attempt, mesh.msa(), random());
                 attempt = attempt.saturating_add(1);
@@ -237,6 +274,80 @@ pub async fn run(mesh: Mesh) {
     }
 }
 
+/// Sends this node's datagram to every target. A failure (no interface to
+/// broadcast on, or every send refused) is logged once until broadcasting
+/// works again; the caller keeps retrying with backoff.
+async fn broadcast(mesh: &Mesh, sock: &UdpSocket, v: View, outage: &mut Outage) {
+    let key = match mesh.key() {
+        Ok(k) => k,
+        Err(e) => {
+            debug!("no discovery broadcast: {e}");
+            return;
+        }
+    };
+    let a = Announce {
+        context: v.context,
+        name: v.me,
+        port: mesh.port(),
+        wants: v.wants,
+        leader: v.leader,
+    };
+    let bytes = encode(&a, key.discovery_key());
+    let targets = ifaces::targets(mesh.broadcast_addr(), &ifaces::list());
+    let mut failures = Vec::new();
+    for t in &targets {
+        if let Err(e) = sock.send_to(&bytes, (*t, mesh.port())).await {
+            failures.push(format!("{t}: {e}"));
+        }
+    }
+    if targets.is_empty() || failures.len() == targets.len() {
+        if outage.failed() {
+            let why = if targets.is_empty() {
+                "no interface with an IPv4 broadcast address is up".to_string()
+            } else {
+                failures.join("; ")
+            };
+            warn!(
+                "cannot send mesh discovery ({why}); retrying with backoff \
+                 (see -broadcast, or link with `mesh dial`)"
+            );
+        }
+    } else {
+        if outage.recovered() {
+            info!(
+                "mesh discovery broadcasts again, to {}",
+                targets
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        for f in failures {
+            debug!("mesh discovery not sent to {f}");
+        }
+    }
+}
+
+/// Whether a failure to broadcast was logged, so it is logged once per
+/// outage.
+#[derive(Debug, Default)]
+struct Outage {
+    logged: bool,
+}
+
+impl Outage {
+    /// A failed attempt: true if it is the first since broadcasting worked.
+    fn failed(&mut self) -> bool {
+        !std::mem::replace(&mut self.logged, true)
+    }
+
+    /// A good attempt: true if it ends a logged outage.
+    fn recovered(&mut self) -> bool {
+        std::mem::replace(&mut self.logged, false)
+    }
+}
+
 fn bind(port: u16) -> std::io::Result<UdpSocket> {
     let s = std::net::UdpSocket::bind(("0.0.0.0", port))?;
     s.set_broadcast(true)?;
@@ -245,10 +356,16 @@ fn bind(port: u16) -> std::io::Result<UdpSocket> {
 }
 
 /// Handles one datagram. Problems are logged once per sender and kind.
-fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAddr, &'static str)>) {
+fn heard(
+    mesh: &Mesh,
+    bytes: &[u8],
+    from: SocketAddr,
+    noted: &mut HashSet<(IpAddr, &'static str)>,
+    short: &mut Short,
+) {
     let Ok(key) = mesh.key() else { return };
     let mut first = |what: &'static str| noted.len() < 4096 && noted.insert((from.ip(), what));
-    let a = match decode(bytes, &key.discovery_key()) {
+    let a = match decode(bytes, key.discovery_key()) {
         Ok(a) => a,
         Err(DatagramError::Mac) => {
             if first("mac") {
@@ -261,13 +378,15 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
         }
         Err(e) => {
             if first("bad") {
-                debug!("ignoring datagram from {from}: {e}");
+                warn!("ignoring a malformed mesh discovery datagram from {from}: {e}");
             }
             return;
         }
     };
     let v = mesh.view();
-    match decide(&v, &a) {
+    // A node that stops broadcasting for three periods starts afresh.
+    let short_for = short.heard(&a, Instant::now(), mesh.msa() * 3);
+    match decide(&v, &a, short_for) {
         Decision::Ignore(Why::OtherContext) => {
             if first("context") {
                 info!(
@@ -279,6 +398,10 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
                 );
             }
         }
+        Decision::Ignore(Why::NotOurTurn) => debug!(
+            "heard {} of another mesh (leader {}); {} links newcomers here",
+            a.name, a.leader, v.designated
+        ),
         Decision::Ignore(_) => {}
         Decision::Dial => {
             let mesh = mesh.clone();
@@ -286,7 +409,10 @@ fn heard(mesh: &Mesh, bytes: &[u8], from: SocketAddr, noted: &mut HashSet<(IpAdd
             tokio::spawn(async move {
                 let wait = DIAL_JITTER.mul_f64((random() % 1000) as f64 / 1000.0);
                 tokio::time::sleep(wait).await;
-                if decide(&mesh.view(), &a) != Decision::Dial || !mesh.start_dialing(&a.name) {
+                let short_for = short_for + wait;
+                if decide(&mesh.view(), &a, short_for) != Decision::Dial
+                    || !mesh.start_dialing(&a.name)
+                {
                     return;
                 }
                 match mesh.connect(addr, false).await {
@@ -354,14 +480,17 @@ mod tests {
         let v = view("n1", &["n1"], &[], 3);
         let mut other = ann("x", "x", true);
         other.context = "elsewhere".into();
-        assert_eq!(decide(&v, &other), Decision::Ignore(Why::OtherContext));
         assert_eq!(
-            decide(&v, &ann("n1", "n1", true)),
+            decide(&v, &other, Duration::ZERO),
+            Decision::Ignore(Why::OtherContext)
+        );
+        assert_eq!(
+            decide(&v, &ann("n1", "n1", true), Duration::ZERO),
             Decision::Ignore(Why::Myself)
         );
         let off = view("n1", &["n1"], &[], 0);
         assert_eq!(
-            decide(&off, &ann("n2", "n2", true)),
+            decide(&off, &ann("n2", "n2", true), Duration::ZERO),
             Decision::Ignore(Why::Off)
         );
     }
@@ -370,19 +499,25 @@ mod tests {
     fn between_meshes_only_the_smaller_leader_dials() {
         let small = view("a", &["a"], &[], 1);
         let big = view("b", &["b"], &[], 1);
-        assert_eq!(decide(&small, &ann("b", "b", true)), Decision::Dial);
         assert_eq!(
-            decide(&big, &ann("a", "a", true)),
+            decide(&small, &ann("b", "b", true), Duration::ZERO),
+            Decision::Dial
+        );
+        assert_eq!(
+            decide(&big, &ann("a", "a", true), Duration::ZERO),
             Decision::Ignore(Why::NotOurTurn)
         );
         // Even a satisfied node joins a separate mesh, or it would stay split.
         let full = view("a", &["a", "c"], &["c"], 1);
-        assert_eq!(decide(&full, &ann("b", "b", false)), Decision::Dial);
+        assert_eq!(
+            decide(&full, &ann("b", "b", false), Duration::ZERO),
+            Decision::Dial
+        );
         // But only the designated node of the mesh does.
         let mut other = full.clone();
         other.designated = "c".into();
         assert_eq!(
-            decide(&other, &ann("b", "b", false)),
+            decide(&other, &ann("b", "b", false), Duration::ZERO),
             Decision::Ignore(Why::NotOurTurn)
         );
     }
@@ -390,24 +525,86 @@ mod tests {
     #[test]
     fn inside_a_mesh_a_node_short_of_links_gets_them() {
         let v = view("a", &["a", "b", "c"], &["b"], 3);
-        assert_eq!(decide(&v, &ann("c", "a", true)), Decision::Dial);
         assert_eq!(
-            decide(&v, &ann("c", "a", false)),
+            decide(&v, &ann("c", "a", true), Duration::ZERO),
+            Decision::Dial
+        );
+        assert_eq!(
+            decide(&v, &ann("c", "a", false), Duration::ZERO),
             Decision::Ignore(Why::Satisfied)
         );
         assert_eq!(
-            decide(&v, &ann("b", "a", true)),
+            decide(&v, &ann("b", "a", true), Duration::ZERO),
             Decision::Ignore(Why::Linked)
         );
-        // At its degree, a node still helps one short of links...
+        // At its degree, a node still helps one short of links at once...
         let full = view("a", &["a", "b", "c"], &["b"], 1);
-        assert_eq!(decide(&full, &ann("c", "a", true)), Decision::Dial);
-        // ...but not once over it.
-        let over = view("a", &["a", "b", "c", "d"], &["b", "d"], 1);
         assert_eq!(
-            decide(&over, &ann("c", "a", true)),
+            decide(&full, &ann("c", "a", true), Duration::ZERO),
+            Decision::Dial
+        );
+        // ...over it, only once the other has been short a while (longer
+        // the more links over), so the least linked go first.
+        let over = view("a", &["a", "b", "c", "d", "e"], &["b", "d", "e"], 1);
+        let c = ann("c", "a", true);
+        assert_eq!(
+            decide(&over, &c, STARVED_STEP),
             Decision::Ignore(Why::Satisfied)
         );
+        assert_eq!(decide(&over, &c, STARVED_STEP * 2), Decision::Dial);
+        assert_eq!(
+            decide(&over, &ann("c", "a", false), STARVED_STEP * 9),
+            Decision::Ignore(Why::Satisfied)
+        );
+    }
+
+    #[test]
+    fn a_node_is_short_of_links_since_it_was_first_heard_so() {
+        let mut s = Short::default();
+        let t0 = Instant::now();
+        let forget = Duration::from_secs(30);
+        let sec = Duration::from_secs(1);
+        assert_eq!(s.heard(&ann("c", "a", true), t0, forget), Duration::ZERO);
+        assert_eq!(s.heard(&ann("c", "a", true), t0 + sec * 2, forget), sec * 2);
+        assert_eq!(
+            s.heard(&ann("d", "a", true), t0 + sec * 2, forget),
+            Duration::ZERO
+        );
+        // Satisfied, then short again: counted afresh.
+        assert_eq!(
+            s.heard(&ann("c", "a", false), t0 + sec * 3, forget),
+            Duration::ZERO
+        );
+        assert_eq!(
+            s.heard(&ann("c", "a", true), t0 + sec * 4, forget),
+            Duration::ZERO
+        );
+        // Silent longer than `forget`: afresh too.
+        assert_eq!(
+            s.heard(&ann("d", "a", true), t0 + sec * 40, forget),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn only_a_node_short_of_links_or_the_designated_one_speaks() {
+        let mut v = view("b", &["a", "b"], &["a"], 1);
+        v.designated = "a".into();
+        assert!(!v.speaks());
+        v.designated = "b".into();
+        assert!(v.speaks());
+        let short = view("b", &["a", "b"], &["a"], 3);
+        assert!(short.speaks());
+    }
+
+    #[test]
+    fn an_outage_is_logged_once() {
+        let mut o = Outage::default();
+        assert!(!o.recovered());
+        assert!(o.failed());
+        assert!(!o.failed());
+        assert!(o.recovered());
+        assert!(o.failed());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Frames over a byte stream: the thin async edge around [`super::wire`].
 
+use super::stats::Counters;
 use super::wire::{self, Message, Opener, Sealer, WireError, HEADER_LEN};
 use std::time::Duration;
 use thiserror::Error;
@@ -33,13 +34,20 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
+/// One frame read: the message, and (but for Routed) its raw payload.
+pub struct Received {
+    pub msg: Message,
+    pub payload: Vec<u8>,
+}
+
 /// Reads, authenticates and decodes one frame of at most `max` payload
-/// bytes; also returns its payload.
+/// bytes, and counts it.
 pub async fn read<R: AsyncRead + Unpin>(
     r: &mut R,
     opener: &mut Opener,
     max: usize,
-) -> Result<(Message, Vec<u8>), FrameError> {
+    counters: &Counters,
+) -> Result<Received, FrameError> {
     let mut head = [0u8; HEADER_LEN];
     r.read_exact(&mut head).await?;
     // The header is checked (size caps included) before the body is read.
@@ -49,7 +57,9 @@ pub async fn read<R: AsyncRead + Unpin>(
     }
     let mut body = vec![0u8; h.body_len()];
     r.read_exact(&mut body).await?;
-    Ok(opener.open(&head, &body)?)
+    let (msg, payload) = opener.open(&h, &head, body)?;
+    counters.received(h.kind, h.frame_len());
+    Ok(Received { msg, payload })
 }
 
 /// [`read`] with a deadline.
@@ -58,19 +68,22 @@ pub async fn read_within<R: AsyncRead + Unpin>(
     opener: &mut Opener,
     max: usize,
     limit: Duration,
-) -> Result<(Message, Vec<u8>), FrameError> {
-    tokio::time::timeout(limit, read(r, opener, max))
+    counters: &Counters,
+) -> Result<Received, FrameError> {
+    tokio::time::timeout(limit, read(r, opener, max, counters))
         .await
         .map_err(|_| FrameError::Timeout(limit))?
 }
 
+/// Seals, writes and counts one frame.
 pub async fn write<W: AsyncWrite + Unpin>(
     w: &mut W,
     sealer: &mut Sealer,
     m: &Message,
+    counters: &Counters,
 ) -> Result<(), FrameError> {
     let frame = sealer.seal(m)?;
     w.write_all(&frame).await?;
-    w.flush().await?;
+    counters.sent(m.kind(), frame.len());
     Ok(())
 }

@@ -47,7 +47,8 @@ impl Mesh {
             .map_err(|_| connect_err("timed out".into()))?
             .map_err(|e| connect_err(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let mut authd = auth::initiate(&mut stream, &key, self.hello(explicit))
+        let handshake = stats::Counters::default();
+        let mut authd = auth::initiate(&mut stream, &key, self.hello(explicit), &handshake)
             .await
             .map_err(|source| MeshError::Handshake {
                 addr: addr.to_string(),
@@ -57,9 +58,11 @@ impl Mesh {
         if name == self.0.me {
             return Err(MeshError::Myself);
         }
+        let counters = self.counters(&name);
+        counters.absorb(&handshake);
         note_version(&authd.peer);
         if authd.peer.context != self.0.context {
-            let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye).await;
+            let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye, &counters).await;
             return Err(MeshError::OtherContext {
                 name,
                 context: authd.peer.context,
@@ -74,7 +77,7 @@ impl Mesh {
                 Ok(name)
             }
             Err(_) => {
-                let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye).await;
+                let _ = frames::write(&mut stream, &mut authd.tx, &Message::Bye, &counters).await;
                 Err(MeshError::AlreadyLinked(name))
             }
         }
@@ -109,10 +112,16 @@ impl Mesh {
                 return;
             }
         };
-        let mut authd = match auth::respond(&mut stream, &key, self.hello(false)).await {
+        let handshake = stats::Counters::default();
+        let hello = self.hello(false);
+        let mut authd = match auth::respond(&mut stream, &key, hello, &handshake).await {
             Ok(a) => a,
             Err(HandshakeError::Auth(why)) => {
                 warn!("refused mesh connection from {addr}: authentication failed: {why}");
+                return;
+            }
+            Err(e) if malformed(&e) => {
+                self.malformed(&addr.to_string(), &e.to_string());
                 return;
             }
             Err(e) => {
@@ -121,10 +130,13 @@ impl Mesh {
             }
         };
         let peer = authd.peer.clone();
+        let counters = self.counters(&peer.name);
+        counters.absorb(&handshake);
         note_version(&peer);
         match self.register(&peer, &peer.name, addr, true) {
             Ok(reg) => {
-                if let Err(e) = frames::write(&mut stream, &mut authd.tx, &Message::Accept).await {
+                let accept = frames::write(&mut stream, &mut authd.tx, &Message::Accept, &counters);
+                if let Err(e) = accept.await {
                     self.link_down(&peer.name, reg.id, &e.to_string());
                     return;
                 }
@@ -137,7 +149,8 @@ impl Mesh {
                 } else {
                     debug!("refused mesh link from {} at {addr}: {why}", peer.name);
                 }
-                let _ = frames::write(&mut stream, &mut authd.tx, &Message::Refuse(why)).await;
+                let refuse = Message::Refuse(why);
+                let _ = frames::write(&mut stream, &mut authd.tx, &refuse, &counters).await;
             }
         }
     }
@@ -152,6 +165,7 @@ impl Mesh {
         listening: bool,
     ) -> Result<Registered, Refusal> {
         let me = &self.0.me;
+        let counters = self.counters(&peer.name);
         let mut st = self.state();
         if listening {
             admit(&st, me, &self.0.context, peer)?;
@@ -196,7 +210,12 @@ impl Mesh {
         drop(st);
         self.publish(events);
         self.0.changed.notify_one();
-        Ok(Registered { id, queue, stop })
+        Ok(Registered {
+            id,
+            queue,
+            stop,
+            counters,
+        })
     }
 
     /// A link ended (or was hung up); a no-op when that link is already
@@ -242,6 +261,18 @@ fn note_version(peer: &Hello) {
             crate::daemon::VERSION
         );
     }
+}
+
+/// A handshake that failed on a frame that is not ours or not well made
+/// (rather than on silence, a closed connection, or a wrong key, which are
+/// reported apart).
+fn malformed(e: &HandshakeError) -> bool {
+    use super::frames::FrameError;
+    matches!(
+        e,
+        HandshakeError::Unexpected { .. }
+            | HandshakeError::Frame(FrameError::Wire(_) | FrameError::TooLarge { .. })
+    )
 }
 
 /// Why a listening node turned a peer away; `loud` ones are logged as

@@ -2,7 +2,8 @@
 //! the whole graph from the others' announcements, and sends commands along
 //! shortest paths, so one command can act on every node.
 //!
-//! - [`wire`]: frames and messages (pure)
+//! - [`wire`]: frames and messages (pure); [`routed`]: the envelope of a
+//!   message routed hop by hop (pure)
 //! - [`auth`]: the shared key and the handshake that opens each link
 //! - [`graph`]: topology and routes from announcements (pure)
 //! - [`discovery`]: UDP broadcast to find nodes of the same context
@@ -10,7 +11,9 @@
 //!   heartbeats); `linking`: opening, admitting and closing links
 //! - `routing`: announcements, the topology, messages hop by hop, and
 //!   requests waiting for answers
-//! - [`commands`]: `mesh status`, `mesh list`, `mesh send`, ...
+//! - [`commands`]: `mesh status`, `mesh list`, `mesh send`, `mesh stats`, ...
+//! - [`stats`]: frame counters per peer and kind (pure bookkeeping);
+//!   [`ratelimit`]: for log lines a peer can provoke
 //!
 //! This module holds the shared state: links, announcements, the computed
 //! topology and the requests waiting for an answer.
@@ -20,9 +23,14 @@ pub mod commands;
 pub mod discovery;
 pub mod frames;
 pub mod graph;
+pub mod ifaces;
 mod link;
 mod linking;
+pub mod ratelimit;
+pub mod requests;
+pub mod routed;
 mod routing;
+pub mod stats;
 pub mod wire;
 
 use crate::command::{BoxFuture, Group, Response, Session};
@@ -40,12 +48,15 @@ use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tracing::{debug, info, warn};
-use wire::{Body, Hello, Lsa, Message, Routed};
+use wire::{Hello, Lsa, Message};
 
-/// How often an idle link sends a heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// A link silent this long is dead: its peer crashed or was cut off.
-pub const DEAD_AFTER: Duration = Duration::from_secs(5);
+/// How often an idle link sends a heartbeat: five per direction in the
+/// default announcement period. A peer that dies is noticed at once (its
+/// kernel closes the connection); heartbeats only find one cut off or hung.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A link silent this long is dead: its peer was cut off, or hangs. Three
+/// heartbeats and a half, so a late one on a loaded machine is no death.
+pub const DEAD_AFTER: Duration = Duration::from_millis(7000);
 /// Hops a message may travel before it is dropped.
 pub const TTL: u8 = 64;
 /// Frames queued for one peer; a peer this far behind is dropped.
@@ -91,15 +102,19 @@ struct Inner {
     context: String,
     port: u16,
     msa: Duration,
-    broadcast: Ipv4Addr,
+    broadcast: Option<Ipv4Addr>,
     key_path: PathBuf,
-    key: Mutex<Option<MeshKey>>,
+    key: Mutex<Option<Arc<MeshKey>>>,
     state: Mutex<State>,
     events: broadcast::Sender<Event>,
     runner: OnceLock<Runner>,
-    /// Wakes discovery when links or membership change.
+    /// Wakes discovery (see [`Mesh::changed`]).
     changed: Notify,
     ids: AtomicU64,
+    /// Frames and bytes per peer and kind (`mesh stats`).
+    stats: Mutex<stats::Book>,
+    /// Malformed frames and messages are logged, but only so often.
+    malformed: Mutex<ratelimit::RateLimit>,
 }
 
 struct State {
@@ -110,7 +125,19 @@ struct State {
     lsdb: BTreeMap<String, Stored>,
     my_seq: u64,
     topo: Topology,
-    pending: HashMap<u64, Pending>,
+    /// Requests waiting for answers.
+    pending: requests::Requests,
+    /// Requests from other nodes run here lately (a resend is not run twice).
+    seen: requests::Seen,
+    /// Requests to send again, after a loss in the mesh, once the lock is
+    /// released.
+    resend: Vec<routed::Routed>,
+    /// Where each origin's periodic announcement goes on from here, for
+    /// the current topology.
+    trees: HashMap<String, Vec<String>>,
+    /// `topo` is behind the announcements; a recomputation is due.
+    stale: bool,
+    recompute_due: bool,
     dialing: BTreeSet<String>,
     key_error_logged: bool,
     /// Nodes that left the mesh, and when: `mesh send all` still names them
@@ -134,16 +161,12 @@ struct Stored {
     at: Instant,
 }
 
-struct Pending {
-    dst: String,
-    tx: oneshot::Sender<Result<Vec<Response>, String>>,
-}
-
 /// What a link task gets once its peer is registered.
 struct Registered {
     id: u64,
     queue: mpsc::Receiver<Message>,
     stop: Arc<Notify>,
+    counters: Arc<stats::Counters>,
 }
 
 fn now_nanos() -> u64 {
@@ -179,7 +202,12 @@ impl Mesh {
                 lsdb,
                 my_seq,
                 topo: Topology::alone(&me),
-                pending: HashMap::new(),
+                pending: requests::Requests::default(),
+                seen: requests::Seen::default(),
+                resend: Vec::new(),
+                trees: HashMap::new(),
+                stale: false,
+                recompute_due: false,
                 dialing: BTreeSet::new(),
                 key_error_logged: false,
                 lost: BTreeMap::new(),
@@ -188,7 +216,11 @@ impl Mesh {
             events,
             runner: OnceLock::new(),
             changed: Notify::new(),
-            ids: AtomicU64::new(1),
+            // A restarted node's request ids must not be ones its peers
+            // remember running (`requests::Seen` would not run them again).
+            ids: AtomicU64::new(discovery::random() >> 1),
+            stats: Mutex::new(stats::Book::default()),
+            malformed: Mutex::new(ratelimit::RateLimit::new(10, Duration::from_secs(60))),
         }))
     }
 
@@ -211,14 +243,62 @@ impl Mesh {
         tokio::spawn(self.clone().accept_loop(listener));
         tokio::spawn(discovery::run(self.clone()));
         tokio::spawn(self.clone().announce_loop());
+        tokio::spawn(self.clone().stats_loop());
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.0.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn book(&self) -> MutexGuard<'_, stats::Book> {
+        self.0.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The frame counters of one peer, kept across its links.
+    pub(crate) fn counters(&self, peer: &str) -> Arc<stats::Counters> {
+        self.book().counters(peer, Instant::now())
+    }
+
+    /// `mesh stats`: a row per peer and frame kind.
+    pub fn stats(&self) -> Vec<stats::Row> {
+        self.book().rows(Instant::now())
+    }
+
+    /// Every frame this node sent and received, all links together.
+    pub fn frame_totals(&self) -> stats::Tally {
+        self.book().totals()
+    }
+
+    /// Logs a malformed frame or message (rate-limited: a peer can send
+    /// them at will).
+    fn malformed(&self, from: &str, why: &str) {
+        let allowed = self
+            .0
+            .malformed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(Instant::now());
+        match allowed {
+            Some(0) => warn!("dropped a malformed mesh frame from {from}: {why}"),
+            Some(held) => {
+                warn!("dropped a malformed mesh frame from {from}: {why} ({held} more not logged)")
+            }
+            None => {}
+        }
+    }
+
+    /// Keeps the rates of `mesh stats` current.
+    async fn stats_loop(self) {
+        let mut tick = tokio::time::interval(stats::WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.book().mark(Instant::now());
+        }
+    }
+
     /// The mesh key, read again from its file while it is missing.
-    pub fn key(&self) -> Result<MeshKey, String> {
+    pub fn key(&self) -> Result<Arc<MeshKey>, String> {
         let mut slot = self.0.key.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = &*slot {
             return Ok(k.clone());
@@ -229,6 +309,7 @@ impl Mesh {
                     warn!("{w}");
                 }
                 info!("mesh key {} loaded", self.0.key_path.display());
+                let k = Arc::new(k);
                 *slot = Some(k.clone());
                 Ok(k)
             }
@@ -248,7 +329,8 @@ impl Mesh {
         self.0.port
     }
 
-    pub fn broadcast_addr(&self) -> Ipv4Addr {
+    /// `-broadcast`, if given.
+    pub fn broadcast_addr(&self) -> Option<Ipv4Addr> {
         self.0.broadcast
     }
 
@@ -315,7 +397,9 @@ impl Mesh {
         self.state().timeout = t;
     }
 
-    /// Resolves when links or membership changed since the last call.
+    /// Resolves when this node's links or degree changed since the last
+    /// call, or the membership while this node links newcomers (what makes
+    /// discovery eager again).
     pub async fn changed(&self) {
         self.0.changed.notified().await
     }

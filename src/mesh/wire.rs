@@ -6,12 +6,13 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "MMSH"
-//!      4     1  version (1)
+//!      4     1  version (2)
 //!      5     1  kind
 //!      6     2  reserved, zero
 //!      8     8  sequence number, big-endian; 0 for Hello, then +1 per frame
 //!     16     4  payload length, big-endian, at most MAX_PAYLOAD
-//!     20     n  payload (JSON for Hello, Refuse, Lsa and Routed; empty otherwise)
+//!     20     n  payload: JSON for Hello, Refuse and Lsa; for Routed, the
+//!               envelope of [`super::routed`] and a JSON body; empty otherwise
 //!   20+n    32  HMAC-SHA256(key, bytes 0 .. 20+n)
 //! ```
 //!
@@ -19,15 +20,19 @@
 //! sequence number (which the MAC covers) must be exactly the next one
 //! expected, so a replayed, dropped, reordered or altered frame ends the
 //! link.
+//!
+//! Version 1 carried Routed as JSON with a single destination. Nodes of
+//! different versions refuse each other at the first frame, saying which
+//! versions they speak: a mesh is all of one version.
 
-use crate::command::Response;
+use super::routed::Routed;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use thiserror::Error;
 
 pub const MAGIC: [u8; 4] = *b"MMSH";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 20;
 pub const MAC_LEN: usize = 32;
 /// Larger frames are refused as soon as their header arrives, before any
@@ -40,7 +45,7 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 pub enum WireError {
     #[error("not a mesh frame (bad magic)")]
     Magic,
-    #[error("unsupported mesh protocol version {0} (this node speaks {VERSION})")]
+    #[error("unsupported mesh protocol version {0} (this node speaks {VERSION}; every node of a mesh must run a release speaking the same version)")]
     Version(u8),
     #[error("unknown frame kind {0}")]
     Kind(u8),
@@ -68,7 +73,33 @@ pub enum Kind {
     Bye = 8,
 }
 
+/// Every frame kind, in wire order: `KINDS[kind as usize - 1]` is `kind`.
+pub const KINDS: [Kind; 8] = [
+    Kind::Hello,
+    Kind::Confirm,
+    Kind::Accept,
+    Kind::Refuse,
+    Kind::Heartbeat,
+    Kind::Lsa,
+    Kind::Routed,
+    Kind::Bye,
+];
+
 impl Kind {
+    /// Its name in `mesh stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Hello => "hello",
+            Kind::Confirm => "confirm",
+            Kind::Accept => "accept",
+            Kind::Refuse => "refuse",
+            Kind::Heartbeat => "heartbeat",
+            Kind::Lsa => "lsa",
+            Kind::Routed => "routed",
+            Kind::Bye => "bye",
+        }
+    }
+
     fn from_byte(b: u8) -> Result<Kind, WireError> {
         Ok(match b {
             1 => Kind::Hello,
@@ -107,31 +138,6 @@ pub struct Lsa {
     pub peers: Vec<String>,
 }
 
-/// A message travelling hop by hop from `src` to `dst`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Routed {
-    pub src: String,
-    pub dst: String,
-    /// Hops left; a message is dropped when it reaches zero.
-    pub ttl: u8,
-    /// Chosen by the requester; the answer carries the same id.
-    pub id: u64,
-    pub body: Body,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Body {
-    /// Run a command line there.
-    Request {
-        line: String,
-        namespace: Option<String>,
-    },
-    /// Every response the command produced there.
-    Response { responses: Vec<Response> },
-    /// The request could not be delivered or run.
-    Failed { error: String },
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Hello(Hello),
@@ -159,19 +165,29 @@ impl Message {
         }
     }
 
-    pub fn payload(&self) -> Vec<u8> {
-        let json = match self {
-            Message::Hello(h) => serde_json::to_vec(h),
-            Message::Refuse(r) => serde_json::to_vec(r),
-            Message::Lsa(l) => serde_json::to_vec(l),
-            Message::Routed(r) => serde_json::to_vec(r),
-            _ => return Vec::new(),
-        };
+    /// Appends the payload to `out`.
+    fn write_payload(&self, out: &mut Vec<u8>) -> Result<(), WireError> {
         // Serializing these types cannot fail: no maps with non-string keys.
-        json.unwrap_or_default()
+        let _ = match self {
+            Message::Hello(h) => serde_json::to_writer(&mut *out, h),
+            Message::Refuse(r) => serde_json::to_writer(&mut *out, r),
+            Message::Lsa(l) => serde_json::to_writer(&mut *out, l),
+            Message::Routed(r) => return r.write(out),
+            _ => Ok(()),
+        };
+        Ok(())
     }
 
-    pub fn from_parts(kind: Kind, payload: &[u8]) -> Result<Message, WireError> {
+    pub fn payload(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let _ = self.write_payload(&mut out);
+        out
+    }
+
+    /// Decodes a payload, taking it over: a Routed message keeps it (its
+    /// body stays there); any other gives it back, as the handshake binds
+    /// the bytes of the Hellos.
+    pub fn from_payload(kind: Kind, payload: Vec<u8>) -> Result<(Message, Vec<u8>), WireError> {
         fn json<T: serde::de::DeserializeOwned>(kind: Kind, p: &[u8]) -> Result<T, WireError> {
             serde_json::from_slice(p).map_err(|e| WireError::Payload {
                 kind,
@@ -188,16 +204,17 @@ impl Message {
                 })
             }
         };
-        match kind {
-            Kind::Hello => json(kind, payload).map(Message::Hello),
+        let msg = match kind {
+            Kind::Routed => return Ok((Message::Routed(Routed::read(payload)?), Vec::new())),
+            Kind::Hello => json(kind, &payload).map(Message::Hello),
             Kind::Confirm => empty(Message::Confirm),
             Kind::Accept => empty(Message::Accept),
-            Kind::Refuse => json(kind, payload).map(Message::Refuse),
+            Kind::Refuse => json(kind, &payload).map(Message::Refuse),
             Kind::Heartbeat => empty(Message::Heartbeat),
-            Kind::Lsa => json(kind, payload).map(Message::Lsa),
-            Kind::Routed => json(kind, payload).map(Message::Routed),
+            Kind::Lsa => json(kind, &payload).map(Message::Lsa),
             Kind::Bye => empty(Message::Bye),
-        }
+        }?;
+        Ok((msg, payload))
     }
 }
 
@@ -213,6 +230,11 @@ impl Header {
     /// Bytes that follow the header: payload and MAC.
     pub fn body_len(&self) -> usize {
         self.len + MAC_LEN
+    }
+
+    /// The whole frame's length.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + self.body_len()
     }
 }
 
@@ -244,28 +266,57 @@ pub(crate) fn mac(key: &[u8]) -> HmacSha256 {
 
 /// Frames outgoing messages for one direction of one link.
 pub struct Sealer {
-    key: Vec<u8>,
+    /// Keyed once; each frame starts from a copy.
+    mac: HmacSha256,
     seq: u64,
 }
 
 impl Sealer {
     pub fn new(key: &[u8]) -> Sealer {
         Sealer {
-            key: key.to_vec(),
+            mac: mac(key),
             seq: 0,
         }
     }
 
     /// Switches to the session key; the sequence carries on.
     pub fn rekey(&mut self, key: &[u8]) {
-        self.key = key.to_vec();
+        self.mac = mac(key);
+    }
+
+    /// Appends one frame to `out` and returns its length. A message too
+    /// large for a frame leaves `out` and the sequence as they were.
+    pub fn seal_into(&mut self, m: &Message, out: &mut Vec<u8>) -> Result<usize, WireError> {
+        let start = out.len();
+        out.extend_from_slice(&MAGIC);
+        out.push(VERSION);
+        out.push(m.kind() as u8);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&[0; 4]);
+        let fail = |out: &mut Vec<u8>, e| {
+            out.truncate(start);
+            Err(e)
+        };
+        if let Err(e) = m.write_payload(out) {
+            return fail(out, e);
+        }
+        let len = out.len() - start - HEADER_LEN;
+        if len > MAX_PAYLOAD {
+            return fail(out, WireError::TooLarge(len));
+        }
+        out[start + 16..start + 20].copy_from_slice(&(len as u32).to_be_bytes());
+        let mut mac = self.mac.clone();
+        mac.update(&out[start..]);
+        out.extend_from_slice(&mac.finalize().into_bytes());
+        self.seq += 1;
+        Ok(out.len() - start)
     }
 
     pub fn seal(&mut self, m: &Message) -> Result<Vec<u8>, WireError> {
-        let payload = m.payload();
-        let frame = seal_raw(&self.key, m.kind(), self.seq, &payload)?;
-        self.seq += 1;
-        Ok(frame)
+        let mut out = Vec::new();
+        self.seal_into(m, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -290,42 +341,43 @@ pub fn seal_raw(key: &[u8], kind: Kind, seq: u64, payload: &[u8]) -> Result<Vec<
 
 /// Checks and decodes incoming frames for one direction of one link.
 pub struct Opener {
-    key: Vec<u8>,
+    mac: HmacSha256,
     seq: u64,
 }
 
 impl Opener {
     pub fn new(key: &[u8]) -> Opener {
         Opener {
-            key: key.to_vec(),
+            mac: mac(key),
             seq: 0,
         }
     }
 
     pub fn rekey(&mut self, key: &[u8]) {
-        self.key = key.to_vec();
+        self.mac = mac(key);
     }
 
-    /// Authenticates one frame, given its header bytes and the
+    /// Authenticates one frame, given its header (parsed once, by the
+    /// caller, to know how much to read), the header's bytes and the
     /// `header.body_len()` bytes after them, and decodes it. Returns the
-    /// message and its raw payload (the handshake binds the latter).
+    /// message and, but for Routed (which keeps it), the raw payload
+    /// (the handshake binds it).
     pub fn open(
         &mut self,
+        h: &Header,
         head: &[u8; HEADER_LEN],
-        body: &[u8],
+        mut body: Vec<u8>,
     ) -> Result<(Message, Vec<u8>), WireError> {
-        let h = parse_header(head)?;
         if body.len() != h.body_len() {
             return Err(WireError::Payload {
                 kind: h.kind,
                 why: format!("{} bytes where {} were announced", body.len(), h.body_len()),
             });
         }
-        let (payload, tag) = body.split_at(h.len);
-        let mut m = mac(&self.key);
+        let mut m = self.mac.clone();
         m.update(head);
-        m.update(payload);
-        m.verify_slice(tag).map_err(|_| WireError::Mac)?;
+        m.update(&body[..h.len]);
+        m.verify_slice(&body[h.len..]).map_err(|_| WireError::Mac)?;
         if h.seq != self.seq {
             return Err(WireError::Sequence {
                 expected: self.seq,
@@ -333,7 +385,8 @@ impl Opener {
             });
         }
         self.seq += 1;
-        Ok((Message::from_parts(h.kind, payload)?, payload.to_vec()))
+        body.truncate(h.len);
+        Message::from_payload(h.kind, body)
     }
 
     /// Decodes the first frame in `buf`: `Ok(None)` while it is incomplete,
@@ -344,11 +397,11 @@ impl Opener {
         };
         let head: &[u8; HEADER_LEN] = head.try_into().expect("header length");
         let h = parse_header(head)?;
-        let end = HEADER_LEN + h.body_len();
+        let end = h.frame_len();
         let Some(body) = buf.get(HEADER_LEN..end) else {
             return Ok(None);
         };
-        let (msg, _) = self.open(head, body)?;
+        let (msg, _) = self.open(&h, head, body.to_vec())?;
         Ok(Some((msg, end)))
     }
 }
@@ -356,6 +409,8 @@ impl Opener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Response;
+    use crate::mesh::routed::Body;
     use proptest::prelude::*;
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
@@ -390,22 +445,26 @@ mod tests {
             }),
             Message::Routed(Routed {
                 src: "n1".into(),
-                dst: "n3".into(),
+                dst: vec!["n3".into(), "n4".into()],
+                request: true,
                 ttl: 32,
                 id: 9,
                 body: Body::Request {
                     line: "vm info".into(),
                     namespace: Some("ns".into()),
-                },
+                }
+                .encode(),
             }),
             Message::Routed(Routed {
                 src: "n3".into(),
-                dst: "n1".into(),
+                dst: vec!["n1".into()],
+                request: false,
                 ttl: 32,
                 id: 9,
                 body: Body::Response {
                     responses: vec![response(), Response::error("n3", "no such vm")],
-                },
+                }
+                .encode(),
             }),
             Message::Bye,
         ]
@@ -524,6 +583,7 @@ mod tests {
 
     fn arb_message() -> impl Strategy<Value = Message> {
         let s = || "[a-zA-Z0-9 \\-_.\u{e9}\u{4e2d}\"\\\\]{0,24}";
+        let name = || "[a-zA-Z0-9\\-_.\u{e9}\u{4e2d}]{1,24}";
         prop_oneof![
             (s(), s(), s(), any::<u16>(), any::<bool>()).prop_map(|(n, c, x, p, e)| {
                 Message::Hello(Hello {
@@ -544,8 +604,8 @@ mod tests {
                 })
             ),
             (
-                s(),
-                s(),
+                name(),
+                proptest::collection::vec(name(), 1..5),
                 any::<u8>(),
                 any::<u64>(),
                 s(),
@@ -555,15 +615,21 @@ mod tests {
                     Routed {
                         src,
                         dst,
+                        request: true,
                         ttl,
                         id,
-                        body: Body::Request { line, namespace }
+                        body: Body::Request { line, namespace }.encode()
                     }
                 )),
-            (s(), s(), proptest::collection::vec((s(), s(), s()), 0..6)).prop_map(
-                |(src, dst, rs)| Message::Routed(Routed {
+            (
+                name(),
+                name(),
+                proptest::collection::vec((s(), s(), s()), 0..6)
+            )
+                .prop_map(|(src, dst, rs)| Message::Routed(Routed {
                     src,
-                    dst,
+                    dst: vec![dst],
+                    request: false,
                     ttl: 1,
                     id: 1,
                     body: Body::Response {
@@ -577,8 +643,8 @@ mod tests {
                             })
                             .collect()
                     }
-                })
-            ),
+                    .encode()
+                })),
             Just(Message::Heartbeat),
             Just(Message::Bye),
         ]
