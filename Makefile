@@ -1,6 +1,6 @@
 # Build, install and package minimega.
 #
-#   make               build the binary and the generated docs (release)
+#   make               build the binaries and the generated docs (release)
 #   make install       lay the files out under $(DESTDIR) (both packages use it)
 #   make package       dist/minimega_<v>_<arch>.deb and dist/minimega-<v>-1.<arch>.rpm
 #   make lint          man pages, lintian and rpmlint on what `make package` made
@@ -46,6 +46,7 @@ PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
+LIBDIR ?= $(PREFIX)/lib
 SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
@@ -53,6 +54,12 @@ DBUSPOLICYDIR ?= $(DATADIR)/dbus-1/system.d
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+
+# The cc agent runs inside guests, which may have no C library at all, so
+# it is linked statically (the gnu target's static-pie). `cargo rustc` puts
+# the flag on the agent alone and reuses the release build of everything
+# else; the result is kept apart, since a plain `cargo build` relinks it.
+AGENT := $(GEN)/miniccc
 
 MANPAGES := man/minimega.1 man/minimega.toml.5 man/minimega-dbus.7
 GENPAGES := $(GEN)/man/minimega-commands.7
@@ -63,6 +70,9 @@ all: docs
 
 build:
 	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minimega --bin gendoc
+	$(CARGO_ENV) $(CARGO) rustc --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin miniccc -- -C target-feature=+crt-static
+	mkdir -p $(GEN)
+	cp $(REL)/miniccc $(AGENT).new && mv $(AGENT).new $(AGENT)
 
 # minimega-commands(7) and the completions, from this build's command table
 # and flags; regenerated on every build, so they cannot drift.
@@ -70,8 +80,9 @@ docs: build
 	$(REL)/gendoc $(GEN)
 
 install:
-	@test -x $(REL)/minimega -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
+	@test -x $(REL)/minimega -a -x $(AGENT) -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
 	install -D -m 0755 $(REL)/minimega $(DESTDIR)$(BINDIR)/minimega
+	install -D -m 0755 $(AGENT) $(DESTDIR)$(LIBDIR)/minimega/miniccc
 	install -D -m 0644 systemd/minimega.service $(DESTDIR)$(UNITDIR)/minimega.service
 	install -D -m 0644 systemd/org.minimega.Minimega1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.minimega.Minimega1.conf
 	install -D -m 0644 systemd/minimega.sysusers $(DESTDIR)$(SYSUSERSDIR)/minimega.conf

@@ -29,7 +29,7 @@
 # restarts it if it exits; /etc/guest.d/*.sh run (in order) before that.
 set -eu
 
-GUEST_VERSION=3
+GUEST_VERSION=4
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.cache/guest"
@@ -153,7 +153,16 @@ if [ -x /bin/miniccc ]; then
                 /bin/miniccc -parent "${hostport%:*}" -port "${hostport##*:}"
             else
                 n=0
-                while [ ! -e /dev/virtio-ports/cc ] && [ "$n" -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+                while [ ! -e /dev/virtio-ports/cc ] && [ "$n" -lt 100 ]; do
+                    # No udev here: name the virtio ports as its rules do.
+                    for p in /sys/class/virtio-ports/*; do
+                        [ -r "$p/name" ] || continue
+                        mkdir -p /dev/virtio-ports
+                        ln -sf "../${p##*/}" "/dev/virtio-ports/$(cat "$p/name")"
+                    done
+                    [ -e /dev/virtio-ports/cc ] || sleep 0.1
+                    n=$((n + 1))
+                done
                 /bin/miniccc -serial /dev/virtio-ports/cc
             fi
             sleep 1

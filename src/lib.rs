@@ -9,6 +9,7 @@
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
+//! - [`cc`]: command and control of guests through their miniccc agent
 //! - [`disk`]: disk images (`disk`, `vm config disks`, overlays)
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
@@ -18,6 +19,7 @@
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
+pub mod cc;
 pub mod client;
 pub mod command;
 pub mod config;

@@ -73,6 +73,7 @@ fn lintian_and_rpmlint_find_no_errors() {
 /// What both packages must install, by the path each distribution uses.
 const LAYOUT: &[&str] = &[
     "/usr/bin/minimega",
+    "/usr/lib/minimega/miniccc",
     "@UNITDIR@/minimega.service",
     "/usr/share/dbus-1/system.d/org.minimega.Minimega1.conf",
     "/usr/lib/sysusers.d/minimega.conf",
@@ -153,6 +154,21 @@ fn both_packages_hold_the_same_layout() {
     common::set_mode(&bin, 0o755);
     let out = run(Command::new(&bin).arg("-version"));
     assert_eq!(text(&out).trim(), format!("minimega {V}"));
+
+    // The cc agent goes into guests that may lack a C library: it is
+    // static (no program interpreter, no shared libraries) and runs.
+    let agent = scratch.path.join("miniccc");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "dpkg-deb --fsys-tarfile {} | tar -xOf - ./usr/lib/minimega/miniccc > {}",
+        d.deb.display(),
+        agent.display()
+    )));
+    common::set_mode(&agent, 0o755);
+    let headers = text(&run(Command::new("readelf").args(["-l", "-d"]).arg(&agent)));
+    assert!(!headers.contains("INTERP"), "{headers}");
+    assert!(!headers.contains("(NEEDED)"), "{headers}");
+    let out = run(Command::new(&agent).arg("-version"));
+    assert_eq!(text(&out).trim(), format!("miniccc minimega-rs {V}"));
 }
 
 /// Paths of the node's own file system, before and after, kept in the node.

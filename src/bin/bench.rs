@@ -4,9 +4,14 @@
 //!
 //!     bench mesh [--nodes 16] [--degree 3] [--rounds 200] [--idle 10] [--workers 1]
 //!     bench launch [N, default 100] [ROUNDS, default 3]
+//!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
 
+#[path = "bench/cc.rs"]
+mod cc;
+#[path = "bench/daemon.rs"]
+mod daemon;
 #[path = "bench/files.rs"]
 mod files;
 #[path = "bench/launch.rs"]
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
         _ => {
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
             );
             eprintln!("       bench launch [N [ROUNDS]]");
+            eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
             ExitCode::from(2)

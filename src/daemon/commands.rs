@@ -42,6 +42,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(crate::disk::commands::specs());
     specs.extend(crate::files::commands::specs());
     specs.extend(crate::shell::commands::specs());
+    specs.extend(crate::cc::commands::specs());
     Engine::new(specs)
 }
 

@@ -33,6 +33,8 @@ pub struct Node {
     /// minimega keeps them.
     pub deploy: std::sync::Mutex<crate::deploy::Settings>,
     pub vms: Vms,
+    /// Command and control of the guests' agents.
+    pub cc: crate::cc::Cc,
     pub net: std::sync::Arc<crate::net::Net>,
     pub disks: crate::disk::Disks,
     pub files: crate::files::Files,
@@ -63,11 +65,14 @@ impl Node {
         )));
         hooks.push(std::sync::Arc::new(crate::vm::hotplug::Usb));
         hooks.push(std::sync::Arc::new(crate::vm::migrate::Incoming));
-        let net = crate::net::Net::new(&config.base);
-        hooks.push(net.hook());
-        vms.set_hooks(hooks);
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
+        let net = crate::net::Net::new(&config.base);
+        let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone(), plumber.clone());
+        cc.set_net(net.clone());
+        hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
+        hooks.push(net.hook());
+        vms.set_hooks(hooks);
         Node {
             mesh,
             disks,
@@ -79,6 +84,7 @@ impl Node {
             config,
             events,
             vms,
+            cc,
             net,
         }
     }

@@ -46,6 +46,10 @@ pub const NAMESPACE_CLEAR: &[&str] = &[
     "clear tap",
     "clear capture",
     "ns del-bridge all",
+    // minimega drops the namespace's cc server; its responses stay on disk.
+    "clear cc commands",
+    "clear cc filter",
+    "clear cc prefix",
 ];
 
 /// Commands that act on every host of the session's namespace, by name
@@ -215,7 +219,7 @@ pub fn hosts_of(node: &Node, session: &Session) -> BTreeSet<String> {
 /// [`FAN_OUT`] command typed in a namespace with hosts beyond this node
 /// also runs on those hosts, as `namespace <ns> <command>`.
 pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-    if !FAN_OUT.contains(&command) {
+    if !FAN_OUT.contains(&command) && !crate::cc::commands::FAN_OUT.contains(&command) {
         return None;
     }
     let hosts = hosts_of(node, session);
@@ -230,11 +234,15 @@ pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> O
     );
     let mesh = node.mesh.clone();
     Some(Elsewhere {
-        here: hosts.contains(me),
+        here: hosts.contains(me) || crate::cc::commands::ALWAYS_HERE.contains(&command),
         remote: Box::pin(async move { mesh.send(&remote, &line).await }),
-        tidy: command
-            .starts_with("vm ")
-            .then_some(drop_not_found as fn(&mut Vec<Response>)),
+        tidy: if command.starts_with("vm ") {
+            Some(drop_not_found as fn(&mut Vec<Response>))
+        } else if command.starts_with("cc") || command == "clear cc" {
+            Some(crate::cc::commands::tidy)
+        } else {
+            None
+        },
     })
 }
 

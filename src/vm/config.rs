@@ -85,6 +85,8 @@ pub struct VmConfig {
     pub qemu_override: Vec<(String, String)>,
     /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
     pub networks: Vec<crate::net::Nic>,
+    /// The virtio-serial port the cc agent talks over.
+    pub backchannel: bool,
     /// A saved running state to start from (`vm migrate`, `vm save`).
     pub state: String,
 }
@@ -114,6 +116,7 @@ impl Default for VmConfig {
             virtio_ports: String::new(),
             qemu_override: Vec::new(),
             networks: Vec::new(),
+            backchannel: true,
             state: String::new(),
         }
     }
@@ -144,6 +147,7 @@ pub enum Field {
     VirtioPorts,
     QemuOverride,
     Networks,
+    Backchannel,
     State,
 }
 
@@ -172,6 +176,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("virtio-ports", Field::VirtioPorts),
     ("qemu-override", Field::QemuOverride),
     ("networks", Field::Networks),
+    ("backchannel", Field::Backchannel),
     ("state", Field::State),
 ];
 
@@ -234,6 +239,7 @@ impl Field {
             Field::Schedule => (Vm, 70, "Schedule host"),
             Field::Coschedule => (Vm, 80, "Coschedule limit"),
             Field::Colocate => (Vm, 90, "Colocate"),
+            Field::Backchannel => (Vm, 100, "Backchannel"),
             Field::Tags => (Vm, 110, "Tags"),
             Field::State => (Kvm, 10, "State Path"),
             Field::Disks => (Kvm, 20, "Disks"),
@@ -275,6 +281,18 @@ fn count(
         return Err(bad(over));
     }
     Ok(n)
+}
+
+fn boolean(field: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            field,
+            value: v.into(),
+            why: "expected true or false",
+        }),
+    }
 }
 
 fn single(field: Field, values: &[String]) -> Result<&str, ConfigError> {
@@ -338,19 +356,9 @@ impl VmConfig {
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
             Field::Disks => self.disks = crate::disk::spec::parse_list(values, filepath)?,
-            Field::Snapshot => {
-                let v = single(field, values)?;
-                self.snapshot = match v {
-                    "true" => true,
-                    "false" => false,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            field: "snapshot",
-                            value: v.into(),
-                            why: "expected true or false",
-                        })
-                    }
-                }
+            Field::Snapshot => self.snapshot = boolean("snapshot", single(field, values)?)?,
+            Field::Backchannel => {
+                self.backchannel = boolean("backchannel", single(field, values)?)?
             }
             Field::Cdrom => self.cdrom = resolve_file(filepath, single(field, values)?)?,
             Field::Kernel => self.kernel = resolve_file(filepath, single(field, values)?)?,
@@ -458,6 +466,7 @@ impl VmConfig {
             Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
             Field::QemuOverride => self.qemu_override = d.qemu_override,
             Field::Networks => self.networks = d.networks,
+            Field::Backchannel => self.backchannel = d.backchannel,
             Field::State => self.state = d.state,
         }
     }
@@ -493,6 +502,7 @@ impl VmConfig {
                 out
             }
             Field::Networks => crate::net::spec::describe(&self.networks),
+            Field::Backchannel => self.backchannel.to_string(),
             Field::State => self.state.clone(),
         }
     }

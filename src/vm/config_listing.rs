@@ -98,6 +98,7 @@ UUID:
 Schedule host:    
 Coschedule limit: -1
 Colocate:         
+Backchannel:      true
 Tags:             {}
 
 KVM configuration:

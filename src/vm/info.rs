@@ -116,7 +116,11 @@ pub async fn table(
         }
         row.push("kvm".into());
         row.push(vm.uuid.clone());
-        row.push("false".into());
+        row.push(
+            vm.cc_active
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        );
         if summary {
             row.push(net.vlan_cell(vm));
             rows.push(row);

@@ -167,6 +167,7 @@ impl Vms {
                     qmp: None,
                 }),
                 op: tokio::sync::Mutex::new(()),
+                cc_active: Default::default(),
             });
             reg.names.insert((ns.to_string(), name), id);
             reg.uuids.insert(uuid, id);

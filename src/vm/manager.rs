@@ -76,6 +76,8 @@ pub struct Vm {
     pub status: Mutex<Status>,
     /// Serialises lifecycle operations on this VM.
     pub(super) op: tokio::sync::Mutex<()>,
+    /// Whether its cc agent is connected now (`vm info` cc_active).
+    pub cc_active: std::sync::atomic::AtomicBool,
 }
 
 impl Vm {
@@ -103,6 +105,7 @@ impl Vm {
                 qmp: None,
             }),
             op: tokio::sync::Mutex::new(()),
+            cc_active: Default::default(),
         }
     }
 

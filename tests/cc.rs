@@ -1,0 +1,832 @@
+//! Command and control with real agents: three TCG guests booting the
+//! test guest with our miniccc appended (virtio-serial), a daemon killed
+//! with SIGKILL mid-way, hostile and silent TCP agents against a daemon
+//! whose good agents keep working, and a namespace across two test-bed
+//! nodes (systemd-nspawn, QEMU inside under TCG).
+
+mod common;
+
+use common::guest::{self, VmGuard, BOOT};
+use common::testbed::{Node, Testbed};
+use common::*;
+use minimega::cc::{gob, ron};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_miniccc");
+const ANSWER: Duration = Duration::from_secs(60);
+
+/// The test guest's kernel, and an initrd with our agent appended.
+fn guest_with_agent(dir: &Path) -> (PathBuf, PathBuf) {
+    let (kernel, initrd) = guest::guest();
+    let with = dir.join("initrd-cc.img");
+    let out = std::process::Command::new(project_root().join("scripts/guest-agent.sh"))
+        .arg(AGENT)
+        .arg(&with)
+        .arg(&initrd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "guest-agent: {}", stderr(&out));
+    (kernel, with)
+}
+
+/// A command's id, from the response's Data.
+fn post(d: &Daemon, line: &str) -> i64 {
+    let out = d.ok(&format!(".json true {line}"));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|_| panic!("{line}: {out}"));
+    v[0]["Data"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{line}: no id in {out}"))
+}
+
+/// Rows of a table command, as column -> value.
+fn rows(d: &Daemon, line: &str) -> Vec<BTreeMap<String, String>> {
+    let out = d.ok(&format!(".json true {line}"));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut all = Vec::new();
+    for r in v.as_array().unwrap() {
+        let header: Vec<String> = r["Header"]
+            .as_array()
+            .map(|h| h.iter().map(|c| c.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        for row in r["Tabular"].as_array().cloned().unwrap_or_default() {
+            let cells = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap().to_string());
+            all.push(header.iter().cloned().zip(cells).collect());
+        }
+    }
+    all
+}
+
+fn clients(d: &Daemon) -> usize {
+    rows(d, "cc clients").len()
+}
+
+/// How many clients answered command `id`.
+fn answered(d: &Daemon, id: i64) -> usize {
+    rows(d, "cc commands")
+        .iter()
+        .find(|r| r["id"] == id.to_string())
+        .map(|r| r["responses"].parse().unwrap())
+        .unwrap_or(0)
+}
+
+fn wait_answers(d: &Daemon, id: i64, n: usize) {
+    wait_for(&format!("{n} responses to command {id}"), ANSWER, || {
+        (answered(d, id) >= n).then_some(())
+    });
+}
+
+fn fails(d: &Daemon, line: &str) -> String {
+    let out = d.e(line);
+    assert!(!out.status.success(), "`{line}` should fail");
+    stdout(&out)
+}
+
+/// `<filepath>/miniccc_responses/<id>/<uuid>/<file>` of the default namespace.
+fn response(d: &Daemon, id: i64, uuid: &str, file: &str) -> Option<String> {
+    std::fs::read_to_string(
+        d.base
+            .join("files/miniccc_responses")
+            .join(id.to_string())
+            .join(uuid)
+            .join(file),
+    )
+    .ok()
+}
+
+#[test]
+fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
+    let bus = Bus::start();
+    // The first daemon's scratch holds the base directory: it lives to
+    // the end, though its process is killed half-way.
+    let mut first = Daemon::start(&bus);
+    let _qemus = VmGuard {
+        base: first.base.clone(),
+    };
+    let base = first.base.clone();
+    let d = &first;
+    let (kernel, initrd) = guest_with_agent(&d.scratch.path);
+    d.ok("vm config memory 192");
+    d.ok(&format!("vm config kernel {}", kernel.display()));
+    d.ok(&format!("vm config initrd {}", initrd.display()));
+    d.ok("vm config serial-ports 1");
+    assert_eq!(d.ok("vm config backchannel"), "true");
+    for i in 1..=3 {
+        d.ok(&format!("vm config append console=ttyS0 mm.hostname=cc{i}"));
+        d.ok(&format!("vm launch kvm cc{i}"));
+    }
+    let uuid: BTreeMap<String, String> = rows(d, "vm info")
+        .into_iter()
+        .map(|r| (r["name"].clone(), r["uuid"].clone()))
+        .collect();
+    d.ok("vm start all");
+    wait_for("three agents", BOOT, || (clients(d) == 3).then_some(()));
+    let listed = rows(d, "cc clients");
+    let mut names: Vec<&str> = listed.iter().map(|r| r["hostname"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["cc1", "cc2", "cc3"], "{listed:?}");
+    for r in &listed {
+        assert_eq!((r["arch"].as_str(), r["os"].as_str()), ("amd64", "linux"));
+        assert_eq!(uuid[&r["hostname"]], r["uuid"]);
+    }
+    assert!(rows(d, "vm info").iter().all(|r| r["cc_active"] == "true"));
+
+    // cc exec: one response per guest, on disk and through cc responses.
+    let id = post(d, "cc exec hostname");
+    wait_answers(d, id, 3);
+    let text = d.ok(&format!("cc responses {id}"));
+    for (name, u) in &uuid {
+        assert_eq!(response(d, id, u, "stdout").unwrap(), format!("{name}\n"));
+        assert_eq!(response(d, id, u, "exitcode").unwrap(), "0");
+        assert!(
+            text.contains(&format!("{id}/{u}/stdout:\n{name}")),
+            "{text}"
+        );
+    }
+
+    // A filter on a vm info column limits a command to one VM; the
+    // command after it, unfiltered, reaches all three (so the first was
+    // seen, and skipped, by the other two).
+    d.ok("cc filter name=cc2");
+    let only = post(d, "cc exec hostname");
+    d.ok("clear cc filter");
+    let after = post(d, "cc exec true");
+    wait_answers(d, after, 3);
+    assert_eq!(answered(d, only), 1);
+    assert_eq!(response(d, only, &uuid["cc2"], "stdout").unwrap(), "cc2\n");
+    assert!(response(d, only, &uuid["cc1"], "stdout").is_none());
+    let listed = rows(d, "cc commands");
+    let row = listed.iter().find(|r| r["id"] == only.to_string()).unwrap();
+    assert_eq!(row["filter"], "name=cc2");
+
+    // Exit codes.
+    let code = post(d, "cc exec sh -c \"exit 3\"");
+    wait_answers(d, code, 3);
+    assert_eq!(
+        d.ok(&format!(".annotate false cc exitcode {code} cc1")),
+        "3"
+    );
+    assert_eq!(
+        d.ok(&format!(".annotate false cc exitcode {after} cc3")),
+        "0"
+    );
+
+    // cc send puts a file in each guest; cc exec cat prints it.
+    let files = base.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let body = format!("sent by the test {}\n", std::process::id());
+    std::fs::write(files.join("hello.txt"), &body).unwrap();
+    let sent = post(d, "cc send hello.txt");
+    let cat = post(d, "cc exec cat /tmp/miniccc/files/hello.txt");
+    wait_answers(d, cat, 3);
+    assert_eq!(answered(d, sent), 3);
+    for u in uuid.values() {
+        assert_eq!(response(d, cat, u, "stdout").unwrap(), body);
+    }
+
+    // cc recv brings a file back into the response tree.
+    let made = post(d, "cc exec sh -c \"hostname > /tmp/out.txt\"");
+    let got = post(d, "cc recv /tmp/out.txt");
+    wait_answers(d, got, 3);
+    assert_eq!(answered(d, made), 3);
+    for (name, u) in &uuid {
+        assert_eq!(
+            response(d, got, u, "tmp/out.txt").unwrap(),
+            format!("{name}\n")
+        );
+    }
+
+    // cc background returns at once (no exit code is kept) and the
+    // process is listed until it is killed.
+    let bg = post(d, "cc background sleep 600");
+    wait_answers(d, bg, 3);
+    assert!(response(d, bg, &uuid["cc1"], "exitcode").is_none());
+    wait_for("3 background processes", ANSWER, || {
+        (rows(d, "cc process list all")
+            .iter()
+            .filter(|r| r["command"] == "sleep 600")
+            .count()
+            == 3)
+            .then_some(())
+    });
+    post(d, "cc process kill all");
+    wait_for("the background processes to end", ANSWER, || {
+        rows(d, "cc process list all").is_empty().then_some(())
+    });
+
+    // A command the daemon must never send twice to one client.
+    let once = post(d, "cc exec sh -c \"echo x >> /tmp/runs\"");
+    wait_answers(d, once, 3);
+
+    // SIGKILL: the next daemon adopts the VMs, the agents reconnect, old
+    // responses and commands remain, and nothing runs again.
+    first.crash();
+    let second = Daemon::start_with(
+        &bus,
+        DaemonOpts {
+            base: Some(base.clone()),
+            ..DaemonOpts::default()
+        },
+    );
+    let d = &second;
+    wait_for("the agents to reconnect", ANSWER * 2, || {
+        (clients(d) == 3).then_some(())
+    });
+    assert!(d
+        .ok(&format!("cc responses {id}"))
+        .contains(&format!("{id}/{}/stdout:", uuid["cc1"])));
+    assert_eq!(answered(d, id), 3);
+    let runs = post(d, "cc exec cat /tmp/runs");
+    assert_eq!(runs, once + 1, "ids go on after the restart");
+    wait_answers(d, runs, 3);
+    for u in uuid.values() {
+        assert_eq!(response(d, runs, u, "stdout").unwrap(), "x\n");
+    }
+    assert!(rows(d, "vm info").iter().all(|r| r["cc_active"] == "true"));
+
+    // A guest that reboots keeps its port: its fresh agent says RON again
+    // on the same connection and is sent the commands again, as minimega
+    // does, but never a `-once` one (else this would reboot forever).
+    let connects = || {
+        d.log_text()
+            .lines()
+            .filter(|l| l.contains("cc: vm cc1 (serial): client") && l.contains("connected"))
+            .count()
+    };
+    let before = connects();
+    d.ok("cc filter name=cc1");
+    let boot = post(
+        d,
+        "cc exec-once sh -c \"echo reboot >> /tmp/boots; reboot -f\"",
+    );
+    d.ok("clear cc filter");
+    // The new agent's RON arrives on the old connection, or on a new one
+    // if the reboot outlasted the 30 s a silent client is kept.
+    wait_for("cc1's agent to come back", BOOT, || {
+        (connects() > before).then_some(())
+    });
+    let again = post(d, "cc exec cat /tmp/runs /tmp/boots");
+    wait_answers(d, again, 3);
+    // A rebooted guest's /tmp is new: the run happened again, the reboot not.
+    assert_eq!(response(d, again, &uuid["cc1"], "stdout").unwrap(), "x\n");
+    assert!(response(d, again, &uuid["cc1"], "stderr").is_some_and(|e| e.contains("/tmp/boots")));
+    assert_eq!(answered(d, boot), 0);
+    assert_eq!(connects(), before + 1, "cc1 came back once");
+
+    // A guest killed in the middle of a command stalls nobody.
+    let slow = post(d, "cc exec sh -c \"sleep 5; echo slow\"");
+    d.ok("vm kill cc3");
+    let quick = post(d, "cc exec hostname");
+    wait_answers(d, quick, 2);
+    wait_answers(d, slow, 2);
+    assert!(response(d, quick, &uuid["cc3"], "stdout").is_none());
+    wait_for("cc3 to leave", ANSWER, || (clients(d) == 2).then_some(()));
+    let info = rows(d, "vm info");
+    let active = |n: &str| info.iter().find(|r| r["name"] == n).unwrap()["cc_active"].clone();
+    assert_eq!(
+        (active("cc1"), active("cc3")),
+        ("true".into(), "false".into())
+    );
+
+    // Deleting responses removes them from disk.
+    d.ok(&format!("cc delete response {id}"));
+    assert!(response(d, id, &uuid["cc1"], "stdout").is_none());
+    assert!(fails(d, &format!("cc responses {id}")).contains(&format!("no responses for {id}")));
+    d.ok("vm kill all");
+    d.ok("vm flush");
+}
+
+/// A handshake message for `uuid`, as an agent sends it.
+fn hello(uuid: &str) -> Vec<u8> {
+    hello_version(uuid, ron::VERSION)
+}
+
+fn hello_version(uuid: &str, version: &str) -> Vec<u8> {
+    gob::Encoder::new()
+        .encode(&ron::T_MESSAGE, &hello_msg(uuid, version).to_gob())
+        .unwrap()
+}
+
+fn hello_msg(uuid: &str, version: &str) -> ron::Message {
+    ron::Message {
+        kind: ron::kind::CLIENT,
+        uuid: uuid.into(),
+        version: version.into(),
+        client: Some(ron::Client {
+            uuid: uuid.into(),
+            hostname: "fake".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn connect(port: u16, magic: bool) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    if magic {
+        s.write_all(b"RON").unwrap();
+        let mut back = [0u8; 3];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"RON");
+    }
+    s
+}
+
+/// Reads until the daemon closes the connection (it must).
+fn closed(mut s: TcpStream) {
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+            Err(e) => panic!("the daemon kept a bad connection open: {e}"),
+        }
+    }
+}
+
+/// Our agent over TCP on this host, for the VM of `uuid`; killed on drop.
+fn tcp_agent(port: u16, uuid: &str, path: &Path) -> Agent {
+    Agent(
+        std::process::Command::new(AGENT)
+            .args(["-parent", "127.0.0.1", "-port", &port.to_string()])
+            .args(["-uuid", uuid])
+            .arg("-path")
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
+    let bus = Bus::start();
+    let daemon = Daemon::start(&bus);
+    let d = &daemon;
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
+    d.ok("vm config memory 64");
+    d.ok("vm launch kvm good,silent");
+    let uuid: BTreeMap<String, String> = rows(d, "vm info")
+        .into_iter()
+        .map(|r| (r["name"].clone(), r["uuid"].clone()))
+        .collect();
+    let port = free_port();
+    d.ok(&format!("cc listen {port}"));
+    assert!(fails(d, &format!("cc listen {port}")).contains("already listening"));
+
+    // Our agent over TCP, on this host, for VM `good`.
+    let _agent = tcp_agent(port, &uuid["good"], &d.scratch.path.join("agent"));
+    wait_for("the good agent", ANSWER, || (clients(d) == 1).then_some(()));
+
+    // A peer that sends no magic, a bad frame after it, a huge frame, a
+    // client naming no VM of ours: each dropped, with a log line.
+    let mut s = connect(port, false);
+    // The daemon may hang up before all of it is written.
+    let _ = s.write_all(&vec![0x42u8; 70_000]);
+    closed(s);
+    let mut s = connect(port, true);
+    let _ = s.write_all(&[0x06, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    closed(s);
+    let mut s = connect(port, true);
+    let _ = s.write_all(&[0xfc, 0x40, 0x00, 0x00, 0x00, 0x01]);
+    closed(s);
+    let mut s = connect(port, true);
+    let _ = s.write_all(&hello("00000000-1111-2222-3333-444444444444"));
+    closed(s);
+    // An agent too old to send a message version.
+    let mut s = connect(port, true);
+    let _ = s.write_all(&hello_version(&uuid["silent"], ""));
+    closed(s);
+    // One that connects and never speaks holds only its own connection.
+    let _lurker = connect(port, false);
+    // One that shakes hands, then falls silent: dropped after 30 s.
+    let started = Instant::now();
+    let mut quiet = connect(port, true);
+    // (naming itself by the byte-swapped form of its VM's UUID, as some
+    // QEMU versions show it to the guest)
+    let swapped = ron::unmangle(&uuid["silent"]).unwrap();
+    quiet.write_all(&hello(&swapped)).unwrap();
+    wait_for("the silent client", ANSWER, || {
+        (clients(d) == 2).then_some(())
+    });
+
+    assert!(rows(d, "cc clients")
+        .iter()
+        .any(|r| r["uuid"] == uuid["silent"]));
+    // Meanwhile the good agent answers at once.
+    let id = post(d, "cc exec echo ok");
+    wait_answers(d, id, 1);
+    assert_eq!(
+        d.ok(&format!(".annotate false cc responses {id} raw")),
+        "ok"
+    );
+    wait_for("the silent client to be dropped", ANSWER, || {
+        (clients(d) == 1).then_some(())
+    });
+    assert!(started.elapsed() >= Duration::from_secs(25));
+    let log = d.log_text();
+    for line in [
+        "no RON handshake in the first 65536 bytes; dropping the connection",
+        "malformed handshake",
+        "frame of 1073741824 bytes exceeds the limit",
+        "unregistered client 00000000-1111-2222-3333-444444444444",
+        "miniccc client too old (no message version)",
+        "byte-swapped UUID",
+        "silent for 30s; dropping it",
+    ] {
+        assert!(log.contains(line), "no `{line}` in the log:\n{log}");
+    }
+
+    // cc send: a missing file, or one outside the files directory, is a
+    // clear error and makes no command.
+    std::fs::create_dir_all(d.base.join("files")).unwrap();
+    std::fs::write(d.scratch.path.join("secret"), "x").unwrap();
+    let before = rows(d, "cc commands").len();
+    assert_eq!(fails(d, "cc send nope.txt"), "E: no such file: nope.txt");
+    assert_eq!(
+        fails(d, "cc send ../secret"),
+        "E: path `../secret` leaves its directory"
+    );
+    assert!(fails(d, "cc send /etc/passwd").starts_with("E: can only send files from "));
+    assert_eq!(rows(d, "cc commands").len(), before);
+    assert!(fails(d, "cc filter nonsense").contains("malformed id=value pair: nonsense"));
+    d.ok("vm kill all");
+}
+
+/// `minimega -e` inside a test-bed node.
+fn mm(n: &Node, line: &str) -> String {
+    n.ok(&format!("minimega -e {}", shell_quote(line)))
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn a_namespace_across_two_nodes_reaches_guests_on_both() {
+    let scratch = Scratch::new("cc-mesh");
+    let (kernel, initrd) = guest_with_agent(&scratch.path);
+    let bed = Testbed::boot(&["cchead", "ccnode"]);
+    let key = "cc test mesh key, shared by both nodes";
+    for n in &bed.nodes {
+        n.install_build();
+        n.ok(&format!(
+            "mkdir -p /etc/minimega && printf '%s\\n' '{key}' > /etc/minimega/mesh.key && chmod 600 /etc/minimega/mesh.key && \
+             printf 'degree = 1\\nmsa = \"2s\"\\nbroadcast = \"{}\"\\n' > /etc/minimega/minimega.toml && \
+             systemctl start minimega",
+            bed.lan.broadcast()
+        ));
+    }
+    let head = bed.node("cchead");
+    head.wait_ok(
+        "minimega -e .annotate false .columns mesh mesh status | grep -qx 2",
+        Duration::from_secs(60),
+    );
+    let ns = "namespace exp";
+    mm(head, &format!("{ns} ns add-hosts cchead"));
+    for (i, host) in ["cchead", "ccnode"].iter().enumerate() {
+        for line in [
+            "vm config memory 192".to_string(),
+            format!("vm config kernel {}", kernel.display()),
+            format!("vm config initrd {}", initrd.display()),
+            format!("vm config schedule {host}"),
+            format!("vm config append console=ttyS0 mm.hostname=far{i}"),
+            format!("vm launch kvm far{i}"),
+        ] {
+            mm(head, &format!("{ns} {line}"));
+        }
+    }
+    mm(head, &format!("{ns} vm start all"));
+    let count = || -> usize {
+        mm(
+            head,
+            &format!("{ns} .annotate false .compress false .headers false .columns clients cc"),
+        )
+        .lines()
+        .filter_map(|l| l.trim().parse::<usize>().ok())
+        .sum()
+    };
+    let deadline = Instant::now() + BOOT;
+    while count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the agents of both nodes did not connect"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let out = mm(head, &format!("{ns} .json true cc exec hostname"));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let id = v[0]["Data"].as_i64().unwrap_or_else(|| panic!("{out}"));
+    let deadline = Instant::now() + ANSWER;
+    let text = loop {
+        let t = stdout(&head.sh(&format!(
+            "minimega -e {}",
+            shell_quote(&format!("{ns} cc responses {id}"))
+        )));
+        if t.contains("far0") && t.contains("far1") {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "responses from both nodes: {t}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        text.contains("cchead:") && text.contains("ccnode:"),
+        "{text}"
+    );
+    // Each node keeps its own guests' responses where phenix reads them.
+    for (i, n) in bed.nodes.iter().enumerate() {
+        let files = n.ok(&format!(
+            "cat /run/minimega/files/exp/miniccc_responses/{id}/*/stdout"
+        ));
+        assert_eq!(files, format!("far{i}"));
+    }
+    let listed = mm(head, &format!("{ns} .columns host,hostname cc clients"));
+    assert!(
+        listed.contains("ccnode | far1") && listed.contains("cchead | far0"),
+        "{listed}"
+    );
+    mm(head, &format!("{ns} vm kill all"));
+}
+
+/// The stock Go agent (minimega's own cmd/miniccc, built from its source;
+/// never part of this repository) in a guest of this daemon.
+#[test]
+#[ignore = "set MINIMEGA_STOCK_MINICCC to a miniccc built by scripts/stock-miniccc.sh"]
+fn the_stock_go_agent_works_with_this_daemon() {
+    let stock = PathBuf::from(std::env::var("MINIMEGA_STOCK_MINICCC").unwrap());
+    let bus = Bus::start();
+    let daemon = Daemon::start(&bus);
+    let d = &daemon;
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
+    let (kernel, _) = guest_with_agent(&d.scratch.path);
+    let initrd = d.scratch.path.join("initrd-stock.img");
+    let out = std::process::Command::new(project_root().join("scripts/guest-agent.sh"))
+        .arg(&stock)
+        .arg(&initrd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    d.ok("vm config memory 192");
+    d.ok(&format!("vm config kernel {}", kernel.display()));
+    d.ok(&format!("vm config initrd {}", initrd.display()));
+    d.ok("vm config serial-ports 1");
+    d.ok("vm config append console=ttyS0 mm.hostname=stock1");
+    d.ok("vm launch kvm stock1");
+    let u = rows(d, "vm info")[0]["uuid"].clone();
+    d.ok("vm start stock1");
+    wait_for("the stock agent", BOOT, || (clients(d) == 1).then_some(()));
+    let c = &rows(d, "cc clients")[0];
+    assert_eq!(
+        (c["hostname"].as_str(), c["uuid"].as_str()),
+        ("stock1", u.as_str())
+    );
+    let id = post(d, "cc exec /bin/hostname");
+    wait_answers(d, id, 1);
+    assert_eq!(response(d, id, &u, "stdout").unwrap(), "stock1\n");
+    let code = post(d, "cc exec /bin/sh -c \"exit 7\"");
+    wait_answers(d, code, 1);
+    assert_eq!(response(d, code, &u, "exitcode").unwrap(), "7");
+    std::fs::create_dir_all(d.base.join("files")).unwrap();
+    std::fs::write(d.base.join("files/to-stock.txt"), "to the stock agent\n").unwrap();
+    post(d, "cc send to-stock.txt");
+    let cat = post(d, "cc exec /bin/cat /tmp/miniccc/files/to-stock.txt");
+    wait_answers(d, cat, 1);
+    assert_eq!(
+        response(d, cat, &u, "stdout").unwrap(),
+        "to the stock agent\n"
+    );
+    let got = post(d, "cc recv /etc/passwd");
+    wait_answers(d, got, 1);
+    assert!(response(d, got, &u, "etc/passwd")
+        .unwrap()
+        .starts_with("root:"));
+    let bg = post(d, "cc background /bin/sleep 300");
+    wait_answers(d, bg, 1);
+    wait_for("the background process", ANSWER, || {
+        (rows(d, "cc process list all").len() == 1).then_some(())
+    });
+    // Its pipes are the plumber's: a command's stdout written to one, its
+    // stdin read from another until the pipe is deleted.
+    let piped = post(d, "cc exec stdout=stockout /bin/echo piped");
+    wait_answers(d, piped, 1);
+    wait_for("the stock agent's line in pipe stockout", ANSWER, || {
+        pipe_row(d, "stockout").filter(|r| r["previous"] == "piped")
+    });
+    let fed = post(d, "cc exec stdin=stockin /bin/cat");
+    wait_for("the stock agent's reader", ANSWER, || {
+        pipe_row(d, "stockin").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe stockin hello-stock");
+    d.ok("clear pipe stockin");
+    wait_answers(d, fed, 1);
+    assert_eq!(
+        response(d, fed, &u, "stdout").unwrap().trim(),
+        "hello-stock"
+    );
+    // A program in the guest writes a pipe through the agent (`miniccc
+    // -pipe` talks to the running agent over its local socket).
+    post(
+        d,
+        "cc exec /bin/sh -c \"echo from-the-shell | /bin/miniccc -pipe clipipe\"",
+    );
+    wait_for("the guest's line in pipe clipipe", ANSWER, || {
+        pipe_row(d, "clipipe").filter(|r| r["previous"] == "from-the-shell")
+    });
+    // Its heartbeats keep it listed past the 30 s a silent client gets.
+    std::thread::sleep(Duration::from_secs(35));
+    assert_eq!(clients(d), 1);
+    d.ok("vm kill all");
+}
+
+/// A PIPE message as an agent sends it.
+fn pipe_msg(name: &str, mode: i64, data: &str) -> ron::Message {
+    ron::Message {
+        kind: ron::kind::PIPE,
+        version: ron::VERSION.into(),
+        pipe: name.into(),
+        pipe_mode: mode,
+        pipe_data: data.into(),
+        ..Default::default()
+    }
+}
+
+/// An agent's side of a connection: one gob stream out (each type is
+/// defined once in it).
+struct Outbox {
+    s: TcpStream,
+    enc: gob::Encoder,
+}
+
+impl Outbox {
+    fn send(&mut self, m: &ron::Message) {
+        let bytes = self.enc.encode(&ron::T_MESSAGE, &m.to_gob()).unwrap();
+        self.s.write_all(&bytes).unwrap();
+    }
+}
+
+/// The daemon's side of a connection, as an agent reads it.
+struct Inbox {
+    s: TcpStream,
+    dec: gob::Decoder,
+    buf: Vec<u8>,
+}
+
+impl Inbox {
+    /// The next PIPE message (heartbeats and the handshake's echo skipped).
+    fn next_pipe(&mut self) -> ron::Message {
+        loop {
+            if let Some((head, len)) = gob::frame_len(&self.buf).unwrap() {
+                if self.buf.len() >= head + len {
+                    let body: Vec<u8> = self.buf.drain(..head + len).skip(head).collect();
+                    if let Some((_, v)) = self.dec.message(&body).unwrap() {
+                        let m = ron::Message::from_gob(&v).unwrap();
+                        if m.kind == ron::kind::PIPE {
+                            return m;
+                        }
+                    }
+                    continue;
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.s.read(&mut chunk).expect("the daemon's messages");
+            assert!(n > 0, "the daemon hung up");
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+fn pipe_row(d: &Daemon, name: &str) -> Option<BTreeMap<String, String>> {
+    let full = format!("minimega//{name}");
+    rows(d, "pipe").into_iter().find(|r| r["name"] == full)
+}
+
+/// An agent's PIPE messages meet the node's plumber (minimega's
+/// miniplumber), each way: what it writes is the pipe's, what the pipe
+/// carries reaches the agent as it named the pipe, a deleted pipe closes
+/// its reader, and its pipes are closed when it goes.
+#[test]
+fn an_agents_pipes_are_the_plumbers() {
+    let bus = Bus::start();
+    let daemon = Daemon::start(&bus);
+    let d = &daemon;
+    let _qemus = VmGuard {
+        base: d.base.clone(),
+    };
+    d.ok("vm config memory 64");
+    d.ok("vm launch kvm piped,ours");
+    let uuid: BTreeMap<String, String> = rows(d, "vm info")
+        .into_iter()
+        .map(|r| (r["name"].clone(), r["uuid"].clone()))
+        .collect();
+    let u = uuid["piped"].clone();
+    let port = free_port();
+    d.ok(&format!("cc listen {port}"));
+    let s = connect(port, true);
+    let mut inbox = Inbox {
+        s: s.try_clone().unwrap(),
+        dec: gob::Decoder::new(),
+        buf: Vec::new(),
+    };
+    let mut s = Outbox {
+        s,
+        enc: gob::Encoder::new(),
+    };
+    s.send(&hello_msg(&u, ron::VERSION));
+    wait_for("the agent", ANSWER, || (clients(d) == 1).then_some(()));
+    use ron::pipe::*;
+
+    // A writer: the agent's data is written to the pipe.
+    s.send(&pipe_msg("up", NEW_WRITER, ""));
+    s.send(&pipe_msg("up", DATA, "from the agent\n"));
+    wait_for("the agent's message in pipe up", ANSWER, || {
+        pipe_row(d, "up").filter(|r| r["previous"] == "from the agent")
+    });
+    assert_eq!(pipe_row(d, "up").unwrap()["writers"], "1");
+    assert_eq!(
+        fails(d, "clear pipe up"),
+        "E: cannot delete named pipe with open writers"
+    );
+
+    // A reader: what the pipe carries goes to the agent.
+    s.send(&pipe_msg("down", NEW_READER, ""));
+    wait_for("the agent's reader", ANSWER, || {
+        pipe_row(d, "down").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe down \"to the agent\"");
+    let m = inbox.next_pipe();
+    assert_eq!(
+        (m.pipe.as_str(), m.pipe_mode, m.pipe_data.as_str()),
+        ("down", DATA, "to the agent")
+    );
+    d.ok("clear pipe down");
+    let m = inbox.next_pipe();
+    assert_eq!((m.pipe.as_str(), m.pipe_mode), ("down", CLOSE_READER));
+
+    // Data for a pipe it never opened is logged, and the session goes on.
+    s.send(&pipe_msg("nowhere", DATA, "x"));
+    s.send(&pipe_msg("up", CLOSE_WRITER, ""));
+    wait_for("the writer closed", ANSWER, || {
+        pipe_row(d, "up").filter(|r| r["writers"] == "0")
+    });
+    assert!(d.log_text().contains("no such pipe: minimega//nowhere"));
+    assert_eq!(clients(d), 1);
+
+    // Its pipes close with its connection.
+    s.send(&pipe_msg("left", NEW_WRITER, ""));
+    wait_for("the second writer", ANSWER, || {
+        pipe_row(d, "left").filter(|r| r["writers"] == "1")
+    });
+    drop((s, inbox));
+    wait_for("the agent's pipes closed", ANSWER, || {
+        pipe_row(d, "left").filter(|r| r["writers"] == "0")
+    });
+
+    // Our agent ties a command's streams to pipes: stdout written line by
+    // line, stdin fed until the pipe is deleted.
+    let _agent = tcp_agent(port, &uuid["ours"], &d.scratch.path.join("agent"));
+    wait_for("our agent", ANSWER, || (clients(d) == 1).then_some(()));
+    let out = post(d, "cc exec stdout=oursout sh -c \"echo one; echo two\"");
+    wait_answers(d, out, 1);
+    let row = wait_for("our agent's lines in pipe oursout", ANSWER, || {
+        pipe_row(d, "oursout").filter(|r| r["previous"] == "two" && r["writers"] == "0")
+    });
+    assert_eq!(row["count"], "2");
+    assert_eq!(response(d, out, &uuid["ours"], "stdout"), None);
+    let fed = post(d, "cc exec stdin=oursin tr a-z A-Z");
+    wait_for("our agent's reader", ANSWER, || {
+        pipe_row(d, "oursin").filter(|r| r["readers"] == "1")
+    });
+    d.ok("pipe oursin first");
+    d.ok("pipe oursin second");
+    d.ok("clear pipe oursin");
+    wait_answers(d, fed, 1);
+    assert_eq!(
+        response(d, fed, &uuid["ours"], "stdout").unwrap(),
+        "FIRST\nSECOND\n"
+    );
+    d.ok("clear pipe");
+    d.ok("vm kill all");
+}

@@ -1,0 +1,3 @@
+module minimega-rs/gobfixture
+
+go 1.19
