@@ -728,4 +728,18 @@ fn namespace_launch_spreads_vms_over_its_hosts() {
     for n in names {
         assert_eq!(c.node(n).d.ok("namespace minimega vm info"), "", "{n}");
     }
+
+    // clear namespace removes the namespace's VMs on every one of its
+    // hosts, not only on the node where it is typed.
+    let out = attach(n1, "vm launch kvm 3\n.columns name vm info\n");
+    assert_eq!(vms_per_host(&out).len(), 3, "{out}");
+    for n in names {
+        let seen = c.node(n).d.ok("namespace exp .columns name vm info");
+        assert!(seen.lines().count() > 1, "{n} sees no VM of exp: {seen}");
+    }
+    attach(n1, "clear namespace exp\n");
+    for n in names {
+        let left = c.node(n).d.ok("namespace exp .columns name vm info");
+        assert!(left.lines().count() <= 1, "{n} kept VMs of exp: {left}");
+    }
 }
