@@ -9,7 +9,7 @@
 //! in the agents, to show the daemon's and the protocol's own share; and,
 //! as the floor on this machine, N `true` started at once from N threads.
 
-use super::daemon::{free_port_string, Bench};
+use super::daemon::{free_port_string, Harness};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -104,7 +104,7 @@ const PROBES: [Probe; 2] = [
 
 /// Posts the probe's command and waits until each of `uuids` answered.
 fn round(
-    b: &Bench,
+    b: &Harness,
     root: &Path,
     id: usize,
     p: &Probe,
@@ -152,7 +152,7 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
         std::process::id()
     )));
     let fp = files.0.to_string_lossy().into_owned();
-    let b = Bench::start("cc", &["-filepath", &fp])?;
+    let b = Harness::start("cc", None, &[], &["-filepath", &fp])?;
     let agent: PathBuf = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("miniccc");
@@ -174,7 +174,7 @@ fn bench(n: usize, rounds: usize) -> Result<(), String> {
         let c = Command::new(&agent)
             .args(["-parent", "127.0.0.1", "-port", &port, "-uuid", &uuids[i]])
             .arg("-path")
-            .arg(b.dir.join(format!("agent{i}")))
+            .arg(b.scratch.dir.join(format!("agent{i}")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -1,23 +1,23 @@
 //! A real `minimega` daemon (the binary next to this one) on a private
-//! D-Bus bus in a scratch directory, for the benchmarks; everything it
+//! D-Bus bus in a scratch directory, optionally inside a network
+//! namespace, and a client of it, for the benchmarks; everything it
 //! started is stopped and the directory removed on drop, also on error.
 
 use minimega::config::Bus;
 use minimega::dbus::client::Client;
+use minimega::vm::accel::Accel;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub struct Bench {
+/// Removes the scratch directory and stops what we started, also on error.
+pub struct Scratch {
     pub dir: PathBuf,
     pub children: Vec<Child>,
-    pub rt: tokio::runtime::Runtime,
-    pub client: Client,
-    pub daemon_pid: u32,
 }
 
-impl Drop for Bench {
+impl Drop for Scratch {
     fn drop(&mut self) {
         for c in self.children.iter_mut().rev() {
             // SAFETY: a plain kill(2) of our own child.
@@ -40,17 +40,32 @@ pub fn free_port_string() -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-impl Bench {
-    /// `/var/tmp/minimega-bench-<what>-<pid>`, a bus and a daemon on it
-    /// (with `extra` flags).
-    pub fn start(what: &str, extra: &[&str]) -> Result<Bench, String> {
+/// A real daemon (the `minimega` next to this binary) on a private bus,
+/// optionally inside a network namespace, and a client of it.
+pub struct Harness {
+    pub rt: tokio::runtime::Runtime,
+    pub client: Client,
+    pub daemon_pid: u32,
+    pub scratch: Scratch,
+}
+
+impl Harness {
+    pub fn start(
+        name: &str,
+        netns: Option<&str>,
+        env: &[(String, String)],
+        extra: &[&str],
+    ) -> Result<Harness, String> {
         let dir = PathBuf::from(format!(
-            "/var/tmp/minimega-bench-{what}-{}",
+            "/var/tmp/minimega-bench-{name}-{}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut children = Vec::new();
+        let mut scratch = Scratch {
+            dir: dir.clone(),
+            children: Vec::new(),
+        };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -64,18 +79,28 @@ impl Bench {
             .spawn()
             .map_err(|e| format!("dbus-daemon: {e}"))?;
         let mut line = String::new();
-        let read = BufReader::new(bus.stdout.take().ok_or("no bus output")?).read_line(&mut line);
-        children.push(bus);
-        read.map_err(|e| e.to_string())?;
+        BufReader::new(bus.stdout.take().ok_or("no bus output")?)
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        scratch.children.push(bus);
         let address = format!("unix:path={}", sock.display());
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let minimega = exe.with_file_name("minimega");
-        let daemon = Command::new(&minimega)
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&minimega);
+                c
+            }
+            None => Command::new(&minimega),
+        };
+        let daemon = cmd
             .arg("-base")
             .arg(dir.join("base"))
             .args(["-port", &free_port_string()?])
             .args(["-nostdin", "-bus", &address, "-level", "warn"])
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
@@ -83,8 +108,8 @@ impl Bench {
             .spawn()
             .map_err(|e| format!("{}: {e}", minimega.display()))?;
         let daemon_pid = daemon.id();
-        children.push(daemon);
-        let connected = rt.block_on(async {
+        scratch.children.push(daemon);
+        let client = rt.block_on(async {
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
                 if let Ok(c) = Client::connect(&Bus::Address(address.clone())).await {
@@ -97,29 +122,15 @@ impl Bench {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        });
-        let client = match connected {
-            Ok(c) => c,
-            Err(e) => {
-                // Stop what was started before giving up.
-                for mut c in children.into_iter().rev() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
-        };
-        Ok(Bench {
-            dir,
-            children,
+        })?;
+        Ok(Harness {
             rt,
             client,
             daemon_pid,
+            scratch,
         })
     }
 
-    /// Runs a command; its error is ours.
     pub fn exec(&self, cmd: &str) -> Result<String, String> {
         let r = self
             .rt
@@ -129,5 +140,15 @@ impl Bench {
             return Err(format!("`{cmd}`: {}", r.text));
         }
         Ok(r.text)
+    }
+
+    /// The accelerator the daemon found.
+    pub fn accel(&self) -> Result<Accel, String> {
+        let a = self.exec(".annotate false .headers false .columns accel host")?;
+        Ok(if a.trim() == "kvm" {
+            Accel::Kvm
+        } else {
+            Accel::Tcg
+        })
     }
 }

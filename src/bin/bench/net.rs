@@ -7,7 +7,8 @@
 //! all` takes with NICs, and the daemon's RSS growth per VM with a NIC.
 //! Needs root and openvswitch-switch.
 
-use super::launch::{median, rss_kib, Harness};
+use super::daemon::Harness;
+use super::launch::{median, rss_kib};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -84,7 +85,7 @@ fn load() -> String {
 fn bench(n: u64, rounds: usize) -> Result<(), String> {
     let sw = Switch::start()?;
     let env = [("OVS_RUNDIR".to_string(), sw.dir.display().to_string())];
-    let h = Harness::start("net", Some(&sw.netns), &env)?;
+    let h = Harness::start("net", Some(&sw.netns), &env, &[])?;
     let exec = |cmd: &str| h.exec(cmd);
     exec(&format!("vm config memory {MEMORY_MIB}"))?;
     let accel = h.accel()?;
