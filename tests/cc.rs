@@ -43,6 +43,14 @@ fn post(d: &Daemon, line: &str) -> i64 {
         .unwrap_or_else(|| panic!("{line}: no id in {out}"))
 }
 
+/// Each VM's UUID by its name, from `vm info`.
+fn uuids(d: &Daemon) -> BTreeMap<String, String> {
+    rows(d, "vm info")
+        .into_iter()
+        .map(|r| (r["name"].clone(), r["uuid"].clone()))
+        .collect()
+}
+
 /// Rows of a table command, as column -> value.
 fn rows(d: &Daemon, line: &str) -> Vec<BTreeMap<String, String>> {
     let out = d.ok(&format!(".json true {line}"));
@@ -123,10 +131,7 @@ fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
         d.ok(&format!("vm config append console=ttyS0 mm.hostname=cc{i}"));
         d.ok(&format!("vm launch kvm cc{i}"));
     }
-    let uuid: BTreeMap<String, String> = rows(d, "vm info")
-        .into_iter()
-        .map(|r| (r["name"].clone(), r["uuid"].clone()))
-        .collect();
+    let uuid = uuids(d);
     d.ok("vm start all");
     wait_for("three agents", BOOT, || (clients(d) == 3).then_some(()));
     let listed = rows(d, "cc clients");
@@ -387,10 +392,7 @@ fn bad_agents_are_dropped_with_a_log_line_and_stall_no_one() {
     };
     d.ok("vm config memory 64");
     d.ok("vm launch kvm good,silent");
-    let uuid: BTreeMap<String, String> = rows(d, "vm info")
-        .into_iter()
-        .map(|r| (r["name"].clone(), r["uuid"].clone()))
-        .collect();
+    let uuid = uuids(d);
     let port = free_port();
     d.ok(&format!("cc listen {port}"));
     assert!(fails(d, &format!("cc listen {port}")).contains("already listening"));
@@ -737,10 +739,7 @@ fn an_agents_pipes_are_the_plumbers() {
     };
     d.ok("vm config memory 64");
     d.ok("vm launch kvm piped,ours");
-    let uuid: BTreeMap<String, String> = rows(d, "vm info")
-        .into_iter()
-        .map(|r| (r["name"].clone(), r["uuid"].clone()))
-        .collect();
+    let uuid = uuids(d);
     let u = uuid["piped"].clone();
     let port = free_port();
     d.ok(&format!("cc listen {port}"));
