@@ -23,6 +23,14 @@ mod net;
 
 use std::process::ExitCode;
 
+/// The 1, 5 and 15 minute load averages, printed beside the figures: the
+/// machine is shared, and a figure means little without the load then.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// Runs benchmark `name` that needs root (network namespaces): usage
 /// errors exit 2, a failed run 1.
 fn as_root<O>(

@@ -6,6 +6,7 @@
 //! includes its checksums, its MACs and its final fdatasync; nc's copy is
 //! left in the page cache). Needs root, nc (netcat-openbsd) and cmp.
 
+use super::load;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -242,7 +243,7 @@ fn bench(o: &Opts) -> Result<(), String> {
         "-c",
         &format!("head -c {}M /dev/urandom > {}", o.mib, src.display()),
     ])?;
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_at_start = load();
     println!(
         "bench files: {} MiB, {} rounds, two daemons in two network namespaces over veth",
         o.mib, o.rounds
@@ -280,18 +281,6 @@ fn bench(o: &Opts) -> Result<(), String> {
         best(&get) / best(&nc),
         mean(&get) / mean(&nc)
     );
-    println!(
-        "load average at start: {}; at end: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("load average at start: {load_at_start}; at end: {}", load());
     Ok(())
 }

@@ -17,6 +17,7 @@
 //!
 //! Needs root (network namespaces).
 
+use super::load;
 use minimega::sock::client::SocketClient;
 use minimega::sock::proto::Reply;
 use std::collections::BTreeMap;
@@ -245,12 +246,6 @@ impl Drop for Lab {
 
 fn name(i: usize) -> String {
     format!("b{:03}", i + 1)
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_default()
 }
 
 async fn bench(o: &Opts) -> Result<(), String> {

@@ -9,6 +9,7 @@
 
 use super::daemon::Harness;
 use super::launch::{median, rss_kib};
+use super::load;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -71,15 +72,6 @@ impl Drop for Switch {
             self.netns
         ));
     }
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn bench(n: u64, rounds: usize) -> Result<(), String> {
