@@ -829,3 +829,48 @@ fn an_agents_pipes_are_the_plumbers() {
     d.ok("clear pipe");
     d.ok("vm kill all");
 }
+
+/// `cc listen` belongs to its namespace: destroying the namespace closes
+/// the port, and a restarted daemon does not open it again.
+#[test]
+fn clearing_a_namespace_closes_its_cc_listen_port() {
+    let bus = Bus::start();
+    let mut first = Daemon::start(&bus);
+    let base = first.base.clone();
+    let (kept, dropped) = (free_port(), free_port());
+    first.ok(&format!("cc listen {kept}"));
+    first.ok(&format!("namespace exp cc listen {dropped}"));
+    assert!(TcpStream::connect(("127.0.0.1", dropped)).is_ok());
+    first.ok("clear namespace exp");
+    assert!(
+        TcpStream::connect(("127.0.0.1", dropped)).is_err(),
+        "port {dropped} still open after clear namespace exp"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", kept)).is_ok());
+    assert!(
+        !base.join("cc/exp.json").exists(),
+        "exp's cc state is still saved"
+    );
+    // Saved before the reply: a crash right after loses nothing.
+    assert!(base.join("cc/minimega.json").exists());
+    first.crash();
+    let second = Daemon::start_with(
+        &bus,
+        DaemonOpts {
+            base: Some(base),
+            ..DaemonOpts::default()
+        },
+    );
+    let deadline = Instant::now() + ANSWER;
+    while TcpStream::connect(("127.0.0.1", kept)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "port {kept} not open again after a restart:\n{}",
+            second.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(TcpStream::connect(("127.0.0.1", dropped)).is_err());
+    drop(second);
+    drop(first);
+}

@@ -143,7 +143,9 @@ fn listen(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let port: u16 = p
             .parse()
             .map_err(|_| failed(format!("invalid port `{p}`")))?;
-        c.ctx.cc.listen(&namespace(&c), port).map_err(failed)?;
+        let ns = namespace(&c);
+        c.ctx.cc.listen(&ns, port).map_err(failed)?;
+        c.ctx.cc.flush(&ns).await;
         Ok(Reply::empty())
     })
 }
@@ -179,6 +181,7 @@ fn set_filter(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 b.filter = Some(f);
                 ((), true)
             });
+            c.ctx.cc.flush(&ns).await;
             return Ok(Reply::empty());
         }
         let Some(f) = c.ctx.cc.book(&ns).filter else {
@@ -211,6 +214,7 @@ fn prefix(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                     b.prefix = p;
                     ((), true)
                 });
+                c.ctx.cc.flush(&ns).await;
                 Ok(Reply::empty())
             }
             None => Ok(Response::text(c.ctx.cc.book(&ns).prefix).into()),
@@ -452,6 +456,7 @@ fn delete(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 })
                 .map_err(failed)?;
             }
+            cc.flush(&ns).await;
             return Ok(Reply::empty());
         }
         if which == "all" {
@@ -489,6 +494,7 @@ fn clear(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             }
             ((), true)
         });
+        cc.flush(&ns).await;
         if what("responses") {
             remove_dir(cc.responses_root(&ns)).await?;
         }

@@ -60,6 +60,12 @@ struct Space {
     listeners: HashMap<u16, Task>,
 }
 
+/// A book to write, and who waits for it.
+struct Save {
+    ns: String,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 /// A VM an agent may speak for, while its QEMU runs.
 struct Registered {
     vm: Arc<Vm>,
@@ -89,7 +95,7 @@ pub(crate) struct Inner {
     spaces: Mutex<BTreeMap<String, Space>>,
     pub(crate) live: Mutex<HashMap<String, Live>>,
     registered: Mutex<HashMap<String, Registered>>,
-    saver: Mutex<Option<std::sync::mpsc::Sender<String>>>,
+    saver: Mutex<Option<std::sync::mpsc::Sender<Save>>>,
     next_session: AtomicU64,
 }
 
@@ -195,18 +201,38 @@ impl Cc {
     /// as many as are queued, and writes each once, so a burst of
     /// check-ins costs one write and never holds up a session.
     fn save(&self, ns: &str) {
+        self.queue_save(ns, None);
+    }
+
+    /// Waits until the namespace's book is on disk: a command's changes
+    /// (a posted command, a listen port, a filter) are saved before its
+    /// reply, so a daemon killed right after still has them.
+    pub async fn flush(&self, ns: &str) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue_save(ns, Some(tx));
+        let _ = rx.await;
+    }
+
+    fn queue_save(&self, ns: &str, done: Option<tokio::sync::oneshot::Sender<()>>) {
         let mut saver = lock(&self.inner.saver);
         let tx = saver.get_or_insert_with(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let (tx, rx) = std::sync::mpsc::channel::<Save>();
             let inner = Arc::downgrade(&self.inner);
             std::thread::Builder::new()
                 .name("cc-saver".into())
                 .spawn(move || {
                     while let Ok(first) = rx.recv() {
-                        // A burst (twenty agents answering) is one write.
-                        std::thread::sleep(SAVE_DELAY);
-                        let mut batch = std::collections::BTreeSet::from([first]);
-                        batch.extend(rx.try_iter());
+                        // A burst (twenty agents answering) is one write;
+                        // a command waiting for its save is not held up.
+                        if first.done.is_none() {
+                            std::thread::sleep(SAVE_DELAY);
+                        }
+                        let mut batch = std::collections::BTreeSet::new();
+                        let mut waiting = Vec::new();
+                        for s in std::iter::once(first).chain(rx.try_iter()) {
+                            batch.insert(s.ns);
+                            waiting.extend(s.done);
+                        }
                         let Some(inner) = inner.upgrade() else {
                             return;
                         };
@@ -214,18 +240,28 @@ impl Cc {
                             let json = lock(&inner.spaces)
                                 .get(&ns)
                                 .map(|s| serde_json::to_vec_pretty(&s.book).unwrap_or_default());
-                            let Some(json) = json else { continue };
                             let path = inner.state_dir.join(format!("{ns}.json"));
+                            let Some(json) = json else {
+                                // The namespace was destroyed.
+                                let _ = std::fs::remove_file(&path);
+                                continue;
+                            };
                             if let Err(e) = write_atomic(&inner.state_dir, &path, &json) {
                                 warn!("cc: cannot save {}: {e}", path.display());
                             }
+                        }
+                        for w in waiting {
+                            let _ = w.send(());
                         }
                     }
                 })
                 .expect("spawn the cc saver thread");
             tx
         });
-        let _ = tx.send(ns.to_string());
+        let _ = tx.send(Save {
+            ns: ns.to_string(),
+            done,
+        });
     }
 
     /// Posts a command typed here: its id.
@@ -292,6 +328,19 @@ impl Cc {
             self.save(ns);
         }
         Ok(())
+    }
+
+    /// A destroyed namespace's cc state goes: its `cc listen` ports close
+    /// and its saved book is removed (see [`Cc::flush`]), so a restart
+    /// opens nothing for it. Its responses stay on disk, as in minimega.
+    pub fn drop_namespace(&self, ns: &str) {
+        let gone = lock(&self.inner.spaces).remove(ns);
+        if let Some(space) = gone {
+            for p in space.listeners.keys() {
+                info!(namespace = %ns, "cc: no longer listening on :{p}");
+            }
+            self.save(ns);
+        }
     }
 
     // ---- VMs (called by the hook) ----

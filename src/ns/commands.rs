@@ -193,6 +193,8 @@ async fn destroy(c: &Call<'_, Node>, name: &str) -> Vec<String> {
                 errors.extend(g.responses.into_iter().map(|r| r.error));
             }
         }
+        node.cc.drop_namespace(ns);
+        node.cc.flush(ns).await;
         errors.retain(|e| !e.is_empty());
         node.vms.set_config(ns, Default::default());
         node.namespaces.remove(ns);
