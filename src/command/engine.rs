@@ -364,6 +364,9 @@ impl<C: Context> Engine<C> {
         // Abbreviated matches, each once per spelled-out command.
         let mut inexact: Vec<(Vec<String>, Compiled)> = Vec::new();
         for (spec, pattern, text) in &self.variants {
+            if !pattern.may_start_with(first) {
+                continue;
+            }
             match pattern.matches(words) {
                 Outcome::Matched {
                     args, exact: true, ..

@@ -131,6 +131,20 @@ impl Pattern {
             .join(" ")
     }
 
+    /// Whether the first word can start a match at all: a cheap test
+    /// that spares the engine a full [`Pattern::matches`] against every
+    /// pattern of the table for each line (a mesh fan-out runs a line on
+    /// every node).
+    pub fn may_start_with(&self, word: &Word) -> bool {
+        match self.items.first() {
+            Some(Item::Literal(lit)) => {
+                let v = &word.value;
+                lit == v || (!word.quoted && !v.is_empty() && lit.starts_with(v.as_str()))
+            }
+            _ => true,
+        }
+    }
+
     pub fn matches(&self, input: &[Word]) -> Outcome {
         let mut args = Args::default();
         let mut exact = true;

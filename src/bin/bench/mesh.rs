@@ -134,6 +134,40 @@ struct Lab {
     switch: Option<String>,
     daemons: Vec<Option<Child>>,
     keep: bool,
+    /// The host's ARP table limits before the run, put back on drop.
+    neigh: Vec<(&'static str, String)>,
+}
+
+/// The kernel's ARP table is one for all network namespaces, with one set
+/// of limits (gc_thresh3 is 1024 by default): 128 namespaces that each
+/// hold a few neighbours, and more while the mesh forms and nodes dial
+/// around, overflow it ("neighbor table overflow!" in dmesg), and then a
+/// node's packets, its discovery broadcasts among them, are dropped until
+/// garbage collection frees an entry, for 20 s and more. Real nodes each
+/// have a table of their own; the run gives every namespace the default
+/// budget of a host (gc_thresh x nodes) and puts the limits back after.
+const NEIGH: [(&str, usize); 3] = [
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh1", 128),
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh2", 512),
+    ("/proc/sys/net/ipv4/neigh/default/gc_thresh3", 1024),
+];
+
+fn widen_neighbour_table(nodes: usize) -> Vec<(&'static str, String)> {
+    let mut saved = Vec::new();
+    for (path, per_host) in NEIGH {
+        let Ok(old) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let old = old.trim().to_string();
+        let want = per_host * nodes;
+        if old.parse::<usize>().is_ok_and(|v| v >= want) {
+            continue;
+        }
+        if std::fs::write(path, want.to_string()).is_ok() {
+            saved.push((path, old));
+        }
+    }
+    saved
 }
 
 impl Lab {
@@ -150,6 +184,7 @@ impl Lab {
             switch: None,
             daemons: Vec::new(),
             keep: false,
+            neigh: Vec::new(),
         };
         let sw = format!("mmb{}-sw", lab.tag);
         sh(&["ip", "netns", "add", &sw])?;
@@ -236,6 +271,9 @@ impl Drop for Lab {
         for ns in self.hosts.iter().chain(self.switch.iter()) {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
+        for (path, old) in &self.neigh {
+            let _ = std::fs::write(path, old);
+        }
         if self.keep {
             eprintln!("bench mesh: logs left in {}", self.dir.display());
         } else {
@@ -256,6 +294,15 @@ async fn bench(o: &Opts) -> Result<(), String> {
         .ok_or("no minimega binary beside bench (cargo build --release)")?;
     let mut lab = Lab::new()?;
     lab.keep = o.keep;
+    lab.neigh = widen_neighbour_table(o.nodes);
+    if !lab.neigh.is_empty() {
+        println!(
+            "bench mesh: the host's ARP table limits raised to {} x {} nodes for the run \
+             (one table serves every namespace; see NEIGH)",
+            NEIGH.map(|(_, v)| v.to_string()).join("/"),
+            o.nodes
+        );
+    }
     let key = lab.dir.join("mesh.key");
     let mut secret = [0u8; 32];
     getrandom::getrandom(&mut secret).map_err(|e| e.to_string())?;
@@ -373,6 +420,7 @@ async fn bench(o: &Opts) -> Result<(), String> {
     let mut local = Vec::with_capacity(rounds);
     let mut send = Vec::with_capacity(rounds);
     let mut incomplete = 0usize;
+    let busy0 = cpu_ticks(&lab, &all);
     let mut missing = 0usize;
     for _ in 0..rounds {
         let t = Instant::now();
@@ -408,6 +456,18 @@ async fn bench(o: &Opts) -> Result<(), String> {
         o.nodes - 1,
         rounds - incomplete,
         ms(p50) / ms(tcp).max(1e-6)
+    );
+    let busy: f64 = cpu_ticks(&lab, &all)
+        .iter()
+        .zip(&busy0)
+        .map(|(a, b)| a - b)
+        .sum::<f64>()
+        / clock_ticks();
+    println!(
+        "  CPU of all daemons per round (a local version and a mesh send all): {:.1} ms, \
+         on {} cores",
+        busy * 1e3 / rounds as f64,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
     );
 
     // Healing: kill 10% (never node 0, which drives the bench).
