@@ -353,14 +353,11 @@ async fn bench(o: &Opts) -> Result<(), String> {
     let ready = t0.elapsed();
     wait_size(&mut clients, &all, o.nodes, t0).await?;
     let formed = t0.elapsed();
-    let links = {
-        let r = exec(&mut clients, 0, "mesh list").await?;
-        text(&r).matches(" |--").count() / 2
-    };
+    let (links, _) = degrees(&text(&exec(&mut clients, 0, "mesh list").await?));
     let forming = frames_out(&mut clients, &all).await?;
     println!(
         "formed: every daemon reports mesh size {} {:.3} s after the first was spawned \
-         ({} links; spawning took {:.3} s, the last command socket answered at {:.3} s)",
+         ({} links then; spawning took {:.3} s, the last command socket answered at {:.3} s)",
         o.nodes,
         formed.as_secs_f64(),
         links,
@@ -397,6 +394,12 @@ async fn bench(o: &Opts) -> Result<(), String> {
         cpu * 100.0 / o.nodes as f64,
         total as f64 / secs / o.nodes as f64,
         kinds(&per_kind, secs * o.nodes as f64)
+    );
+    let (links, most) = degrees(&text(&exec(&mut clients, 0, "mesh list").await?));
+    println!(
+        "links after idling: {links} (mean degree {:.1}, most {most}; degree {} sought)",
+        2.0 * links as f64 / o.nodes as f64,
+        o.degree
     );
     let footprint = footprint(&lab, &all);
     println!(
@@ -568,6 +571,20 @@ fn answers(r: &[Reply]) -> usize {
         .flat_map(|r| r.resp.iter().flatten())
         .filter(|r| !r.is_error())
         .count()
+}
+
+/// The links in a `mesh list`, and the most any node has.
+fn degrees(list: &str) -> (usize, usize) {
+    let mut per_node = vec![0usize];
+    for line in list.lines() {
+        if line.starts_with(" |--") {
+            *per_node.last_mut().unwrap_or(&mut 0) += 1;
+        } else if !line.trim().is_empty() {
+            per_node.push(0);
+        }
+    }
+    let total: usize = per_node.iter().sum();
+    (total / 2, per_node.into_iter().max().unwrap_or(0))
 }
 
 fn text(r: &[Reply]) -> String {
