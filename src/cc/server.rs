@@ -223,13 +223,20 @@ impl Cc {
                 .spawn(move || {
                     while let Ok(first) = rx.recv() {
                         // A burst (twenty agents answering) is one write;
-                        // a command waiting for its save is not held up.
-                        if first.done.is_none() {
-                            std::thread::sleep(SAVE_DELAY);
+                        // a command waiting for its save ends the wait.
+                        let mut queued = vec![first];
+                        let until = std::time::Instant::now() + SAVE_DELAY;
+                        while queued.iter().all(|s| s.done.is_none()) {
+                            let left = until.saturating_duration_since(std::time::Instant::now());
+                            match rx.recv_timeout(left) {
+                                Ok(s) => queued.push(s),
+                                Err(_) => break,
+                            }
                         }
+                        queued.extend(rx.try_iter());
                         let mut batch = std::collections::BTreeSet::new();
                         let mut waiting = Vec::new();
-                        for s in std::iter::once(first).chain(rx.try_iter()) {
+                        for s in queued {
                             batch.insert(s.ns);
                             waiting.extend(s.done);
                         }
