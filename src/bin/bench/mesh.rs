@@ -576,3 +576,16 @@ fn percentiles(v: &[Duration]) -> (Duration, Duration) {
     let at = |p: f64| s[((s.len() as f64 * p) as usize).min(s.len() - 1)];
     (at(0.50), at(0.99))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::degrees;
+
+    #[test]
+    fn links_and_the_largest_degree_from_a_mesh_list() {
+        let list = "a\n |--b\n |--c\nb\n |--a\nc\n |--a\n";
+        assert_eq!(degrees(list), (2, 2));
+        assert_eq!(degrees("a\n"), (0, 0));
+        assert_eq!(degrees(""), (0, 0));
+    }
+}
