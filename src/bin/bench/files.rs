@@ -7,6 +7,7 @@
 //! left in the page cache). Needs root, nc (netcat-openbsd) and cmp.
 
 use super::load;
+use super::mesh::sh;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -45,20 +46,6 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 
 pub fn run(args: &[String]) -> ExitCode {
     super::as_root("files", parse(args), bench)
-}
-
-fn sh(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{}: {e}", args[0]))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Two namespaces, two daemons; torn down on drop, also after an error.

@@ -28,7 +28,7 @@ pub fn run(args: &[String]) -> ExitCode {
 }
 
 fn sh(script: &str) -> Result<(), String> {
-    super::mesh::sh(&["sh", "-c", script])
+    super::mesh::sh(&["sh", "-c", script]).map(drop)
 }
 
 /// A network namespace holding ovsdb-server and ovs-vswitchd of our own.
