@@ -226,7 +226,7 @@ impl Cc {
                         // a command waiting for its save ends the wait.
                         let mut queued = vec![first];
                         let until = std::time::Instant::now() + SAVE_DELAY;
-                        while queued.iter().all(|s| s.done.is_none()) {
+                        while queued.last().is_some_and(|s| s.done.is_none()) {
                             let left = until.saturating_duration_since(std::time::Instant::now());
                             match rx.recv_timeout(left) {
                                 Ok(s) => queued.push(s),

@@ -85,6 +85,13 @@ pub enum Outcome {
     Failed { depth: usize },
 }
 
+/// Whether `word` spells the keyword `lit`, whole or abbreviated. A quoted
+/// word is data, never an abbreviation of a keyword.
+fn literal_fits(lit: &str, word: &Word) -> bool {
+    let v = word.value.as_str();
+    lit == v || (!word.quoted && !v.is_empty() && lit.starts_with(v))
+}
+
 impl Pattern {
     /// Parses a pattern. Patterns are written by us, so an invalid one is a
     /// programming error reported with the pattern text.
@@ -137,10 +144,7 @@ impl Pattern {
     /// every node).
     pub fn may_start_with(&self, word: &Word) -> bool {
         match self.items.first() {
-            Some(Item::Literal(lit)) => {
-                let v = &word.value;
-                lit == v || (!word.quoted && !v.is_empty() && lit.starts_with(v.as_str()))
-            }
+            Some(Item::Literal(lit)) => literal_fits(lit, word),
             _ => true,
         }
     }
@@ -172,8 +176,7 @@ impl Pattern {
             let v = &word.value;
             match item {
                 Item::Literal(lit) => {
-                    // A quoted word is data, never an abbreviation of a keyword.
-                    if lit != v && (word.quoted || v.is_empty() || !lit.starts_with(v.as_str())) {
+                    if !literal_fits(lit, word) {
                         return Outcome::Failed { depth: i };
                     }
                     exact &= lit == v;
