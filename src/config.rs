@@ -12,6 +12,9 @@ use thiserror::Error;
 
 pub const DEFAULT_CONFIG: &str = "/etc/minimega/minimega.toml";
 pub const DEFAULT_MESH_KEY: &str = "/etc/minimega/mesh.key";
+/// The default overcommit ratio of VM memory: half again the host's
+/// (see `vm::admission`).
+pub const DEFAULT_OVERCOMMIT: f64 = 1.5;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -359,7 +362,7 @@ impl Config {
         let overcommit = flags
             .overcommit
             .or(file.overcommit)
-            .unwrap_or(crate::vm::admission::DEFAULT_OVERCOMMIT);
+            .unwrap_or(DEFAULT_OVERCOMMIT);
         if !(0.0..=1000.0).contains(&overcommit) {
             return Err(ConfigError::Value {
                 what: "overcommit ratio",
@@ -441,7 +444,7 @@ impl Config {
             ("level", self.level.to_string().to_lowercase()),
             ("logfile", path(&self.logfile)),
             ("meshkey", self.mesh_key.display().to_string()),
-            ("msa", crate::daemon::hostinfo::go_duration(self.msa)),
+            ("msa", crate::timefmt::go_duration(self.msa)),
             ("namespace", self.namespace.clone().unwrap_or_default()),
             ("nostdin", self.nostdin.to_string()),
             ("port", self.port.to_string()),

@@ -19,26 +19,33 @@
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
 
+pub mod base;
 pub mod cc;
 pub mod client;
 pub mod command;
 pub mod config;
-pub mod confine;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
 pub mod disk;
 pub mod doc;
+pub mod event;
 pub mod files;
+pub mod hostinfo;
 pub mod mesh;
 pub mod net;
 pub mod ns;
+pub mod paths;
 pub mod plumb;
 pub mod shell;
 pub mod sock;
 pub mod systemd;
+pub mod timefmt;
 pub mod users;
 pub mod vm;
+
+/// This build's version, as `version` prints it and peers compare.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[cfg(test)]
 mod proptests;

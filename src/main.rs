@@ -13,7 +13,7 @@ fn main() -> ExitCode {
         }
     };
     if flags.show_version {
-        println!("minimega {}", minimega::daemon::VERSION);
+        println!("minimega {}", minimega::VERSION);
         return ExitCode::SUCCESS;
     }
     let config = match Config::load(&flags) {

@@ -5,6 +5,9 @@
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
 
+/// The group whose members may run commands and share the base directory.
+pub const GROUP: &str = "minimega";
+
 /// Runs a `get*_r` look-up with a buffer that grows while it is too small.
 /// `call` gets the buffer and returns the call's result code and the entry
 /// it found, read out of the buffer.

@@ -197,7 +197,7 @@ fn gendoc_writes_the_command_page_from_the_command_table() {
     let engine = minimega::daemon::commands::engine();
     assert_eq!(
         page,
-        minimega::doc::commands_page(&engine, minimega::daemon::VERSION, "2023-11-14")
+        minimega::doc::commands_page(&engine, minimega::VERSION, "2023-11-14")
     );
     for (name, _) in engine.help_index() {
         let head = format!(".SS {}\n", minimega::doc::roff::arg(&name, true));

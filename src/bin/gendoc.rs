@@ -38,7 +38,11 @@ fn write_all(out: &Path) -> Result<(), String> {
                 .unwrap_or(0)
         });
     let engine = minimega::daemon::commands::engine();
-    let page = doc::commands_page(&engine, minimega::daemon::VERSION, &doc::date_of(epoch));
+    let page = doc::commands_page(
+        &engine,
+        minimega::VERSION,
+        &minimega::timefmt::date_of(epoch),
+    );
     write(&out.join("man/minimega-commands.7"), &page)?;
     for (shell, name) in [
         (Shell::Bash, "minimega.bash"),

@@ -242,7 +242,7 @@ fn commands(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                         format!(
                             "{} ({} wait)",
                             t.endpoint,
-                            crate::daemon::hostinfo::go_duration(wait)
+                            crate::timefmt::go_duration(wait)
                         )
                     })
                     .unwrap_or_default(),

@@ -1,11 +1,12 @@
 //! The daemon's command table: the language's own commands plus each
 //! subsystem's, and the node-level ones (`version`, `host`).
 
-use super::hostinfo::{self, go_duration};
 use super::node::Node;
 use crate::command::{builtins, table, BoxFuture, Call, CmdResult, Engine, Response, Spec};
+use crate::hostinfo;
+use crate::timefmt::go_duration;
 
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub use crate::VERSION;
 
 /// The columns of `host`, which the namespace scheduler reads back.
 pub const HOST_COLUMNS: [&str; 15] = [

@@ -2,19 +2,18 @@
 //! (D-Bus, the command socket, a terminal on stdin), tells systemd how it
 //! is doing, and shuts down without touching VMs.
 
-pub mod base;
 pub mod commands;
-pub mod hostinfo;
 pub mod node;
 pub mod preprocess;
 pub mod read;
 
-pub use commands::VERSION;
-pub use node::{Event, Node};
+pub use crate::event::Event;
+pub use node::Node;
 
 use crate::command::{Engine, Group, Session};
 use crate::config::{Bus, Config};
 use crate::systemd::notify;
+use crate::VERSION;
 use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
@@ -65,7 +64,7 @@ impl Daemon {
 #[derive(Debug, Error)]
 pub enum DaemonError {
     #[error(transparent)]
-    Base(#[from] base::BaseError),
+    Base(#[from] crate::base::BaseError),
     #[error("cannot serve {BUS} on {bus}: {why}", BUS = crate::dbus::BUS_NAME)]
     Bus { bus: String, why: String },
     #[error("cannot bind mesh port {port}: {source} (is another minimega running? use -port)")]
@@ -86,7 +85,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 }
 
 async fn serve(config: Config) -> Result<(), DaemonError> {
-    let _lock = base::lock(&config.base)?;
+    let _lock = crate::base::lock(&config.base)?;
     crate::vm::admission::raise_open_file_limit();
     crate::vm::process::protect_daemon();
     // Bound before READY=1, so a started unit really owns its port; the

@@ -4,23 +4,11 @@
 
 use crate::command::{BoxFuture, Context, Elsewhere, Session};
 use crate::config::Config;
+use crate::event::Event;
 use crate::mesh::Mesh;
 use crate::ns::Namespaces;
 use crate::vm::Vms;
 use tokio::sync::broadcast;
-
-/// Something a front door may want to announce (D-Bus signals, STATUS=).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    VmState {
-        namespace: String,
-        name: String,
-        id: u64,
-        state: String,
-    },
-    PeerJoined(String),
-    PeerLeft(String),
-}
 
 pub struct Node {
     pub config: Config,

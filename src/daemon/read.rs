@@ -138,7 +138,7 @@ fn read(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         if NESTED.try_with(|n| n.set(true)).is_ok() {
             return Err(CommandError::failed("cannot run nested `read` commands"));
         }
-        let path = crate::confine::confine(
+        let path = crate::paths::confine(
             &c.ctx.config.filepath,
             c.args.string("file").unwrap_or_default(),
         )

@@ -93,7 +93,7 @@ impl Api {
 
     #[zbus(property)]
     async fn version(&self) -> String {
-        crate::daemon::VERSION.to_string()
+        crate::VERSION.to_string()
     }
 
     #[zbus(property)]

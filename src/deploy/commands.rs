@@ -156,7 +156,7 @@ fn job(c: &Call<'_, Node>) -> Result<Job, CommandError> {
             msa_secs: cfg.msa.as_secs().max(1),
             broadcast: cfg.broadcast.map(|b| b.to_string()),
         },
-        version: crate::daemon::VERSION.to_string(),
+        version: crate::VERSION.to_string(),
         mesh_key,
         binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe")),
         home: home_dir(),

@@ -19,7 +19,7 @@ pub mod partition;
 pub mod qemu_img;
 pub mod spec;
 
-use crate::files::path::{self, PathError};
+use crate::paths::files::{self as path, PathError};
 use crate::vm::Vms;
 use info::ImageInfo;
 use std::path::{Path, PathBuf};

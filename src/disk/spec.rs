@@ -24,7 +24,7 @@ pub enum SpecError {
     #[error("disk conflict: {0}")]
     Conflict(String),
     #[error(transparent)]
-    Path(#[from] crate::files::path::PathError),
+    Path(#[from] crate::paths::files::PathError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,7 @@ impl DiskSpec {
     /// Parses one spec; a relative path lands under `files`.
     pub fn parse(spec: &str, files: &Path) -> Result<DiskSpec, SpecError> {
         let mut d = DiskSpec::parse_raw(spec)?;
-        d.path = crate::files::path::resolve(files, &d.path)?
+        d.path = crate::paths::files::resolve(files, &d.path)?
             .to_string_lossy()
             .into_owned();
         Ok(d)

@@ -170,28 +170,6 @@ pub fn completion(shell: Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// `YYYY-MM-DD` of a Unix time (UTC), for the page's date line.
-pub fn date_of(epoch_secs: u64) -> String {
-    let (y, m, d) = civil(epoch_secs);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-/// The (year, month, day) of a Unix time, UTC.
-pub fn civil(epoch_secs: u64) -> (i64, i64, i64) {
-    // Days to civil date (proleptic Gregorian), after Howard Hinnant's
-    // public-domain algorithm.
-    let z = (epoch_secs / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,12 +228,5 @@ mod tests {
             assert!(bash.contains(f), "bash completion lacks {f}");
         }
         assert!(completion(Shell::Zsh).starts_with("#compdef minimega"));
-    }
-
-    #[test]
-    fn dates() {
-        assert_eq!(date_of(0), "1970-01-01");
-        assert_eq!(date_of(951_782_400), "2000-02-29");
-        assert_eq!(date_of(1_700_000_000), "2023-11-14");
     }
 }

@@ -90,7 +90,7 @@ pub async fn run(
                 return Err(format!(
                     "no holder of {} answered for {}; {} of {} parts kept for a later file get",
                     flight.name,
-                    crate::daemon::hostinfo::go_duration(GIVE_UP),
+                    crate::timefmt::go_duration(GIVE_UP),
                     flight.completed(),
                     flight.parts()
                 ));

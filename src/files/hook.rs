@@ -23,7 +23,7 @@ impl FetchHook {
         }
         // Alone, or outside the files directory: nothing to ask for (the
         // launch's own check says the file is missing).
-        let Some(name) = super::path::name_under(self.0.root(), path) else {
+        let Some(name) = crate::paths::files::name_under(self.0.root(), path) else {
             return Ok(());
         };
         if self.0.alone() {

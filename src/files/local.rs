@@ -188,7 +188,7 @@ pub fn rfc3339(ns: i64) -> String {
     let rem = secs % 86_400;
     format!(
         "{}T{:02}:{:02}:{:02}Z",
-        crate::doc::date_of(secs),
+        crate::timefmt::date_of(secs),
         rem / 3600,
         rem / 60 % 60,
         rem % 60

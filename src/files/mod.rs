@@ -24,13 +24,12 @@ pub mod commands;
 mod fetch;
 pub mod hook;
 pub mod local;
-pub mod path;
 pub mod proto;
 mod serve;
 pub mod transfer;
 
 use crate::mesh::Mesh;
-use path::PathError;
+use crate::paths::files::{self as path, PathError};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

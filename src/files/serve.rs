@@ -77,7 +77,7 @@ fn serve(inner: &Inner, s: &TcpStream) -> Result<(), ProtoError> {
     let mut r = s;
     let hello = proto::read_hello(&mut r, &key)?;
     let mut w = BufWriter::with_capacity(64 << 10, s);
-    let opened = super::path::confine(&inner.root, &hello.name)
+    let opened = crate::paths::files::confine(&inner.root, &hello.name)
         .map_err(|e| e.to_string())
         .and_then(|p| {
             let base = p.file_name().map(|n| n.to_string_lossy().into_owned());

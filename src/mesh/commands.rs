@@ -3,8 +3,8 @@
 use crate::command::{
     ranges, table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec,
 };
-use crate::daemon::hostinfo::go_duration;
 use crate::daemon::Node;
+use crate::timefmt::go_duration;
 use std::time::Duration;
 
 pub fn specs() -> Vec<Spec<Node>> {
@@ -278,10 +278,7 @@ pub fn lost_rows(lost: &[(String, Duration)], targets: &[String]) -> Vec<Respons
         .map(|(n, ago)| {
             Response::error(
                 n,
-                format!(
-                    "left the mesh {} ago",
-                    crate::daemon::hostinfo::go_duration(*ago)
-                ),
+                format!("left the mesh {} ago", crate::timefmt::go_duration(*ago)),
             )
         })
         .collect()

@@ -253,12 +253,12 @@ impl Mesh {
 /// Different releases may link (the frame format is versioned on its
 /// own), but say so, as minimega does.
 fn note_version(peer: &Hello) {
-    if peer.software != crate::daemon::VERSION {
+    if peer.software != crate::VERSION {
         warn!(
             "{} runs minimega {}, this node {}",
             peer.name,
             peer.software,
-            crate::daemon::VERSION
+            crate::VERSION
         );
     }
 }

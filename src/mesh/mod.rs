@@ -35,7 +35,7 @@ pub mod wire;
 
 use crate::command::{BoxFuture, Group, Response, Session};
 use crate::config::Config;
-use crate::daemon::Event;
+use crate::event::Event;
 use auth::{HandshakeError, MeshKey};
 use graph::Topology;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -411,7 +411,7 @@ impl Mesh {
             nonce: auth::nonce(),
             port: self.0.port,
             explicit,
-            software: crate::daemon::VERSION.to_string(),
+            software: crate::VERSION.to_string(),
         }
     }
 

@@ -416,7 +416,7 @@ impl Mesh {
         let late = |t: Duration| {
             format!(
                 "no answer within {} (mesh timeout)",
-                crate::daemon::hostinfo::go_duration(t)
+                crate::timefmt::go_duration(t)
             )
         };
         let within = |f: BoxFuture<'static, Result<Vec<Response>, String>>| async move {

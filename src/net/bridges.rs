@@ -333,9 +333,9 @@ fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), NetError> {
 
 /// One DHCP lease on `tap`, with whichever client the host has.
 async fn dhcp_client(tap: &str) -> Result<(), NetError> {
-    let (prog, args): (&str, Vec<&str>) = if crate::vm::launch::find_binary("dhclient").is_some() {
+    let (prog, args): (&str, Vec<&str>) = if crate::paths::find_binary("dhclient").is_some() {
         ("dhclient", vec!["-1", tap])
-    } else if crate::vm::launch::find_binary("udhcpc").is_some() {
+    } else if crate::paths::find_binary("udhcpc").is_some() {
         ("udhcpc", vec!["-n", "-q", "-i", tap])
     } else {
         return failed("no DHCP client: install isc-dhcp-client (dhclient) or udhcpc");

@@ -187,7 +187,7 @@ pub fn rfc822(secs: u64) -> String {
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let (year, month, d) = crate::doc::civil(secs);
+    let (year, month, d) = crate::timefmt::civil(secs);
     let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
     format!(
         "{d:02} {} {:02} {h:02}:{m:02} UTC",

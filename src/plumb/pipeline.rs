@@ -108,7 +108,7 @@ impl Plumber {
     /// It is running (readers and writers open, programs started) when
     /// this returns; on an error nothing of it is left.
     pub async fn plumb(&self, ns: &str, typed: &[String]) -> Result<String, PlumbError> {
-        let elements = production::parse(ns, typed, crate::vm::launch::find_binary)?;
+        let elements = production::parse(ns, typed, crate::paths::find_binary)?;
         let name = production::name(typed, &elements);
         let stop = Arc::new(Notify::new());
         let (done_tx, done_rx) = watch::channel(false);
@@ -236,7 +236,7 @@ impl Plumber {
             if p.contains_key(&joined) {
                 joined
             } else {
-                let elements = production::parse(ns, typed, crate::vm::launch::find_binary)?;
+                let elements = production::parse(ns, typed, crate::paths::find_binary)?;
                 let name = production::name(typed, &elements);
                 if !p.contains_key(&name) {
                     return Err(PlumbError::Missing(joined));

@@ -34,7 +34,7 @@ impl Via for ProcessVia {
             let Some(program) = argv.first() else {
                 return Err("empty via".into());
             };
-            let path = crate::vm::launch::find_binary(program)
+            let path = crate::paths::find_binary(program)
                 .ok_or_else(|| format!("via `{program}`: not found in PATH"))?;
             let mut child = tokio::process::Command::new(path)
                 .args(&argv[1..])

@@ -12,7 +12,7 @@
 
 pub mod commands;
 
-use crate::vm::launch::find_binary;
+use crate::paths::find_binary;
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,7 @@ impl Output {
         if self.timed_out {
             parts.push(format!(
                 "killed after {} (the shell time limit)",
-                crate::daemon::hostinfo::go_duration(limit)
+                crate::timefmt::go_duration(limit)
             ));
         } else {
             match self.code {

@@ -3,10 +3,7 @@
 //! Decided from the kernel's peer credentials, so a socket made too open by
 //! hand still refuses strangers.
 
-use crate::users::group_id;
-
-/// The group whose members may run commands.
-pub const GROUP: &str = "minimega";
+use crate::users::{group_id, GROUP};
 
 /// A connected process as the kernel reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

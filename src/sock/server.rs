@@ -104,7 +104,7 @@ pub fn link_compat(socket: &Path, link: &Path) -> std::io::Result<bool> {
     // must be one nobody else can swap the link in (a /tmp/minimega made
     // by another user first is not used).
     if let Some(dir) = link.parent() {
-        crate::daemon::base::ensure_shared(dir, crate::daemon::base::effective_uid())
+        crate::base::ensure_shared(dir, crate::base::effective_uid())
             .map_err(std::io::Error::other)?;
     }
     std::os::unix::fs::symlink(socket, link)?;
@@ -181,7 +181,7 @@ impl CommandSocket {
         if policy.group.is_none() {
             debug!(
                 "no group {}: only root and the daemon's user may use the command socket",
-                access::GROUP
+                crate::users::GROUP
             );
         }
         let accept = tokio::spawn(accept_loop(listener, daemon.clone(), policy));

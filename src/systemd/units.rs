@@ -4,7 +4,7 @@
 //! `journalctl -u` and `systemd-cgls` then show each VM by name, and the
 //! daemon's own unit (KillMode=process) can restart without touching them.
 
-use crate::vm::limits::Limits;
+use super::limits::{Limits, CPU_PERIOD_USEC};
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -127,8 +127,7 @@ impl Units {
         // A scope of a VM that died badly may linger as failed.
         let _ = self.manager.reset_failed_unit(unit).await;
         let rx = self.wait_for_job(unit);
-        let quota_per_sec =
-            limits.cpu_quota_usec * 1_000_000 / super::super::vm::limits::CPU_PERIOD_USEC;
+        let quota_per_sec = limits.cpu_quota_usec * 1_000_000 / CPU_PERIOD_USEC;
         let props: Vec<(&str, Value<'_>)> = vec![
             ("Description", Value::from(description)),
             ("PIDs", Value::from(vec![pid])),

@@ -23,8 +23,7 @@ use crate::command::{BoxFuture, Response};
 use std::sync::Arc;
 use thiserror::Error;
 
-/// The default overcommit ratio: half again the host's memory.
-pub const DEFAULT_OVERCOMMIT: f64 = 1.5;
+pub use crate::config::DEFAULT_OVERCOMMIT;
 /// The least a VM costs its node beyond its guest's memory: a paused QEMU
 /// under TCG is ~34 MiB resident before the guest touches anything.
 pub const MIN_VM_MIB: u64 = 64;
@@ -132,7 +131,7 @@ impl Admit {
             .upgrade()
             .map(|v| v.commitment_except(except))
             .unwrap_or((0, 0));
-        let info = crate::daemon::hostinfo::read();
+        let info = crate::hostinfo::read();
         Budget {
             mem_limit: mem_limit(info.mem_total_mib, self.overcommit),
             committed,

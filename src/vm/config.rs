@@ -34,7 +34,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Disk(#[from] crate::disk::spec::SpecError),
     #[error(transparent)]
-    Outside(#[from] crate::confine::ConfineError),
+    Outside(#[from] crate::paths::ConfineError),
 }
 
 /// The field names, for errors.
@@ -323,7 +323,7 @@ pub fn resolve_file(filepath: &Path, name: &str) -> Result<String, ConfigError> 
     if name.is_empty() {
         return Ok(String::new());
     }
-    let p = crate::confine::confine(filepath, name)?;
+    let p = crate::paths::confine(filepath, name)?;
     Ok(p.to_string_lossy().into_owned())
 }
 

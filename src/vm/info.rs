@@ -4,7 +4,7 @@
 use super::config;
 use super::manager::{now_secs, Vm, Vms};
 use super::state::Placed;
-use crate::daemon::hostinfo::go_duration;
+use crate::timefmt::go_duration;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -12,7 +12,7 @@ use super::process;
 use super::qmp::{Qmp, QmpEvent};
 use super::state::{Placed, VmState};
 use super::targets::LaunchNames;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,7 +44,7 @@ impl Vms {
         if !cfg.initrd.is_empty() && cfg.kernel.is_empty() {
             return err("an initrd needs a kernel (vm config kernel)");
         }
-        if find_binary(&cfg.qemu).is_none() {
+        if crate::paths::find_binary(&cfg.qemu).is_none() {
             return err(format!("qemu binary `{}` not found", cfg.qemu));
         }
         Ok(())
@@ -475,23 +475,6 @@ pub fn qemu_error(paths: &VmPaths) -> String {
     tail.join("; ")
 }
 
-/// The binary's path: as given when it has a `/`, else searched in PATH.
-pub fn find_binary(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let exec = |p: &Path| {
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    if name.contains('/') {
-        let p = PathBuf::from(name);
-        return exec(&p).then_some(p);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| exec(p))
-}
-
 /// A random (version 4) UUID.
 pub fn random_uuid() -> String {
     let mut b = [0u8; 16];
@@ -525,12 +508,5 @@ mod tests {
         assert!(super::super::config::valid_uuid(&u), "{u}");
         assert_eq!(&u[14..15], "4");
         assert_ne!(random_uuid(), u);
-    }
-
-    #[test]
-    fn binaries() {
-        assert!(find_binary("sh").is_some());
-        assert!(find_binary("/bin/sh").is_some());
-        assert!(find_binary("no-such-qemu-here").is_none());
     }
 }

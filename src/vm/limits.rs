@@ -1,27 +1,16 @@
-//! The resource limits a VM's unit or cgroup gets, derived from its
-//! config. Pure, shared by the systemd and the plain-cgroup placements.
+//! The resource limits a VM's unit or cgroup gets ([`Limits`], systemd's
+//! own type), derived from its config. Pure, shared by the systemd and the
+//! plain-cgroup placements.
 
 use super::accel::Accel;
 use super::argv::TCG_TB_SIZE_MIB;
 use super::config::VmConfig;
+pub use crate::systemd::limits::{Limits, CPU_PERIOD_USEC};
 
 /// What QEMU itself needs beside guest RAM: its own heap, device models,
 /// vCPU thread stacks, the VNC server. Measured near 40 MiB for a paused
 /// VM; the rest is headroom for I/O buffers.
 pub const QEMU_OVERHEAD_MIB: u64 = 256;
-
-/// Period of the CPU quota, as systemd uses for `CPUQuota=`.
-pub const CPU_PERIOD_USEC: u64 = 100_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub memory_max: u64,
-    /// cgroup v2 / systemd scale: 1..=10000, 100 is the default.
-    pub cpu_weight: u64,
-    /// CPU time allowed per [`CPU_PERIOD_USEC`].
-    pub cpu_quota_usec: u64,
-    pub tasks_max: u64,
-}
 
 impl Limits {
     pub fn for_vm(c: &VmConfig, accel: Accel) -> Limits {
@@ -37,11 +26,6 @@ impl Limits {
             // vCPU threads, the main loop, and QEMU's I/O thread pool (64).
             tasks_max: 96 + c.vcpus,
         }
-    }
-
-    /// cgroup v1's `cpu.shares` for the same weight (1024 is the default).
-    pub fn cpu_shares(&self) -> u64 {
-        (self.cpu_weight * 1024 / 100).max(2)
     }
 }
 

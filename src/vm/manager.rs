@@ -12,7 +12,7 @@ use super::process;
 use super::qmp::{Qmp, QmpEvent};
 use super::state::{self, Placed, Record, VmState};
 use super::targets::Target;
-use crate::daemon::Event;
+use crate::event::Event;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,8 +4,8 @@
 
 use super::manager::Vm;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Spec};
-use crate::daemon::hostinfo::go_duration;
 use crate::daemon::Node;
+use crate::timefmt::go_duration;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

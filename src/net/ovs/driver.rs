@@ -101,7 +101,7 @@ impl Ovs {
 
 /// Whether Open vSwitch is installed here: its daemon is on the PATH.
 fn installed() -> bool {
-    crate::vm::launch::find_binary("ovs-vswitchd").is_some()
+    crate::paths::find_binary("ovs-vswitchd").is_some()
 }
 
 impl Switch for Ovs {

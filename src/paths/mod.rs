@@ -1,3 +1,7 @@
+//! Paths the daemon takes from users and from the host: file names
+//! confined to the files directory ([`confine`], and [`files`] for the
+//! `file` commands' own names), and binaries found in PATH.
+//!
 //! Names of files in the files directory (`-filepath`). A relative name
 //! is a file in that directory and must stay there: `..` may not climb out
 //! of it, whoever wrote the name (a user, a script, another node). An
@@ -9,6 +13,8 @@
 
 use std::path::{Component, Path, PathBuf};
 use thiserror::Error;
+
+pub mod files;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ConfineError {
@@ -52,6 +58,23 @@ pub fn confine(files: &Path, name: &str) -> Result<PathBuf, ConfineError> {
     Ok(out)
 }
 
+/// The binary's path: as given when it has a `/`, else searched in PATH.
+pub fn find_binary(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return exec(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| exec(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,5 +99,12 @@ mod tests {
             .to_string()
             .contains("outside the files directory"));
         assert_eq!(confine(f, ""), Err(ConfineError::Empty));
+    }
+
+    #[test]
+    fn binaries() {
+        assert!(find_binary("sh").is_some());
+        assert!(find_binary("/bin/sh").is_some());
+        assert!(find_binary("no-such-qemu-here").is_none());
     }
 }

@@ -56,18 +56,6 @@ pub fn parse_uptime(text: &str) -> Duration {
         .unwrap_or_default()
 }
 
-/// A duration as Go prints it (`1h2m3s`), whole seconds, as minimega shows
-/// uptimes.
-pub fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,12 +77,5 @@ mod tests {
             parse_uptime("3723.45 100.00\n"),
             Duration::from_secs_f64(3723.45)
         );
-    }
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(go_duration(Duration::from_secs(5)), "5s");
-        assert_eq!(go_duration(Duration::from_secs(65)), "1m5s");
-        assert_eq!(go_duration(Duration::from_secs(3723)), "1h2m3s");
     }
 }

@@ -8,7 +8,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// The same refusals as every other file name the daemon takes.
-pub use crate::confine::ConfineError as PathError;
+pub use super::ConfineError as PathError;
 
 /// `name` as a path relative to the files directory, normalised: a leading
 /// `/` is dropped (`file list /foo` means the files directory's `foo`, as in
@@ -39,7 +39,7 @@ pub fn confine(root: &Path, name: &str) -> Result<PathBuf, PathError> {
 /// given (normalised, so one image has one name when checking whether a VM
 /// uses it), relative under `root` and never above it ([`crate::confine`]).
 pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, PathError> {
-    Ok(normalize(&crate::confine::confine(root, name)?))
+    Ok(normalize(&super::confine(root, name)?))
 }
 
 /// `p` without `.` and `..` components (lexically; `/..` stays `/`).

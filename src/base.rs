@@ -44,7 +44,7 @@ pub struct BaseLock {
 /// Makes or checks the base directory (see the module doc), then takes
 /// its lock.
 pub fn lock(base: &Path) -> Result<BaseLock, BaseError> {
-    let group = crate::users::group_id(crate::sock::access::GROUP);
+    let group = crate::users::group_id(crate::users::GROUP);
     ensure(base, effective_uid(), group)?;
     let path = base.join("minimega.pid");
     let lock_err = |source| BaseError::Lock {
