@@ -5,9 +5,10 @@
 //! (a restarted VM keeps its disk's changes, as in minimega); it goes with
 //! the VM's folder when the VM is flushed.
 
-use super::{qemu_img, spec, Disks};
+use super::{qemu_img, Disks};
 use crate::command::BoxFuture;
 use crate::vm::config::VmConfig;
+use crate::vm::drive as spec;
 use crate::vm::hooks::{Admission, VmHook};
 use crate::vm::{Vm, VmError};
 use std::path::Path;
@@ -106,7 +107,7 @@ async fn make_overlay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::spec::DiskSpec;
+    use crate::vm::drive::DiskSpec;
 
     fn cfg(snapshot: bool, disks: &[&str]) -> VmConfig {
         VmConfig {

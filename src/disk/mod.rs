@@ -17,7 +17,6 @@ pub mod inject;
 pub mod mtools;
 pub mod partition;
 pub mod qemu_img;
-pub mod spec;
 
 use crate::paths::files::{self as path, PathError};
 use crate::vm::Vms;
@@ -29,7 +28,7 @@ use thiserror::Error;
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DiskError {
     #[error(transparent)]
-    Spec(#[from] spec::SpecError),
+    Spec(#[from] crate::vm::drive::SpecError),
     #[error(transparent)]
     Arg(#[from] args::ArgError),
     #[error(transparent)]

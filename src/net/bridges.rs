@@ -6,7 +6,7 @@
 
 use super::ovs::{Op, PortKind, PortSpec};
 use super::sys::netlink::{Netlink, Tunnel};
-use super::{failed, lock, spec, BridgeBook, HostTap, Net, NetError, TunnelBook};
+use super::{failed, lock, BridgeBook, HostTap, Net, NetError, TunnelBook};
 use std::net::{IpAddr, Ipv4Addr};
 
 fn nl() -> Result<Netlink, NetError> {
@@ -14,7 +14,8 @@ fn nl() -> Result<Netlink, NetError> {
 }
 
 pub(super) fn bridge_name(b: &str) -> Result<(), NetError> {
-    spec::check_bridge(b).map_err(|why| NetError::Failed(format!("invalid bridge `{b}`: {why}")))
+    crate::vm::nic::check_bridge(b)
+        .map_err(|why| NetError::Failed(format!("invalid bridge `{b}`: {why}")))
 }
 
 fn trunk(bridge: &str, iface: &str) -> Op {
@@ -211,7 +212,7 @@ impl Net {
         };
         let name = match name {
             Some(n) => {
-                spec::check_bridge(n)
+                crate::vm::nic::check_bridge(n)
                     .map_err(|why| NetError::Failed(format!("invalid tap name `{n}`: {why}")))?;
                 if super::sys::index(n).is_some() || !self.claim(n) {
                     return failed(format!("tap {n} already exists"));

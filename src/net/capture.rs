@@ -138,7 +138,7 @@ impl Net {
 
     /// `capture pcap bridge BR FILE`: everything on the bridge, mirrored.
     pub async fn capture_bridge(&self, ns: &str, bridge: &str, path: &str) -> Result<(), NetError> {
-        super::spec::check_bridge(bridge)
+        crate::vm::nic::check_bridge(bridge)
             .map_err(|why| NetError::Failed(format!("invalid bridge `{bridge}`: {why}")))?;
         let name = self.reserve_name("mega_cap");
         let queue = Netlink::open()

@@ -282,9 +282,9 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         if c.args.flag("add") {
             let (alias, vlan) = (arg(&c, "alias"), arg(&c, "vlan"));
             let number = num("vlan")?;
-            crate::net::spec::VlanRef::parse(alias)
+            crate::vm::nic::VlanRef::parse(alias)
                 .ok()
-                .filter(|v| matches!(v, crate::net::spec::VlanRef::Alias(_)))
+                .filter(|v| matches!(v, crate::vm::nic::VlanRef::Alias(_)))
                 .ok_or_else(|| CommandError::Failed(format!("invalid alias `{alias}`")))?;
             let new = net
                 .update(|s| s.vlans.add(&ns, alias, vlan))
@@ -345,7 +345,7 @@ fn tap(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let bridge = c
                 .args
                 .string("bridge")
-                .unwrap_or(super::spec::DEFAULT_BRIDGE);
+                .unwrap_or(crate::vm::nic::DEFAULT_BRIDGE);
             let name = net
                 .create_host_tap(
                     &ns,

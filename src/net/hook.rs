@@ -6,12 +6,12 @@
 //! does. After a daemon restart the running VMs' taps are adopted as they
 //! are: watched again, their ports put back only if the switch lost them.
 
-use super::spec::{self, Mac};
 use super::sys::{self, netlink::Netlink};
 use super::{capture, ovs, qemu, tc, Net, Nic};
 use crate::command::BoxFuture;
 use crate::vm::config::VmConfig;
 use crate::vm::hooks::{Admission, VmHook};
+use crate::vm::nic::{self as spec, Mac};
 use crate::vm::{Vm, VmError};
 use std::sync::Arc;
 use tracing::warn;

@@ -3,9 +3,9 @@
 //! of the taps' byte counters every few seconds (for `host` rx/tx). Both
 //! start with the first tap and hold the node only weakly.
 
-use super::spec::Mac;
 use super::sys::{self, netlink::Netlink, PacketSocket};
 use super::{lock, Learned, Net};
+use crate::vm::nic::Mac;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, OnceLock, Weak};

@@ -30,17 +30,16 @@ pub mod pcap;
 pub mod qemu;
 pub mod snoop;
 pub mod span;
-pub mod spec;
 pub mod sys;
 pub mod tc;
 pub mod vlans;
 pub mod vmnet;
 
-pub use spec::Nic;
+pub use crate::vm::nic::Nic;
 
+use crate::vm::nic::{Mac, NetSpec};
 use batch::Batcher;
 use serde::{Deserialize, Serialize};
-use spec::{Mac, NetSpec};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -51,7 +50,7 @@ use vlans::{Alias, Vlans};
 #[derive(Debug, Error)]
 pub enum NetError {
     #[error(transparent)]
-    Spec(#[from] spec::SpecError),
+    Spec(#[from] crate::vm::nic::SpecError),
     #[error(transparent)]
     Vlan(#[from] vlans::VlanError),
     #[error(transparent)]
@@ -210,7 +209,7 @@ impl Net {
 
     /// One VLAN by number or alias, allocated if new.
     pub fn vlan(&self, ns: &str, text: &str) -> Result<(u16, Option<Alias>), NetError> {
-        spec::VlanRef::parse(text)
+        crate::vm::nic::VlanRef::parse(text)
             .map_err(|why| NetError::Failed(format!("invalid VLAN `{text}`: {why}")))?;
         let r = self.update(|s| s.vlans.resolve(ns, text))?;
         Ok((r.vlan, r.created))

@@ -3,7 +3,7 @@
 //! `net{i}` on its tap (opened by name; the daemon made it) and device
 //! `nic{i}` with the NIC's MAC. MACs are generated here too.
 
-use super::spec::{Mac, Nic};
+use crate::vm::nic::{Mac, Nic};
 use serde_json::{json, Value};
 
 /// `-netdev` and `-device` for NIC `i`.

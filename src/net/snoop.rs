@@ -4,7 +4,7 @@
 //! multicast ones. Pure; the daemon feeds it frames from one AF_PACKET
 //! socket (a BPF filter lets only ARP and ICMPv6 through), no libpcap.
 
-use super::spec::Mac;
+use crate::vm::nic::Mac;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The source MAC and the address a frame shows its sender using.

@@ -3,19 +3,9 @@
 //! is the edge, and a kernel without the qdisc is one clear error naming
 //! it. As in minimega, a rate and loss/delay exclude each other.
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Qos {
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub loss: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub delay: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub rate: String,
-}
+pub use crate::vm::nic::Qos;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QosRule {
@@ -78,10 +68,6 @@ impl QosRule {
 }
 
 impl Qos {
-    pub fn is_empty(&self) -> bool {
-        *self == Qos::default()
-    }
-
     /// The settings with `rule` added (replacing what it excludes).
     pub fn with(&self, rule: &QosRule) -> Qos {
         let mut q = self.clone();

@@ -5,7 +5,7 @@
 //! saves the whole table (as JSON) after each change, so allocations
 //! survive a restart.
 
-use super::spec::ALIAS_SEP;
+use crate::vm::nic::ALIAS_SEP;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;

@@ -4,10 +4,10 @@
 //! and the `vm info` cells. Each change is saved in the VM's record.
 
 use super::ovs::Op;
-use super::spec::Nic;
 use super::sys::{self, netlink::Netlink};
 use super::tc::{self, Qos, QosRule};
 use super::{bridges::list, failed, qemu, Net, NetError};
+use crate::vm::nic::Nic;
 use crate::vm::{Vm, Vms};
 use std::sync::Arc;
 
@@ -96,7 +96,7 @@ impl Net {
         let nic = nic_of(vm, index)?;
         running_tap(vm, &nic, index)?;
         let bridge = bridge.unwrap_or(&nic.bridge).to_string();
-        super::spec::check_bridge(&bridge)
+        crate::vm::nic::check_bridge(&bridge)
             .map_err(|why| NetError::Failed(format!("invalid bridge `{bridge}`: {why}")))?;
         let mut moved = nic.clone();
         moved.vlan = vlan.0;

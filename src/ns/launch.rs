@@ -485,7 +485,7 @@ mod tests {
     fn each_request_counts_its_nics_for_netcommit() {
         let queue = vec![
             q(LaunchNames::Count(2), |c| {
-                c.networks = crate::net::spec::parse_nics(&["A".into(), "B".into()]).unwrap();
+                c.networks = crate::vm::nic::parse_nics(&["A".into(), "B".into()]).unwrap();
             }),
             q(LaunchNames::Count(1), |_| {}),
         ];

@@ -104,7 +104,7 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     }
     let ports = super::virtio::argv(&c.virtio_ports, &p.dir);
     push(&ports.iter().map(String::as_str).collect::<Vec<_>>());
-    a.extend(crate::disk::spec::drive_args(&c.disks, c.snapshot, &p.dir));
+    a.extend(crate::vm::drive::drive_args(&c.disks, c.snapshot, &p.dir));
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     // Always present, so `vm cdrom change` works on a VM booted without one.
     let mut cd = String::from("id=cdrom,if=ide,media=cdrom");
@@ -138,7 +138,7 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::spec::DiskSpec;
+    use crate::vm::drive::DiskSpec;
 
     fn argv(c: &VmConfig, accel: Accel) -> Vec<String> {
         let paths = VmPaths::new(Path::new("/b"), 7);

@@ -28,11 +28,11 @@ pub enum ConfigError {
     #[error("vm config {0} takes one value")]
     OneValue(&'static str),
     #[error(transparent)]
-    Net(#[from] crate::net::spec::SpecError),
+    Net(#[from] crate::vm::nic::SpecError),
     #[error("cannot specify {0} and {1} in the same config")]
     Conflict(&'static str, &'static str),
     #[error(transparent)]
-    Disk(#[from] crate::disk::spec::SpecError),
+    Disk(#[from] crate::vm::drive::SpecError),
     #[error(transparent)]
     Outside(#[from] crate::paths::ConfineError),
 }
@@ -55,7 +55,7 @@ pub struct VmConfig {
     /// MiB.
     pub memory: u64,
     pub vcpus: u64,
-    pub disks: Vec<crate::disk::spec::DiskSpec>,
+    pub disks: Vec<crate::vm::drive::DiskSpec>,
     /// Boot from a throw-away overlay of each disk, so many VMs share one
     /// base image and never write to it.
     pub snapshot: bool,
@@ -84,7 +84,7 @@ pub struct VmConfig {
     /// (match, replacement) pairs applied in order to QEMU's command line.
     pub qemu_override: Vec<(String, String)>,
     /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
-    pub networks: Vec<crate::net::Nic>,
+    pub networks: Vec<crate::vm::nic::Nic>,
     /// The virtio-serial port the cc agent talks over.
     pub backchannel: bool,
     /// A saved running state to start from (`vm migrate`, `vm save`).
@@ -355,7 +355,7 @@ impl VmConfig {
                 let v = single(field, values)?;
                 self.vcpus = count("vcpus", v, 1, 1024, "at most 1024")?;
             }
-            Field::Disks => self.disks = crate::disk::spec::parse_list(values, filepath)?,
+            Field::Disks => self.disks = crate::vm::drive::parse_list(values, filepath)?,
             Field::Snapshot => self.snapshot = boolean("snapshot", single(field, values)?)?,
             Field::Backchannel => {
                 self.backchannel = boolean("backchannel", single(field, values)?)?
@@ -402,7 +402,7 @@ impl VmConfig {
                 self.schedule = v.into();
             }
             // VLANs are resolved by the daemon afterwards (net::commands::configure).
-            Field::Networks => self.networks = crate::net::spec::parse_nics(values)?,
+            Field::Networks => self.networks = crate::vm::nic::parse_nics(values)?,
             Field::Coschedule => {
                 let v = single(field, values)?;
                 self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
@@ -476,7 +476,7 @@ impl VmConfig {
         match field {
             Field::Memory => self.memory.to_string(),
             Field::Vcpus => self.vcpus.to_string(),
-            Field::Disks => crate::disk::spec::format_list(&self.disks),
+            Field::Disks => crate::vm::drive::format_list(&self.disks),
             Field::Snapshot => self.snapshot.to_string(),
             Field::Cdrom => self.cdrom.clone(),
             Field::Kernel => self.kernel.clone(),
@@ -501,7 +501,7 @@ impl VmConfig {
                 }
                 out
             }
-            Field::Networks => crate::net::spec::describe(&self.networks),
+            Field::Networks => crate::vm::nic::describe(&self.networks),
             Field::Backchannel => self.backchannel.to_string(),
             Field::State => self.state.clone(),
         }

@@ -139,7 +139,7 @@ async fn subcommand(c: &Call<'_, Node>, sub: Sub, values: &[String]) -> CmdResul
             cfg.networks = cfg
                 .networks
                 .iter()
-                .map(crate::net::Nic::unassigned)
+                .map(crate::vm::nic::Nic::unassigned)
                 .collect();
             vms.set_config(&ns, cfg);
             Ok(Reply::empty())

@@ -131,7 +131,7 @@ pub async fn table(
         row.extend([
             cfg.memory.to_string(),
             cfg.vcpus.to_string(),
-            crate::disk::spec::format_list(&cfg.disks),
+            crate::vm::drive::format_list(&cfg.disks),
             cfg.snapshot.to_string(),
             cfg.initrd.clone(),
             cfg.kernel.clone(),

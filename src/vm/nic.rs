@@ -308,8 +308,8 @@ pub struct Nic {
     /// Off its bridge (`vm net disconnect`).
     #[serde(skip_serializing_if = "is_false")]
     pub disconnected: bool,
-    #[serde(skip_serializing_if = "super::tc::Qos::is_empty")]
-    pub qos: super::tc::Qos,
+    #[serde(skip_serializing_if = "Qos::is_empty")]
+    pub qos: Qos,
 }
 
 impl Default for Nic {
@@ -394,6 +394,25 @@ pub fn parse_nics(specs: &[String]) -> Result<Vec<Nic>, SpecError> {
 pub fn describe(nics: &[Nic]) -> String {
     let specs: Vec<String> = nics.iter().map(Nic::spec).collect();
     format!("[{}]", specs.join(" "))
+}
+
+/// A NIC's shaping (`qos`), kept with the NIC; the rules and their tc
+/// commands are the networks room's (`net::tc`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Qos {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub loss: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub delay: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rate: String,
+}
+
+impl Qos {
+    pub fn is_empty(&self) -> bool {
+        *self == Qos::default()
+    }
 }
 
 #[cfg(test)]
