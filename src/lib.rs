@@ -21,6 +21,7 @@
 
 pub mod base;
 pub mod cc;
+pub mod cli;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -34,6 +35,7 @@ pub mod files;
 pub mod hostinfo;
 pub mod mesh;
 pub mod net;
+pub mod node;
 pub mod ns;
 pub mod paths;
 pub mod plumb;

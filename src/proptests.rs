@@ -100,9 +100,9 @@ proptest! {
 
     #[test]
     fn the_command_table_checks_any_line_without_panicking(l in line()) {
-        static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::daemon::Node>> =
+        static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::node::Node>> =
             std::sync::OnceLock::new();
-        let engine = ENGINE.get_or_init(crate::daemon::commands::engine);
+        let engine = ENGINE.get_or_init(crate::cli::engine);
         let _ = engine.check_line(&crate::command::Session::new(), &l);
         let _ = engine.suggest(&l);
     }

@@ -194,7 +194,7 @@ fn generated() -> common::Scratch {
 fn gendoc_writes_the_command_page_from_the_command_table() {
     let dir = generated();
     let page = std::fs::read_to_string(dir.path.join("man/minimega-commands.7")).unwrap();
-    let engine = minimega::daemon::commands::engine();
+    let engine = minimega::cli::engine();
     assert_eq!(
         page,
         minimega::doc::commands_page(&engine, minimega::VERSION, "2023-11-14")

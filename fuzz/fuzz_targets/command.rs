@@ -9,12 +9,12 @@ use libfuzzer_sys::fuzz_target;
 use minimega::command::lexer::lex;
 use minimega::command::pattern::Pattern;
 use minimega::command::{Engine, Session};
-use minimega::daemon::Node;
+use minimega::node::Node;
 use std::sync::OnceLock;
 
 fn engine() -> &'static Engine<Node> {
     static E: OnceLock<Engine<Node>> = OnceLock::new();
-    E.get_or_init(minimega::daemon::commands::engine)
+    E.get_or_init(minimega::cli::engine)
 }
 
 fuzz_target!(|data: &[u8]| {

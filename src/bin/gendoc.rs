@@ -37,7 +37,7 @@ fn write_all(out: &Path) -> Result<(), String> {
                 .map(|d| d.as_secs())
                 .unwrap_or(0)
         });
-    let engine = minimega::daemon::commands::engine();
+    let engine = minimega::cli::engine();
     let page = doc::commands_page(
         &engine,
         minimega::VERSION,

@@ -12,13 +12,11 @@
 //! - [`commands`], [`post`]: the `cc` commands
 
 pub mod book;
-pub mod commands;
 pub mod files;
 pub mod filter;
 pub mod gob;
 pub mod hook;
 pub mod pipes;
-pub mod post;
 pub mod ron;
 pub mod server;
 pub mod session;

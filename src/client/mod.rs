@@ -34,7 +34,7 @@ pub enum Transport {
     Dbus(Client),
     Socket(SocketClient),
     Local {
-        daemon: crate::daemon::Daemon,
+        daemon: crate::cli::Core,
         session: crate::command::Session,
     },
 }
@@ -49,9 +49,9 @@ pub struct Answer {
 
 /// Whether a line is `quit` (or nests it), by this binary's command table.
 fn is_quit(line: &str) -> bool {
-    static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::daemon::Node>> =
+    static ENGINE: std::sync::OnceLock<crate::command::Engine<crate::node::Node>> =
         std::sync::OnceLock::new();
-    let engine = ENGINE.get_or_init(crate::daemon::commands::engine);
+    let engine = ENGINE.get_or_init(crate::cli::engine);
     crate::command::lexer::lex(line)
         .is_ok_and(|w| !w.is_empty() && engine.names_command(&w, "quit"))
 }

@@ -74,7 +74,7 @@ pub async fn run(mut t: Transport, config: Config) -> ExitCode {
 }
 
 /// The daemon's own terminal, when it runs in the foreground.
-pub async fn local_shell(daemon: crate::daemon::Daemon) {
+pub async fn local_shell(daemon: crate::cli::Core) {
     let config = daemon.node.config.clone();
     let t = Transport::Local {
         daemon,

@@ -2,64 +2,15 @@
 //! (D-Bus, the command socket, a terminal on stdin), tells systemd how it
 //! is doing, and shuts down without touching VMs.
 
-pub mod commands;
-pub mod node;
-pub mod preprocess;
-pub mod read;
+pub use crate::cli::Core as Daemon;
 
-pub use crate::event::Event;
-pub use node::Node;
-
-use crate::command::{Engine, Group, Session};
+use crate::command::Session;
 use crate::config::{Bus, Config};
 use crate::systemd::notify;
 use crate::VERSION;
-use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tracing::{error, info, warn};
-
-/// The node and its engine: what every front door holds.
-#[derive(Clone)]
-pub struct Daemon {
-    pub node: Arc<Node>,
-    pub engine: Arc<Engine<Node>>,
-}
-
-impl Daemon {
-    pub fn new(config: Config) -> Daemon {
-        let d = Daemon {
-            node: Arc::new(Node::new(config)),
-            engine: Arc::new(commands::engine()),
-        };
-        // Commands from other nodes go through the same engine. Weak: the
-        // node owns the mesh, which owns this runner.
-        let node = Arc::downgrade(&d.node);
-        let engine = d.engine.clone();
-        d.node.mesh.set_runner(Arc::new(move |mut session, line| {
-            let (node, engine) = (node.clone(), engine.clone());
-            Box::pin(async move {
-                match node.upgrade() {
-                    Some(n) => engine.run_line(&n, &mut session, &line).await,
-                    None => Vec::new(),
-                }
-            })
-        }));
-        d
-    }
-
-    pub async fn exec(&self, session: &mut Session, line: &str) -> Vec<Group> {
-        self.engine.run_line(&self.node, session, line).await
-    }
-
-    fn status_line(&self) -> String {
-        format!(
-            "VMs: {}, mesh size: {}",
-            self.node.vm_count(),
-            self.node.mesh_size()
-        )
-    }
-}
 
 #[derive(Debug, Error)]
 pub enum DaemonError {

@@ -3,9 +3,10 @@
 //! read the node, and node events become signals.
 
 use super::{BUS_NAME, OBJECT_PATH};
+use crate::cli::Core;
 use crate::command::render::{self, pad_table};
 use crate::command::{Group, Response, Session};
-use crate::daemon::{Daemon, Event};
+use crate::event::Event;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tracing::{debug, warn};
@@ -17,7 +18,7 @@ type SessionRef = Arc<tokio::sync::Mutex<Session>>;
 
 /// The served object.
 pub struct Api {
-    daemon: Daemon,
+    daemon: Core,
     sessions: Arc<Mutex<HashMap<String, SessionRef>>>,
 }
 
@@ -140,7 +141,7 @@ impl Api {
 
 /// Connects to the bus, serves the object, owns the name. Returns once the
 /// name is owned, so READY=1 can follow.
-pub async fn serve(daemon: Daemon) -> Result<Connection, zbus::Error> {
+pub async fn serve(daemon: Core) -> Result<Connection, zbus::Error> {
     let sessions: Arc<Mutex<HashMap<String, SessionRef>>> = Arc::default();
     let api = Api {
         daemon: daemon.clone(),
@@ -179,7 +180,7 @@ async fn forget_departed(conn: Connection, sessions: Arc<Mutex<HashMap<String, S
 }
 
 /// Turns node events into signals and property-change notifications.
-async fn relay_events(conn: Connection, daemon: Daemon) {
+async fn relay_events(conn: Connection, daemon: Core) {
     let mut rx = daemon.node.events.subscribe();
     let Ok(iface) = conn.object_server().interface::<_, Api>(OBJECT_PATH).await else {
         return;

@@ -6,7 +6,6 @@
 //! node is in the mesh. A failure is that host's row; what was half-made on
 //! it is undone.
 
-pub mod commands;
 pub mod plan;
 pub mod ssh;
 

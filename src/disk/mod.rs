@@ -10,7 +10,6 @@
 //! - [`commands`]: the command table
 
 pub mod args;
-pub mod commands;
 pub mod hook;
 pub mod info;
 pub mod inject;

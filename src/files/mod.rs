@@ -20,7 +20,6 @@
 //! - `serve`, `fetch`: the two ends of a transfer (threads, sockets, files)
 //! - [`commands`], [`hook`]
 
-pub mod commands;
 mod fetch;
 pub mod hook;
 pub mod local;
@@ -483,6 +482,6 @@ async fn ask(inner: &Inner, name: &str) -> Vec<Offer> {
     answers
         .iter()
         .filter(|r| !r.is_error())
-        .flat_map(|r| commands::parse_offer(&r.host, &r.header, &r.tabular))
+        .flat_map(|r| transfer::parse_offer(&r.host, &r.header, &r.tabular))
         .collect()
 }

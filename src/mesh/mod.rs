@@ -19,7 +19,6 @@
 //! topology and the requests waiting for an answer.
 
 pub mod auth;
-pub mod commands;
 pub mod discovery;
 pub mod frames;
 pub mod graph;

@@ -13,7 +13,7 @@ fn nl() -> Result<Netlink, NetError> {
     Netlink::open().map_err(|e| NetError::Failed(format!("netlink: {e}")))
 }
 
-pub(super) fn bridge_name(b: &str) -> Result<(), NetError> {
+pub fn bridge_name(b: &str) -> Result<(), NetError> {
     crate::vm::nic::check_bridge(b)
         .map_err(|why| NetError::Failed(format!("invalid bridge `{b}`: {why}")))
 }

@@ -22,7 +22,6 @@
 pub mod batch;
 pub mod bridges;
 pub mod capture;
-pub mod commands;
 pub mod hook;
 pub mod live;
 pub mod ovs;

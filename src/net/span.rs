@@ -13,10 +13,7 @@
 //! from, so a name that resolves to loopback here does no harm.
 
 use super::{failed, NetError};
-use crate::command::lexer::quote_if_needed;
-use crate::daemon::Node;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// A tunnel of a spanning bridge: `host`'s device `iface`.
@@ -53,7 +50,7 @@ pub fn key(ns: &str, bridge: &str) -> u32 {
 }
 
 /// `host`'s IPv4 address by name resolution, loopback skipped.
-async fn resolve(host: &str) -> Result<Ipv4Addr, NetError> {
+pub async fn resolve(host: &str) -> Result<Ipv4Addr, NetError> {
     let found = tokio::net::lookup_host((host, 0))
         .await
         .map_err(|e| NetError::Failed(format!("cannot resolve host {host}: {e}")))?;
@@ -72,7 +69,7 @@ async fn resolve(host: &str) -> Result<Ipv4Addr, NetError> {
 
 /// The address this node's kernel sends from toward `to` (no packet
 /// is sent: a UDP socket's connect only picks the route).
-fn source_toward(to: Ipv4Addr) -> Result<Ipv4Addr, NetError> {
+pub fn source_toward(to: Ipv4Addr) -> Result<Ipv4Addr, NetError> {
     let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
         .and_then(|s| s.connect((to, 4789)).map(|_| s))
         .and_then(|s| s.local_addr())
@@ -81,158 +78,6 @@ fn source_toward(to: Ipv4Addr) -> Result<Ipv4Addr, NetError> {
         IpAddr::V4(v) => Ok(v),
         IpAddr::V6(_) => failed(format!("no IPv4 route to {to}")),
     }
-}
-
-/// What one host does to its bridge.
-enum Act<'a> {
-    Tunnel {
-        kind: &'a str,
-        remote: Ipv4Addr,
-        key: u32,
-    },
-    NoTunnel(&'a str),
-}
-
-/// Does `act` to `bridge` on `host`: here directly, elsewhere as the
-/// `bridge` command over the mesh. Returns a new tunnel's device.
-async fn on(node: &Node, host: &str, bridge: &str, act: Act<'_>) -> Result<String, NetError> {
-    let named = |e: NetError| NetError::Failed(format!("{host}: {e}"));
-    if host == node.hostname() {
-        return match act {
-            Act::Tunnel { kind, remote, key } => node
-                .net
-                .add_tunnel(kind, bridge, &remote.to_string(), Some(&key.to_string()))
-                .await
-                .map_err(named),
-            Act::NoTunnel(iface) => node
-                .net
-                .remove_tunnel(bridge, iface)
-                .await
-                .map(|_| String::new())
-                .map_err(named),
-        };
-    }
-    let br = quote_if_needed(bridge, false);
-    let line = match act {
-        Act::Tunnel { kind, remote, key } => format!("bridge tunnel {kind} {br} {remote} {key}"),
-        Act::NoTunnel(iface) => format!("bridge notunnel {br} {}", quote_if_needed(iface, false)),
-    };
-    let answers = node.mesh.send(&[host.to_string()], &line).await;
-    match answers.into_iter().next() {
-        Some(r) if r.is_error() => failed(format!("{host}: {}", r.error)),
-        Some(r) => Ok(r.response.trim().to_string()),
-        None => failed(format!("{host}: no answer")),
-    }
-}
-
-/// `ns bridge BRIDGE [vxlan|gre]` for namespace `ns` over `hosts`.
-pub async fn create(
-    node: &Node,
-    ns: &str,
-    hosts: &BTreeSet<String>,
-    bridge: &str,
-    kind: &str,
-) -> Result<(), NetError> {
-    super::bridges::bridge_name(bridge)?;
-    let spans = node.net.saved().spans;
-    if spans.get(ns).is_some_and(|m| m.contains_key(bridge)) {
-        return failed(format!("bridge {bridge} already spans namespace {ns}"));
-    }
-    if hosts.len() < 2 {
-        return Ok(());
-    }
-    let me = node.hostname();
-    let hub = if hosts.contains(me) {
-        me.to_string()
-    } else {
-        hosts.iter().next().cloned().unwrap_or_default()
-    };
-    let mut spokes = Vec::new();
-    for h in hosts.iter().filter(|h| **h != hub) {
-        spokes.push((h.clone(), resolve(h).await?));
-    }
-    let hub_ip = if hub == me {
-        None
-    } else {
-        Some(resolve(&hub).await?)
-    };
-    let mut toward = Vec::new();
-    for (_, ip) in &spokes {
-        toward.push((*ip, hub_ip.map_or_else(|| source_toward(*ip), Ok)?));
-    }
-    let plan = star(&hub, &spokes, |ip| {
-        toward
-            .iter()
-            .find(|(s, _)| *s == ip)
-            .map_or(ip, |(_, h)| *h)
-    });
-    let key = key(ns, bridge);
-    let mut made: Vec<Leg> = Vec::new();
-    for (host, remote) in plan {
-        let act = Act::Tunnel { kind, remote, key };
-        match on(node, &host, bridge, act).await {
-            Ok(iface) => made.push(Leg { host, iface }),
-            Err(e) => {
-                // Nothing half-made: the tunnels so far go again.
-                remove(node, bridge, &made).await;
-                return Err(e);
-            }
-        }
-    }
-    node.net.update(|s| {
-        s.spans
-            .entry(ns.to_string())
-            .or_default()
-            .insert(bridge.to_string(), made)
-    });
-    Ok(())
-}
-
-/// Takes `legs` down; returns those that failed, with why.
-async fn remove(node: &Node, bridge: &str, legs: &[Leg]) -> Vec<(Leg, NetError)> {
-    let mut left = Vec::new();
-    for l in legs {
-        if let Err(e) = on(node, &l.host, bridge, Act::NoTunnel(&l.iface)).await {
-            left.push((l.clone(), e));
-        }
-    }
-    left
-}
-
-/// `ns del-bridge BRIDGE|all`: the namespace's spanning bridge's tunnels
-/// go, on every host (one host's failure does not keep the others'; its
-/// tunnels stay on record for another try). The bridges themselves stay,
-/// as after `bridge notunnel`.
-pub async fn delete(node: &Node, ns: &str, bridge: &str) -> Result<(), NetError> {
-    let spans = node.net.saved().spans.get(ns).cloned().unwrap_or_default();
-    let which: Vec<(String, Vec<Leg>)> = if bridge == "all" {
-        spans.into_iter().collect()
-    } else {
-        match spans.get(bridge) {
-            Some(l) => vec![(bridge.to_string(), l.clone())],
-            None => return failed("bridge is not associated with namespace"),
-        }
-    };
-    let mut first = None;
-    for (b, legs) in which {
-        let (left, errors): (Vec<Leg>, Vec<NetError>) =
-            remove(node, &b, &legs).await.into_iter().unzip();
-        // What could not be removed stays on record, for another try.
-        node.net.update(|s| {
-            if let Some(m) = s.spans.get_mut(ns) {
-                if left.is_empty() {
-                    m.remove(&b);
-                } else {
-                    m.insert(b.clone(), left);
-                }
-                if m.is_empty() {
-                    s.spans.remove(ns);
-                }
-            }
-        });
-        first = first.or(errors.into_iter().next());
-    }
-    first.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]

@@ -22,13 +22,11 @@
 //! - [`schedule`]: where `vm launch` puts VMs in a namespace (pure)
 //! - [`launch`]: `vm launch` here or across the namespace's hosts
 
-pub mod commands;
 pub mod launch;
 pub mod queue;
 pub mod schedule;
 
-use crate::command::{lexer, Elsewhere, Response, Session};
-use crate::daemon::Node;
+use crate::command::{Response, Session};
 use crate::vm::config::VmConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -194,70 +192,6 @@ pub fn current(session: &Session) -> &str {
     session.namespace.as_deref().unwrap_or(DEFAULT)
 }
 
-/// Hosts a new namespace gets, minimega's way.
-pub fn initial_hosts(node: &Node, name: &str) -> BTreeSet<String> {
-    let me = node.hostname().to_string();
-    if name == DEFAULT {
-        return BTreeSet::from([me]);
-    }
-    let others: BTreeSet<String> = node.mesh.others().into_iter().collect();
-    if others.is_empty() {
-        BTreeSet::from([me])
-    } else {
-        others
-    }
-}
-
-/// The session's namespace, created if needed, and its hosts.
-pub fn hosts_of(node: &Node, session: &Session) -> BTreeSet<String> {
-    let name = current(session);
-    node.namespaces.ensure(name, || initial_hosts(node, name));
-    node.namespaces.hosts(name).unwrap_or_default()
-}
-
-/// The engine's hook ([`crate::command::Context::elsewhere`]): a
-/// [`FAN_OUT`] command typed in a namespace with hosts beyond this node
-/// also runs on those hosts, as `namespace <ns> <command>`.
-pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-    if !FAN_OUT.contains(&command) && !crate::cc::commands::FAN_OUT.contains(&command) {
-        return None;
-    }
-    let hosts = hosts_of(node, session);
-    let me = node.hostname();
-    let remote: Vec<String> = hosts.iter().filter(|h| *h != me).cloned().collect();
-    if remote.is_empty() {
-        return None;
-    }
-    let line = format!(
-        "namespace {} {line}",
-        lexer::quote_if_needed(current(session), false)
-    );
-    let mesh = node.mesh.clone();
-    Some(Elsewhere {
-        here: hosts.contains(me) || crate::cc::commands::ALWAYS_HERE.contains(&command),
-        remote: Box::pin(async move { mesh.send(&remote, &line).await }),
-        tidy: if command.starts_with("vm ") {
-            Some(drop_not_found as fn(&mut Vec<Response>))
-        } else if command.starts_with("cc") || command == "clear cc" {
-            Some(crate::cc::commands::tidy)
-        } else {
-            None
-        },
-    })
-}
-
-/// A VM lives on one host of a namespace: the other hosts' "vm not found"
-/// is noise when some host acted on it (minimega hides it too). When no
-/// host knows the VM, one such error is kept.
-pub fn drop_not_found(responses: &mut Vec<Response>) {
-    let not_found = |r: &Response| r.error.starts_with("vm not found");
-    if responses.iter().any(|r| !not_found(r)) {
-        responses.retain(|r| !not_found(r));
-    } else {
-        responses.truncate(1);
-    }
-}
-
 /// Host loads for the scheduler, read from the `host` command's table
 /// (columns name, cpus, cpucommit, memtotal, memcommit, vms), as gathered
 /// across a namespace's hosts. Rows it cannot read are skipped.
@@ -310,30 +244,6 @@ mod tests {
     use crate::command::table;
 
     #[test]
-    fn not_found_errors_of_other_hosts_are_dropped() {
-        let ok = Response {
-            host: "a".into(),
-            ..Default::default()
-        };
-        let mut rs = vec![
-            ok.clone(),
-            Response::error("b", "vm not found: x"),
-            Response::error("c", "disk gone"),
-        ];
-        drop_not_found(&mut rs);
-        assert_eq!(
-            rs.iter().map(|r| r.host.as_str()).collect::<Vec<_>>(),
-            ["a", "c"]
-        );
-        let mut none = vec![
-            Response::error("b", "vm not found: x"),
-            Response::error("c", "vm not found: x"),
-        ];
-        drop_not_found(&mut none);
-        assert_eq!(none, vec![Response::error("b", "vm not found: x")]);
-    }
-
-    #[test]
     fn names() {
         assert!(valid_name("exp-1_a.b").is_ok());
         for bad in ["", "a b", "a,b", "x[1]", &"a".repeat(65)] {
@@ -360,7 +270,7 @@ mod tests {
     #[test]
     fn host_table_to_loads() {
         let mut r = table(
-            crate::daemon::commands::HOST_COLUMNS,
+            crate::cli::HOST_COLUMNS,
             [
                 [
                     "n1", "4", "2", "0.1", "100", "8000", "1024", "2", "2", "1s", "tcg",

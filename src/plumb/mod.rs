@@ -19,7 +19,6 @@
 //! and [`Plumber::writer`] open a reader or writer on a pipe by its full
 //! name ([`qualify`] makes one); dropping them closes them.
 
-pub mod commands;
 pub mod modes;
 pub mod pipeline;
 pub mod pipes;

@@ -10,8 +10,6 @@
 //! group of its own, so a time limit or a kill ends everything it started;
 //! background commands still running end with the daemon.
 
-pub mod commands;
-
 use crate::paths::find_binary;
 use std::collections::BTreeMap;
 use std::process::Stdio;

@@ -3,8 +3,8 @@
 
 use super::access::{self, Peer, Policy};
 use super::proto::{self, Decoder, Reply, Request, MAX_REQUEST};
+use crate::cli::Core;
 use crate::command::Session;
-use crate::daemon::Daemon;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,7 +130,7 @@ pub struct CommandSocket {
 impl CommandSocket {
     /// Binds `<base>/minimega` and starts accepting. Must run inside the
     /// runtime.
-    pub fn start(daemon: Daemon) -> Result<CommandSocket, SocketError> {
+    pub fn start(daemon: Core) -> Result<CommandSocket, SocketError> {
         let cfg = &daemon.node.config;
         let path = cfg.socket_path();
         if clear_stale(&path, &cfg.base, cfg.force || cfg.recover)? {
@@ -214,7 +214,7 @@ impl Drop for CommandSocket {
     }
 }
 
-async fn accept_loop(listener: UnixListener, daemon: Daemon, policy: Policy) {
+async fn accept_loop(listener: UnixListener, daemon: Core, policy: Policy) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
@@ -294,7 +294,7 @@ async fn read_request(
 }
 
 /// Serves one client until it hangs up or sends what cannot be read.
-async fn serve_connection(daemon: Daemon, stream: UnixStream, policy: Policy) {
+async fn serve_connection(daemon: Core, stream: UnixStream, policy: Policy) {
     let peer = match peer_of(&stream) {
         Ok(p) => p,
         Err(e) => {

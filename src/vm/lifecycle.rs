@@ -207,7 +207,7 @@ impl Vms {
 
     /// Runs `f` on every VM concurrently; the first error (by VM id) is
     /// reported with a count of the others.
-    pub(super) async fn each<F, Fut>(&self, vms: Vec<Arc<Vm>>, f: F) -> Result<(), VmError>
+    pub async fn each<F, Fut>(&self, vms: Vec<Arc<Vm>>, f: F) -> Result<(), VmError>
     where
         F: Fn(Vms, Arc<Vm>) -> Fut,
         Fut: std::future::Future<Output = Result<(), VmError>> + Send + 'static,

@@ -81,6 +81,11 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// Holds this VM's lifecycle lock: operations on it run one at a time.
+    pub async fn exclusive(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.op.lock().await
+    }
+
     /// A VM from its record, registered nowhere (adoption registers it;
     /// a discarded record is only handed to the hooks).
     pub(super) fn from_record(r: &Record, base: &Path) -> Vm {
@@ -243,6 +248,11 @@ impl Vms {
 
     pub(super) fn reg(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.reg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The base directory the VMs' folders are in.
+    pub fn base(&self) -> &Path {
+        &self.inner.base
     }
 
     pub fn accel(&self) -> Accel {

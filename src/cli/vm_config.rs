@@ -4,10 +4,10 @@
 //! listing. A field or subcommand may be abbreviated to a unique prefix;
 //! an ambiguous one is an error naming the candidates.
 
-use super::argv::{self, VmPaths};
-use super::config::{Field, VmConfig, ALIASES, FIELDS};
 use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::node::Node;
+use crate::vm::argv::{self, VmPaths};
+use crate::vm::config::{Field, VmConfig, ALIASES, FIELDS};
 
 /// The words of `vm config` that are not fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,7 +37,7 @@ fn resolve(word: &str, subs: bool) -> Result<Word, CommandError> {
     }
     let aliases: Vec<(&'static str, Word)> =
         ALIASES.iter().map(|(n, f)| (*n, Word::Field(*f))).collect();
-    super::config::pick(word, &names, &aliases).map_err(fail)
+    crate::vm::config::pick(word, &names, &aliases).map_err(fail)
 }
 
 fn fail(e: impl std::fmt::Display) -> CommandError {
@@ -72,7 +72,7 @@ fn with_ns<R>(c: &Call<'_, Node>, f: impl FnOnce(&mut crate::ns::Namespace) -> R
     let node = c.ctx;
     let ns = namespace(c);
     node.namespaces
-        .with(&ns, || crate::ns::initial_hosts(node, &ns), f)
+        .with(&ns, || super::scope::initial_hosts(node, &ns), f)
 }
 
 fn vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
@@ -99,8 +99,7 @@ fn vm_config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         }
         cfg.set(field, &values, vms.filepath()).map_err(fail)?;
         if field == Field::Networks {
-            crate::net::commands::configure(c.ctx, &c.session.origin, &ns, &mut cfg.networks)
-                .await?;
+            super::net::configure(c.ctx, &c.session.origin, &ns, &mut cfg.networks).await?;
         }
         vms.set_config(&ns, cfg);
         Ok(Reply::empty())
@@ -175,7 +174,7 @@ async fn find_config(c: &Call<'_, Node>, ns: &str, vm: &str) -> Result<VmConfig,
         return Err(not_found.into());
     }
     let me = node.hostname().to_string();
-    let others: Vec<String> = crate::ns::hosts_of(node, c.session)
+    let others: Vec<String> = super::scope::hosts_of(node, c.session)
         .into_iter()
         .filter(|h| *h != me)
         .collect();
@@ -202,7 +201,7 @@ async fn find_config(c: &Call<'_, Node>, ns: &str, vm: &str) -> Result<VmConfig,
 /// VM of this configuration would get, before and after them.
 fn overrides(c: &Call<'_, Node>, cfg: &VmConfig) -> String {
     let vms = &c.ctx.vms;
-    let paths = VmPaths::new(&vms.inner.base, 0);
+    let paths = VmPaths::new(vms.base(), 0);
     let line = |cfg: &VmConfig| {
         let a = argv::qemu_argv(&argv::Launch {
             name: "vm-0",
@@ -212,7 +211,7 @@ fn overrides(c: &Call<'_, Node>, cfg: &VmConfig) -> String {
             config: cfg,
             extra: &[],
         });
-        super::overrides::join(&a[1..])
+        crate::vm::overrides::join(&a[1..])
     };
     let before = VmConfig {
         qemu_override: Vec::new(),

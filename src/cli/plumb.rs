@@ -4,13 +4,13 @@
 //! vias and pipelines act here, and the plumbers carry the messages to
 //! every node.
 
-use super::modes::Mode;
-use super::production;
-use super::remote::{self, Message};
 use crate::command::{
     lexer, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
-use crate::daemon::Node;
+use crate::node::Node;
+use crate::plumb::modes::Mode;
+use crate::plumb::production;
+use crate::plumb::remote::{self, Message};
 
 pub fn specs() -> Vec<Spec<Node>> {
     vec![
@@ -127,7 +127,7 @@ where
 {
     let me = c.ctx.hostname().to_string();
     let hosts = if c.session.origin == Origin::Local {
-        crate::ns::hosts_of(c.ctx, c.session)
+        super::scope::hosts_of(c.ctx, c.session)
     } else {
         Default::default()
     };

@@ -1,9 +1,9 @@
 //! The `deploy` commands. Settings are the node's (as minimega keeps them
 //! process-wide); `deploy launch`/`remove` answer one row per host.
 
-use super::{plan::HeadFlags, ssh::HostKeyPolicy, Job, Outcome, Settings};
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::deploy::{plan::HeadFlags, ssh::HostKeyPolicy, Job, Outcome, Settings};
+use crate::node::Node;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -130,7 +130,7 @@ fn rows(verb: &str, out: Vec<Outcome>) -> Reply {
 fn hosts(c: &Call<'_, Node>) -> Result<Vec<String>, CommandError> {
     let spec = c.args.string("hosts").unwrap_or_default();
     let me = c.ctx.hostname();
-    let hosts = crate::mesh::commands::named_hosts(spec, me)?;
+    let hosts = super::mesh::named_hosts(spec, me)?;
     if hosts.iter().any(|h| h == me) {
         return Err(CommandError::Invalid(format!(
             "cannot deploy to this node ({me})"
@@ -174,8 +174,11 @@ fn launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let hosts = hosts(&c)?;
         let job = Arc::new(job(&c)?);
-        let mesh: Arc<dyn super::MeshJoin> = c.ctx.mesh_join();
-        Ok(rows("launch", super::launch(job, mesh, hosts).await))
+        let mesh: Arc<dyn crate::deploy::MeshJoin> = c.ctx.mesh_join();
+        Ok(rows(
+            "launch",
+            crate::deploy::launch(job, mesh, hosts).await,
+        ))
     })
 }
 
@@ -185,7 +188,7 @@ fn remove(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let settings = settings(&c).clone();
         Ok(rows(
             "remove",
-            super::remove(settings, home_dir(), hosts).await,
+            crate::deploy::remove(settings, home_dir(), hosts).await,
         ))
     })
 }

@@ -4,10 +4,10 @@
 //! on every host of it and their answers are merged (`cc responses` gathers
 //! every host's responses), as minimega does.
 
-use super::files;
-use super::filter;
+use crate::cc::files;
+use crate::cc::filter;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::node::Node;
 use crate::ns::current;
 use std::sync::Arc;
 
@@ -113,7 +113,7 @@ pub fn specs() -> Vec<Spec<Node>> {
             mesh_ok: true,
         },
     ];
-    v.extend(super::post::specs());
+    v.extend(super::cc_post::specs());
     v
 }
 

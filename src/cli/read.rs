@@ -2,8 +2,8 @@
 //! as if they were typed there. Each command's answer stays a group of its
 //! own, so the command socket sends one object per command.
 
-use super::node::Node;
 use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
+use crate::node::Node;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -197,7 +197,7 @@ mod tests {
 
     fn run(files: &Path, session: &mut Session, line: &str) -> Vec<String> {
         let node = node(files);
-        let engine = crate::daemon::commands::engine();
+        let engine = crate::cli::engine();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -3,13 +3,13 @@
 //! into [`Net`]; VM-targeted ones also run on the other hosts of a
 //! namespace that spans the mesh, with VLAN aliases resolved here first.
 
-use super::tc::QosRule;
-use super::vlans::Alias;
-use super::NetError;
 use crate::command::{
     lexer, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
-use crate::daemon::Node;
+use crate::net::tc::QosRule;
+use crate::net::vlans::Alias;
+use crate::net::NetError;
+use crate::node::Node;
 use crate::vm::manager::DEFAULT_NAMESPACE;
 use crate::vm::targets;
 use crate::vm::Vm;
@@ -76,7 +76,7 @@ pub async fn configure(
     node: &Node,
     origin: &Origin,
     ns: &str,
-    nics: &mut [super::Nic],
+    nics: &mut [crate::net::Nic],
 ) -> Result<(), CommandError> {
     let specs: Vec<String> = nics.iter().map(|n| n.spec()).collect();
     let (resolved, created) = node.net.nics(ns, &specs)?;
@@ -93,7 +93,7 @@ fn spread(c: &Call<'_, Node>) -> (Vec<String>, bool) {
     if c.session.origin != Origin::Local {
         return (Vec::new(), true);
     }
-    let hosts = crate::ns::hosts_of(c.ctx, c.session);
+    let hosts = super::scope::hosts_of(c.ctx, c.session);
     let me = c.ctx.hostname();
     let remote: Vec<String> = hosts.iter().filter(|h| *h != me).cloned().collect();
     let here = remote.is_empty() || hosts.contains(me);
@@ -134,7 +134,7 @@ where
         None => {}
     }
     all.extend(theirs);
-    crate::ns::drop_not_found(&mut all);
+    super::scope::drop_not_found(&mut all);
     Ok(all.into())
 }
 
@@ -405,15 +405,15 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 }
 
 /// `ns bridge BR [vxlan|gre]` and `ns del-bridge BR` (patterns in the
-/// `ns` table): see [`super::span`].
+/// `ns` table): see [`crate::net::span`].
 pub async fn ns_bridge(c: &Call<'_, Node>) -> CmdResult {
     let (ns, br) = (namespace(c), arg(c, "bridge"));
     if c.args.flag("del-bridge") {
-        super::span::delete(c.ctx, &ns, br).await?;
+        super::net_span::delete(c.ctx, &ns, br).await?;
     } else {
-        let hosts = crate::ns::hosts_of(c.ctx, c.session);
+        let hosts = super::scope::hosts_of(c.ctx, c.session);
         let kind = if c.args.flag("vxlan") { "vxlan" } else { "gre" };
-        super::span::create(c.ctx, &ns, &hosts, br, kind).await?;
+        super::net_span::create(c.ctx, &ns, &hosts, br, kind).await?;
     }
     Ok(Reply::empty())
 }

@@ -1,8 +1,8 @@
 //! `shell`, `background` and minimega's `background-*` commands.
 
-use super::{ShellError, SHELL_LIMIT, STATUS_COLUMNS};
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::node::Node;
+use crate::shell::{ShellError, SHELL_LIMIT, STATUS_COLUMNS};
 
 impl From<ShellError> for CommandError {
     fn from(e: ShellError) -> CommandError {
@@ -78,7 +78,7 @@ pub fn specs() -> Vec<Spec<Node>> {
 
 fn shell(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
-        let out = super::shell(c.args.list("command"), SHELL_LIMIT).await?;
+        let out = crate::shell::shell(c.args.list("command"), SHELL_LIMIT).await?;
         let text = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
         let mut answer = vec![Response::text(text)];
         if let Some(e) = out.error(SHELL_LIMIT) {

@@ -3,7 +3,7 @@
 use crate::command::{
     ranges, table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec,
 };
-use crate::daemon::Node;
+use crate::node::Node;
 use crate::timefmt::go_duration;
 use std::time::Duration;
 

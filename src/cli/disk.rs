@@ -1,8 +1,8 @@
 //! The `disk` commands, with minimega's names, words and output.
 
-use super::{info, DiskError};
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::disk::{info, DiskError};
+use crate::node::Node;
 
 impl From<DiskError> for CommandError {
     fn from(e: DiskError) -> CommandError {

@@ -1,11 +1,12 @@
 //! `namespace`, `clear namespace`, `clear all` and `ns ...`.
 
-use super::{current, hosts_of, initial_hosts, session_value, valid_name, DEFAULT};
+use super::scope::{hosts_of, initial_hosts};
 use crate::command::{
     lexer, ranges, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response,
     Session, Spec,
 };
-use crate::daemon::Node;
+use crate::node::Node;
+use crate::ns::{current, session_value, valid_name, DEFAULT};
 use std::collections::BTreeSet;
 
 pub fn specs() -> Vec<Spec<Node>> {
@@ -146,7 +147,7 @@ fn clear_namespace(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 }
 
 /// Destroys a namespace (or `all`) on this node: its VMs are killed and
-/// forgotten, the [`super::NAMESPACE_CLEAR`] commands run in it, and its
+/// forgotten, the [`crate::ns::NAMESPACE_CLEAR`] commands run in it, and its
 /// configuration, queue and saved configurations go; an active namespace
 /// destroyed leaves the default one active. Returns the errors, among
 /// them `unknown namespace: NAME` when nothing was known by that name.
@@ -184,7 +185,7 @@ async fn destroy(c: &Call<'_, Node>, name: &str) -> Vec<String> {
             preprocess: false,
             ..Session::default()
         };
-        for cmd in super::NAMESPACE_CLEAR {
+        for cmd in crate::ns::NAMESPACE_CLEAR {
             if c.engine.check_line(&session, cmd).is_err() {
                 continue;
             }
@@ -267,7 +268,7 @@ fn ns(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             "queue" => ns_queue(&c),
             "flush" => ns_flush(&c),
             "schedule" => ns_schedule(&c).await,
-            "bridge" | "del-bridge" => crate::net::commands::ns_bridge(&c).await,
+            "bridge" | "del-bridge" => super::net::ns_bridge(&c).await,
             "run" => ns_run(c).await,
             _ => Err(CommandError::Invalid("usage: see `help ns`".into())),
         }
@@ -275,7 +276,7 @@ fn ns(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 }
 
 /// Runs `f` on the session's namespace.
-fn with<R>(c: &Call<'_, Node>, f: impl FnOnce(&mut super::Namespace) -> R) -> R {
+fn with<R>(c: &Call<'_, Node>, f: impl FnOnce(&mut crate::ns::Namespace) -> R) -> R {
     let node = c.ctx;
     let name = current(c.session).to_string();
     node.namespaces
@@ -291,7 +292,7 @@ fn ns_hosts(c: &Call<'_, Node>) -> CmdResult {
 
 /// Expands a host argument; `localhost` is this node, `all` is `all`.
 fn host_list(node: &Node, spec: &str, all: Vec<String>) -> Result<Vec<String>, CommandError> {
-    crate::mesh::commands::targets(spec, node.hostname(), &all)
+    super::mesh::targets(spec, node.hostname(), &all)
         .map_err(|e| CommandError::Invalid(format!("invalid hosts: {e}")))
 }
 
@@ -321,7 +322,7 @@ fn ns_del_hosts(c: &Call<'_, Node>) -> CmdResult {
 }
 
 fn ns_load(c: &Call<'_, Node>) -> CmdResult {
-    use super::schedule::LoadBy;
+    use crate::ns::schedule::LoadBy;
     let pick = [
         ("cpucommit", LoadBy::CpuCommit),
         ("memcommit", LoadBy::MemCommit),
@@ -350,7 +351,7 @@ fn ns_queueing(c: &Call<'_, Node>) -> CmdResult {
 }
 
 fn ns_queue(c: &Call<'_, Node>) -> CmdResult {
-    let text = with(c, |n| super::queue::describe(&n.queue));
+    let text = with(c, |n| crate::ns::queue::describe(&n.queue));
     Ok(Response::text(text).into())
 }
 
@@ -363,10 +364,10 @@ fn ns_flush(c: &Call<'_, Node>) -> CmdResult {
 }
 
 async fn ns_schedule(c: &Call<'_, Node>) -> CmdResult {
-    use super::queue::assignment_rows;
-    let rows_of = |a: &super::queue::Assignment| table(["vm", "dst"], assignment_rows(a));
+    use crate::ns::queue::assignment_rows;
+    let rows_of = |a: &crate::ns::queue::Assignment| table(["vm", "dst"], assignment_rows(a));
     if c.args.flag("dry-run") {
-        let a = super::launch::dry_run(c.ctx, c.session).await?;
+        let a = super::ns_launch::dry_run(c.ctx, c.session).await?;
         return Ok(rows_of(&a).into());
     }
     if c.args.flag("dump") {
@@ -394,12 +395,12 @@ async fn ns_schedule(c: &Call<'_, Node>) -> CmdResult {
         let hosts = hosts_of(c.ctx, c.session);
         return with(c, |n| match &mut n.assignment {
             None => Err(CommandError::failed("must run dry-run first")),
-            Some(a) => super::queue::reassign(a, &vms, dst, &hosts)
+            Some(a) => crate::ns::queue::reassign(a, &vms, dst, &hosts)
                 .map(|_| Reply::empty())
                 .map_err(CommandError::failed),
         });
     }
-    let errors = super::launch::run(c.ctx, c.session).await?;
+    let errors = super::ns_launch::run(c.ctx, c.session).await?;
     Ok(if errors.is_empty() {
         Reply::empty()
     } else {
@@ -460,7 +461,7 @@ async fn ns_run(mut c: Call<'_, Node>) -> CmdResult {
 mod tests {
     #[test]
     fn clear_all_runs_every_argless_clear_command() {
-        let e = crate::daemon::commands::engine();
+        let e = crate::cli::engine();
         let all = e.argless("clear");
         for want in [
             "clear history",

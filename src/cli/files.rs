@@ -1,10 +1,10 @@
 //! The `file` commands, with minimega's names and columns, and the offer
 //! nodes ask each other for.
 
-use super::transfer::{Offer, Version};
-use super::{local, FileError};
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
-use crate::daemon::Node;
+use crate::files::transfer::OFFER_COLUMNS;
+use crate::files::{local, FileError};
+use crate::node::Node;
 
 impl From<FileError> for CommandError {
     fn from(e: FileError) -> CommandError {
@@ -127,8 +127,6 @@ fn bandwidth(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     })
 }
 
-const OFFER_COLUMNS: [&str; 6] = ["name", "size", "mtime", "mode", "port", "addresses"];
-
 fn offer(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let (port, addrs, files) = c.ctx.files.offer(&name(&c))?;
@@ -145,60 +143,4 @@ fn offer(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         });
         Ok(table(OFFER_COLUMNS, rows).into())
     })
-}
-
-/// A holder's `file offer` answer, as offers. Rows that do not parse are
-/// skipped (a node of another version of minimega).
-pub fn parse_offer(host: &str, header: &[String], rows: &[Vec<String>]) -> Vec<Offer> {
-    if header != OFFER_COLUMNS {
-        return Vec::new();
-    }
-    rows.iter()
-        .filter_map(|r| {
-            Some(Offer {
-                holder: host.to_string(),
-                name: r.first()?.clone(),
-                version: Version {
-                    size: r.get(1)?.parse().ok()?,
-                    mtime_ns: r.get(2)?.parse().ok()?,
-                },
-                mode: u32::from_str_radix(r.get(3)?, 8).ok()?,
-                port: r.get(4)?.parse().ok()?,
-                addrs: r
-                    .get(5)?
-                    .split(',')
-                    .filter(|a| !a.is_empty())
-                    .map(String::from)
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offers_parse_from_the_table() {
-        let header: Vec<String> = OFFER_COLUMNS.iter().map(|s| s.to_string()).collect();
-        let rows = vec![
-            vec![
-                "img/base.qcow2".into(),
-                "209715200".into(),
-                "1700000000000000001".into(),
-                "644".into(),
-                "40001".into(),
-                "10.0.0.1,fd00::1".into(),
-            ],
-            vec!["bad".into()],
-        ];
-        let o = parse_offer("head", &header, &rows);
-        assert_eq!(o.len(), 1);
-        assert_eq!(o[0].holder, "head");
-        assert_eq!(o[0].version.size, 200 << 20);
-        assert_eq!(o[0].mode, 0o644);
-        assert_eq!(o[0].addrs, ["10.0.0.1", "fd00::1"]);
-        assert!(parse_offer("x", &["name".into()], &rows).is_empty());
-    }
 }

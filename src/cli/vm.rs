@@ -2,14 +2,14 @@
 //! `vm start|stop|kill`, `vm flush`, `vm info`, `vm tag`, `vm qmp`,
 //! `vm screenshot` and `vm cdrom`. VMs live in the session's namespace.
 
-use super::config;
-use super::manager::{Vm, VmError, DEFAULT_NAMESPACE};
-use super::targets::{self, Target};
-use super::{info, screenshot};
 use crate::command::{
     table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
-use crate::daemon::Node;
+use crate::node::Node;
+use crate::vm::config;
+use crate::vm::manager::{Vm, VmError, DEFAULT_NAMESPACE};
+use crate::vm::targets::{self, Target};
+use crate::vm::{info, screenshot};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,7 +31,7 @@ fn namespace(c: &Call<'_, Node>) -> String {
 }
 
 pub fn specs() -> Vec<Spec<Node>> {
-    let mut specs = super::config_commands::specs();
+    let mut specs = super::vm_config::specs();
     specs.extend(vec![
         Spec {
             patterns: &[
@@ -125,12 +125,12 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
         let Some(spec) = c.args.string("name") else {
-            let errors = crate::ns::launch::run(c.ctx, c.session).await?;
+            let errors = super::ns_launch::run(c.ctx, c.session).await?;
             return Ok(errors_or_empty(errors));
         };
         let names = targets::parse_launch(spec).map_err(failed)?;
         if let Some(json) = c.args.string("json") {
-            let cfg: super::config::VmConfig = serde_json::from_str(json)
+            let cfg: crate::vm::config::VmConfig = serde_json::from_str(json)
                 .map_err(|e| failed(format!("invalid vm config: {e}")))?;
             c.ctx.vms.launch_with(&ns, names, cfg).await?;
             return Ok(Reply::empty());
@@ -140,7 +140,7 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             Some(name) => {
                 let saved = c.ctx.namespaces.with(
                     &ns,
-                    || crate::ns::initial_hosts(c.ctx, &ns),
+                    || super::scope::initial_hosts(c.ctx, &ns),
                     |n| n.saved.get(name).cloned(),
                 );
                 saved.ok_or_else(|| failed(format!("config {name} does not exist")))?
@@ -152,7 +152,7 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             c.ctx.vms.launch_with(&ns, names, cfg).await?;
             return Ok(Reply::empty());
         }
-        let errors = crate::ns::launch::enqueue(c.ctx, c.session, names, cfg).await?;
+        let errors = super::ns_launch::enqueue(c.ctx, c.session, names, cfg).await?;
         Ok(errors_or_empty(errors))
     })
 }
@@ -177,7 +177,7 @@ fn vm_start(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let list = resolve(&c)?;
         // `all` starts what is paused; only a QUIT VM named is relaunched.
         let list = if c.args.string("target") == Some("all") {
-            use super::state::VmState::{Building, Paused};
+            use crate::vm::state::VmState::{Building, Paused};
             list.into_iter()
                 .filter(|v| matches!(v.state(), Building | Paused))
                 .collect()
@@ -194,7 +194,7 @@ fn vm_stop(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let list = resolve(&c)?;
         let running = if c.args.string("target") == Some("all") {
             list.into_iter()
-                .filter(|v| v.state() == super::state::VmState::Running)
+                .filter(|v| v.state() == crate::vm::state::VmState::Running)
                 .collect()
         } else {
             list
@@ -344,7 +344,7 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let q = vm.qmp()?;
         let change =
             c.line.split_whitespace().nth(2) == Some("change") || c.args.string("path").is_some();
-        let fail = |e: super::qmp::QmpError| failed(format!("vm {}: {e}", vm.name));
+        let fail = |e: crate::vm::qmp::QmpError| failed(format!("vm {}: {e}", vm.name));
         if change {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),

@@ -4,10 +4,10 @@
 //! the other hosts of the namespace (`cc post`), so every host knows it by
 //! one id and `cc responses ID` finds every host's answers.
 
-use super::files;
-use super::ron::{Command, ConnTest};
+use crate::cc::files;
+use crate::cc::ron::{Command, ConnTest};
 use crate::command::{lexer, BoxFuture, Call, CmdResult, CommandError, Origin, Response, Spec};
-use crate::daemon::Node;
+use crate::node::Node;
 use crate::ns::current;
 use std::path::Path;
 
@@ -106,7 +106,7 @@ async fn post(c: &Call<'_, Node>, cmd: Command) -> CmdResult {
     let mut out = vec![Response::default().with_data(serde_json::json!(id))];
     if c.session.origin == Origin::Local {
         let me = c.ctx.hostname();
-        let remote: Vec<String> = crate::ns::hosts_of(c.ctx, c.session)
+        let remote: Vec<String> = super::scope::hosts_of(c.ctx, c.session)
             .into_iter()
             .filter(|h| h != me)
             .collect();
@@ -271,7 +271,7 @@ fn kill(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 
 fn log_level(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
-        let level = super::commands::LEVELS
+        let level = super::cc::LEVELS
             .iter()
             .position(|l| c.args.flag(l))
             .ok_or_else(|| failed("unknown level"))?;

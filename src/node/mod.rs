@@ -2,7 +2,6 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
-use crate::command::{BoxFuture, Context, Elsewhere, Session};
 use crate::config::Config;
 use crate::event::Event;
 use crate::mesh::Mesh;
@@ -97,23 +96,5 @@ impl Node {
 
     pub fn peers(&self) -> Vec<String> {
         self.mesh.peers()
-    }
-}
-
-impl Context for Node {
-    fn hostname(&self) -> String {
-        self.config.hostname.clone()
-    }
-
-    fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-        crate::ns::elsewhere(self, command, line, session)
-    }
-
-    fn active_namespace(&self) -> Option<String> {
-        self.namespaces.active()
-    }
-
-    fn preprocess<'a>(&'a self, value: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
-        Box::pin(super::preprocess::expand(&self.config.filepath, value))
     }
 }
