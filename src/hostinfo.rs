@@ -3,6 +3,25 @@
 
 use std::time::Duration;
 
+/// The columns of `host`, which the namespace scheduler reads back.
+pub const HOST_COLUMNS: [&str; 15] = [
+    "name",
+    "cpus",
+    "cpucommit",
+    "load",
+    "memused",
+    "memtotal",
+    "memcommit",
+    "memlimit",
+    "vms",
+    "vmsall",
+    "uptime",
+    "accel",
+    "rx",
+    "tx",
+    "netcommit",
+];
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostInfo {
     pub cpus: usize,

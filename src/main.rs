@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         return minimega::client::attach(&config);
     }
     if let Some(pipe) = &flags.pipe {
-        return minimega::plumb::socket::attach_stdio(&config, pipe);
+        return minimega::client::pipe::attach_stdio(&config, pipe);
     }
     if let Err(e) = minimega::systemd::logging::init(config.level, config.logfile.as_deref()) {
         eprintln!("minimega: cannot open log file: {e}");

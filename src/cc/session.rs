@@ -469,7 +469,7 @@ impl Agent {
         };
         let (header, rows) = crate::vm::info::table(
             &self.cc.inner.vms,
-            net,
+            &**net,
             std::slice::from_ref(&self.vm),
             false,
         )

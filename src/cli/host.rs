@@ -1,30 +1,11 @@
 //! The node-level commands: `version`, `args`, `host`.
 
 use crate::command::{table, BoxFuture, Call, CmdResult, Response, Spec};
-use crate::hostinfo;
+use crate::hostinfo::{self, HOST_COLUMNS};
 use crate::node::Node;
 use crate::timefmt::go_duration;
 
 use crate::VERSION;
-
-/// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 15] = [
-    "name",
-    "cpus",
-    "cpucommit",
-    "load",
-    "memused",
-    "memtotal",
-    "memcommit",
-    "memlimit",
-    "vms",
-    "vmsall",
-    "uptime",
-    "accel",
-    "rx",
-    "tx",
-    "netcommit",
-];
 
 pub fn specs() -> Vec<Spec<Node>> {
     vec![

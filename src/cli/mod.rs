@@ -26,7 +26,7 @@ pub mod vm_hotplug;
 pub mod vm_migrate;
 pub mod vm_top;
 
-pub use host::HOST_COLUMNS;
+pub use crate::hostinfo::HOST_COLUMNS;
 
 use crate::command::{builtins, BoxFuture, Context, Elsewhere, Engine, Group, Session};
 use crate::config::Config;

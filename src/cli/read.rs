@@ -19,7 +19,7 @@ tokio::task_local! {
 /// image, a log) from being pulled into the daemon's memory.
 pub const MAX_SCRIPT: u64 = 16 << 20;
 /// The longest line: a socket request's limit, minimega's own client's.
-pub const MAX_LINE: usize = crate::sock::proto::MAX_REQUEST;
+pub use crate::command::MAX_LINE;
 
 /// Why a file cannot be read as commands. Never quotes the file: `read`
 /// runs as the daemon, and a file that is not a script (`/etc/shadow`)

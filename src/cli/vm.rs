@@ -230,7 +230,7 @@ fn vm_info(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let ns = namespace(&c);
         let summary = c.pattern == "vm info summary";
         let vms = c.ctx.vms.in_namespace(&ns);
-        let (header, rows) = info::table(&c.ctx.vms, &c.ctx.net, &vms, summary).await;
+        let (header, rows) = info::table(&c.ctx.vms, &*c.ctx.net, &vms, summary).await;
         Ok(table(header.iter().copied(), rows).into())
     })
 }

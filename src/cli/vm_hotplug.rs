@@ -3,7 +3,6 @@
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
 use crate::node::Node;
 use crate::vm::config;
-use crate::vm::hooks::VmHook;
 use crate::vm::hotplug::*;
 use std::path::Path;
 use std::sync::Arc;

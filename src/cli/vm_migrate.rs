@@ -3,7 +3,6 @@
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
 use crate::node::Node;
 use crate::vm::config::{self};
-use crate::vm::hooks::VmHook;
 use crate::vm::manager::Vm;
 use crate::vm::migrate::*;
 use std::sync::Arc;

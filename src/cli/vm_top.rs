@@ -38,7 +38,7 @@ fn top(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         };
         let ns = crate::ns::current(c.session);
         let vms = c.ctx.vms.in_namespace(ns);
-        let rows = measure(&vms, Duration::from_secs(secs)).await;
+        let rows = measure(&vms, Duration::from_secs(secs), &*c.ctx.net).await;
         Ok(table(COLUMNS, rows).into())
     })
 }

@@ -22,6 +22,11 @@ pub use session::{Origin, Session};
 
 use thiserror::Error;
 
+/// The longest command line the daemon takes, from any front door (the
+/// socket, D-Bus, a script's line). minimega's own client never sends
+/// lines past 1 MiB (its TOKEN_MAX), and no command is near it.
+pub const MAX_LINE: usize = 1 << 20;
+
 /// Why a command could not be run. Each variant's text is the one line a
 /// user sees after `E: `.
 #[derive(Debug, Error)]

@@ -21,7 +21,6 @@
 //! - [`commands`], [`hook`]
 
 mod fetch;
-pub mod hook;
 pub mod local;
 pub mod proto;
 mod serve;

@@ -121,7 +121,7 @@ impl MeshKey {
         &self.discovery
     }
 
-    /// Authenticates file transfers between nodes (see `crate::files`).
+    /// Authenticates file transfers between nodes (the files room uses it).
     pub fn files_key(&self) -> [u8; 32] {
         derive(&self.secret, "files", &[])
     }

@@ -315,19 +315,3 @@ fn admit(st: &State, me: &str, context: &str, peer: &Hello) -> Result<(), Refusa
     }
     Ok(())
 }
-
-/// `deploy` dials the nodes it started and waits until the mesh knows them.
-impl crate::deploy::MeshJoin for Mesh {
-    fn dial(&self, addr: String) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move {
-            match Mesh::dial(self, &addr).await {
-                Ok(_) | Err(MeshError::AlreadyLinked(_)) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-    }
-
-    fn knows(&self, host: &str) -> bool {
-        self.state().topo.contains(host)
-    }
-}

@@ -347,6 +347,11 @@ impl Mesh {
         self.state().links.keys().cloned().collect()
     }
 
+    /// Whether the mesh knows `node` (reachable through some link).
+    pub fn knows(&self, node: &str) -> bool {
+        self.state().topo.contains(node)
+    }
+
     /// Every node of the mesh, this one included, sorted.
     pub fn nodes(&self) -> Vec<String> {
         self.state().topo.nodes().cloned().collect()

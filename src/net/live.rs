@@ -93,15 +93,6 @@ impl Counters {
     }
 }
 
-/// MB/s from byte counts `secs` apart.
-pub fn mb_per_s((rx0, tx0): (u64, u64), (rx1, tx1): (u64, u64), secs: f64) -> (f64, f64) {
-    let mb = (1u64 << 20) as f64 * secs.max(0.001);
-    (
-        rx1.saturating_sub(rx0) as f64 / mb,
-        tx1.saturating_sub(tx0) as f64 / mb,
-    )
-}
-
 async fn snoop(net: Weak<Net>) {
     let filter = sys::arp_ndp_filter();
     let sock = match PacketSocket::open(None, Some(&filter)) {
@@ -180,18 +171,5 @@ async fn sample(net: Weak<Net>) {
         *lock(&net.live.rates) = (rx / mb / secs, tx / mb / secs);
         last = next;
         at = now;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_are_mebibytes_per_second_and_never_negative() {
-        let (rx, tx) = mb_per_s((0, 1 << 20), (3 << 20, 2 << 20), 2.0);
-        assert_eq!((rx, tx), (1.5, 0.5));
-        // A tap made again between samples restarts its counters.
-        assert_eq!(mb_per_s((5, 5), (1, 1), 1.0), (0.0, 0.0));
     }
 }

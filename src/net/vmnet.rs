@@ -188,9 +188,15 @@ impl Net {
         }
         cols.map(|c| list(&c))
     }
+}
 
-    /// The `vlan` cell alone (`vm info summary`).
-    pub fn vlan_cell(&self, vm: &Vm) -> String {
-        self.info_cells(vm)[0].clone()
+impl crate::vm::info::NetView for Net {
+    fn info_cells(&self, vm: &Vm) -> [String; 7] {
+        Net::info_cells(self, vm)
+    }
+
+    fn byte_counters(&self) -> Box<dyn Fn(&Vm) -> (u64, u64) + Send + Sync> {
+        let c = super::live::Counters::read();
+        Box::new(move |vm| c.of(vm))
     }
 }

@@ -2,6 +2,9 @@
 //! VMs of this node, the mesh, and an event bus the D-Bus edge turns into
 //! signals.
 
+mod adapters;
+pub mod fetch;
+
 use crate::config::Config;
 use crate::event::Event;
 use crate::mesh::Mesh;
@@ -44,9 +47,7 @@ impl Node {
             overcommit: config.overcommit,
             vms: vms.downgrade(),
         }));
-        hooks.push(std::sync::Arc::new(crate::files::hook::FetchHook(
-            files.clone(),
-        )));
+        hooks.push(std::sync::Arc::new(fetch::FetchHook(files.clone())));
         hooks.push(std::sync::Arc::new(crate::disk::hook::DiskHook(
             disks.clone(),
         )));

@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn host_table_to_loads() {
         let mut r = table(
-            crate::cli::HOST_COLUMNS,
+            crate::hostinfo::HOST_COLUMNS,
             [
                 [
                     "n1", "4", "2", "0.1", "100", "8000", "1024", "2", "2", "1s", "tcg",

@@ -13,9 +13,8 @@ use crate::command::{Group, Response};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// The largest request the daemon reads. minimega's own client never
-/// sends lines past 1 MiB (its TOKEN_MAX), and no command is near it.
-pub const MAX_REQUEST: usize = 1 << 20;
+/// The largest request the daemon reads: one command line.
+pub const MAX_REQUEST: usize = crate::command::MAX_LINE;
 
 /// Why a byte stream cannot be read as objects. The stream cannot be
 /// resynchronised after one of these: the reader answers and hangs up.

@@ -83,7 +83,7 @@ pub struct VmConfig {
     pub virtio_ports: String,
     /// (match, replacement) pairs applied in order to QEMU's command line.
     pub qemu_override: Vec<(String, String)>,
-    /// NICs (see `crate::net`); a VM's record also keeps their taps and MACs.
+    /// NICs (the networks room makes their taps); a VM's record also keeps their taps and MACs.
     pub networks: Vec<crate::vm::nic::Nic>,
     /// The virtio-serial port the cc agent talks over.
     pub backchannel: bool,

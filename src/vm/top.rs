@@ -108,9 +108,13 @@ fn read(pid: u32) -> Option<Sample> {
 
 /// Samples every VM's QEMU at once over `window`; VMs without a QEMU, or
 /// whose QEMU went meanwhile, are left out.
-pub async fn measure(vms: &[Arc<Vm>], window: Duration) -> Vec<Vec<String>> {
+pub async fn measure(
+    vms: &[Arc<Vm>],
+    window: Duration,
+    net: &dyn super::info::NetView,
+) -> Vec<Vec<String>> {
     let units = Units::host();
-    let bytes = crate::net::live::Counters::read();
+    let bytes = net.byte_counters();
     let first: Vec<(Arc<Vm>, u32, Sample, Instant)> = vms
         .iter()
         .filter_map(|vm| {
@@ -120,20 +124,25 @@ pub async fn measure(vms: &[Arc<Vm>], window: Duration) -> Vec<Vec<String>> {
         })
         .collect();
     tokio::time::sleep(window).await;
-    let bytes_after = crate::net::live::Counters::read();
+    let bytes_after = net.byte_counters();
     first
         .into_iter()
         .filter_map(|(vm, pid, a, at)| {
             let b = read(pid)?;
             let elapsed = at.elapsed();
-            let rates = crate::net::live::mb_per_s(
-                bytes.of(&vm),
-                bytes_after.of(&vm),
-                elapsed.as_secs_f64(),
-            );
+            let rates = mb_per_s(bytes(&vm), bytes_after(&vm), elapsed.as_secs_f64());
             Some(row(&vm.name, &a, &b, elapsed, units, rates))
         })
         .collect()
+}
+
+/// MB/s from byte counts `secs` apart.
+pub fn mb_per_s((rx0, tx0): (u64, u64), (rx1, tx1): (u64, u64), secs: f64) -> (f64, f64) {
+    let mb = (1u64 << 20) as f64 * secs.max(0.001);
+    (
+        rx1.saturating_sub(rx0) as f64 / mb,
+        tx1.saturating_sub(tx0) as f64 / mb,
+    )
 }
 
 #[cfg(test)]
@@ -178,5 +187,13 @@ mod tests {
         // Counters that went backwards (a new process) are not negative.
         let r = row("vm1", &b, &a, Duration::from_secs(2), units, (0.0, 0.0));
         assert_eq!(r[4], "0.00");
+    }
+
+    #[test]
+    fn rates_are_mebibytes_per_second_and_never_negative() {
+        let (rx, tx) = mb_per_s((0, 1 << 20), (3 << 20, 2 << 20), 2.0);
+        assert_eq!((rx, tx), (1.5, 0.5));
+        // A tap made again between samples restarts its counters.
+        assert_eq!(mb_per_s((5, 5), (1, 1), 1.0), (0.0, 0.0));
     }
 }

@@ -3,9 +3,9 @@
 //! any VM of the launch exists (the launch waits), and so is every missing
 //! backing file of a disk. A file no node has fails the launch, naming it.
 
-use super::{FileError, Files};
 use crate::command::BoxFuture;
 use crate::disk::qemu_img::{self, QemuImg};
+use crate::files::{FileError, Files};
 use crate::vm::hooks::{Admission, VmHook};
 use crate::vm::VmError;
 use std::path::{Path, PathBuf};
