@@ -1,35 +1,17 @@
 //! The `cc` commands. Those that make a command for agents (`cc exec`,
 //! `cc send`, ...) are in `post`; here are the ones that show and clear
-//! state. In a namespace spanning several hosts, each of [`FAN_OUT`] runs
+//! state. In a namespace spanning several hosts, each command whose reach is
+//! the namespace runs
 //! on every host of it and their answers are merged (`cc responses` gathers
 //! every host's responses), as minimega does.
 
 use crate::cc::files;
 use crate::cc::filter;
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::node::Node;
 use crate::ns::current;
 use std::sync::Arc;
-
-/// Commands that run on every host of a namespace (see `ns::elsewhere`).
-pub const FAN_OUT: &[&str] = &[
-    "cc",
-    "cc listen",
-    "cc clients",
-    "cc filter",
-    "cc prefix",
-    "cc commands",
-    "cc responses",
-    "cc exitcode",
-    "cc process list",
-    "cc delete",
-    "clear cc",
-];
-
-/// Of those, the ones that also run on the node they are typed on when it
-/// is not a host of the namespace: its filter and prefix are what the
-/// commands it posts carry.
-pub const ALWAYS_HERE: &[&str] = &["cc filter", "cc prefix", "clear cc"];
 
 const CC_HELP: &str = "Command and control of VMs running the miniccc agent (ours, or minimega's\nstock Go agent: the wire protocol is the same). Each VM gets a virtio-serial\nport named `cc` (`vm config backchannel`, default true) that the agent opens\nas /dev/virtio-ports/cc; agents may also connect over TCP to a port opened\nwith `cc listen` (`miniccc -parent HOST -port 9002`).\n\n`cc` alone prints how many agents are connected in this namespace. Commands\nfor agents run in the order they were made, once on each matching client:\n\n\tcc send foo\n\tcc exec cat /tmp/miniccc/files/foo\n\nEach command's id is in the response's Data. Responses are files under\n<filepath>/<namespace>/miniccc_responses/<id>/<uuid>/ (stdout, stderr,\nexitcode, received files); `cc responses` prints them. Commands and what\neach client was sent survive a restart of the daemon; `-once` commands are\nnever sent twice to one client, others are sent again to an agent that\nstarted afresh (a rebooted guest).\n\n`cc filter` limits the commands made after it to matching clients: uuid,\nhostname, arch, os, ip (an address or CIDR), mac, tag=KEY=VALUE, or any\n`vm info` column or tag as KEY=VALUE (`cc filter name=web1`). `cc prefix`\nlabels the commands made after it, for `cc responses`, `cc delete`.\n\nIn a namespace spanning several hosts, commands reach agents on all of them\nand `cc responses`, `cc clients`, `cc commands` gather every host's.";
 
@@ -41,6 +23,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: CC_HELP,
             handler: count,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc listen <port>"],
@@ -48,6 +32,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Listen on a TCP port (on every host of the namespace) for agents started\nwith `miniccc -parent HOST -port PORT`; each must be a running VM of this\nnamespace. The port is opened again when the daemon restarts.",
             handler: listen,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc clients"],
@@ -55,6 +41,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List the agents connected in this namespace: uuid, hostname, arch, os, ip\nand mac, as each last reported itself.",
             handler: clients,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc filter [filter]..."],
@@ -62,6 +50,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "With words, set the filter of the commands made after it (each\nKEY=VALUE must match): uuid, hostname, arch, os, ip (address or CIDR),\nmac, tag=KEY=VALUE (or KEY:VALUE), or any other KEY=VALUE, which matches a\n`vm info` column or a tag of that name. Alone, show it. `clear cc filter`\nremoves it.",
             handler: set_filter,
             mesh_ok: true,
+            reach: Reach::namespace_and_here(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc prefix [prefix]"],
@@ -69,6 +59,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Label the commands made after it with a prefix, which `cc responses`,\n`cc delete command` and `cc delete response` accept in place of an id.\nAlone, show it. `clear cc prefix` removes it.",
             handler: prefix,
             mesh_ok: true,
+            reach: Reach::namespace_and_here(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc commands"],
@@ -76,6 +68,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List the commands of this namespace: id, prefix, command, responses (how\nmany clients answered), background, once, sent and received files,\nconnectivity test, log level and filter.",
             handler: commands,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc responses <id or prefix or all> [raw,]"],
@@ -83,6 +77,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Print the responses to a command (by id or prefix) or to all of them:\neach file under the response tree, headed by its path `ID/UUID/file:`\nunless `raw`.",
             handler: responses,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc exitcode <id> <vm name or hostname or uuid>"],
@@ -90,6 +86,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Print the exit code one VM's agent reported for a command it ran in the\nforeground.",
             handler: exitcode,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc process list <vm name or uuid or all>"],
@@ -97,6 +95,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List the processes agents run in the background (`cc background`): name,\nuuid, pid and command.",
             handler: process_list,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc delete <command,response> <id or prefix or all>"],
@@ -104,6 +104,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Delete a command (no client is sent it any more), or a command's\nresponses, by id, prefix, or all. `cc delete command all` also starts\nids from 1 again.",
             handler: delete,
             mesh_ok: true,
+            reach: Reach::namespace(Some(tidy)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear cc", "clear cc <commands,filter,prefix,responses>"],
@@ -111,6 +113,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Clear the namespace's commands (ids start from 1 again), filter, prefix\nor responses; all four when nothing is named.",
             handler: clear,
             mesh_ok: true,
+            reach: Reach::namespace_and_here(Some(tidy)),
+            ns_clear: &["clear cc commands", "clear cc filter", "clear cc prefix"],
         },
     ];
     v.extend(super::cc_post::specs());

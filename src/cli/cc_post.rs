@@ -6,6 +6,7 @@
 
 use crate::cc::files;
 use crate::cc::ron::{Command, ConnTest};
+use crate::command::Reach;
 use crate::command::{lexer, BoxFuture, Call, CmdResult, CommandError, Origin, Response, Spec};
 use crate::node::Node;
 use crate::ns::current;
@@ -19,6 +20,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Run a command in every matching guest and record its output and exit\ncode. Up to three leading stdin=PIPE, stdout=PIPE, stderr=PIPE words tie\nits standard streams to named pipes.",
             handler: exec,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc exec-once <command>..."],
@@ -26,6 +29,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "As `cc exec`, but a client is sent the command at most once, even after\nits guest reboots.",
             handler: exec,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc background <command>..."],
@@ -33,6 +38,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Start a command in every matching guest and return at once; `cc process\nlist` shows it, `cc process kill` ends it.",
             handler: exec,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc background-once <command>..."],
@@ -40,6 +47,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "As `cc background`, but a client is sent the command at most once.",
             handler: exec,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc send <file>..."],
@@ -47,6 +56,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Send files from the files directory (-filepath; the namespace's own\ndirectory first) to matching guests, which store them under\n/tmp/miniccc/files. Globs work; a file must exist and stay inside the\nfiles directory.",
             handler: send,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc recv <file>..."],
@@ -54,6 +65,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Fetch files (absolute paths, globs allowed) from matching guests into the\nresponse tree: <id>/<uuid>/<path>.",
             handler: recv,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc process kill <pid or all>"],
@@ -61,6 +74,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Kill a process `cc background` started (by pid), or all of them, in\nmatching guests.",
             handler: kill,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc process killall <name>"],
@@ -68,6 +83,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Kill every background process whose command line contains the name.",
             handler: kill,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc log level <debug,info,warn,error,fatal>"],
@@ -75,6 +92,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Set the log level of the agents in matching guests.",
             handler: log_level,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc test-conn <tcp,udp> <ip or fqdn> <port> wait <timeout> [base64 udp packet]"],
@@ -82,6 +101,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Make matching guests try to reach DST:PORT for up to the timeout (a Go\nduration: 5s, 1m). The result is the command's stdout: `DST:PORT | pass`\nor `DST:PORT | fail`. For udp, give a base64 packet that draws an answer.",
             handler: test_conn,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["cc post <json>"],
@@ -89,6 +110,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "How a node hands a command it made to the other hosts of the namespace,\nwith its id. Not for users.",
             handler: post_json,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

@@ -1,6 +1,7 @@
 //! The `deploy` commands. Settings are the node's (as minimega keeps them
 //! process-wide); `deploy launch`/`remove` answer one row per host.
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::deploy::{plan::HeadFlags, ssh::HostKeyPolicy, Job, Outcome, Settings};
 use crate::node::Node;
@@ -27,6 +28,8 @@ upgraded, up to date, failed) and error. A host that fails is left without\n\
 a half-installed minimega running; the others go on.",
             handler: launch,
             mesh_ok: false,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy remove <hosts>"],
@@ -34,6 +37,8 @@ a half-installed minimega running; the others go on.",
             long: "Stop minimega on each host, remove what deploy wrote, and uninstall the\npackage (or the binary deploy sent).",
             handler: remove,
             mesh_ok: false,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy flags [flags]...", "clear deploy flags"],
@@ -41,6 +46,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set flags added after this node's own when deploying, e.g.\n`deploy flags -degree 3 -level debug`. `clear deploy flags` resets them.",
             handler: flags,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy user [user]"],
@@ -48,6 +55,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set the user deploy logs in as (default root). A user other than\nroot needs `deploy sudo true` and password-less sudo on the hosts.",
             handler: user,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy sudo [true,false]"],
@@ -55,6 +64,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set whether commands on the hosts run through `sudo -n`\n(for a login other than root).",
             handler: sudo,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy identity [file]"],
@@ -62,6 +73,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set the private key file deploy authenticates with (default:\n~/.ssh/id_ed25519, id_ecdsa, id_rsa of the user running minimega).",
             handler: identity,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy hostkeys [strict,accept-new]"],
@@ -69,6 +82,8 @@ a half-installed minimega running; the others go on.",
             long: "strict (default): a host whose key is not in ~/.ssh/known_hosts or\n/etc/ssh/ssh_known_hosts is refused. accept-new: an unknown key is\nrecorded in ~/.ssh/known_hosts and trusted. A changed key is always refused.",
             handler: hostkeys,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy packages [dir]"],
@@ -76,6 +91,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set the directory holding minimega_<version>_<arch>.deb and\nminimega-<version>-<release>.<arch>.rpm (as `make package` makes them).\nDefault /var/lib/minimega/packages.",
             handler: packages,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["deploy stdout [file]", "deploy stderr [file]"],
@@ -83,6 +100,8 @@ a half-installed minimega running; the others go on.",
             long: "Show or set a file on the hosts that the deployed daemon's standard\noutput (or error) is appended to, instead of the journal.",
             handler: redirect,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear deploy"],
@@ -90,6 +109,8 @@ a half-installed minimega running; the others go on.",
             long: "Reset the deploy settings to their defaults.",
             handler: clear,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

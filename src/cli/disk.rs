@@ -1,5 +1,6 @@
 //! The `disk` commands, with minimega's names, words and output.
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::disk::{info, DiskError};
 use crate::node::Node;
@@ -25,6 +26,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Create a new qcow2 or raw disk of the given size: bytes, or a number with\na suffix k, M, G or T (1.5G works). An existing file is never overwritten.\n\n\tdisk create qcow2 foo.qcow2 100G", paths!()),
             handler: create,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["disk snapshot <image> [dst image]"],
@@ -32,6 +35,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Create a qcow2 image 'dst' backed by 'image' (a snapshot: 'image' is\nonly read from then on). Without 'dst', a generated name in the files\ndirectory is used and printed. The new image names its backing file\nrelative to its own folder, so a files directory can move or be\nmirrored on another node as a whole.\n\n\tdisk snapshot windows7.qc2 windows7_miniccc.qc2", paths!()),
             handler: snapshot,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["disk info <image> [recursive,]"],
@@ -39,6 +44,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Show an image's format, virtual size, size on disk, backing file, and\nwhether a process has it open (inuse). With 'recursive', one row per\nimage of the backing chain, the image first.", paths!()),
             handler: info_cmd,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -49,6 +56,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Rebase 'image' onto a new backing file, writing into 'image' whatever\ndiffers between the old backing file and the new one. Without a backing\nfile, all backing data is written into 'image', which becomes standalone.\n'set-backing' only changes the pointer, writing nothing.\n\n\tdisk rebase myimage.qcow2 base.qcow2\n\tdisk set-backing myimage.qcow2 base.qcow2\n\tdisk rebase myimage.qcow2", paths!()),
             handler: rebase,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["disk commit <image>"],
@@ -56,6 +65,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Write the contents of 'image' into its backing file. 'image' is left\nunchanged. Refused while a VM uses the image.", paths!()),
             handler: commit,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["disk resize <image> <size>"],
@@ -63,6 +74,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Change the size of a disk, to an absolute size or by a relative +/-\namount (512M, +1G, -2G). Grow the file system inside afterwards; shrink\nit first before shrinking the disk. Refused while a VM uses the image.", paths!()),
             handler: resize,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -73,6 +86,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: concat!("Write files into, or delete files from, a partition of a raw or qcow2\nimage. Each argument after 'files' is a source:destination pair; the\ndestination is inside the partition:\n\n\tdisk inject win7_miniccc.qc2 files miniccc:\"Program Files/miniccc\"\n\nA partition is chosen with :N (or :none for a file system on the whole\ndisk); without one, the image's only partition is used, or the whole\ndisk when it has no partition table:\n\n\tdisk inject win7_miniccc.qc2:2 files miniccc:\"Program Files/miniccc\"\n\nTo delete, list destinations after 'delete files' (commas separate too):\n\n\tdisk inject win7_miniccc.qc2 delete files \"Program Files/miniccc\",foo.txt\n\nNo nbd module is needed: qemu-storage-daemon exports the image over FUSE\nand the partition is mounted through a loop device at its offset\n(ext4, and whatever else the kernel mounts; FAT with mtools when the\nkernel has no vfat). Links inside the image are never followed. The image is locked while this runs and is never left\nmounted or exported, also after an error or a crash of the daemon. An\nimage a running VM uses is refused.", paths!()),
             handler: inject,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

@@ -1,6 +1,7 @@
 //! The `file` commands, with minimega's names and columns, and the offer
 //! nodes ask each other for.
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::files::transfer::OFFER_COLUMNS;
 use crate::files::{local, FileError};
@@ -20,6 +21,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List the files directory (-filepath), or a path in it (a file, a\ndirectory's entries, or every match of a glob such as *.qcow2): dir\n(<dir> for a directory), name relative to the files directory, size in\nbytes, modified. With 'recursive', every file below instead.\n\n\tfile list\n\tfile list images recursive",
             handler: list,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["file get <file>"],
@@ -27,6 +30,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Fetch a file (a directory, or a glob's matches) from the nodes of the\nmesh that hold it into this node's files directory, and return once the\ntransfer has begun; `file status` shows it. A file already here is left\nalone. When nodes hold different versions (size and modification time),\nthe newest is fetched, from every node that holds it at once.\n\nThe mesh only finds the holders; the data flows on direct TCP connections\nto them, authenticated and checked part by part (8 MiB, SHA-256 under a\nMAC) with the mesh key. Parts are written in place in a hidden partial\nfile beside the destination, which is renamed into place when complete\n(with the source's mode and modification time), so a large image is never\nstored twice. A lost holder's parts are fetched from the others, or from\nit again when it comes back; a later `file get` resumes a transfer that\nfailed. A file is never fetched twice at once.\n\nTo have another node fetch a file: mesh send node2 file get foo.qcow2",
             handler: get,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["file delete <file>"],
@@ -34,6 +39,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Delete a file, a directory with everything below it, or a glob's\nmatches, from the files directory (a name is always inside it). A file\nbeing fetched is refused until its transfer ends.",
             handler: delete,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["file status"],
@@ -41,6 +48,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "One row per transfer: filename, its partial file (tempdir), parts\ncompleted of all, and whether it waits its turn (queued: three run at\nonce). A transfer that fails leaves the list and says why in the log.",
             handler: status,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["file bandwidth [rate in MiB/s]"],
@@ -48,6 +57,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "View or set the rate at which this node sends files to each fetching\nnode, in MiB/s (fractions allowed); 0, the default, is no limit.",
             handler: bandwidth,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["file offer <file>"],
@@ -55,6 +66,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Nodes ask each other with this before `file get`: one row per file this\nnode holds under the name (a file, a directory, a glob), with its size,\nmodification time (ns), mode, and the port and addresses of this node's\nfile server.",
             handler: offer,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

@@ -1,5 +1,6 @@
 //! The node-level commands: `version`, `args`, `host`.
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, Response, Spec};
 use crate::hostinfo::{self, HOST_COLUMNS};
 use crate::node::Node;
@@ -15,6 +16,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display the version of minimega running on this node.",
             handler: version,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["args"],
@@ -22,6 +25,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display the flags this daemon runs with, one column per flag (by name)\nand its value, whether it came from the command line, the config file\nor the defaults: e.g. `.columns filepath args` for the files directory.",
             handler: args,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["host"],
@@ -29,6 +34,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Report information about this node: name, cpus, committed vcpus,\nload average, memory used and total (MiB), memory committed to VMs and\nthe most that may be committed (memlimit: memtotal times -overcommit, or\nnone), VMs running and in total, uptime, the accelerator QEMU uses (kvm,\nor tcg where KVM does not work), MB/s the VMs received (rx) and sent (tx),\nand their NICs (netcommit).",
             handler: host,
             mesh_ok: true,
+            reach: Reach::namespace(None),
+            ns_clear: &[],
         },
     ]
 }

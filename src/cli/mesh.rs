@@ -1,5 +1,6 @@
 //! The `mesh` commands, with minimega's names and output.
 
+use crate::command::Reach;
 use crate::command::{
     ranges, table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec,
 };
@@ -15,6 +16,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display the number of nodes in the mesh, this node's degree (links it\nseeks automatically), its direct peers, its context and its mesh port.",
             handler: status,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh list [all,peers]"],
@@ -22,6 +25,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Without \"all\" or \"peers\", display each node of the mesh followed by its\nlinks. With \"all\", the names of every node; with \"peers\", the names of\nevery node but this one.",
             handler: list,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh degree [degree]"],
@@ -29,6 +34,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "View or set how many links this node seeks automatically, by UDP\nbroadcast on the mesh port to nodes of the same context. 0 turns\ndiscovery off: the node then links only by `mesh dial`.",
             handler: degree,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh dial <hostname>"],
@@ -36,6 +43,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Connect to the node at hostname[:port] (default: this node's mesh port),\nwhatever the degree of either node. Both must hold the same mesh key and\nbe of the same context (unlike minimega, whose `mesh dial` crosses\ncontexts).",
             handler: dial,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh hangup <hostname>"],
@@ -43,6 +52,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Close the direct link to a peer. Discovery may link again if this node\nis then below its degree.",
             handler: hangup,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh dot <filename>"],
@@ -50,6 +61,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Write a Graphviz file of the mesh as this node sees it: this node red,\nthe others green, one edge per link.",
             handler: dot,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh timeout [timeout]"],
@@ -57,6 +70,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "View or set how many seconds `mesh send` (and commands a namespace sends\nto its hosts) wait for a node's answer before reporting an error for it.\nThe command may still complete on that node. A node that leaves the mesh\nis reported at once. 0 waits forever. The default is 10 seconds\n(`mesh-timeout` in the config file).",
             handler: timeout,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh stats"],
@@ -64,6 +79,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display what this node's mesh links carried: one row per peer and frame\nkind, with frames and bytes received (in) and sent (out) since the daemon\nstarted, and frames per second over the last 5 to 10 seconds. A peer's\ncounters survive its links, so a link that keeps reopening shows as hello\nframes piling up. Kinds: hello, confirm, accept and refuse open a link;\nheartbeat keeps an idle link alive (one every 2 seconds each way); lsa is a\nstate announcement (sent on every change of links, and refreshed every\n-msa); routed carries commands and their answers; bye closes a link.\n\nAn idle mesh sends only heartbeats and the periodic announcements. For\nexample, to see the whole mesh's traffic by peer:\n\n\tmesh send all mesh stats",
             handler: stats,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["mesh send <hostname or range or all> (command)"],
@@ -71,6 +88,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Run a command on other nodes of the mesh and show every node's answer,\nwith a host column. For example, to get the vm info of nodes kn1 and kn2:\n\n\tmesh send kn[1-2] vm info\n\n`all` means every other node of the mesh, and also names each node that\nleft it within the last three announcement periods (-msa), as an error\nline, so a node that just died is reported rather than missed. A node that\nfails, or does not answer within `mesh timeout`, gives one error line. A\ncommand that arrived over the mesh cannot itself use `mesh send`.",
             handler: send,
             mesh_ok: false,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

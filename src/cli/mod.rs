@@ -28,7 +28,7 @@ pub mod vm_top;
 
 pub use crate::hostinfo::HOST_COLUMNS;
 
-use crate::command::{builtins, BoxFuture, Context, Elsewhere, Engine, Group, Session};
+use crate::command::{builtins, BoxFuture, Context, Elsewhere, Engine, Group, Session, Wide};
 use crate::config::Config;
 use crate::node::Node;
 use std::sync::Arc;
@@ -102,8 +102,8 @@ impl Context for Node {
         self.config.hostname.clone()
     }
 
-    fn elsewhere(&self, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-        scope::elsewhere(self, command, line, session)
+    fn elsewhere(&self, wide: &Wide, line: &str, session: &Session) -> Option<Elsewhere> {
+        scope::elsewhere(self, wide, line, session)
     }
 
     fn active_namespace(&self) -> Option<String> {

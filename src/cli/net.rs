@@ -3,6 +3,7 @@
 //! into [`Net`]; VM-targeted ones also run on the other hosts of a
 //! namespace that spans the mesh, with VLAN aliases resolved here first.
 
+use crate::command::Reach;
 use crate::command::{
     lexer, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
@@ -159,6 +160,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display the VLAN aliases of the namespace (alias, vlan). Aliases are\nallocated on first use (`vm config net DMZ`) from 101-4095, or from the\nnamespace's range, and never get a VLAN someone typed as a number (those\nare blacklisted). `NS//ALIAS` names another namespace's alias.\n\n\tvlans range                 show the range (min, max, next)\n\tvlans range MIN MAX         aliases of this namespace come from [MIN, MAX)\n\t                            (in the default namespace: the default range)\n\tvlans add ALIAS VLAN        pin an alias to a VLAN\n\tvlans blacklist [VLAN]      show, or reserve, VLANs no alias gets\n\nAllocations are saved under the base directory and survive a restart; a\nnew alias is announced to every node of the mesh.",
             handler: vlans,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear vlans", "clear vlans <prefix>"],
@@ -166,6 +169,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Forget the namespace's VLAN aliases (those starting with PREFIX, when\ngiven) and, without a prefix, its range. `clear vlans all` forgets every\nnamespace's aliases, ranges and the blacklist. Kill the VMs on the VLANs\nfirst.",
             handler: clear_vlans,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["clear vlans"],
         },
         Spec {
             patterns: &[
@@ -184,6 +189,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "A host tap is an interface of this host on a VLAN (an internal port of\nthe bridge), to reach the VMs on it:\n\n\ttap create 5 ip 10.0.0.1/24\n\ttap create DMZ bridge br0 dhcp\n\ttap create 5 name mytap\n\n`tap` lists the namespace's host taps (bridge, tap, vlan); `tap delete\nNAME` or `tap delete all` removes them. Names default to mega_tapN.",
             handler: tap,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear tap"],
@@ -191,6 +198,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Delete every host tap of the namespace (`tap delete all`).",
             handler: clear_tap,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["clear tap"],
         },
         Spec {
             patterns: &[
@@ -204,6 +213,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List the Open vSwitch bridges this node uses: bridge, preexisting\n(there before minimega used it), vlans, trunks, tunnels and datapath\n(kernel, or userspace where the openvswitch module is not loaded).\nBridges are made on first use.\n\n\tbridge trunk BR IFACE        IFACE carries every VLAN of BR (tagged), e.g.\n\t                             a NIC on the switch joining the compute nodes\n\tbridge notrunk BR IFACE\n\tbridge tunnel vxlan BR IP [KEY]   a VXLAN (or gre) tunnel to the same\n\t                             bridge on the node at IP, carrying every VLAN\n\tbridge notunnel BR IFACE\n\nTunnels are kernel devices on the bridge; GRE needs the kernel's ip_gre\nmodule. Not namespace aware.",
             handler: bridge,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -215,6 +226,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Change running VMs' NICs, numbered from 0 as in `vm info`:\n\n\tvm net add vm-0 100,00:11:22:33:44:55    hot-plug a NIC (a netspec)\n\tvm net connect vm-0 0 DMZ [bridge]        move NIC 0 to another VLAN\n\t                                          (or bridge)\n\tvm net disconnect vm-0 0                  take NIC 0 off its bridge\n\nIn a namespace spanning several hosts, each host changes its own VMs.",
             handler: vm_net,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -226,6 +239,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Shape what a VM's NIC receives (the tap's egress) with tc:\n\n\tqos add foo 0 loss 25          drop 25% of packets (netem)\n\tqos add foo,bar 0 delay 100ms  delay each packet (netem)\n\tqos add all 0 rate 1 mbit      at most 1 Mbit/s (tbf)\n\nLoss and delay stack; a rate replaces them and they replace a rate. A\nkernel without the qdisc is an error naming it. `vm info` shows qos;\n`clear qos` removes it.",
             handler: qos,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear qos", "clear qos <vm target> [tap index]"],
@@ -233,6 +248,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Remove qos from every NIC of the namespace's VMs, from the NICs of the\ntarget VMs, or from one NIC (`clear qos foo 0`; `all` for every NIC).",
             handler: clear_qos,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -246,6 +263,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Capture traffic to pcap files (tcpdump and Wireshark read them):\n\n\tcapture pcap bridge mega_bridge all.pcap   everything on the bridge\n\tcapture pcap vm foo 0 foo.pcap            NIC 0 of VM foo, both ways\n\tcapture pcap delete bridge BR|all\n\tcapture pcap delete vm NAME|all\n\n`capture` lists the namespace's captures; relative file names are under\n-filepath. A VM's capture ends when its QEMU does.",
             handler: capture,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear capture", "clear capture <pcap,>"],
@@ -253,6 +272,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Stop every capture of the namespace.",
             handler: clear_capture,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["clear capture"],
         },
     ]
 }

@@ -1,6 +1,7 @@
 //! `namespace`, `clear namespace`, `clear all` and `ns ...`.
 
 use super::scope::{hosts_of, initial_hosts};
+use crate::command::Reach;
 use crate::command::{
     lexer, ranges, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response,
     Session, Spec,
@@ -17,6 +18,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "With no arguments, list the namespaces: name, VLAN range, and whether it\nis the active one. With a name, make it the daemon's active namespace\n(creating it if needed): every client's commands run there from their\nnext command on, as in minimega, and a client that connects later starts\nthere. With a name and a command, run that one command there, for this\nclient only (as minimega's clients send theirs: `namespace \"exp\" vm\ninfo`). Dot settings and aliases stay per client.\n\nA new namespace holds every other node of the mesh (or this node when\nit is alone); `ns hosts`, `ns add-hosts` and `ns del-hosts` change that.\nIn a namespace whose hosts go beyond this node, `vm info`, `vm start`,\n`vm stop`, `vm kill`, `vm flush`, `vm tag`, `clear vm tag` and `host` run\non every host.",
             handler: namespace,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear namespace [name]"],
@@ -24,6 +27,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Without a name, make the default namespace, minimega, the active one\nagain. With a name, destroy that namespace: kill and forget its VMs, its\nconfiguration, queue and saved configurations, on this node and on every\nother node of the mesh. `clear namespace all` destroys every namespace.",
             handler: clear_namespace,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear all"],
@@ -31,6 +36,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Reset this node as far as it goes without a restart: destroy every\nnamespace (kill and forget every VM, each namespace's configuration,\nqueue and saved configurations; the default namespace becomes active),\nthen run every other `clear` command that takes no argument (`clear vm\nconfig`, `clear deploy`, ...), and `clear history` last. Only this node is\ncleared. Clients' dot settings and aliases stay.",
             handler: clear_all,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -52,6 +59,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display or change the current namespace:\n\n\thosts       the mesh nodes it uses\n\tadd-hosts   add nodes: a name, a range (`kn[1-4]`), a comma list,\n\t            `localhost` for this node, or `all` for every other node\n\t            of the mesh; every name must be in the mesh\n\tdel-hosts   remove nodes (`all`: every host)\n\tload        how the scheduler measures a host's load: cpucommit\n\t            (committed vcpus per CPU, the default), memcommit\n\t            (committed memory per MiB), netcommit (NICs)\n\tqueueing    with true, `vm launch kvm ...` only queues the VMs (with\n\t            the configuration of that moment) until a bare `vm launch`\n\t            or `ns schedule` launches them all, placed together\n\tqueue       the queued launches and their configurations\n\tflush       forget the queue\n\tschedule    launch the queue (as a bare `vm launch`)\n\t  dry-run   place the queue and print where each VM would go (vm,\n\t            dst); the next schedule uses that placement\n\t  dump      print the dry run's placement again\n\t  mv VMS DST  move VMs of the dry run's placement to another host\n\t  status    each schedule run: start, end, state, launched,\n\t            failures, total, hosts\n\tbridge BR [vxlan|gre]  join the hosts' bridges BR by tunnels (gre by\n\t            default, as minimega), every VLAN crossing them\n\tdel-bridge BR  take those tunnels down again (`all`: every bridge\n\t            of the namespace)\n\trun CMD     run a command on every host of the namespace, in it\n\t            (not read, mesh send, ns run or vm launch)",
             handler: ns,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["ns del-bridge all"],
         },
     ]
 }
@@ -147,7 +156,7 @@ fn clear_namespace(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 }
 
 /// Destroys a namespace (or `all`) on this node: its VMs are killed and
-/// forgotten, the [`crate::ns::NAMESPACE_CLEAR`] commands run in it, and its
+/// forgotten, the `ns_clear` lines of every command (`Spec::ns_clear`) run in it, and its
 /// configuration, queue and saved configurations go; an active namespace
 /// destroyed leaves the default one active. Returns the errors, among
 /// them `unknown namespace: NAME` when nothing was known by that name.
@@ -185,7 +194,7 @@ async fn destroy(c: &Call<'_, Node>, name: &str) -> Vec<String> {
             preprocess: false,
             ..Session::default()
         };
-        for cmd in crate::ns::NAMESPACE_CLEAR {
+        for cmd in c.engine.specs().iter().flat_map(|s| s.ns_clear) {
             if c.engine.check_line(&session, cmd).is_err() {
                 continue;
             }

@@ -4,6 +4,7 @@
 //! vias and pipelines act here, and the plumbers carry the messages to
 //! every node.
 
+use crate::command::Reach;
 use crate::command::{
     lexer, table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
@@ -36,6 +37,8 @@ pipelines of the namespace on each of its hosts.\n\n\
 each other; minimega sends it, users do not.",
             handler: plumb,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear plumb [pipeline]..."],
@@ -45,6 +48,8 @@ each other; minimega sends it, users do not.",
 pipelines' readers and writers closed.",
             handler: clear_plumb,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -79,6 +84,8 @@ and write pipes with `plumb`, VMs through `cc`, the host's shell with\n\
 PlumbPipe request.",
             handler: pipe,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -93,6 +100,8 @@ pipe of the namespace; a pipe with open writers cannot be deleted. With\n\
 mode, log or via, reset only that setting (to all, false, none).",
             handler: clear_pipe,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

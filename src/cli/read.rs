@@ -2,6 +2,7 @@
 //! as if they were typed there. Each command's answer stays a group of its
 //! own, so the command socket sends one object per command.
 
+use crate::command::Reach;
 use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
 use crate::node::Node;
 use std::cell::Cell;
@@ -56,6 +57,8 @@ pub fn specs() -> Vec<Spec<Node>> {
         long: "Read a file of commands and run each line in this session, as if typed:\ndot-commands and aliases in the file stay in effect afterwards. read\nstops at the first line that is not a valid command; it does not stop\nwhen a command answers with an error. A relative file name is looked up\nin the files directory (-filepath) and may not leave it.\n\nWith check, nothing runs: read only checks that every line is a valid\ncommand, and stops at the first that is not. A file may not read another.\n\nThe file must be a regular file of at most 16 MiB, with lines of at most\n1 MiB; an error names the line by its number, never by its content.",
         handler: read,
         mesh_ok: false,
+        reach: Reach::Here,
+        ns_clear: &[],
     }]
 }
 

@@ -1,7 +1,7 @@
 //! Where a command runs: a namespace's hosts, and the engine's hook that
 //! sends a namespace-wide command to the other hosts too.
 
-use crate::command::{lexer, Elsewhere, Response, Session};
+use crate::command::{lexer, Elsewhere, Response, Session, Wide};
 use crate::node::Node;
 use crate::ns::*;
 use std::collections::BTreeSet;
@@ -28,12 +28,9 @@ pub fn hosts_of(node: &Node, session: &Session) -> BTreeSet<String> {
 }
 
 /// The engine's hook ([`crate::command::Context::elsewhere`]): a
-/// [`FAN_OUT`] command typed in a namespace with hosts beyond this node
-/// also runs on those hosts, as `namespace <ns> <command>`.
-pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> Option<Elsewhere> {
-    if !FAN_OUT.contains(&command) && !super::cc::FAN_OUT.contains(&command) {
-        return None;
-    }
+/// command whose reach is the namespace, typed in a namespace with hosts
+/// beyond this node, also runs on those hosts, as `namespace <ns> <command>`.
+pub fn elsewhere(node: &Node, wide: &Wide, line: &str, session: &Session) -> Option<Elsewhere> {
     let hosts = hosts_of(node, session);
     let me = node.hostname();
     let remote: Vec<String> = hosts.iter().filter(|h| *h != me).cloned().collect();
@@ -46,15 +43,8 @@ pub fn elsewhere(node: &Node, command: &str, line: &str, session: &Session) -> O
     );
     let mesh = node.mesh.clone();
     Some(Elsewhere {
-        here: hosts.contains(me) || super::cc::ALWAYS_HERE.contains(&command),
+        here: hosts.contains(me) || wide.always_here,
         remote: Box::pin(async move { mesh.send(&remote, &line).await }),
-        tidy: if command.starts_with("vm ") {
-            Some(drop_not_found as fn(&mut Vec<Response>))
-        } else if command.starts_with("cc") || command == "clear cc" {
-            Some(super::cc::tidy)
-        } else {
-            None
-        },
     })
 }
 

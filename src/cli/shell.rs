@@ -1,5 +1,6 @@
 //! `shell`, `background` and minimega's `background-*` commands.
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::node::Node;
 use crate::shell::{ShellError, SHELL_LIMIT, STATUS_COLUMNS};
@@ -27,6 +28,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             ),
             handler: shell,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["background <command>..."],
@@ -37,6 +40,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             ),
             handler: background,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["background-status [id]"],
@@ -44,6 +49,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "List background commands (or one): id, pid, whether it still runs, how\nit ended, when it started and ended, and the command.",
             handler: status,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["background-output <id>"],
@@ -51,6 +58,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Print the standard output of a finished background command.",
             handler: output,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["background-error <id>"],
@@ -58,6 +67,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Print the standard error of a finished background command.",
             handler: output,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["background-kill <id or all>"],
@@ -65,6 +76,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "End a running background command (or all of them) and whatever it\nstarted: its process group gets SIGKILL. It stays listed, as killed.",
             handler: kill,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear background-status"],
@@ -72,6 +85,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Forget the background commands that have finished.",
             handler: clear,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }

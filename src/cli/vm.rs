@@ -2,6 +2,7 @@
 //! `vm start|stop|kill`, `vm flush`, `vm info`, `vm tag`, `vm qmp`,
 //! `vm screenshot` and `vm cdrom`. VMs live in the session's namespace.
 
+use crate::command::Reach;
 use crate::command::{
     table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
@@ -43,6 +44,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Launch VMs from the current `vm config` (or a saved one, `vm config\nsave NAME`, named last), paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\tvm launch kvm db dbconfig   one VM of saved config dbconfig\n\tvm launch                   launch what is queued\n\nNames that are integers, and `all`, are refused, as are names and UUIDs\nin use or queued in the namespace. With `ns queueing true` the launch only\nqueues (see `ns queue`), with the configuration of that moment, and a bare\n`vm launch` (or `ns schedule`) launches every queued VM at once; without\nqueueing it launches at once. All QEMUs start at once; the command returns\nwhen each VM is BUILDING. A VM that fails to launch leaves nothing behind.\nStart VMs with `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (`ns load`), honouring `vm config schedule`,\n`coschedule` and `colocate`, and each host launches its share with the\nconfiguration it was queued with (the `config <json>` form carries it; a\nhead node sends it, not users).",
             handler: vm_launch,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm start <target>"],
@@ -50,6 +53,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Start VMs: BUILDING and PAUSED VMs resume; a QUIT VM named (not by\n`all`) is launched again with its configuration and then started.\nTargets: a name, an id, a range (`foo[1-3]`), a comma list, or `all`,\nwhich starts the BUILDING and PAUSED VMs and leaves QUIT and ERROR ones\nalone.",
             handler: vm_start,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm stop <target>"],
@@ -57,6 +62,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Pause RUNNING VMs (state PAUSED); `vm start` resumes them. Targets as\nfor `vm start`.",
             handler: vm_stop,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm kill <target>"],
@@ -64,6 +71,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "End VMs' QEMU (asked to quit, killed if it does not): state QUIT. Their\nfolder stays until `vm flush`. Targets as for `vm start`.",
             handler: vm_kill,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm flush", "vm flush <target>"],
@@ -71,6 +80,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Forget every QUIT or ERROR VM of the namespace (or of the targets, as\nfor `vm start`; other VMs among them stay) and remove its folder. Names\nof flushed VMs may be used again.",
             handler: vm_flush,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm info", "vm info summary"],
@@ -78,6 +89,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Print one row per VM of the namespace: id, name, state, uptime, type,\nuuid, cc_active, pid, vlan, bridge, tap, mac, ip, ip6, qos, memory, vcpus,\ndisks, snapshot, initrd, kernel, cdrom, append, serial-ports,\nvirtio-ports, vnc_port, tags, namespace, and where it runs: unit (its\nsystemd scope, or its cgroup), memused (MiB the cgroup uses now) and\ncputime (CPU time used). `vm info summary` prints id, name, state, type,\nuuid, cc_active and vlan. Use .columns and .filter to choose.",
             handler: vm_info,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm tag <target> [key or all]", "vm tag <target> <key> <value>"],
@@ -85,6 +98,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Tags are key-value pairs kept with each VM (and shown in vm info's tags\ncolumn). `vm tag <target>` (or `vm tag <target> all`) prints every tag\nof the VMs (name, tag, value); `vm tag <target> <key>` prints that tag\n(name, value; empty where unset); `vm tag <target> <key> <value>` sets\nit. Targets as for `vm start`.",
             handler: vm_tag,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear vm tag", "clear vm tag <target> [tag]"],
@@ -92,6 +107,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Remove one tag, or all tags, from VMs: `clear vm tag 0 foo` removes tag\nfoo from VM 0, `clear vm tag all foo` from every VM, `clear vm tag 0`\nevery tag of VM 0, and `clear vm tag` every tag of every VM of the\nnamespace.",
             handler: clear_vm_tag,
             mesh_ok: true,
+            reach: Reach::namespace(None),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm qmp <vm> <qmp>"],
@@ -99,6 +116,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Send a raw QMP command to one VM and print QEMU's answer:\n\n\tvm qmp foo '{ \"execute\": \"query-status\" }'",
             handler: vm_qmp,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[
@@ -109,6 +128,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Take a screenshot of a running VM's screen, saved as PNG in the VM's\nfolder (<base>/<id>/screenshot.png), or in the file given (PPM when its\nname ends in .ppm; a relative name is under -filepath):\n\n\tvm screenshot foo 100\n\tvm screenshot foo file /tmp/foo.png\n\tvm screenshot foo file /dev/null 800\n\nThe optional maximum dimension scales the image, keeping its aspect\nratio, so neither side exceeds it. The PNG also comes back in the\nresponse's Data, base64-encoded, as minimega sends it (web front ends\nuse `file /dev/null`).",
             handler: vm_screenshot,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm cdrom eject <vm>", "vm cdrom change <vm> <path>"],
@@ -116,6 +137,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Eject the cdrom of a running VM, or put another image in it. A relative\npath is under -filepath.",
             handler: vm_cdrom,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]);
     specs

@@ -4,6 +4,7 @@
 //! listing. A field or subcommand may be abbreviated to a unique prefix;
 //! an ambiguous one is an error naming the candidates.
 
+use crate::command::Reach;
 use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::node::Node;
 use crate::vm::argv::{self, VmPaths};
@@ -52,6 +53,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Display or set the configuration new VMs are launched with (one per\nnamespace). `vm config` alone lists every field, in minimega's layout;\n`vm config <field>` prints one; `vm config <field> <value>...` sets it.\nA unique prefix names a field (`vm config mem`). Fields and defaults:\n\n\tmemory 2048       guest RAM in MiB\n\tvcpus 1           virtual CPUs\n\tnetworks SPEC...  NICs (`net`), each [bridge,]vlan[,mac][,driver][,qinq]:\n\t                  bridge mega_bridge, driver e1000, the VLAN a number or an\n\t                  alias (allocated here, see `vlans`), the MAC generated\n\t                  when absent\n\tdisks             disk images (`disk` works too); with snapshot true each VM\n\t                  boots a throw-away overlay and never writes the image\n\tsnapshot true     see disks\n\tcdrom, kernel, initrd   files; relative names are under -filepath\n\tappend            kernel command line, shown as [a b c]\n\tuuid              empty: each VM gets a random one; a set UUID fits one VM\n\tmachine, cpu      QEMU -machine and -cpu (cpu empty: host under KVM)\n\tqemu              the QEMU binary (qemu-system-x86_64)\n\tqemu-append       extra QEMU arguments, shown as [a b c]\n\ttags <key> <value> a tag launched VMs copy; `vm config tags` lists them\n\t                  as `key -> value` lines, `vm config tags <key>` prints one\n\tserial-ports 0    serial ports (unix sockets in the VM's folder, logged)\n\tvirtio-ports      virtio-serial ports: a count (named virtio-serial0, ...)\n\t                  or comma-separated names; each is a unix socket\n\t                  <base>/<id>/virtio-serialN and /dev/virtio-ports/NAME\n\t                  in the guest\n\tvga std           QEMU -vga\n\tschedule          the host of the namespace a launch goes to\n\tcoschedule -1     at most this many other VMs on the VM's host (-1: any)\n\tcolocate          a VM (launched together, or queued) to share a host with\n\tbackchannel true  a virtio-serial port named cc for the cc agent (miniccc)\n\tqemu-override <match> <replacement>\n\t                  replace text in QEMU's command line, in order;\n\t                  `vm config qemu-override` lists the overrides and the\n\t                  command line of a VM of this config before and after\n\t                  them (without the arguments networks, cc and disks add)\n\nSaved configurations (per namespace):\n\n\tvm config save <name>       save the current configuration\n\tvm config restore           list the saved configurations\n\tvm config restore <name>    make a saved one current\n\tvm config clone <vm>        copy a VM's configuration (on any host of\n\t                            the namespace), without its UUID\n\n`clear vm config` resets the configuration but keeps the saved ones.",
             handler: vm_config,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["clear vm config", "clear vm config <field> [key]"],
@@ -59,6 +62,8 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Reset one field of `vm config`, or all of them, to the defaults\n(memory 2048, vcpus 1, snapshot true, ...); saved configurations stay.\n`clear vm config tags <key>` removes one tag (`all`: every tag).",
             handler: clear_vm_config,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["clear vm config"],
         },
     ]
 }

@@ -1,5 +1,6 @@
 //! `vm hotplug`: USB drives into running VMs (see `vm::hotplug`).
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
 use crate::node::Node;
 use crate::vm::config;
@@ -31,6 +32,8 @@ A relative file name is under -filepath; the image's format (raw, qcow2,\n\
 VM's QEMU does; a VM with drives plugged in cannot be migrated.",
         handler: hotplug,
         mesh_ok: true,
+        reach: Reach::namespace(Some(super::scope::drop_not_found)),
+        ns_clear: &[],
     }]
 }
 

@@ -1,5 +1,6 @@
 //! `vm migrate` and `vm save` (see `vm::migrate`).
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Spec};
 use crate::node::Node;
 use crate::vm::config::{self};
@@ -19,6 +20,8 @@ paused once its state is written. `vm migrate` alone lists the migrations\n\
 of the namespace's running VMs: id, name, status and complete (%).",
             handler: vm_migrate,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
         Spec {
             patterns: &["vm save", "vm save <vm name> [filename]"],
@@ -35,6 +38,8 @@ the VM stays paused (`vm start` resumes it). Earlier files of the same\n\
 name are overwritten. `vm save` alone lists the migrations, as `vm migrate` does.",
             handler: vm_save,
             mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
         },
     ]
 }

@@ -1,5 +1,6 @@
 //! `vm top` (see `vm::top`).
 
+use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Spec};
 use crate::node::Node;
 use crate::vm::top::*;
@@ -23,6 +24,8 @@ takes at least that long. Columns:\n\n\
 \trx, tx  received and sent data rate (MB/s) of its interfaces",
         handler: top,
         mesh_ok: true,
+        reach: Reach::namespace(Some(super::scope::drop_not_found)),
+        ns_clear: &[],
     }]
 }
 

@@ -7,6 +7,7 @@ use super::help::format_index;
 use super::response::{Flags, Mode, Response};
 use super::session::{Origin, Session};
 use super::CommandError;
+use crate::command::Reach;
 
 pub fn specs<C: Context>() -> Vec<Spec<C>> {
     vec![
@@ -57,6 +58,8 @@ commands. `.record` alone prints the setting. `.record` itself, with no
 command after it, is not recorded.",
             handler: dot_record::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[".preprocess [true,false]", ".preprocess <true,false> (command)"],
@@ -68,6 +71,8 @@ path of NAME in the files directory (-filepath), which must exist. Alone
 it sets this session's default (on); before a command, that command's.",
             handler: dot_preprocess::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[".filter <filter> (command)"],
@@ -75,6 +80,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Keep only the rows of a table whose column matches:\n\n\t.filter state=running vm info\n\t.filter state!=running vm info\n\t.filter name~web vm info     (substring)\n\t.filter name!~web vm info    (no substring)\n\nMatching ignores case. A list or object value (`[..]`, `{..}`) matches by\nsubstring. Filters stack: `.filter state=running .filter vcpus=4 vm info`.",
             handler: dot_filter::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[".columns <columns as csv> (command)"],
@@ -82,6 +89,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Show only the named columns, in that order:\n\n\t.columns name,state vm info\n\nA unique prefix names a column (`.col st` for state); an ambiguous prefix\nis an error. The `host` column follows `.annotate`.",
             handler: dot_columns::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[".alias", ".alias <alias>..."],
@@ -89,6 +98,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Create an alias, as in a shell: `.alias vmr=.filter state=running vm info`\nthen `vmr` runs the expansion. The name is the text before the first `=`.\nOnly the first word of a command is expanded. `.alias` alone lists the\naliases of this session.",
             handler: dot_alias::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &[".unalias <alias>"],
@@ -96,6 +107,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Remove an alias of this session by name.",
             handler: dot_unalias::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["help [command]..."],
@@ -103,6 +116,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Show help on a command (`help vm launch`), or the list of commands\nwhose name starts with the words given (`help vm`), or all commands.",
             handler: help::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["echo [args]..."],
@@ -110,6 +125,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Print the arguments, joined by single spaces.",
             handler: echo::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["history", "clear history"],
@@ -117,6 +134,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "Show the commands run on this daemon by its clients, oldest first:\nvalid commands and comments, not lines that are no command, nor the\ncommands of a session with `.record false`, nor `history` itself. A\n`read` is recorded as the commands of its file. `clear history` forgets\nthem.",
             handler: history::<C>,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
         Spec {
             patterns: &["quit"],
@@ -124,6 +143,8 @@ it sets this session's default (on); before a command, that command's.",
             long: "End this client's session: the command socket closes the connection,\n`-attach` exits, and a D-Bus caller's next command starts a fresh session\n(default settings, no aliases). The daemon keeps running; stop it with\n`systemctl stop minimega` (or SIGTERM).",
             handler: quit::<C>,
             mesh_ok: false,
+            reach: Reach::Here,
+            ns_clear: &[],
         },
     ]
 }
@@ -140,6 +161,8 @@ fn flag_spec<C: Context>(
         long,
         handler,
         mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
     }
 }
 

@@ -22,9 +22,10 @@ pub trait Context: Send + Sync + 'static {
     fn hostname(&self) -> String;
 
     /// Lets the context run a command typed here on other hosts too (a
-    /// namespace spanning several mesh nodes): called with the command's
-    /// name and text for commands of local origin; `None` runs it here only.
-    fn elsewhere(&self, _command: &str, _line: &str, _session: &Session) -> Option<Elsewhere> {
+    /// namespace spanning several mesh nodes): called for commands of local
+    /// origin whose [`Spec::reach`] is a namespace, with the command's text;
+    /// `None` runs it here only.
+    fn elsewhere(&self, _wide: &Wide, _line: &str, _session: &Session) -> Option<Elsewhere> {
         None
     }
 
@@ -47,9 +48,45 @@ pub struct Elsewhere {
     pub here: bool,
     /// The other hosts' responses, merged into the command's answer.
     pub remote: BoxFuture<'static, Vec<Response>>,
+}
+
+/// Where a command typed on this node runs: a property of the command,
+/// so a new command says it in its own [`Spec`].
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Reach {
+    /// Here only.
+    #[default]
+    Here,
+    /// On every host of the session's namespace (through the context's
+    /// [`Context::elsewhere`]), the answers merged into one.
+    Namespace(Wide),
+}
+
+/// How a namespace-wide command runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Wide {
+    /// Runs here even when this node is not one of the namespace's hosts:
+    /// what it changes lives on the node it is typed on too (cc filters).
+    pub always_here: bool,
     /// Tidies the merged answer (e.g. drops "not here" errors of hosts
     /// that simply do not hold what another host acted on).
     pub tidy: Option<fn(&mut Vec<Response>)>,
+}
+
+impl Reach {
+    pub const fn namespace(tidy: Option<fn(&mut Vec<Response>)>) -> Reach {
+        Reach::Namespace(Wide {
+            always_here: false,
+            tidy,
+        })
+    }
+
+    pub const fn namespace_and_here(tidy: Option<fn(&mut Vec<Response>)>) -> Reach {
+        Reach::Namespace(Wide {
+            always_here: true,
+            tidy,
+        })
+    }
 }
 
 /// One command of the table: its patterns, help and handler.
@@ -61,6 +98,12 @@ pub struct Spec<C> {
     /// May a command that arrived over the mesh run it? minimega refuses
     /// e.g. `mesh send` there, so a message cannot bounce around forever.
     pub mesh_ok: bool,
+    /// Where it runs when typed in a namespace.
+    pub reach: Reach,
+    /// The lines to run in a namespace being destroyed (`clear namespace`,
+    /// `clear all`), after its VMs are gone, to reset what this command
+    /// keeps per namespace (VLAN aliases, cc filters, host taps...).
+    pub ns_clear: &'static [&'static str],
 }
 
 /// What a handler returns: its responses (one command's answer), or whole
@@ -249,13 +292,11 @@ impl<C: Context> Engine<C> {
                 return vec![self.error_group(ctx, session, CommandError::Failed(e))];
             }
         }
-        let elsewhere = match session.origin {
-            Origin::Local => self
-                .patterns_of(compiled.spec)
-                .next()
-                .and_then(|p| ctx.elsewhere(&p.name(), &line, session)),
-            Origin::Mesh { .. } => None,
+        let wide = match (&session.origin, spec.reach) {
+            (Origin::Local, Reach::Namespace(wide)) => Some(wide),
+            _ => None,
         };
+        let elsewhere = wide.and_then(|w| ctx.elsewhere(&w, &line, session));
         let call = Call {
             ctx,
             engine: self,
@@ -287,7 +328,7 @@ impl<C: Context> Engine<C> {
                 flags: session.flags,
             }),
         }
-        if let (Some(tidy), Some(g)) = (elsewhere.tidy, groups.last_mut()) {
+        if let (Some(tidy), Some(g)) = (wide.and_then(|w| w.tidy), groups.last_mut()) {
             tidy(&mut g.responses);
         }
         groups

@@ -15,7 +15,9 @@ pub mod render;
 pub mod response;
 pub mod session;
 
-pub use engine::{BoxFuture, Call, CmdResult, Context, Elsewhere, Engine, Handler, Reply, Spec};
+pub use engine::{
+    BoxFuture, Call, CmdResult, Context, Elsewhere, Engine, Handler, Reach, Reply, Spec, Wide,
+};
 pub use pattern::Args;
 pub use response::{table, Flags, Group, Mode, Response};
 pub use session::{Origin, Session};

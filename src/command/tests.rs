@@ -3,6 +3,7 @@
 
 use super::render::render_all;
 use super::*;
+use crate::command::Reach;
 
 struct Toy;
 
@@ -62,6 +63,8 @@ fn engine() -> Engine<Toy> {
         long: "Show VMs.",
         handler: vm_info,
         mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
     });
     specs.push(Spec {
         patterns: &["vm start <target>"],
@@ -69,6 +72,8 @@ fn engine() -> Engine<Toy> {
         long: "Start.",
         handler: vm_start,
         mesh_ok: false,
+        reach: Reach::Here,
+        ns_clear: &[],
     });
     specs.push(Spec {
         patterns: &["vm stop <target>"],
@@ -76,6 +81,8 @@ fn engine() -> Engine<Toy> {
         long: "Stop.",
         handler: vm_stop,
         mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
     });
     specs.push(Spec {
         patterns: &["ns <queue,>", "ns <queueing,> [true,false]", "ns <flush,>"],
@@ -83,6 +90,8 @@ fn engine() -> Engine<Toy> {
         long: "Namespaces.",
         handler: echo_choice,
         mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
     });
     specs.push(Spec {
         patterns: &[
@@ -95,6 +104,8 @@ fn engine() -> Engine<Toy> {
         long: "Clear.",
         handler: echo_choice,
         mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
     });
     Engine::new(specs)
 }
@@ -407,8 +418,8 @@ impl Context for Spread {
         "near".into()
     }
 
-    fn elsewhere(&self, command: &str, _line: &str, session: &Session) -> Option<Elsewhere> {
-        if command != "vm info" || session.namespace.as_deref() != Some("wide") {
+    fn elsewhere(&self, _wide: &Wide, _line: &str, session: &Session) -> Option<Elsewhere> {
+        if session.namespace.as_deref() != Some("wide") {
             return None;
         }
         Some(Elsewhere {
@@ -418,7 +429,6 @@ impl Context for Spread {
                 far.host = "far".into();
                 vec![far, Response::error("gone", "no answer within 10s")]
             }),
-            tidy: None,
         })
     }
 }
@@ -436,6 +446,27 @@ fn the_context_can_run_a_command_elsewhere_too() {
         long: "Show VMs.",
         handler: spread_info,
         mesh_ok: true,
+        reach: Reach::namespace(None),
+        ns_clear: &[],
+    });
+    // The same command, told to stay here, and told to tidy its answer.
+    specs.push(Spec {
+        patterns: &["vm local"],
+        short: "info here",
+        long: "Show this node's VMs.",
+        handler: spread_info,
+        mesh_ok: true,
+        reach: Reach::Here,
+        ns_clear: &[],
+    });
+    specs.push(Spec {
+        patterns: &["vm tidy"],
+        short: "info, errors dropped",
+        long: "Show VMs without error rows.",
+        handler: spread_info,
+        mesh_ok: true,
+        reach: Reach::namespace(Some(|rs: &mut Vec<Response>| rs.retain(|r| !r.is_error()))),
+        ns_clear: &[],
     });
     let e = Engine::new(specs);
     let run = |s: &mut Session, line: &str| {
@@ -455,6 +486,11 @@ fn the_context_can_run_a_command_elsewhere_too() {
         "host | name\nfar  | x\nnear | a\nE: gone: no answer within 10s"
     );
     // What arrived over the mesh runs here only.
+    assert_eq!(run(&mut s, "vm local"), "host | id | name\nnear | 1  | a");
+    assert_eq!(
+        run(&mut s, "vm tidy"),
+        "host | id | name\nfar  | 7  | x\nnear | 1  | a"
+    );
     let mut m = Session::from_mesh("far", Some("wide".into()));
     assert_eq!(run(&mut m, "vm info"), "host | id | name\nnear | 1  | a");
 }

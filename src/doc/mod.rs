@@ -173,7 +173,7 @@ pub fn completion(shell: Shell) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{builtins, BoxFuture, Call, CmdResult, Response, Spec};
+    use crate::command::{builtins, BoxFuture, Call, CmdResult, Reach, Response, Spec};
 
     struct Ctx;
     impl Context for Ctx {
@@ -195,6 +195,8 @@ mod tests {
             long: "Launch VMs:\n\n\tvm launch kvm foo[1-2]\n\nThen `vm start`.",
             handler: noop,
             mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
         });
         let e = Engine::new(specs);
         let page = commands_page(&e, "9.9", "2024-01-02");

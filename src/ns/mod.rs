@@ -2,8 +2,8 @@
 //! (its hosts). A session works in one namespace at a time
 //! ([`crate::command::Session::namespace`], `None` being the default
 //! namespace `minimega`). In a namespace whose hosts go beyond this node,
-//! the commands listed in [`FAN_OUT`] run on every host, through the mesh,
-//! and answer as one table with a host column.
+//! the commands whose `Spec::reach` is the namespace run on every host,
+//! through the mesh, and answer as one table with a host column.
 //!
 //! As in minimega: the default namespace holds this node only; a new
 //! namespace holds every other node of the mesh at its creation (this node,
@@ -32,40 +32,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 pub const DEFAULT: &str = "minimega";
-
-/// Commands that reset a subsystem's state of the namespace they run in
-/// (VLAN aliases, cc filters, host taps...): destroying a namespace
-/// (`clear namespace NAME`, `clear all`) runs each of them there, as
-/// `namespace NAME <command>`, after its VMs are gone. The one list to
-/// extend; commands not in the command table are skipped.
-pub const NAMESPACE_CLEAR: &[&str] = &[
-    "clear vm config",
-    "clear vlans",
-    "clear tap",
-    "clear capture",
-    "ns del-bridge all",
-    // minimega drops the namespace's cc server; its responses stay on disk.
-    "clear cc commands",
-    "clear cc filter",
-    "clear cc prefix",
-];
-
-/// Commands that act on every host of the session's namespace, by name
-/// (the leading literals of their pattern). The one list to extend.
-pub const FAN_OUT: &[&str] = &[
-    "host",
-    "vm info",
-    "vm start",
-    "vm stop",
-    "vm kill",
-    "vm flush",
-    "vm tag",
-    "clear vm tag",
-    "vm hotplug",
-    "vm top",
-    "vm migrate",
-    "vm save",
-];
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Namespace {
