@@ -51,8 +51,8 @@ impl VmHook for Hook {
                 .iter()
                 .any(|n| n == "cc")
             {
-                return Err(VmError(
-                    "virtio port name `cc` is the backchannel's: rename the port, or set vm config backchannel false".into(),
+                return Err(VmError::hook(
+                    "virtio port name `cc` is the backchannel's: rename the port, or set vm config backchannel false",
                 ));
             }
             Ok(qemu_args(&vm.paths.dir))

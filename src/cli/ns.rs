@@ -181,10 +181,10 @@ async fn destroy(c: &Call<'_, Node>, name: &str) -> Vec<String> {
     for ns in &names {
         let vms = node.vms.in_namespace(ns);
         if let Err(e) = node.vms.kill(vms).await {
-            errors.push(e.0);
+            errors.push(e.to_string());
         }
         if let Err(e) = node.vms.flush(ns).await {
-            errors.push(e.0);
+            errors.push(e.to_string());
         }
         let mut session = Session {
             origin: c.session.origin.clone(),

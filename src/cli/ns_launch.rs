@@ -247,7 +247,7 @@ pub async fn run(node: &Node, session: &Session) -> Result<Vec<Response>, Comman
                 if host == me {
                     let r = match node.vms.launch_with(ns, names.clone(), cfg).await {
                         Ok(_) => Response::default(),
-                        Err(e) => Response::error(me, e.0),
+                        Err(e) => Response::error(me, e.to_string()),
                     };
                     out.push((n, r));
                 } else {

@@ -20,7 +20,7 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 
 impl From<VmError> for CommandError {
     fn from(e: VmError) -> CommandError {
-        CommandError::Failed(e.0)
+        CommandError::Failed(e.to_string())
     }
 }
 

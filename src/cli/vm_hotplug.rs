@@ -78,7 +78,7 @@ fn hotplug(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             vms.each(list, move |_, vm| async move {
                 match remove(&vm, which).await {
                     // Many targets: a VM without drives is not an error.
-                    Err(e) if wild && e.0.starts_with("no ") => Ok(()),
+                    Err(crate::vm::VmError::NoHotplugDevices) if wild => Ok(()),
                     r => r,
                 }
             })

@@ -60,7 +60,7 @@ impl VmHook for DiskHook {
                 })
                 .collect();
             match conflict(launch.config, launch.count, &others) {
-                Some(e) => Err(VmError(e)),
+                Some(e) => Err(VmError::hook(e)),
                 None => Ok(()),
             }
         })
@@ -82,7 +82,7 @@ impl VmHook for DiskHook {
                 }
                 make_overlay(self.0.tool(), Path::new(&d.path), &overlay)
                     .await
-                    .map_err(|e| VmError(format!("unable to snapshot {}: {e}", d.path)))?;
+                    .map_err(|e| VmError::hook(format!("unable to snapshot {}: {e}", d.path)))?;
             }
             // The drives themselves are in the argv (see disk::spec).
             Ok(Vec::new())

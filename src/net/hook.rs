@@ -18,8 +18,8 @@ use tracing::warn;
 
 pub struct NetHook(pub Arc<Net>);
 
-fn err(e: impl std::fmt::Display) -> VmError {
-    VmError(e.to_string())
+fn err(e: impl Into<crate::vm::error::HookError>) -> VmError {
+    VmError::hook(e)
 }
 
 /// A NIC from a configuration that may not have come through `vm config

@@ -41,7 +41,7 @@ impl Net {
         vm: &Arc<Vm>,
         new: Vec<Nic>,
     ) -> Result<(), NetError> {
-        let q = vm.qmp().map_err(|e| NetError::Failed(e.0))?;
+        let q = vm.qmp().map_err(|e| NetError::Failed(e.to_string()))?;
         self.switch().check().await?;
         for mut n in new {
             n.hwaddr = if n.mac.is_empty() {

@@ -30,7 +30,7 @@ impl FetchHook {
             return Ok(());
         }
         self.0.fetch(&name).await.map(|_| ()).map_err(|e| {
-            VmError(match e {
+            VmError::hook(match e {
                 FileError::NotFound(_) => format!(
                     "{what} {}: not on this node, and no node of the mesh has it",
                     path.display()

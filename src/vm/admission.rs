@@ -150,7 +150,7 @@ impl VmHook for Admit {
         Box::pin(async move {
             self.budget(None)
                 .check(launch.count, launch.config.memory)
-                .map_err(|e| VmError(e.to_string()))
+                .map_err(VmError::from)
         })
     }
 
@@ -160,9 +160,7 @@ impl VmHook for Admit {
         config: &'a VmConfig,
     ) -> BoxFuture<'a, Result<Vec<String>, VmError>> {
         Box::pin(async move {
-            self.budget(Some(vm.id))
-                .check(1, config.memory)
-                .map_err(|e| VmError(e.to_string()))?;
+            self.budget(Some(vm.id)).check(1, config.memory)?;
             Ok(Vec::new())
         })
     }

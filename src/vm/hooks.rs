@@ -155,7 +155,7 @@ mod tests {
                     .unwrap()
                     .push(format!("prepare {}", self.name));
                 if self.fail {
-                    return Err(VmError(format!("{} failed", self.name)));
+                    return Err(VmError::hook(format!("{} failed", self.name)));
                 }
                 Ok(vec![format!("-{}", self.name)])
             })
@@ -198,7 +198,8 @@ mod tests {
         log.lock().unwrap().clear();
         let bad = hooks(&[("net", false), ("disk", true), ("cc", false)], &log);
         let e = bad.prepare(&vm, &cfg).await.unwrap_err();
-        assert_eq!(e.0, "disk failed");
+        assert_eq!(e.to_string(), "disk failed");
+        assert!(matches!(e, VmError::Hook(_)));
         assert_eq!(
             *log.lock().unwrap(),
             ["prepare net", "prepare disk", "release disk", "release net"]

@@ -151,13 +151,15 @@ fn save(vm: &Vm, d: &Drives) -> Result<(), VmError> {
     let data = serde_json::to_vec_pretty(d).unwrap_or_default();
     std::fs::write(&tmp, data)
         .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| VmError(format!("cannot save {}: {e}", path.display())))
+        .map_err(|e| VmError::io("save", &path, e))
 }
 
 fn format_of(file: &Path) -> Result<&'static str, VmError> {
     let mut head = [0u8; 72];
-    let mut f =
-        std::fs::File::open(file).map_err(|e| VmError(format!("{}: {e}", file.display())))?;
+    let mut f = std::fs::File::open(file).map_err(|e| VmError::File {
+        path: file.to_path_buf(),
+        source: e,
+    })?;
     let n = f.read(&mut head).unwrap_or(0);
     Ok(image_format(&head[..n]))
 }
@@ -172,7 +174,7 @@ pub async fn add(
 ) -> Result<u32, VmError> {
     let _op = vm.op.lock().await;
     let q = vm.qmp()?;
-    let fail = |e: super::qmp::QmpError| VmError(format!("vm {}: hotplug: {e}", vm.name));
+    let fail = |e: super::qmp::QmpError| VmError::qmp(&vm.name, "hotplug", e);
     let format = format_of(Path::new(file))?;
     let mut all = drives(vm);
     let id = next_id(&all);
@@ -202,8 +204,8 @@ pub async fn remove(vm: &Arc<Vm>, which: Option<u32>) -> Result<(), VmError> {
     let mut all = drives(vm);
     let ids: Vec<u32> = match which {
         Some(id) if all.contains_key(&id) => vec![id],
-        Some(_) => return Err(VmError("no such hotplug device".into())),
-        None if all.is_empty() => return Err(VmError("no hotplug devices to remove".into())),
+        Some(_) => return Err(VmError::NoHotplugDevice),
+        None if all.is_empty() => return Err(VmError::NoHotplugDevices),
         None => all.keys().copied().collect(),
     };
     for id in ids {
@@ -212,7 +214,7 @@ pub async fn remove(vm: &Arc<Vm>, which: Option<u32>) -> Result<(), VmError> {
             // Already gone (the guest let go of it): free the image anyway.
             if !matches!(&e, super::qmp::QmpError::Command { class, .. } if class == "DeviceNotFound")
             {
-                return Err(VmError(format!("vm {}: hotplug: {e}", vm.name)));
+                return Err(VmError::qmp(&vm.name, "hotplug", e));
             }
         }
         // The device goes asynchronously; its image is free once it has.
@@ -224,7 +226,7 @@ pub async fn remove(vm: &Arc<Vm>, which: Option<u32>) -> Result<(), VmError> {
             {
                 Ok(_) => break,
                 Err(e) if tokio::time::Instant::now() >= deadline => {
-                    return Err(VmError(format!("vm {}: hotplug: {e}", vm.name)));
+                    return Err(VmError::qmp(&vm.name, "hotplug", e));
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
             }

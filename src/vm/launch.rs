@@ -7,7 +7,7 @@ use super::argv::{self, VmPaths};
 use super::config::VmConfig;
 use super::hooks::Admission;
 use super::limits::Limits;
-use super::manager::{err, now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
+use super::manager::{now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
 use super::process;
 use super::qmp::{Qmp, QmpEvent};
 use super::state::{Placed, VmState};
@@ -33,19 +33,25 @@ impl Vms {
         ];
         for (what, f) in files {
             if !f.is_empty() && !Path::new(f).is_file() {
-                return err(format!("{what} {f}: no such file"));
+                return Err(VmError::NoFile {
+                    what,
+                    path: f.clone(),
+                });
             }
         }
         for d in &cfg.disks {
             if !Path::new(&d.path).exists() {
-                return err(format!("disk {}: no such file", d.path));
+                return Err(VmError::NoFile {
+                    what: "disk",
+                    path: d.path.clone(),
+                });
             }
         }
         if !cfg.initrd.is_empty() && cfg.kernel.is_empty() {
-            return err("an initrd needs a kernel (vm config kernel)");
+            return Err(VmError::InitrdWithoutKernel);
         }
         if crate::paths::find_binary(&cfg.qemu).is_none() {
-            return err(format!("qemu binary `{}` not found", cfg.qemu));
+            return Err(VmError::NoQemu(cfg.qemu.clone()));
         }
         Ok(())
     }
@@ -82,9 +88,10 @@ impl Vms {
         // Each launch is its own task, so a client that goes away
         // mid-launch cannot leave a half-made VM behind.
         self.each(vms.clone(), |me, vm| async move {
-            me.launch_one(&vm)
-                .await
-                .map_err(|e| VmError(format!("vm {}: {e}", vm.name)))
+            me.launch_one(&vm).await.map_err(|e| VmError::Of {
+                vm: vm.name.clone(),
+                source: Box::new(e),
+            })
         })
         .await?;
         let mut ids: Vec<u64> = vms.iter().map(|v| v.id).collect();
@@ -106,16 +113,16 @@ impl Vms {
         };
         if !cfg.uuid.is_empty() {
             if n > 1 {
-                return err(format!(
-                    "uuid {} is configured: it can be used by one VM only, not {n}",
-                    cfg.uuid
-                ));
+                return Err(VmError::UuidForMany {
+                    uuid: cfg.uuid.clone(),
+                    count: n,
+                });
             }
             if let Some(v) = reg.uuids.get(&cfg.uuid).and_then(|id| reg.vms.get(id)) {
-                return err(format!(
-                    "uuid {} is already used by vm {}",
-                    cfg.uuid, v.name
-                ));
+                return Err(VmError::UuidTaken {
+                    uuid: cfg.uuid.clone(),
+                    vm: v.name.clone(),
+                });
             }
         }
         let first = self.inner.next_id.load(Ordering::SeqCst);
@@ -131,9 +138,10 @@ impl Vms {
         };
         for (_, name) in &list {
             if reg.names.contains_key(&(ns.to_string(), name.clone())) {
-                return err(format!(
-                    "vm name `{name}` is already used in namespace {ns}"
-                ));
+                return Err(VmError::NameTaken {
+                    name: name.clone(),
+                    namespace: ns.to_string(),
+                });
             }
         }
         self.inner
@@ -190,7 +198,7 @@ impl Vms {
         let _op = vm.op.lock().await;
         let dir = &vm.paths.dir;
         let r = match std::fs::create_dir_all(dir) {
-            Err(e) => err(format!("cannot create {}: {e}", dir.display())),
+            Err(e) => Err(VmError::io("create", dir, e)),
             Ok(()) => self.start_process(vm).await,
         };
         match r {
@@ -240,7 +248,10 @@ impl Vms {
             Ok(c) => c,
             Err(e) => {
                 self.hooks().release(vm).await;
-                return Err(VmError(e));
+                return Err(VmError::Placement {
+                    vm: vm.name.clone(),
+                    why: e,
+                });
             }
         };
         let procs = super::cgroup::procs_files(&cgroups);
@@ -249,7 +260,10 @@ impl Vms {
             Err(e) => {
                 placement.release_cgroups(&cgroups).await;
                 self.hooks().release(vm).await;
-                return err(format!("cannot run {}: {e}", argv[0]));
+                return Err(VmError::Spawn {
+                    binary: argv[0].clone(),
+                    source: e,
+                });
             }
         };
         let pid_start = process::start_time(pid);
@@ -280,7 +294,10 @@ impl Vms {
             let unit = placement
                 .attach(&vm.namespace, &vm.name, pid, &limits)
                 .await
-                .map_err(VmError)?;
+                .map_err(|why| VmError::Placement {
+                    vm: vm.name.clone(),
+                    why,
+                })?;
             if unit.is_some() {
                 vm.lock().placed.unit = unit;
                 self.save(vm);
@@ -300,7 +317,7 @@ impl Vms {
                     // Lost the race with its exit: its watcher saw
                     // `launching` and left the cleanup to us.
                     self.abandon(vm, life_rx).await;
-                    return err(format!("qemu exited: {}", qemu_error(&vm.paths)));
+                    return Err(VmError::QemuExited(qemu_error(&vm.paths)));
                 }
                 // Nothing the record holds changed since the last save.
                 self.spawn_events(vm, gen, events);
@@ -359,7 +376,7 @@ impl Vms {
                         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                         let (q, ev) = Qmp::handshake(stream, left)
                             .await
-                            .map_err(|e| VmError(format!("QMP: {e}")))?;
+                            .map_err(|e| VmError::qmp(&vm.name, "QMP", e))?;
                         return Ok::<_, VmError>((q, ev));
                     }
                     Err(_) if tokio::time::Instant::now() < deadline => {
@@ -369,7 +386,12 @@ impl Vms {
                         // back-off would only add to the slowest one's wait.
                         pause = (pause * 2).min(Duration::from_millis(20));
                     }
-                    Err(e) => return err(format!("no QMP socket at {}: {e}", path.display())),
+                    Err(e) => {
+                        return Err(VmError::NoQmp {
+                            path: path.clone(),
+                            source: e,
+                        })
+                    }
                 }
             }
         };
@@ -380,7 +402,7 @@ impl Vms {
                 Ok((Arc::new(q), ev))
             }
             _ = life.wait_for(|l| *l != Life::Running) => {
-                err(format!("qemu exited at once: {}", qemu_error(&vm.paths)))
+                Err(VmError::QemuExitedAtOnce(qemu_error(&vm.paths)))
             }
         }
     }
@@ -454,7 +476,7 @@ async fn exit_reason(vm: &Vm, mut life: watch::Receiver<Life>, e: VmError) -> Vm
         .await
         .is_ok_and(|r| r.is_ok());
     if died {
-        VmError(format!("qemu exited at once: {}", qemu_error(&vm.paths)))
+        VmError::QemuExitedAtOnce(qemu_error(&vm.paths))
     } else {
         e
     }

@@ -2,7 +2,7 @@
 //! `vm stop`, `vm kill`, `vm flush`, tags and the cdrom, each applied to
 //! many VMs concurrently.
 
-use super::manager::{err, Life, Vm, VmError, Vms};
+use super::manager::{Life, Vm, VmError, Vms};
 use super::process;
 use super::state::VmState;
 use std::sync::Arc;
@@ -25,12 +25,7 @@ impl Vms {
         let _op = vm.op.lock().await;
         match vm.state() {
             VmState::Running => return Ok(()),
-            VmState::Error => {
-                return err(format!(
-                    "vm {} is in state ERROR; kill or flush it",
-                    vm.name
-                ))
-            }
+            VmState::Error => return Err(VmError::Errored(vm.name.clone())),
             VmState::Quit => {
                 let cfg = vm.lock().config.clone();
                 self.validate(&cfg)?;
@@ -42,7 +37,7 @@ impl Vms {
                     })
                     .await?;
                 if let Err(e) = self.start_process(vm).await {
-                    self.set_state_quiet(vm, VmState::Quit, &e.0);
+                    self.set_state_quiet(vm, VmState::Quit, &e.to_string());
                     return Err(e);
                 }
                 self.announce(vm, VmState::Building);
@@ -52,7 +47,7 @@ impl Vms {
         let q = vm.qmp()?;
         q.execute("cont", None)
             .await
-            .map_err(|e| VmError(format!("vm {}: {e}", vm.name)))?;
+            .map_err(|e| VmError::qmp(&vm.name, "", e))?;
         self.transition(vm, VmState::Running);
         Ok(())
     }
@@ -64,12 +59,18 @@ impl Vms {
             match vm.state() {
                 VmState::Running => {}
                 VmState::Paused => return Ok(()),
-                s => return err(format!("vm {} is {s}, not RUNNING", vm.name)),
+                s => {
+                    return Err(VmError::State {
+                        vm: vm.name.clone(),
+                        state: s,
+                        wanted: "RUNNING",
+                    })
+                }
             }
             vm.qmp()?
                 .execute("stop", None)
                 .await
-                .map_err(|e| VmError(format!("vm {}: {e}", vm.name)))?;
+                .map_err(|e| VmError::qmp(&vm.name, "", e))?;
             me.transition(&vm, VmState::Paused);
             Ok(())
         })
@@ -122,7 +123,10 @@ impl Vms {
             warn!(vm = %vm.name, pid, "qemu did not quit; sending SIGKILL");
             process::signal(pid, start, libc::SIGKILL);
             if !gone(&mut life, Duration::from_secs(10)).await {
-                return err(format!("vm {}: qemu (pid {pid}) does not die", vm.name));
+                return Err(VmError::Undying {
+                    vm: vm.name.clone(),
+                    pid,
+                });
             }
         }
         Ok(())
@@ -151,7 +155,7 @@ impl Vms {
             me.placement().release(&placed).await;
             if let Err(e) = std::fs::remove_dir_all(&vm.paths.dir) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    return err(format!("cannot remove {}: {e}", vm.paths.dir.display()));
+                    return Err(VmError::io("remove", &vm.paths.dir, e));
                 }
             }
             me.unregister(&vm);
@@ -218,19 +222,23 @@ impl Vms {
             let fut = f(self.clone(), vm);
             set.spawn(async move { (id, fut.await) });
         }
-        let mut errors: Vec<(u64, String)> = Vec::new();
+        let mut errors: Vec<(u64, VmError)> = Vec::new();
         while let Some(j) = set.join_next().await {
             match j {
                 Ok((_, Ok(()))) => {}
-                Ok((id, Err(e))) => errors.push((id, e.0)),
-                Err(e) => errors.push((u64::MAX, e.to_string())),
+                Ok((id, Err(e))) => errors.push((id, e)),
+                Err(e) => errors.push((u64::MAX, VmError::Task(e.to_string()))),
             }
         }
-        errors.sort();
-        match errors.len() {
-            0 => Ok(()),
-            1 => err(errors.remove(0).1),
-            n => err(format!("{} (and {} more errors)", errors[0].1, n - 1)),
+        errors.sort_by_key(|(id, _)| *id);
+        let more = errors.len().saturating_sub(1);
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some((_, e)) if more == 0 => Err(e),
+            Some((_, e)) => Err(VmError::Several {
+                first: Box::new(e),
+                more,
+            }),
         }
     }
 }

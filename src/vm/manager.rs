@@ -18,18 +18,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use thiserror::Error;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{info, warn};
 
-/// One line naming what went wrong.
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("{0}")]
-pub struct VmError(pub String);
-
-pub(super) fn err<T>(msg: impl Into<String>) -> Result<T, VmError> {
-    Err(VmError(msg.into()))
-}
+pub use super::error::VmError;
 
 /// The namespace of sessions that chose none.
 pub const DEFAULT_NAMESPACE: &str = "minimega";
@@ -168,7 +160,7 @@ impl Vm {
         match &s.qmp {
             Some(q) if s.state.is_live() => Ok(q.clone()),
             // minimega's words, which its web front end matches.
-            _ => err(format!("vm not running: {}", self.name)),
+            _ => Err(VmError::NotRunning(self.name.clone())),
         }
     }
 }
@@ -343,7 +335,7 @@ impl Vms {
                     .for_each(&mut push),
                 Target::Id(id) => match r.vms.get(id).filter(|v| v.namespace == ns) {
                     Some(v) => push(v),
-                    None => return err(format!("vm not found: {id}")),
+                    None => return Err(VmError::NotFound(id.to_string())),
                 },
                 Target::Name(n) => match r
                     .names
@@ -351,7 +343,7 @@ impl Vms {
                     .and_then(|id| r.vms.get(id))
                 {
                     Some(v) => push(v),
-                    None => return err(format!("vm not found: {n}")),
+                    None => return Err(VmError::NotFound(n.to_string())),
                 },
             }
         }
@@ -360,12 +352,15 @@ impl Vms {
 
     /// Looks up exactly one VM.
     pub fn one(&self, ns: &str, target: &str) -> Result<Arc<Vm>, VmError> {
-        let t = super::targets::parse_targets(target).map_err(|e| VmError(e.to_string()))?;
+        let t = super::targets::parse_targets(target)?;
         let vms = self.resolve(ns, &t)?;
         match vms.as_slice() {
             [v] => Ok(v.clone()),
-            [] => err(format!("vm not found: {target}")),
-            _ => err(format!("`{target}` names {} VMs; name one", vms.len())),
+            [] => Err(VmError::NotFound(target.to_string())),
+            _ => Err(VmError::Ambiguous {
+                target: target.to_string(),
+                count: vms.len(),
+            }),
         }
     }
 

@@ -69,16 +69,18 @@ pub fn save_files(base: &str, disks: usize) -> (String, Vec<String>) {
     (format!("{base}.state"), hdd)
 }
 
-fn qmp_err<'a>(vm: &'a Vm, what: &str) -> impl Fn(super::qmp::QmpError) -> VmError + 'a {
-    let what = what.to_string();
-    move |e| VmError(format!("vm {}: {what}: {e}", vm.name))
+fn qmp_err<'a>(vm: &'a Vm, what: &'static str) -> impl Fn(super::qmp::QmpError) -> VmError + 'a {
+    move |e| VmError::qmp(&vm.name, what, e)
 }
 
 /// Starts writing the VM's state to `file` (absolute); returns at once.
 /// The VM pauses when the migration completes.
 pub async fn migrate(vm: &Vm, q: &Qmp, file: &str) -> Result<(), VmError> {
     if let Some(dir) = Path::new(file).parent() {
-        std::fs::create_dir_all(dir).map_err(|e| VmError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| VmError::File {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
     }
     // The file is local: no reason for QEMU's network-minded throttle.
     q.execute(
@@ -113,11 +115,20 @@ async fn create_target(
     }
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
-        .map_err(|_| VmError(format!("qemu-img create {target}: no answer within 60s")))?
-        .map_err(|e| VmError(format!("cannot run qemu-img: {e}")))?;
+        .map_err(|_| VmError::QemuImg {
+            target: target.to_string(),
+            why: "no answer within 60s".into(),
+        })?
+        .map_err(|e| VmError::Spawn {
+            binary: "qemu-img".into(),
+            source: e,
+        })?;
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        return Err(VmError(format!("qemu-img create {target}: {why}")));
+        return Err(VmError::QemuImg {
+            target: target.to_string(),
+            why,
+        });
     }
     Ok(())
 }
@@ -206,22 +217,28 @@ async fn wait_job(vm: &Vm, q: &Qmp, job: &str) -> Result<(), VmError> {
             Some(j) if j["status"] == "concluded" => {
                 let _ = q.execute("job-dismiss", Some(json!({ "id": job }))).await;
                 if let Some(e) = j.get("error").and_then(Value::as_str) {
-                    return Err(VmError(format!("vm {}: save disk: {e}", vm.name)));
+                    return Err(VmError::Job {
+                        vm: vm.name.clone(),
+                        what: "save disk",
+                        why: e.to_string(),
+                    });
                 }
                 return Ok(());
             }
             None => {
-                return Err(VmError(format!(
-                    "vm {}: save disk: the copy vanished",
-                    vm.name
-                )))
+                return Err(VmError::Job {
+                    vm: vm.name.clone(),
+                    what: "save disk",
+                    why: "the copy vanished".into(),
+                })
             }
             Some(_) if tokio::time::Instant::now() >= deadline => {
                 let _ = q.execute("job-cancel", Some(json!({ "id": job }))).await;
-                return Err(VmError(format!(
-                    "vm {}: save disk: no end within an hour",
-                    vm.name
-                )));
+                return Err(VmError::Job {
+                    vm: vm.name.clone(),
+                    what: "save disk",
+                    why: "no end within an hour".into(),
+                });
             }
             Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -235,7 +252,10 @@ pub async fn save(vm: &Arc<Vm>, base: &str) -> Result<(), VmError> {
     let cfg = vm.lock().config.clone();
     let (state, disks) = save_files(base, cfg.disks.len());
     if let Some(dir) = Path::new(&state).parent() {
-        std::fs::create_dir_all(dir).map_err(|e| VmError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| VmError::File {
+            path: dir.to_path_buf(),
+            source: e,
+        })?;
     }
     // Paused from the first disk copy on, so the disks and the state are
     // of one moment (the migration would pause it at its end anyway).
@@ -267,7 +287,7 @@ impl VmHook for Incoming {
         Box::pin(async move {
             let f = &launch.config.state;
             if !f.is_empty() && !Path::new(f).is_file() {
-                return Err(VmError(format!("state {f}: no such file")));
+                return Err(VmError::NoState(f.clone()));
             }
             Ok(())
         })

@@ -21,6 +21,7 @@ pub mod cgroup;
 pub mod config;
 pub mod config_listing;
 pub mod drive;
+pub mod error;
 pub mod hooks;
 pub mod hotplug;
 pub mod info;
