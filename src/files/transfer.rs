@@ -273,13 +273,6 @@ impl Holders {
         }
     }
 
-    /// A holder delivered a part: it is healthy again.
-    pub fn progressed(&mut self, holder: &str) {
-        if let Some(h) = self.list.get_mut(holder) {
-            h.failures = 0;
-        }
-    }
-
     pub fn busy(&self) -> usize {
         self.list.values().filter(|h| h.busy).count()
     }

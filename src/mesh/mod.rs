@@ -263,11 +263,6 @@ impl Mesh {
         self.book().rows(Instant::now())
     }
 
-    /// Every frame this node sent and received, all links together.
-    pub fn frame_totals(&self) -> stats::Tally {
-        self.book().totals()
-    }
-
     /// Logs a malformed frame or message (rate-limited: a peer can send
     /// them at will).
     fn malformed(&self, from: &str, why: &str) {
