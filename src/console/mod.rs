@@ -1,0 +1,15 @@
+//! The VMs' screens over VNC: the pieces the VNC shim and the `vnc`
+//! commands are built from. Pure; imports no other room.
+//!
+//! - [`rfb`]: RFB messages, and [`rfb::ClientStream`], which follows a
+//!   client's bytes as the shim forwards them
+//! - [`kb`]: kb recordings (`vnc record kb`, `vnc play`, `vnc inject`)
+//! - [`keys`]: keysym names, and text typed as key events (`vnc type`,
+//!   ClientCutText)
+//! - [`godur`]: Go's duration text, which kb files and the listing use
+
+pub mod godur;
+pub mod kb;
+pub mod keys;
+mod keysymdef;
+pub mod rfb;
