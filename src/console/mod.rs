@@ -6,10 +6,14 @@
 //! - [`kb`]: kb recordings (`vnc record kb`, `vnc play`, `vnc inject`)
 //! - [`keys`]: keysym names, and text typed as key events (`vnc type`,
 //!   ClientCutText)
+//! - [`matcher`]: WaitForIt and ClickIt (is a template on the screen)
+//! - [`screen`]: an RGB picture of a screen
 //! - [`godur`]: Go's duration text, which kb files and the listing use
 
 pub mod godur;
 pub mod kb;
 pub mod keys;
 mod keysymdef;
+pub mod matcher;
 pub mod rfb;
+pub mod screen;
