@@ -7,9 +7,11 @@
 //! - [`keys`]: keysym names, and text typed as key events (`vnc type`,
 //!   ClientCutText)
 //! - [`matcher`]: WaitForIt and ClickIt (is a template on the screen)
+//! - [`fbrec`]: fb recordings (`vnc record fb`), in the original's format
 //! - [`screen`]: an RGB picture of a screen
 //! - [`godur`]: Go's duration text, which kb files and the listing use
 
+pub mod fbrec;
 pub mod godur;
 pub mod kb;
 pub mod keys;
