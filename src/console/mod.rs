@@ -1,5 +1,5 @@
 //! The VMs' screens over VNC: the pieces the VNC shim and the `vnc`
-//! commands are built from. Pure; imports no other room.
+//! commands are built from. Pure except [`client`]; imports no other room.
 //!
 //! - [`rfb`]: RFB messages, and [`rfb::ClientStream`], which follows a
 //!   client's bytes as the shim forwards them
@@ -10,7 +10,9 @@
 //! - [`fbrec`]: fb recordings (`vnc record fb`), in the original's format
 //! - [`screen`]: an RGB picture of a screen
 //! - [`godur`]: Go's duration text, which kb files and the listing use
+//! - [`client`]: a small async RFB client (playback, fb recording, tests)
 
+pub mod client;
 pub mod fbrec;
 pub mod godur;
 pub mod kb;
