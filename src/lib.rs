@@ -10,6 +10,8 @@
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`cc`]: command and control of guests through their miniccc agent
+//! - [`console`]: the VMs' screens over VNC (RFB, kb and fb recordings,
+//!   typing, WaitForIt)
 //! - [`disk`]: disk images (`disk`, `vm config disks`, overlays)
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;
