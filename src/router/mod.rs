@@ -15,6 +15,8 @@
 //! - [`forms`], [`clear`]: one method per form, with minimega's checks
 //! - [`summary`]: what `router VM` prints
 //! - [`config`]: the minirouter file (`writeConfig`) and the commit's plan
+//! - [`minirouter`]: the guest side: that file parsed, and rendered for
+//!   `ip`, dnsmasq, bird 2 and nftables
 //!
 //! Maps that minimega iterates in Go's random order are kept sorted here,
 //! so a file or summary is one of the orders minimega could print.
@@ -24,6 +26,7 @@ pub mod config;
 pub mod error;
 pub mod forms;
 pub mod grammar;
+pub mod minirouter;
 pub mod patterns;
 pub mod summary;
 
