@@ -6,6 +6,7 @@
 //! - [`net`]: experiment networks (VLANs, taps, Open vSwitch bridges)
 //! - [`ns`]: namespaces across the mesh, VM placement
 //! - [`plumb`]: the plumber: named pipes and pipelines across the mesh
+//! - [`router`]: `router`: router VMs' configuration, and the guest's minirouter
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
@@ -42,6 +43,7 @@ pub mod node;
 pub mod ns;
 pub mod paths;
 pub mod plumb;
+pub mod router;
 pub mod shell;
 pub mod sock;
 pub mod systemd;
