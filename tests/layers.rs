@@ -27,6 +27,8 @@ const RANKS: &[(&str, u32)] = &[
     ("base", 110),
     ("config", 110),
     ("doc", 120),
+    // pure rooms of their own: the screens' protocols and formats
+    ("console", 150),
     // 2. the VM core
     ("vm", 200),
     // 3.
@@ -39,6 +41,7 @@ const RANKS: &[(&str, u32)] = &[
     ("disk", 400),
     ("plumb", 400),
     ("files", 400),
+    ("router", 400),
     // 5.
     ("cc", 500),
     // 6. the node: the services, hook registration, adapters
