@@ -5,11 +5,18 @@
 //! import, and the two layers.
 //!
 //! The layers, bottom up (README, "Architecture"):
-//! 1. the language and small shared helpers; 2. the VM core; 3. mesh,
-//! deploy, shell, namespaces; 4. networks, disks, the plumber, files;
-//! 5. cc; 6. the node; 7. the command tables; 8. the front doors and the
-//! daemon. Inside a layer a room may use one listed before it on a lower
-//! sub-rank (e.g. `base` uses `users`), never one beside it.
+//!
+//! 1. the language and small shared helpers
+//! 2. the VM core
+//! 3. mesh, deploy, shell, namespaces
+//! 4. networks, disks, the plumber, files
+//! 5. cc
+//! 6. the node
+//! 7. the command tables
+//! 8. the front doors and the daemon
+//!
+//! Inside a layer a room may use one on a lower sub-rank (e.g. `base`
+//! uses `users`), never one beside it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -195,7 +195,7 @@ impl crate::vm::info::NetView for Net {
         Net::info_cells(self, vm)
     }
 
-    fn byte_counters(&self) -> Box<dyn Fn(&Vm) -> (u64, u64) + Send + Sync> {
+    fn byte_counters(&self) -> crate::vm::info::ByteCounters {
         let c = super::live::Counters::read();
         Box::new(move |vm| c.of(vm))
     }

@@ -46,6 +46,9 @@ pub const SUMMARY: &[&str] = &["id", "name", "state", "type", "uuid", "cc_active
 
 const NA: &str = "N/A";
 
+/// Bytes a VM's NICs received and sent, as one reading of every tap.
+pub type ByteCounters = Box<dyn Fn(&Vm) -> (u64, u64) + Send + Sync>;
+
 /// What `vm info` and `vm top` show of a VM's networks. The networks room
 /// supplies it: the VM core knows each NIC as configured, not what the
 /// guest's traffic taught the node (addresses) or the taps' counters.
@@ -54,7 +57,7 @@ pub trait NetView: Send + Sync {
     fn info_cells(&self, vm: &Vm) -> [String; 7];
     /// Every tap's byte counters read now, as a function giving the bytes
     /// a VM's NICs received and sent.
-    fn byte_counters(&self) -> Box<dyn Fn(&Vm) -> (u64, u64) + Send + Sync>;
+    fn byte_counters(&self) -> ByteCounters;
 }
 
 /// Where the VM runs, as the `unit` column shows it.
