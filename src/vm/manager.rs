@@ -179,6 +179,7 @@ pub(super) struct Inner {
     pub accel: OnceLock<Accel>,
     pub placement: OnceLock<Placement>,
     hooks: OnceLock<Hooks>,
+    screens: OnceLock<Arc<dyn super::info::ScreenView>>,
     pub(super) next_id: AtomicU64,
     pub(super) reg: Mutex<Registry>,
     configs: Mutex<HashMap<String, VmConfig>>,
@@ -230,6 +231,7 @@ impl Vms {
                 accel: OnceLock::new(),
                 placement: OnceLock::new(),
                 hooks: OnceLock::new(),
+                screens: OnceLock::new(),
                 next_id: AtomicU64::new(0),
                 reg: Mutex::new(Registry::default()),
                 configs: Mutex::new(HashMap::new()),
@@ -270,6 +272,16 @@ impl Vms {
             .hooks
             .get()
             .unwrap_or_else(|| NONE.get_or_init(Hooks::default))
+    }
+
+    /// Sets what `vm info` asks for each VM's VNC port; once, when the
+    /// node is built.
+    pub fn set_screens(&self, view: Arc<dyn super::info::ScreenView>) {
+        let _ = self.inner.screens.set(view);
+    }
+
+    pub fn screens(&self) -> Option<&dyn super::info::ScreenView> {
+        self.inner.screens.get().map(|s| &**s)
     }
 
     pub fn filepath(&self) -> &Path {
