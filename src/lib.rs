@@ -13,6 +13,8 @@
 //! - [`cc`]: command and control of guests through their miniccc agent
 //! - [`console`]: the VMs' screens over VNC (RFB, kb and fb recordings,
 //!   typing, WaitForIt)
+//! - [`vnc`]: every VM's VNC port, `vnc` recordings and playbacks
+//! - [`serial`]: serial consoles a person attaches to (`minimega -console`)
 //! - [`disk`]: disk images (`disk`, `vm config disks`, overlays)
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
@@ -49,7 +51,9 @@ pub mod sock;
 pub mod systemd;
 pub mod timefmt;
 pub mod users;
+pub mod serial;
 pub mod vm;
+pub mod vnc;
 
 /// This build's version, as `version` prints it and peers compare.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -49,6 +49,8 @@ const RANKS: &[(&str, u32)] = &[
     ("plumb", 400),
     ("files", 400),
     ("router", 400),
+    ("vnc", 400),
+    ("serial", 400),
     // 5.
     ("cc", 500),
     // 6. the node: the services, hook registration, adapters
