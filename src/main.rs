@@ -36,6 +36,9 @@ fn main() -> ExitCode {
     if flags.attach {
         return minimega::client::attach(&config);
     }
+    if let Some(vm) = &flags.console {
+        return minimega::client::console::attach(&config, vm, flags.serial.unwrap_or(0));
+    }
     if let Some(pipe) = &flags.pipe {
         return minimega::client::pipe::attach_stdio(&config, pipe);
     }

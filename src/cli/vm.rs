@@ -128,7 +128,7 @@ pub fn specs() -> Vec<Spec<Node>> {
             long: "Take a screenshot of a running VM's screen, saved as PNG in the VM's\nfolder (<base>/<id>/screenshot.png), or in the file given (PPM when its\nname ends in .ppm; a relative name is under -filepath):\n\n\tvm screenshot foo 100\n\tvm screenshot foo file /tmp/foo.png\n\tvm screenshot foo file /dev/null 800\n\nThe optional maximum dimension scales the image, keeping its aspect\nratio, so neither side exceeds it. The PNG also comes back in the\nresponse's Data, base64-encoded, as minimega sends it (web front ends\nuse `file /dev/null`).",
             handler: vm_screenshot,
             mesh_ok: true,
-            reach: Reach::Here,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
             ns_clear: &[],
         },
         Spec {
