@@ -9,6 +9,7 @@ pub mod conn;
 pub mod guest;
 pub mod netns;
 pub mod ovs;
+pub mod pty;
 pub mod qemus;
 pub mod testbed;
 
