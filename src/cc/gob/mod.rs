@@ -25,12 +25,14 @@
 
 mod decode;
 mod encode;
+pub(crate) mod structs;
 #[cfg(test)]
 mod tests;
 mod wire;
 
 pub use decode::Decoder;
 pub use encode::Encoder;
+pub(crate) use structs::{gob_structs, Auto, Codec, GobStruct, Text};
 
 use thiserror::Error;
 
@@ -159,7 +161,8 @@ impl Value {
     }
 }
 
-/// The types our side sends, described once as statics (see `cc::ron`).
+/// The types our side sends, described once as constants (see
+/// `structs` and `cc::ron`).
 #[derive(Debug)]
 pub enum Ty {
     Bool,
