@@ -434,10 +434,6 @@ impl Cc {
     pub(crate) fn client(&self, uuid: &str) -> Option<ron::Client> {
         lock(&self.inner.live).get(uuid).map(|l| l.client.clone())
     }
-
-    pub fn is_connected(&self, uuid: &str) -> bool {
-        lock(&self.inner.live).contains_key(uuid)
-    }
 }
 
 /// Writes `data` to `path` through a temporary file, so a crash leaves the
