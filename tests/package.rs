@@ -401,6 +401,13 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
     // the VM keeps running (a reinstall would adopt it).
     node.ok(&format!("{apt} remove minimega"));
     node.ok(&format!("kill -0 {qemu}"));
+    // Nothing of ours stayed in the daemon's cgroup (KillMode=process stops
+    // the daemon alone; the VM is in its scope), so systemd removed it.
+    wait_systemd(
+        node,
+        "[ -z \"$(systemctl show -p ControlGroup --value minimega.service)\" ]",
+        Duration::from_secs(10),
+    );
     assert!(!node.sh("test -e /usr/bin/minimega").status.success());
     let units = node.ok("systemctl list-unit-files minimega.service | grep -c minimega || true");
     assert_eq!(units, "0", "the unit is still known");
@@ -476,6 +483,11 @@ fn rpm_installs_runs_and_erases_clean_on_a_systemd_node() {
     assert_eq!(node.ok("sha256sum /etc/minimega/mesh.key"), key);
 
     node.ok("rpm -e minimega");
+    wait_systemd(
+        node,
+        "l=$(systemctl list-units --all --no-legend 'minimega*'); echo \"$l\"; [ -z \"$l\" ]",
+        Duration::from_secs(60),
+    );
     node.ok("userdel alice; userdel bob");
     assert!(!node
         .sh("systemctl is-active --quiet minimega")
