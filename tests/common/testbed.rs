@@ -210,6 +210,28 @@ fn cgroup_roots() -> Vec<PathBuf> {
         .collect()
 }
 
+/// SIGKILLs every process in a cgroup and the cgroups below it; returns
+/// how many there were.
+fn kill_cgroup(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if pid > 0 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                n += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                n += kill_cgroup(&e.path());
+            }
+        }
+    }
+    n
+}
+
 /// Removes a cgroup and the cgroups below it (a cgroup is removed with
 /// rmdir alone, deepest first); one still holding a process stays.
 fn remove_cgroup(dir: &Path) {
@@ -275,6 +297,8 @@ fn reap_orphans() {
         };
         for t in tags.filter_map(|e| e.ok()) {
             if t.path().is_dir() && !Path::new(ROOT).join(t.file_name()).exists() {
+                kill_cgroup(&t.path());
+                std::thread::sleep(Duration::from_millis(200));
                 remove_cgroup(&t.path());
             }
         }
