@@ -744,11 +744,7 @@ mod tests {
         let c = Config::resolve(&flags, &file).unwrap();
         assert_eq!(c.vnc_addr, Some("::1".parse().unwrap()));
         assert_eq!(c.vnc_ports, Some((6000, 6000)));
-        let bad = |f: &[&str]| {
-            Config::resolve(&parse(f), &none)
-                .unwrap_err()
-                .to_string()
-        };
+        let bad = |f: &[&str]| Config::resolve(&parse(f), &none).unwrap_err().to_string();
         assert_eq!(
             bad(&["-vncports", "6000-5900"]),
             "invalid vncports `6000-5900`: the first port is above the last"

@@ -46,12 +46,12 @@ pub mod ns;
 pub mod paths;
 pub mod plumb;
 pub mod router;
+pub mod serial;
 pub mod shell;
 pub mod sock;
 pub mod systemd;
 pub mod timefmt;
 pub mod users;
-pub mod serial;
 pub mod vm;
 pub mod vnc;
 

@@ -9,7 +9,7 @@
 //! 1. the language and small shared helpers
 //! 2. the VM core
 //! 3. mesh, deploy, shell, namespaces
-//! 4. networks, disks, the plumber, files
+//! 4. networks, disks, the plumber, files, routers, VNC and serial consoles
 //! 5. cc
 //! 6. the node
 //! 7. the command tables

@@ -180,7 +180,9 @@ fn screens_typing_recording_playback_and_wait_for_it() {
     std::fs::write(files.join("hand.kb"), hand).unwrap();
     d.ok("vnc play two hand.kb");
     wait_serial(&base, &two, "HANDMADE-9");
-    wait_for("the playback to end", BOOT, || d.ok("vnc").is_empty().then_some(()));
+    wait_for("the playback to end", BOOT, || {
+        d.ok("vnc").is_empty().then_some(())
+    });
 
     // WaitForIt: a piece of the screen as it is now is found, and the
     // keys after it run; a picture that is nowhere times out, and the keys
@@ -228,7 +230,9 @@ fn screens_typing_recording_playback_and_wait_for_it() {
     wait_for("the playback to time out", BOOT, || {
         d.log_text().contains("timeout waiting for").then_some(())
     });
-    wait_for("the playback to end", BOOT, || d.ok("vnc").is_empty().then_some(()));
+    wait_for("the playback to end", BOOT, || {
+        d.ok("vnc").is_empty().then_some(())
+    });
     // Give a wrongly played line every chance to show.
     d.ok("vnc type one \"echo AFTER-$((2*2)) >/dev/ttyS0\n\"");
     wait_serial(&base, &one, "AFTER-4");
@@ -483,7 +487,14 @@ fn serial_consoles_with_two_viewers_and_replay() {
     assert_eq!(stderr(&o), "minimega: vm not found: nobody");
     d.ok("vm start s");
     let o = Command::new(BIN)
-        .args(["-base", base.to_str().unwrap(), "-console", "s", "-serial", "3"])
+        .args([
+            "-base",
+            base.to_str().unwrap(),
+            "-console",
+            "s",
+            "-serial",
+            "3",
+        ])
         .output()
         .unwrap();
     assert_eq!(

@@ -54,7 +54,10 @@ fn addresses(node: &Node) -> Vec<String> {
 fn console_ticket(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = crate::ns::current(c.session).to_string();
-        let vm = c.ctx.vms.one(&ns, c.args.string("vm").unwrap_or_default())?;
+        let vm = c
+            .ctx
+            .vms
+            .one(&ns, c.args.string("vm").unwrap_or_default())?;
         let n = port_arg(c.args.string("serial"))?;
         let (port, ticket) = c.ctx.serial.ticket(&vm, n).map_err(failed)?;
         let row = vec![addresses(c.ctx).join(","), port.to_string(), ticket];
@@ -82,7 +85,13 @@ pub async fn open(
     let node = &core.node;
     let ns = namespace.unwrap_or(crate::ns::DEFAULT).to_string();
     match node.vms.one(&ns, vm) {
-        Ok(v) => return node.serial.attach(&v, port).map(Console::Here).map_err(|e| e.to_string()),
+        Ok(v) => {
+            return node
+                .serial
+                .attach(&v, port)
+                .map(Console::Here)
+                .map_err(|e| e.to_string())
+        }
         Err(VmError::NotFound(_)) => {}
         Err(e) => return Err(e.to_string()),
     }

@@ -153,7 +153,8 @@ fn vnc_play(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             } else if f("step") {
                 vnc.step(vm)
             } else {
-                vnc.getstep(vm).map(|step| rows.push(vec![vm.name.clone(), step]))
+                vnc.getstep(vm)
+                    .map(|step| rows.push(vec![vm.name.clone(), step]))
             };
             match r {
                 Ok(()) => {}

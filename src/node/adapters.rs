@@ -35,7 +35,11 @@ impl crate::vnc::Fetch for FetchFiles {
             if self.0.alone() {
                 return Err("no other node to fetch it from".into());
             }
-            self.0.fetch(&name).await.map(|_| ()).map_err(|e| e.to_string())
+            self.0
+                .fetch(&name)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 }

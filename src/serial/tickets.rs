@@ -110,11 +110,8 @@ async fn accept(l: TcpListener, serial: Serial, pending: Arc<Mutex<HashMap<Strin
             let (rd, mut wr) = tcp.into_split();
             let mut rd = BufReader::new(rd);
             let mut line = String::new();
-            let read = tokio::time::timeout(
-                PRESENT,
-                (&mut rd).take(100).read_line(&mut line),
-            )
-            .await;
+            let read =
+                tokio::time::timeout(PRESENT, (&mut rd).take(100).read_line(&mut line)).await;
             let ticket = line.trim();
             let found = match read {
                 Ok(Ok(_)) => lock(&pending)
@@ -140,5 +137,3 @@ async fn accept(l: TcpListener, serial: Serial, pending: Arc<Mutex<HashMap<Strin
         });
     }
 }
-
-

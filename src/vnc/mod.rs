@@ -74,7 +74,9 @@ pub enum VncError {
     NotPlayable,
     #[error("{0} needs a running playback to be injected into")]
     NeedsPlayback(&'static str),
-    #[error("no free VNC port in {pool} ({held} held by this node's VMs, the rest by other programs)")]
+    #[error(
+        "no free VNC port in {pool} ({held} held by this node's VMs, the rest by other programs)"
+    )]
     Exhausted { pool: String, held: usize },
     #[error("no free VNC port for {count} more VM(s): {free} of {pool} free")]
     NoRoom {
@@ -118,7 +120,6 @@ pub trait Fetch: Send + Sync {
 /// One running VM's screen: its port, and what is recorded from or
 /// played into it.
 pub(crate) struct Display {
-    pub vm_id: u64,
     pub name: String,
     pub namespace: String,
     /// QEMU's socket.
@@ -161,10 +162,15 @@ impl Display {
 }
 
 impl Display {
-    /// Stops listening and drops every connection.
-    fn close(&self) {
-        if let Some(l) = lock(&self.listener).take() {
+    /// Stops listening and drops every connection. Awaited: the port is
+    /// free once this returns (an abort alone frees it only when the
+    /// runtime next gets to the task, and a relaunch at once would then
+    /// find its number taken).
+    async fn close(&self) {
+        let l = lock(&self.listener).take();
+        if let Some(l) = l {
             l.abort();
+            let _ = l.await;
         }
     }
 }
@@ -237,7 +243,6 @@ impl Vnc {
             })?;
         let password = Some(vm.lock().config.vnc_password.clone()).filter(|p| !p.is_empty());
         let d = Arc::new(Display {
-            vm_id: vm.id,
             name: vm.name.clone(),
             namespace: vm.namespace.clone(),
             socket: vm.paths.vnc(),
@@ -263,7 +268,7 @@ impl Vnc {
     pub(crate) async fn close_display(&self, vm_id: u64) {
         let d = lock(&self.0.displays).remove(&vm_id);
         if let Some(d) = d {
-            d.close();
+            d.close().await;
             end_all(&d).await;
         }
     }

@@ -89,15 +89,15 @@ impl Script {
                 Line::Comment(c) => steps.push(Step::Comment(c)),
                 Line::Step { delay_ns, action } => {
                     let template = match &action {
-                        Action::WaitForIt(w) => Some(Arc::new(
-                            template_of(&w.template, dir.as_deref()).map_err(|why| {
-                                VncError::Template {
+                        Action::WaitForIt(w) => {
+                            Some(Arc::new(template_of(&w.template, dir.as_deref()).map_err(
+                                |why| VncError::Template {
                                     file: file.clone(),
                                     line: e.number,
                                     why,
-                                }
-                            })?,
-                        )),
+                                },
+                            )?))
+                        }
                         _ => None,
                     };
                     steps.push(Step::Do {
@@ -126,7 +126,11 @@ impl Script {
             .into_iter()
             .map(|k| {
                 let k = KeyEvent {
-                    keysym: if k.keysym == LINEFEED { RETURN } else { k.keysym },
+                    keysym: if k.keysym == LINEFEED {
+                        RETURN
+                    } else {
+                        k.keysym
+                    },
                     ..k
                 };
                 let action = Action::Key(k);
@@ -304,7 +308,11 @@ enum PlayError {
 }
 
 impl Run {
-    fn script<'a>(&'a mut self, script: &'a Script, depth: usize) -> BoxFuture<'a, Result<(), PlayError>> {
+    fn script<'a>(
+        &'a mut self,
+        script: &'a Script,
+        depth: usize,
+    ) -> BoxFuture<'a, Result<(), PlayError>> {
         Box::pin(async move {
             if depth > MAX_DEPTH {
                 return Err(PlayError::Depth);
@@ -334,7 +342,12 @@ impl Run {
     }
 
     /// Waits out a line's delay, obeying the controls meanwhile.
-    async fn wait(&mut self, delay_ns: i64, script: &Script, depth: usize) -> Result<(), PlayError> {
+    async fn wait(
+        &mut self,
+        delay_ns: i64,
+        script: &Script,
+        depth: usize,
+    ) -> Result<(), PlayError> {
         let delay = Duration::from_nanos(delay_ns.max(0) as u64);
         let mut deadline = Instant::now() + delay;
         loop {

@@ -118,10 +118,7 @@ mod tests {
             p.candidates(None, &held(&[]), 5902),
             [5902, 5903, 5900, 5901]
         );
-        assert_eq!(
-            p.candidates(None, &held(&[5900, 5903]), 5900),
-            [5901, 5902]
-        );
+        assert_eq!(p.candidates(None, &held(&[5900, 5903]), 5900), [5901, 5902]);
         assert_eq!(p.candidates(None, &held(&[]), 1), [5900, 5901, 5902, 5903]);
         assert_eq!(p.advance(5901), 5902);
         assert_eq!(p.advance(5903), 5900);
@@ -144,7 +141,9 @@ mod tests {
     #[test]
     fn an_exhausted_range_has_no_candidates() {
         let p = Pool::new(Some((5900, 5901)));
-        assert!(p.candidates(Some(5900), &held(&[5900, 5901]), 5900).is_empty());
+        assert!(p
+            .candidates(Some(5900), &held(&[5900, 5901]), 5900)
+            .is_empty());
         assert_eq!(p.describe(), "ports 5900-5901");
         assert_eq!(Pool::new(Some((7, 7))).describe(), "port 7");
     }

@@ -4,8 +4,8 @@
 //! in tests/vnc.rs.
 
 use super::*;
-use crate::console::kb;
 use crate::console::client::{Client, Options};
+use crate::console::kb;
 use crate::console::rfb::{self, security, ClientStream, KeyEvent, Limits, PixelFormat, Rect};
 use crate::console::screen::Screen;
 use crate::vm::state::VmState;
@@ -190,10 +190,7 @@ async fn a_viewer_through_the_port_sees_the_screen_and_is_recorded() {
     let e = b.vnc.stop_kb(&b.vm).await.unwrap_err().to_string();
     assert_eq!(e, "kb recording web1 not found");
     let text = std::fs::read_to_string(&file).unwrap();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(|l| l.split_once(':').unwrap().1)
-        .collect();
+    let lines: Vec<&str> = text.lines().map(|l| l.split_once(':').unwrap().1).collect();
     assert_eq!(
         lines,
         ["KeyEvent,true,a", "KeyEvent,false,a", "PointerEvent,1,3,4"]
@@ -230,10 +227,12 @@ async fn a_paste_is_typed_and_a_vm_keeps_its_port() {
     for k in typed {
         assert_eq!(next_event(&mut b.seen).await, k);
     }
-    let ret = |down| ClientMessage::Key(KeyEvent {
-        down,
-        keysym: 0xff0d,
-    });
+    let ret = |down| {
+        ClientMessage::Key(KeyEvent {
+            down,
+            keysym: 0xff0d,
+        })
+    };
     assert_eq!(next_event(&mut b.seen).await, ret(true));
     assert_eq!(next_event(&mut b.seen).await, ret(false));
     drop(c);
@@ -287,7 +286,11 @@ async fn playbacks_pause_step_and_stop() {
     let mut b = bed(None);
     b.vnc.open_display(&b.vm).unwrap();
     let file = b.dir.path().join("slow.kb");
-    std::fs::write(&file, "0:KeyEvent,true,a\n60s:KeyEvent,true,b\n60s:KeyEvent,true,c\n").unwrap();
+    std::fs::write(
+        &file,
+        "0:KeyEvent,true,a\n60s:KeyEvent,true,b\n60s:KeyEvent,true,c\n",
+    )
+    .unwrap();
     b.vnc.play(&b.vm, &file).await.unwrap();
     assert_eq!(next_event(&mut b.seen).await, key(true, 'a'));
     for _ in 0..200 {
@@ -299,10 +302,19 @@ async fn playbacks_pause_step_and_stop() {
     assert_eq!(b.vnc.getstep(&b.vm).unwrap(), "60s:KeyEvent,true,b");
     b.vnc.pause(&b.vm).unwrap();
     assert_eq!(b.vnc.list("exp")[0][2], "PAUSED");
-    assert_eq!(b.vnc.pause(&b.vm).unwrap_err().to_string(), "playback not pauseable");
-    assert_eq!(b.vnc.step(&b.vm).unwrap_err().to_string(), "playback not stepable");
+    assert_eq!(
+        b.vnc.pause(&b.vm).unwrap_err().to_string(),
+        "playback not pauseable"
+    );
+    assert_eq!(
+        b.vnc.step(&b.vm).unwrap_err().to_string(),
+        "playback not stepable"
+    );
     b.vnc.resume(&b.vm).unwrap();
-    assert_eq!(b.vnc.resume(&b.vm).unwrap_err().to_string(), "playback not playable");
+    assert_eq!(
+        b.vnc.resume(&b.vm).unwrap_err().to_string(),
+        "playback not playable"
+    );
     b.vnc.step(&b.vm).unwrap();
     assert_eq!(next_event(&mut b.seen).await, key(true, 'b'));
     b.vnc

@@ -88,7 +88,10 @@ impl Pty {
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         super::wait_timeout(&mut self.child, limit).unwrap_or_else(|| {
             let _ = self.child.kill();
-            panic!("the program did not end; the terminal shows:\n{}", self.text())
+            panic!(
+                "the program did not end; the terminal shows:\n{}",
+                self.text()
+            )
         })
     }
 }

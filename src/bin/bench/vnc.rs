@@ -35,11 +35,8 @@ fn ticks_per_sec() -> f64 {
 async fn read_update<S: AsyncRead + Unpin>(s: &mut S) -> Result<usize, String> {
     let e = |e: std::io::Error| e.to_string();
     let mut head = [0u8; 4];
-    loop {
-        s.read_exact(&mut head[..1]).await.map_err(e)?;
-        if head[0] == rfb::server_type::FRAMEBUFFER_UPDATE {
-            break;
-        }
+    s.read_exact(&mut head[..1]).await.map_err(e)?;
+    if head[0] != rfb::server_type::FRAMEBUFFER_UPDATE {
         return Err(format!("unexpected server message {}", head[0]));
     }
     s.read_exact(&mut head[1..]).await.map_err(e)?;
