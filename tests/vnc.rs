@@ -16,7 +16,7 @@ use minimega::console::screen::Screen;
 use minimega::console::{keys, matcher};
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -33,6 +33,26 @@ fn serial_log(base: &Path, id: &str) -> String {
 fn wait_serial(base: &Path, id: &str, what: &str) {
     wait_for(&format!("`{what}` on VM {id}'s serial port"), BOOT, || {
         serial_log(base, id).contains(what).then_some(())
+    });
+}
+
+/// The guest starts its VGA shell only after MINIMEGA-GUEST-UP, and keys
+/// that reach tty1 before the shell has opened it are gone. So knock: type
+/// a line (again every 20 s) until the shell answers on the serial port;
+/// the keys under test go after that, once.
+fn wait_vga_shell(d: &Daemon, base: &Path, name: &str, id: &str) {
+    let mut knocked: Option<Instant> = None;
+    wait_for(&format!("the VGA shell of {name}"), BOOT, || {
+        if serial_log(base, id).contains("VGA-2-UP") {
+            return Some(());
+        }
+        if knocked.is_none_or(|t| t.elapsed() > Duration::from_secs(20)) {
+            d.ok(&format!(
+                "vnc type {name} \"echo VGA-$((1+1))-UP >/dev/ttyS0\n\""
+            ));
+            knocked = Some(Instant::now());
+        }
+        None
     });
 }
 
@@ -114,6 +134,8 @@ fn screens_typing_recording_playback_and_wait_for_it() {
     d.ok("vm start all");
     wait_serial(&base, &one, "MINIMEGA-GUEST-UP");
     wait_serial(&base, &two, "MINIMEGA-GUEST-UP");
+    wait_vga_shell(&d, &base, "one", &one);
+    wait_vga_shell(&d, &base, "two", &two);
     let rt = rt();
 
     // A viewer on vnc_port sees what `vm screenshot` sees.
@@ -225,8 +247,9 @@ fn screens_typing_recording_playback_and_wait_for_it() {
     )
     .unwrap();
     d.ok("vnc play one nowhere.kb");
+    // A column is 5 wide at least, as Go's tabwriter pads it (minwidth 5).
     let row = d.ok(".annotate false .headers false .columns name,type vnc");
-    assert_eq!(row, "one | playback kb");
+    assert_eq!(row, "one  | playback kb");
     wait_for("the playback to time out", BOOT, || {
         d.log_text().contains("timeout waiting for").then_some(())
     });

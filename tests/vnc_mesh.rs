@@ -116,6 +116,26 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
     port.parse::<u16>().unwrap_or_else(|_| panic!("{row}"));
     let log = format!("/run/minimega/{id}/serial0.log");
     node2.wait_ok(&format!("grep -q MINIMEGA-GUEST-UP {log}"), BOOT);
+    // The VGA shell starts after that marker, and keys that reach tty1
+    // before it has opened it are gone: knock (a line typed again every
+    // 20 s) until it answers; the file played below goes once.
+    let deadline = Instant::now() + BOOT;
+    let mut knocked: Option<Instant> = None;
+    while !node2
+        .sh(&format!("grep -q VGA-2-UP {log}"))
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the VGA shell never answered");
+        if knocked.is_none_or(|t| t.elapsed() > Duration::from_secs(20)) {
+            mm(
+                head,
+                "namespace exp vnc type far \"echo VGA-$((1+1))-UP >/dev/ttyS0\n\"",
+            );
+            knocked = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // A viewer on the head reaches node2's port.
     head.ok(&format!("cat > /root/viewer.py <<'EOF'\n{VIEWER}\nEOF"));
