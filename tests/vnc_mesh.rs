@@ -41,7 +41,7 @@ fn mesh_of(names: &[&str]) -> Testbed {
             .nodes
             .iter()
             .map(|n| {
-                n.sh("minimega -e .annotate false .headers false .columns size mesh status")
+                n.sh("minimega -e .annotate false .headers false .columns mesh mesh status")
                     .stdout
             })
             .map(|o| String::from_utf8_lossy(&o).trim().to_string())
