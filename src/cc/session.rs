@@ -324,11 +324,18 @@ impl Agent {
                 self.cc.update_client(&self.uuid, self.live.session, client);
                 if !tags.is_empty() {
                     // Tags the agent set (`miniccc -tag`) become the VM's.
+                    // No command waits: a tag that cannot be recorded is
+                    // logged (the agent sends its tags again).
                     for (k, v) in &tags {
-                        self.cc
+                        let set = self
+                            .cc
                             .inner
                             .vms
-                            .set_tag(std::slice::from_ref(&self.vm), k, v);
+                            .set_tag(std::slice::from_ref(&self.vm), k, v)
+                            .await;
+                        if let Err(e) = set {
+                            warn!(vm = %self.vm.name, "cc: tag {k}: {e}");
+                        }
                     }
                 }
                 self.ingest(responses).await;
