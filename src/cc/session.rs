@@ -158,6 +158,18 @@ impl Drop for Attached {
     }
 }
 
+/// Tags an agent sends (`miniccc -tag`) become its VM's, as in minimega.
+/// Tags the agent set (`miniccc -tag`, or kept while it was away) become
+/// the VM's. No command waits: a tag that cannot be recorded is logged
+/// (the agent sends its tags again).
+async fn apply_tags(vms: &crate::vm::Vms, vm: &Arc<Vm>, tags: BTreeMap<String, String>) {
+    for (k, v) in &tags {
+        if let Err(e) = vms.set_tag(std::slice::from_ref(vm), k, v).await {
+            warn!(vm = %vm.name, "cc: tag {k}: {e}");
+        }
+    }
+}
+
 fn major_version(v: &str) -> u64 {
     v.trim_start_matches(['v', 'V'])
         .split('.')
@@ -224,7 +236,15 @@ impl Agent {
         let mut shown = client.clone();
         shown.uuid = uuid.clone();
         let early = std::mem::take(&mut shown.responses);
+        // Unlike minimega, the handshake's tags count too: an agent keeps
+        // those set while it was away for it.
+        let tags = std::mem::take(&mut shown.tags);
         let live = cc.attach(&uuid, &ns, shown);
+        if !tags.is_empty() {
+            // The handshake is not async; its tags are saved beside it.
+            let (vms, vm) = (cc.inner.vms.clone(), vm.clone());
+            tokio::spawn(async move { apply_tags(&vms, &vm, tags).await });
+        }
         vm.cc_active.store(true, Ordering::Relaxed);
         let attached = Attached {
             cc: cc.clone(),
@@ -322,22 +342,7 @@ impl Agent {
                 let responses = std::mem::take(&mut client.responses);
                 let tags = std::mem::take(&mut client.tags);
                 self.cc.update_client(&self.uuid, self.live.session, client);
-                if !tags.is_empty() {
-                    // Tags the agent set (`miniccc -tag`) become the VM's.
-                    // No command waits: a tag that cannot be recorded is
-                    // logged (the agent sends its tags again).
-                    for (k, v) in &tags {
-                        let set = self
-                            .cc
-                            .inner
-                            .vms
-                            .set_tag(std::slice::from_ref(&self.vm), k, v)
-                            .await;
-                        if let Err(e) = set {
-                            warn!(vm = %self.vm.name, "cc: tag {k}: {e}");
-                        }
-                    }
-                }
+                apply_tags(&self.cc.inner.vms, &self.vm, tags).await;
                 self.ingest(responses).await;
             }
             kind::FILE => {
