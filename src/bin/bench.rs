@@ -8,9 +8,12 @@
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
 //!     bench vnc [ROUNDS, default 100]
+//!     bench churn [CLIENTS, default 16] [SECONDS, default 60] [NAMES, default 24]
 
 #[path = "bench/cc.rs"]
 mod cc;
+#[path = "bench/churn.rs"]
+mod churn;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/files.rs"]
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
         Some("vnc") => vnc::run(&args[1..]),
+        Some("churn") => churn::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
             eprintln!("       bench vnc [ROUNDS]");
+            eprintln!("       bench churn [CLIENTS [SECONDS [NAMES]]]");
             ExitCode::from(2)
         }
     }
