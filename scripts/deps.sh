@@ -7,7 +7,8 @@ need="qemu-system-x86 qemu-utils systemd-container openssh-server dbus cpio
 busybox-static iproute2 iputils-ping procps rpm lintian mandoc groff-base
 debhelper devscripts fakeroot dpkg-dev build-essential pkg-config tmux
 rpmlint man-db passwd make util-linux sudo kmod file fdisk e2fsprogs
-dosfstools openvswitch-switch golang-go tcpdump fuse3 netcat-openbsd mtools"
+dosfstools openvswitch-switch golang-go tcpdump fuse3 netcat-openbsd mtools
+chromium chromium-driver novnc node-xterm"
 
 missing=""
 for p in $need; do

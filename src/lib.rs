@@ -17,6 +17,7 @@
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
+//! - [`web`]: the web console, `minimega-web` (its own program over D-Bus)
 //! - [`users`]: user and group look-ups
 //! - [`confine`]: relative file names kept inside the files directory
 //! - [`doc`]: the man page of the commands and the shell completions, made
@@ -50,6 +51,7 @@ pub mod systemd;
 pub mod timefmt;
 pub mod users;
 pub mod vm;
+pub mod web;
 
 /// This build's version, as `version` prints it and peers compare.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

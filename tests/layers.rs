@@ -58,6 +58,8 @@ const RANKS: &[(&str, u32)] = &[
     // 8. the front doors, then the thin client, then the daemon
     ("dbus", 800),
     ("sock", 800),
+    // the web console: a front door over the D-Bus client
+    ("web", 805),
     ("client", 810),
     ("daemon", 820),
     // test-only: property tests over the whole engine

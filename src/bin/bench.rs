@@ -7,6 +7,7 @@
 //!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
+//!     bench web [N, default 1000] [ROUNDS, default 5]
 
 #[path = "bench/cc.rs"]
 mod cc;
@@ -20,6 +21,10 @@ mod launch;
 mod mesh;
 #[path = "bench/net.rs"]
 mod net;
+#[path = "bench/web.rs"]
+mod web;
+#[path = "bench/webdriver.rs"]
+mod webdriver;
 
 use std::process::ExitCode;
 
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
         Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
+        Some("web") => web::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
             eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
+            eprintln!("       bench web [N [ROUNDS]]");
             ExitCode::from(2)
         }
     }
