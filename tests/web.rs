@@ -313,13 +313,13 @@ fn the_console_in_a_real_browser_with_real_guests() {
         LONG,
         "return document.querySelector('#status').textContent === 'connected'",
     );
-    b.type_into(".xterm-helper-textarea", "\n");
+    b.type_into(".xterm-helper-textarea", "\u{E007}");
     b.wait(
         "the guest's prompt",
         LONG,
         "return window.mmSerial && /[#$] $/m.test(window.mmSerial.seen.text)",
     );
-    b.type_into(".xterm-helper-textarea", "echo WEBTYPED$((6*7))\n");
+    b.type_into(".xterm-helper-textarea", "echo WEBTYPED$((6*7))\u{E007}");
     b.wait(
         "the guest's answer",
         LONG,
@@ -362,7 +362,7 @@ fn the_console_in_a_real_browser_with_real_guests() {
         LONG,
         "return document.querySelector('#status').textContent === 'connected'",
     );
-    v.type_into(".xterm-helper-textarea", "echo VIEWER$((7*7))\n");
+    v.type_into(".xterm-helper-textarea", "echo VIEWER$((7*7))\u{E007}");
     v.goto(&web.url("/"));
     // The admin's next line reaches the guest after whatever the viewer
     // typed would have: its answer coming back first proves nothing of the
@@ -373,7 +373,7 @@ fn the_console_in_a_real_browser_with_real_guests() {
         LONG,
         "return document.querySelector('#status').textContent === 'connected'",
     );
-    b.type_into(".xterm-helper-textarea", "echo ADMIN$((8*8))\n");
+    b.type_into(".xterm-helper-textarea", "echo ADMIN$((8*8))\u{E007}");
     b.wait(
         "the admin's later line",
         LONG,
