@@ -45,6 +45,12 @@ pub fn http(
         if raw.starts_with(b"HTTP/1.1 101") && raw.windows(4).any(|w| w == b"\r\n\r\n") {
             break;
         }
+        // chromedriver answers `Connection: close` and keeps the socket
+        // open anyway: a body of known length ends the exchange, or every
+        // call would wait out the read timeout.
+        if complete(&raw) {
+            break;
+        }
     }
     let split = raw
         .windows(4)
@@ -64,6 +70,18 @@ pub fn http(
         body = unchunk(&body);
     }
     Ok((status, head, body))
+}
+
+/// Whether `raw` holds a whole response with a Content-Length.
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_some_and(|n| raw.len() >= split + 4 + n)
 }
 
 fn unchunk(mut b: &[u8]) -> Vec<u8> {
