@@ -1,6 +1,7 @@
 //! The console's I/O: the listener (systemd's socket, or one of its own),
 //! TLS, HTTP/1.1 and websockets, the D-Bus link and the consoles.
 
+mod claim;
 pub mod consoles;
 mod http;
 pub mod hub;
@@ -58,6 +59,8 @@ pub struct State {
     pub link: Arc<link::Link>,
     pub hub: Arc<hub::Hub>,
     pub doors: Box<dyn consoles::Doors>,
+    /// Which page holds each VM's serial port.
+    pub claims: claim::Claims,
     pub secure: bool,
     pub novnc: PathBuf,
     pub xterm: PathBuf,
@@ -130,6 +133,7 @@ pub async fn run(opts: Options) -> Result<(), WebError> {
             base: opts.base.clone(),
             host,
         }),
+        claims: claim::Claims::default(),
         link,
         hub,
         secure: acceptor.is_some(),
