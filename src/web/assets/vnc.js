@@ -22,5 +22,9 @@ rfb.addEventListener("disconnect", (e) => {
   status.textContent = e.detail.clean ? "disconnected" : "connection lost";
   status.classList.add("off");
 });
+// A page left (or kept in the back/forward cache) lets go of the screen;
+// one that comes back starts over.
+addEventListener("pagehide", () => rfb.disconnect());
+addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
 document.getElementById("cad").addEventListener("click", () => rfb.sendCtrlAltDel());
 window.mmVnc = rfb;
