@@ -21,6 +21,10 @@
 #   mm.cat=FILE             print /mnt/FILE between MM-CAT-BEGIN and
 #                           MM-CAT-END on the console (with mm.mount)
 #   mm.poweroff             power off right after the marker
+#   mm.vgashell             an interactive shell on the VGA console (tty1),
+#                           for keys typed over VNC
+#   mm.serialshell          an interactive shell on the first serial port
+#                           (ttyS0), for `minimega -console`
 #
 # Extra files reach the guest without rebuilding it: Linux unpacks every
 # cpio archive concatenated to the initrd, so `cat initrd.img extra.cpio.gz
@@ -29,7 +33,7 @@
 # restarts it if it exits; /etc/guest.d/*.sh run (in order) before that.
 set -eu
 
-GUEST_VERSION=4
+GUEST_VERSION=5
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/.cache/guest"
@@ -169,7 +173,18 @@ if [ -x /bin/miniccc ]; then
         done
     ) >/dev/null 2>&1 &
 fi
-# Idle forever; a shell on the console would need an interactive serial.
+# Shells a person (or a test) types into: each the session leader of its
+# terminal, so line editing and Ctrl-C work; started again when it exits.
+shell_on() {
+    (
+        while true; do
+            setsid -c /bin/sh -i <"$1" >"$1" 2>&1
+            sleep 1
+        done
+    ) &
+}
+grep -q mm.vgashell /proc/cmdline && shell_on /dev/tty1
+grep -q mm.serialshell /proc/cmdline && shell_on /dev/ttyS0
 while true; do sleep 3600; done
 INIT
 chmod 755 "$ird/init"

@@ -104,6 +104,18 @@ pub struct Flags {
     /// Memory VMs may commit, as a multiple of the host's; 0 turns the check off [default: 1.5]
     #[arg(long, value_name = "RATIO")]
     pub overcommit: Option<f64>,
+    /// Address the VMs' VNC ports listen on [default: every address]
+    #[arg(long = "vncaddr", value_name = "ADDR")]
+    pub vnc_addr: Option<String>,
+    /// TCP ports VNC ports are taken from, e.g. 5900-5999 [default: any free port]
+    #[arg(long = "vncports", value_name = "FIRST-LAST")]
+    pub vnc_ports: Option<String>,
+    /// Attach the terminal to a VM's serial console (leave with Ctrl-])
+    #[arg(long, value_name = "VM")]
+    pub console: Option<String>,
+    /// The serial port -console attaches to [default: 0]
+    #[arg(long, value_name = "N")]
+    pub serial: Option<u64>,
     /// The command to run with -e
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -133,6 +145,10 @@ const LONG_FLAGS: &[&str] = &[
     "hostname",
     "filepath",
     "overcommit",
+    "vncaddr",
+    "vncports",
+    "console",
+    "serial",
     "help",
 ];
 
@@ -216,6 +232,8 @@ pub struct FileConfig {
     /// Seconds `mesh send` waits for an answer before reporting an error row.
     pub mesh_timeout: Option<u64>,
     pub overcommit: Option<f64>,
+    pub vncaddr: Option<String>,
+    pub vncports: Option<String>,
 }
 
 /// Which D-Bus bus the daemon serves on and the client calls.
@@ -261,6 +279,10 @@ pub struct Config {
     pub mesh_timeout: Duration,
     /// Memory VMs may commit, as a multiple of the host's (0: no limit).
     pub overcommit: f64,
+    /// Where VNC ports listen (None: every address, as minimega).
+    pub vnc_addr: Option<std::net::IpAddr>,
+    /// The ports VNC ports are taken from (None: any free port).
+    pub vnc_ports: Option<(u16, u16)>,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
     /// Whether -base or the file chose the base (else [`default_base`]).
@@ -370,8 +392,26 @@ impl Config {
                 why: "must be a number from 0 (no limit) to 1000".into(),
             });
         }
+        let vnc_addr = match flags.vnc_addr.clone().or(file.vncaddr.clone()) {
+            None => None,
+            Some(a) => Some(a.parse().map_err(|_| ConfigError::Value {
+                what: "vncaddr",
+                value: a.clone(),
+                why: "not an IP address".into(),
+            })?),
+        };
+        let vnc_ports = match flags.vnc_ports.clone().or(file.vncports.clone()) {
+            None => None,
+            Some(r) => Some(parse_port_range(&r).map_err(|why| ConfigError::Value {
+                what: "vncports",
+                value: r.clone(),
+                why,
+            })?),
+        };
         Ok(Config {
             overcommit,
+            vnc_addr,
+            vnc_ports,
             filepath: flags
                 .filepath
                 .clone()
@@ -450,6 +490,16 @@ impl Config {
             ("port", self.port.to_string()),
             ("recover", self.recover.to_string()),
             ("version", "false".to_string()),
+            (
+                "vncaddr",
+                self.vnc_addr.map(|a| a.to_string()).unwrap_or_default(),
+            ),
+            (
+                "vncports",
+                self.vnc_ports
+                    .map(|(a, b)| format!("{a}-{b}"))
+                    .unwrap_or_default(),
+            ),
         ];
         v.sort_by_key(|(k, _)| *k);
         v
@@ -489,6 +539,22 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
     toml::from_str(text).map_err(|e| e.message().to_string())
+}
+
+/// `FIRST-LAST` (or one port): a range of TCP ports, neither 0.
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let port = |p: &str| -> Result<u16, String> {
+        match p.trim().parse::<u16>() {
+            Ok(0) | Err(_) => Err(format!("`{p}` is not a port (1 to 65535)")),
+            Ok(n) => Ok(n),
+        }
+    };
+    let (a, b) = (port(a)?, port(b)?);
+    if a > b {
+        return Err("the first port is above the last".into());
+    }
+    Ok((a, b))
 }
 
 fn parse_level(s: &str) -> Result<tracing::Level, ConfigError> {
@@ -663,6 +729,30 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn vnc_address_and_ports() {
+        let none = FileConfig::default();
+        let c = Config::resolve(&parse(&["-hostname", "h"]), &none).unwrap();
+        assert_eq!((c.vnc_addr, c.vnc_ports), (None, None));
+        let file = parse_file("vncaddr = \"10.0.0.1\"\nvncports = \"5900-5999\"\n").unwrap();
+        let c = Config::resolve(&parse(&["-hostname", "h"]), &file).unwrap();
+        assert_eq!(c.vnc_addr, Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(c.vnc_ports, Some((5900, 5999)));
+        let flags = parse(&["-hostname", "h", "-vncaddr", "::1", "-vncports=6000"]);
+        let c = Config::resolve(&flags, &file).unwrap();
+        assert_eq!(c.vnc_addr, Some("::1".parse().unwrap()));
+        assert_eq!(c.vnc_ports, Some((6000, 6000)));
+        let bad = |f: &[&str]| Config::resolve(&parse(f), &none).unwrap_err().to_string();
+        assert_eq!(
+            bad(&["-vncports", "6000-5900"]),
+            "invalid vncports `6000-5900`: the first port is above the last"
+        );
+        assert!(bad(&["-vncports", "0-10"]).contains("not a port"));
+        assert!(bad(&["-vncaddr", "anywhere"]).contains("not an IP address"));
+        let f = parse(&["-console", "web1", "-serial", "1"]);
+        assert_eq!((f.console.as_deref(), f.serial), (Some("web1"), Some(1)));
     }
 
     #[test]

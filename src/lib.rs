@@ -13,12 +13,17 @@
 //! - [`cc`]: command and control of guests through their miniccc agent
 //! - [`console`]: the VMs' screens over VNC (RFB, kb and fb recordings,
 //!   typing, WaitForIt)
+//! - [`vnc`]: every VM's VNC port, `vnc` recordings and playbacks
+//! - [`serial`]: serial consoles a person attaches to (`minimega -console`)
 //! - [`disk`]: disk images (`disk`, `vm config disks`, overlays)
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`web`]: the web console, `minimega-web` (its own program over D-Bus)
 //! - [`users`]: user and group look-ups
+//! - [`durable`]: state files replaced whole, or not at all, with the cause
+//! - [`fault`]: the fault switch tests arm (a failing write, a crash at a
+//!   named point); armed only by the test daemon
 //! - [`confine`]: relative file names kept inside the files directory
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
@@ -35,7 +40,9 @@ pub mod dbus;
 pub mod deploy;
 pub mod disk;
 pub mod doc;
+pub mod durable;
 pub mod event;
+pub mod fault;
 pub mod files;
 pub mod hostinfo;
 pub mod mesh;
@@ -45,6 +52,7 @@ pub mod ns;
 pub mod paths;
 pub mod plumb;
 pub mod router;
+pub mod serial;
 pub mod shell;
 pub mod sock;
 pub mod systemd;
@@ -52,6 +60,7 @@ pub mod timefmt;
 pub mod users;
 pub mod vm;
 pub mod web;
+pub mod vnc;
 
 /// This build's version, as `version` prints it and peers compare.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

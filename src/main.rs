@@ -4,7 +4,9 @@ use clap::Parser;
 use minimega::config::{normalize_args, Config, Flags};
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+// `pub`: the test daemon (src/bin/minimega-faults.rs) is this same main
+// with its fault switch armed first.
+pub fn main() -> ExitCode {
     let flags = match Flags::try_parse_from(normalize_args(std::env::args())) {
         Ok(f) => f,
         Err(e) => {
@@ -35,6 +37,9 @@ fn main() -> ExitCode {
     }
     if flags.attach {
         return minimega::client::attach(&config);
+    }
+    if let Some(vm) = &flags.console {
+        return minimega::client::console::attach(&config, vm, flags.serial.unwrap_or(0));
     }
     if let Some(pipe) = &flags.pipe {
         return minimega::client::pipe::attach_stdio(&config, pipe);

@@ -165,12 +165,16 @@ fn the_shipped_config_shows_the_true_defaults() {
     // default: the file shows an example there, and says so.
     assert!(with.logfile.is_some() && without.logfile.is_none());
     assert!(with.broadcast.is_some() && without.broadcast.is_none());
+    assert!(with.vnc_addr.is_some() && without.vnc_addr.is_none());
+    assert!(with.vnc_ports.is_some() && without.vnc_ports.is_none());
     with.base = without.base.clone();
     with.base_chosen = without.base_chosen;
     with.filepath = without.filepath.clone();
     with.hostname = without.hostname.clone();
     with.logfile = None;
     with.broadcast = None;
+    with.vnc_addr = None;
+    with.vnc_ports = None;
     assert_eq!(format!("{with:?}"), format!("{without:?}"));
 }
 

@@ -9,7 +9,7 @@
 //! 1. the language and small shared helpers
 //! 2. the VM core
 //! 3. mesh, deploy, shell, namespaces
-//! 4. networks, disks, the plumber, files
+//! 4. networks, disks, the plumber, files, routers, VNC and serial consoles
 //! 5. cc
 //! 6. the node
 //! 7. the command tables
@@ -31,6 +31,8 @@ const RANKS: &[(&str, u32)] = &[
     ("hostinfo", 100),
     ("command", 100),
     ("systemd", 100),
+    ("fault", 100),
+    ("durable", 105),
     ("base", 110),
     ("config", 110),
     ("doc", 120),
@@ -49,6 +51,8 @@ const RANKS: &[(&str, u32)] = &[
     ("plumb", 400),
     ("files", 400),
     ("router", 400),
+    ("vnc", 400),
+    ("serial", 400),
     // 5.
     ("cc", 500),
     // 6. the node: the services, hook registration, adapters

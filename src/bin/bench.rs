@@ -8,9 +8,13 @@
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
 //!     bench web [N, default 1000] [ROUNDS, default 5]
+//!     bench vnc [ROUNDS, default 100]
+//!     bench churn [CLIENTS, default 16] [SECONDS, default 60] [NAMES, default 24]
 
 #[path = "bench/cc.rs"]
 mod cc;
+#[path = "bench/churn.rs"]
+mod churn;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/files.rs"]
@@ -25,6 +29,8 @@ mod net;
 mod web;
 #[path = "bench/webdriver.rs"]
 mod webdriver;
+#[path = "bench/vnc.rs"]
+mod vnc;
 
 use std::process::ExitCode;
 
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
         Some("web") => web::run(&args[1..]),
+        Some("vnc") => vnc::run(&args[1..]),
+        Some("churn") => churn::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
@@ -82,6 +90,8 @@ fn main() -> ExitCode {
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
             eprintln!("       bench web [N [ROUNDS]]");
+            eprintln!("       bench vnc [ROUNDS]");
+            eprintln!("       bench churn [CLIENTS [SECONDS [NAMES]]]");
             ExitCode::from(2)
         }
     }

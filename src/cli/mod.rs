@@ -6,6 +6,7 @@
 
 pub mod cc;
 pub mod cc_post;
+pub mod console;
 pub mod deploy;
 pub mod disk;
 pub mod files;
@@ -25,6 +26,7 @@ pub mod vm_config;
 pub mod vm_hotplug;
 pub mod vm_migrate;
 pub mod vm_top;
+pub mod vnc;
 
 pub use crate::hostinfo::HOST_COLUMNS;
 
@@ -51,6 +53,8 @@ pub fn engine() -> Engine<Node> {
     specs.extend(files::specs());
     specs.extend(shell::specs());
     specs.extend(cc::specs());
+    specs.extend(vnc::specs());
+    specs.extend(console::specs());
     Engine::new(specs)
 }
 

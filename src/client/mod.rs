@@ -4,6 +4,7 @@
 //! where there is no bus at all (nodes without systemd), or the engine
 //! itself for the daemon's terminal.
 
+pub mod console;
 pub mod pipe;
 mod shell;
 

@@ -28,6 +28,10 @@ pub struct Node {
     pub net: std::sync::Arc<crate::net::Net>,
     pub disks: crate::disk::Disks,
     pub files: crate::files::Files,
+    /// The VMs' screens: VNC ports, recordings, playbacks.
+    pub vnc: crate::vnc::Vnc,
+    /// The VMs' serial consoles, for viewers to attach to.
+    pub serial: crate::serial::Serial,
     pub background: crate::shell::Background,
 }
 
@@ -60,11 +64,25 @@ impl Node {
         cc.set_net(net.clone());
         hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
         hooks.push(net.hook());
+        let vnc = crate::vnc::Vnc::new(
+            crate::vnc::Settings {
+                addr: config.vnc_addr,
+                ports: config.vnc_ports,
+            },
+            &config.filepath,
+        );
+        vnc.set_fetch(std::sync::Arc::new(adapters::FetchFiles(files.clone())));
+        vms.set_screens(std::sync::Arc::new(vnc.clone()));
+        hooks.push(vnc.hook());
+        let serial = crate::serial::Serial::new(config.vnc_addr);
+        hooks.push(serial.hook());
         vms.set_hooks(hooks);
         Node {
             mesh,
             disks,
             files,
+            vnc,
+            serial,
             background: Default::default(),
             plumber,
             namespaces: Namespaces::default(),

@@ -29,6 +29,9 @@ pub enum SocketClientError {
     HungUp,
     #[error("command socket: {0}")]
     Protocol(String),
+    /// The daemon's refusal of a console, as it words it.
+    #[error("{0}")]
+    Console(String),
 }
 
 pub struct SocketClient {
@@ -101,6 +104,36 @@ impl SocketClient {
     pub async fn plumb_pipe(mut self, pipe: &str) -> Result<UnixStream, SocketClientError> {
         self.send(&Request::PlumbPipe(pipe.to_string())).await?;
         Ok(self.stream)
+    }
+
+    /// Sends a `Console` request: once the daemon says yes, the connection
+    /// carries the console (see [`crate::serial`]). Also returns what
+    /// arrived after the answer: the console's first bytes.
+    pub async fn console(
+        mut self,
+        vm: &str,
+        serial: u64,
+        namespace: &str,
+    ) -> Result<(UnixStream, Vec<u8>), SocketClientError> {
+        self.send(&Request::Console {
+            vm: vm.to_string(),
+            serial,
+            namespace: namespace.to_string(),
+        })
+        .await?;
+        let reply = self.receive().await?;
+        if reply.has_error() {
+            let why = reply
+                .resp
+                .iter()
+                .flatten()
+                .find(|r| r.is_error())
+                .map(|r| r.error.clone())
+                .unwrap_or_default();
+            return Err(SocketClientError::Console(why));
+        }
+        let early = self.decoder.take_buffered();
+        Ok((self.stream, early))
     }
 
     pub async fn suggest(&mut self, partial: &str) -> Result<Vec<String>, SocketClientError> {

@@ -170,6 +170,14 @@ pub enum Request {
     /// Attach to a named pipe: the connection then carries its messages
     /// (see [`crate::plumb::socket`]).
     PlumbPipe(String),
+    /// Attach to a VM's serial console (`minimega -console VM`): after
+    /// one reply the connection carries the console's bytes both ways.
+    Console {
+        vm: String,
+        serial: u64,
+        /// Empty: the default namespace.
+        namespace: String,
+    },
 }
 
 /// Why an object is not a request. The stream itself is fine: the reader
@@ -211,6 +219,21 @@ pub fn parse_request(object: &[u8]) -> Result<Request, RequestError> {
     let pipe = field("PlumbPipe")?;
     if !pipe.is_empty() {
         return Ok(Request::PlumbPipe(pipe));
+    }
+    let console = field("Console")?;
+    if !console.is_empty() {
+        let serial = field("Serial")?;
+        return Ok(Request::Console {
+            vm: console,
+            serial: if serial.is_empty() {
+                0
+            } else {
+                serial
+                    .parse()
+                    .map_err(|_| RequestError::NotAString("Serial".into()))?
+            },
+            namespace: field("Namespace")?,
+        });
     }
     match (command.is_empty(), suggest.is_empty()) {
         (false, true) => Ok(Request::Command(command)),
@@ -313,6 +336,20 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
         Request::Command(c) => (c.as_str(), "", ""),
         Request::Suggest(s) => ("", s.as_str(), ""),
         Request::PlumbPipe(p) => ("", "", p.as_str()),
+        Request::Console {
+            vm,
+            serial,
+            namespace,
+        } => {
+            let mut out = serde_json::to_vec(&serde_json::json!({
+                "Console": vm,
+                "Serial": serial.to_string(),
+                "Namespace": namespace,
+            }))
+            .unwrap_or_default();
+            out.push(b'\n');
+            return out;
+        }
     };
     let mut out = serde_json::to_vec(&serde_json::json!({
         "Command": command,

@@ -372,6 +372,27 @@ async fn serve_connection(daemon: Core, stream: UnixStream, policy: Policy) {
                 crate::plumb::socket::serve(&daemon.node.plumber, &pipe, rest, rd, wr).await;
                 return;
             }
+            Ok(Request::Console {
+                vm,
+                serial,
+                namespace,
+            }) => {
+                let ns = Some(namespace.as_str()).filter(|n| !n.is_empty());
+                match crate::cli::console::open(&daemon, ns, &vm, serial).await {
+                    Err(e) => {
+                        let _ = send(&mut wr, &Reply::error(&host, &e)).await;
+                    }
+                    Ok(console) => {
+                        info!(uid = peer.uid, %vm, "serial{serial} attached");
+                        if send(&mut wr, &Reply::default()).await.is_ok() {
+                            let rest = decoder.take_buffered();
+                            crate::cli::console::run(console, rest, rd, wr).await;
+                        }
+                        info!(uid = peer.uid, %vm, "serial{serial} detached");
+                    }
+                }
+                return;
+            }
             Err(e) => vec![Reply::error(&host, &e.to_string())],
         };
         for reply in &replies {

@@ -80,7 +80,14 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     }
     push(&["-nodefaults", "-no-user-config", "-display", "none"]);
     push(&["-vga", &c.vga]);
-    push(&["-vnc", &format!("unix:{}", p.vnc().display())]);
+    // With a password QEMU refuses every client until the VNC room sets
+    // it over QMP (`change-vnc-password`), so it is never in the argv.
+    let auth = if c.vnc_password.is_empty() {
+        ""
+    } else {
+        ",password=on"
+    };
+    push(&["-vnc", &format!("unix:{}{auth}", p.vnc().display())]);
     push(&[
         "-chardev",
         &format!(
@@ -224,6 +231,17 @@ mod tests {
             s.ends_with("-S -rtc base=utc"),
             "qemu-append goes last: {s}"
         );
+    }
+
+    #[test]
+    fn a_vnc_password_turns_authentication_on_without_showing_it() {
+        let c = VmConfig {
+            vnc_password: "s3cret".into(),
+            ..VmConfig::default()
+        };
+        let s = argv(&c, Accel::Tcg).join(" ");
+        assert!(s.contains("-vnc unix:/b/7/vnc,password=on "), "{s}");
+        assert!(!s.contains("s3cret"), "{s}");
     }
 
     #[test]

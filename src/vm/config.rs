@@ -89,6 +89,9 @@ pub struct VmConfig {
     pub backchannel: bool,
     /// A saved running state to start from (`vm migrate`, `vm save`).
     pub state: String,
+    /// The password of the VM's screen (QEMU's own VNC authentication);
+    /// empty: none, as minimega.
+    pub vnc_password: String,
 }
 
 impl Default for VmConfig {
@@ -118,6 +121,7 @@ impl Default for VmConfig {
             networks: Vec::new(),
             backchannel: true,
             state: String::new(),
+            vnc_password: String::new(),
         }
     }
 }
@@ -149,6 +153,7 @@ pub enum Field {
     Networks,
     Backchannel,
     State,
+    VncPassword,
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -184,7 +189,13 @@ pub const ALIASES: &[(&str, Field)] = &[
     ("disk", Field::Disks),
     ("tag", Field::Tags),
     ("migrate", Field::State),
+    // Ours, not minimega's: named in full only, so minimega's field list,
+    // its errors and its prefixes stay as they were.
+    ("vnc-password", Field::VncPassword),
 ];
+
+/// The most VNC authentication uses: DES keys of 8 bytes.
+pub const VNC_PASSWORD_MAX: usize = 8;
 
 /// A word among `names` by its exact spelling (aliases included), else by
 /// a unique prefix of the names (aliases left out, so `dis` is `disks`).
@@ -220,6 +231,7 @@ impl Field {
     pub fn name(self) -> &'static str {
         FIELDS
             .iter()
+            .chain(ALIASES.iter().filter(|(_, f)| *f == Field::VncPassword))
             .find(|(_, f)| *f == self)
             .map(|(n, _)| *n)
             .unwrap_or("?")
@@ -254,7 +266,7 @@ impl Field {
             Field::Machine => (Kvm, 110, "Machine"),
             Field::Cpu => (Kvm, 120, "CPU"),
             Field::Vga => (Kvm, 160, "VGA"),
-            Field::QemuOverride => return None,
+            Field::QemuOverride | Field::VncPassword => return None,
         })
     }
 }
@@ -436,6 +448,17 @@ impl VmConfig {
                 }
             },
             Field::State => self.state = resolve_file(filepath, single(field, values)?)?,
+            Field::VncPassword => {
+                let v = single(field, values)?;
+                if v.len() > VNC_PASSWORD_MAX || !v.is_ascii() {
+                    return Err(ConfigError::Invalid {
+                        field: "vnc-password",
+                        value: "(not shown)".into(),
+                        why: "at most 8 ASCII characters (all VNC authentication uses)",
+                    });
+                }
+                self.vnc_password = v.into();
+            }
         }
         Ok(())
     }
@@ -468,6 +491,7 @@ impl VmConfig {
             Field::Networks => self.networks = d.networks,
             Field::Backchannel => self.backchannel = d.backchannel,
             Field::State => self.state = d.state,
+            Field::VncPassword => self.vnc_password = d.vnc_password,
         }
     }
 
@@ -504,6 +528,7 @@ impl VmConfig {
             Field::Networks => crate::vm::nic::describe(&self.networks),
             Field::Backchannel => self.backchannel.to_string(),
             Field::State => self.state.clone(),
+            Field::VncPassword => self.vnc_password.clone(),
         }
     }
 }
@@ -547,6 +572,24 @@ mod tests {
         assert!(matches!(Field::parse("c"), Err(ConfigError::Ambiguous(..))));
         let e = Field::parse("frobnicate").unwrap_err().to_string();
         assert!(e.starts_with("unknown vm config field `frobnicate`"), "{e}");
+    }
+
+    #[test]
+    fn the_vnc_password_is_named_in_full_and_fits_vnc_authentication() {
+        assert_eq!(Field::parse("vnc-password"), Ok(Field::VncPassword));
+        assert!(Field::parse("vnc").is_err(), "no prefix of it");
+        assert_eq!(Field::VncPassword.name(), "vnc-password");
+        assert!(!field_list().contains("vnc"), "minimega's list stays");
+        let mut c = VmConfig::default();
+        set(&mut c, "vnc-password", &["s3cret"]).unwrap();
+        assert_eq!(c.get(Field::VncPassword), "s3cret");
+        let e = set(&mut c, "vnc-password", &["123456789"]).unwrap_err();
+        assert!(e.to_string().contains("at most 8"), "{e}");
+        assert!(!e.to_string().contains("123456789"), "not echoed: {e}");
+        assert_eq!(c.vnc_password, "s3cret");
+        assert!(!c.describe().contains("s3cret"), "not in the listing");
+        c.clear(Field::VncPassword);
+        assert_eq!(c.vnc_password, "");
     }
 
     #[test]

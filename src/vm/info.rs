@@ -60,6 +60,14 @@ pub trait NetView: Send + Sync {
     fn byte_counters(&self) -> ByteCounters;
 }
 
+/// What `vm info` shows of a VM's screen: the TCP port its VNC is relayed
+/// on. The VNC room supplies it (registered with [`Vms::set_screens`]);
+/// the VM core only knows QEMU's unix socket.
+pub trait ScreenView: Send + Sync {
+    /// None while the VM has no port (not running, or none was free).
+    fn vnc_port(&self, vm: &Vm) -> Option<u16>;
+}
+
 /// Where the VM runs, as the `unit` column shows it.
 pub fn unit_column(p: &Placed) -> String {
     if let Some(u) = &p.unit {
@@ -153,7 +161,11 @@ pub async fn table(
             cfg.append.join(" "),
             cfg.serial_ports.to_string(),
             "0".into(),
-            NA.into(),
+            vms.screens()
+                .and_then(|s| s.vnc_port(vm))
+                .filter(|_| state.is_live())
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| NA.into()),
             config::tags_json(&tags),
             vm.namespace.clone(),
             if state.is_live() {

@@ -1,0 +1,60 @@
+//! A VM's serial relays live as long as its QEMU: made when it has
+//! started (or been adopted: then seeded with the tail of each port's log,
+//! so a restarted daemon still replays what came before), closed when it
+//! is gone.
+
+use super::relay::{self, Relay, UnixSocket};
+use super::{lock, Serial};
+use crate::command::BoxFuture;
+use crate::vm::hooks::VmHook;
+use crate::vm::Vm;
+use std::sync::Arc;
+
+pub(super) struct SerialHook(pub Serial);
+
+impl Serial {
+    fn close_all(&self, vm_id: u64) {
+        let gone: Vec<Arc<Relay>> = {
+            let mut relays = lock(&self.0.relays);
+            let keys: Vec<(u64, u64)> = relays.keys().filter(|k| k.0 == vm_id).copied().collect();
+            keys.iter().filter_map(|k| relays.remove(k)).collect()
+        };
+        for r in gone {
+            r.close();
+        }
+    }
+}
+
+impl VmHook for SerialHook {
+    fn name(&self) -> &'static str {
+        "serial"
+    }
+
+    fn started<'a>(&'a self, vm: &'a Arc<Vm>, adopted: bool) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            // A relaunch starts afresh.
+            self.0.close_all(vm.id);
+            let count = vm.lock().config.serial_ports;
+            let mut relays = lock(&self.0 .0.relays);
+            for n in 0..count {
+                let seed = if adopted {
+                    relay::log_tail(&vm.paths.serial_log(n))
+                } else {
+                    Vec::new()
+                };
+                relays.insert(
+                    (vm.id, n),
+                    Relay::start(UnixSocket(vm.paths.serial(n)), &seed),
+                );
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, vm: &'a Vm) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.0.close_all(vm.id) })
+    }
+
+    fn forget<'a>(&'a self, vm: &'a Vm) -> BoxFuture<'a, ()> {
+        Box::pin(async move { self.0.close_all(vm.id) })
+    }
+}
