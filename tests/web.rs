@@ -358,15 +358,22 @@ fn the_console_in_a_real_browser_with_real_guests() {
     );
     assert_eq!(refused, json!([403, 403, 403]));
     assert_eq!(state_in_page(&v, "web1"), "RUNNING");
-    // QEMU serves a serial port to one client at a time: the admin's page
-    // lets go first.
-    b.goto(&web.url("/"));
+    // The daemon's serial relay takes both pages at once (QEMU's own
+    // socket takes one client), and replays the console's recent output
+    // to the newcomer (QEMU's socket replays nothing).
     v.goto(&web.url("/serial.html?vm=web1&ns=minimega"));
     v.wait(
-        "the viewer's serial console",
+        "the viewer's serial console, with the recent output",
         LONG,
-        "return document.querySelector('#status').textContent === 'connected'",
+        "return document.querySelector('#status').textContent === 'connected' &&\
+         window.mmSerial.seen.text.includes('WEBTYPED42')",
     );
+    assert_eq!(
+        b.js("return document.querySelector('#status').textContent", json!([])),
+        json!("connected"),
+        "the admin's page still holds the console"
+    );
+    b.goto(&web.url("/"));
     v.type_into(".xterm-helper-textarea", "echo VIEWER$((7*7))\u{E007}");
     v.goto(&web.url("/"));
     // The admin's next line reaches the guest after whatever the viewer

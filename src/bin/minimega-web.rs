@@ -2,7 +2,8 @@
 //! minimega-web(8)).
 //!
 //!     minimega-web [-addr HOST:PORT] [-passwords FILE] [-cert PEM -key PEM]
-//!                  [-base DIR] [-bus system|session|ADDRESS] [-refresh SECS]
+//!                  [-base DIR] [-vncaddr ADDR] [-bus system|session|ADDRESS]
+//!                  [-refresh SECS]
 //!     minimega-web passwd [-passwords FILE] [-readonly] [-namespace NS] USER
 //!
 //! Flags are Go style (`-flag value`, `-flag=value`, `--flag`), as
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 const USAGE: &str = "usage: minimega-web [-addr HOST:PORT] [-passwords FILE] [-cert PEM -key PEM] \
-[-base DIR] [-bus system|session|ADDRESS] [-refresh SECS] [-level LEVEL]\n       \
+[-base DIR] [-vncaddr ADDR] [-bus system|session|ADDRESS] [-refresh SECS] [-level LEVEL]\n       \
 minimega-web passwd [-passwords FILE] [-readonly] [-namespace NS] USER";
 
 struct Flags {
@@ -37,6 +38,7 @@ fn parse(args: Vec<String>) -> Result<Flags, String> {
             key: None,
             bus: Bus::System,
             base: default_base(),
+            vnc_addr: None,
             refresh: Duration::from_secs(30),
             novnc: NOVNC_DIR.into(),
             xterm: XTERM_DIR.into(),
@@ -78,6 +80,13 @@ fn parse(args: Vec<String>) -> Result<Flags, String> {
             "cert" => f.opts.cert = Some(value.into()),
             "key" => f.opts.key = Some(value.into()),
             "base" => f.opts.base = value.into(),
+            "vncaddr" => {
+                f.opts.vnc_addr = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("-vncaddr {value}: not an IP address"))?,
+                )
+            }
             "bus" => f.opts.bus = Bus::parse(&value),
             "refresh" => {
                 let s: u64 = value

@@ -31,14 +31,15 @@
   const ws = new WebSocket(`${proto}${location.host}/ws/serial/${encodeURIComponent(vm)}?ns=${encodeURIComponent(ns)}&port=${port}`);
   ws.binaryType = "arraybuffer";
   ws.onopen = () => { status.textContent = "connected"; status.classList.remove("off"); };
-  // The reason is the console's when it let go: another page took the
-  // port, or this one stopped answering.
+  // The reason is the console's when it let go: this page stopped
+  // answering.
   ws.onclose = (ev) => {
     status.textContent = ev.reason ? `disconnected: ${ev.reason}` : "disconnected";
     status.classList.add("off");
   };
-  // QEMU serves the port to one client: let go when the page is left,
-  // even into the back/forward cache, and reconnect if it comes back.
+  // Let go when the page is left, even into the back/forward cache (the
+  // relay keeps no viewer for a page nobody sees), and reconnect if it
+  // comes back.
   addEventListener("pagehide", () => ws.close(1000, "page left"));
   addEventListener("pageshow", (ev) => { if (ev.persisted) location.reload(); });
   ws.onmessage = (ev) => {

@@ -1,14 +1,10 @@
 //! A VM's screen and serial console joined to a page's websocket.
 //!
-//! Where the bytes come from is behind [`Doors`]. Today [`QemuSockets`]
-//! opens QEMU's own sockets in the VM's folder (`<base>/<id>/vnc`,
-//! `<base>/<id>/serialN`), which works where the console can reach that
-//! folder (root, the tests). The daemon's VNC port per VM (`vm info`
-//! `vnc_port`) and its serial relay over the command socket take that
-//! place by another `Doors` implementation, with no change to the pages
-//! or the proxies here.
+//! Where the bytes come from is behind [`Doors`]: [`DaemonDoors`] opens
+//! the daemon's VNC port of the VM (`vm info` `vnc_port`) and its serial
+//! relay over the command socket, both open to a member of group
+//! `minimega`, never QEMU's own sockets (root's).
 
-use super::claim::Claim;
 use super::link::Link;
 use crate::command::BoxFuture;
 use crate::web::lines;
@@ -18,6 +14,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use crate::sock::client::SocketClient;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,61 +46,75 @@ pub trait Doors: Send + Sync {
     ) -> BoxFuture<'a, Result<Stream, String>>;
 }
 
-/// QEMU's sockets in the VM's folder under the daemon's base directory.
-pub struct QemuSockets {
+/// The daemon's own doors, what a member of group `minimega` may open:
+/// the VM's VNC port (`vm info` `vnc_port`, on the node that runs it, as
+/// miniweb joins `<host>:<vnc_port>`) and its serial relay over the
+/// command socket (as `minimega -console VM`; the daemon reaches a VM of
+/// another node itself). The relay takes any number of viewers.
+pub struct DaemonDoors {
     pub link: Arc<Link>,
-    pub base: PathBuf,
+    /// The daemon's command socket.
+    pub socket: PathBuf,
+    /// This node's name (`vm info` host).
     pub host: String,
+    /// Where this node's VNC ports listen (the daemon's `-vncaddr`);
+    /// None: loopback, then the node's name.
+    pub vnc_addr: Option<IpAddr>,
 }
 
-/// What the console needs to know of a VM to open its sockets.
-struct Located {
-    id: String,
-    serial_ports: u64,
-}
-
-impl QemuSockets {
-    async fn locate(&self, ns: &str, vm: &str) -> Result<Located, String> {
+impl DaemonDoors {
+    /// The VM's host and VNC port.
+    async fn vnc_port(&self, ns: &str, vm: &str) -> Result<(String, u16), String> {
         let line = lines::vm_where(ns, vm).map_err(|e| e.to_string())?;
         let t = tables::merge(&self.link.exec(&line).await?);
         let col = |n: &str| t.columns.iter().position(|c| c == n);
-        let (Some(id), Some(state), Some(sp)) = (col("id"), col("state"), col("serial-ports"))
-        else {
+        let (Some(state), Some(port)) = (col("state"), col("vnc_port")) else {
             return Err(format!("no VM named {vm} in namespace {ns}"));
         };
-        let row =
-            t.rows
-                .iter()
-                .find(|r| r[0] == self.host)
-                .ok_or_else(|| match t.rows.first() {
-                    Some(r) => format!(
-                        "vm {vm} runs on {}; this console reaches only the VMs of {}",
-                        r[0], self.host
-                    ),
-                    None => format!("no VM named {vm} in namespace {ns}"),
-                })?;
+        let row = t
+            .rows
+            .first()
+            .ok_or_else(|| format!("no VM named {vm} in namespace {ns}"))?;
         if !matches!(row[state].as_str(), "RUNNING" | "PAUSED") {
             return Err(format!("vm not running: {vm} is {}", row[state]));
         }
-        Ok(Located {
-            id: row[id].clone(),
-            serial_ports: row[sp].parse().unwrap_or(0),
-        })
+        let port: u16 = row[port]
+            .parse()
+            .map_err(|_| format!("vm {vm} has no VNC port"))?;
+        Ok((row[0].clone(), port))
+    }
+
+    /// Where to reach a VNC port of node `host`, in order of trying.
+    fn vnc_addrs(&self, host: &str, port: u16) -> Vec<String> {
+        if host != self.host {
+            return vec![format!("{host}:{port}")];
+        }
+        match self.vnc_addr {
+            Some(a) => vec![SocketAddr::new(a, port).to_string()],
+            None => vec![
+                format!("127.0.0.1:{port}"),
+                format!("[::1]:{port}"),
+                format!("{host}:{port}"),
+            ],
+        }
     }
 }
 
-async fn connect(path: PathBuf) -> Result<Stream, String> {
-    let s = tokio::net::UnixStream::connect(&path)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-    Ok(Box::new(s))
-}
-
-impl Doors for QemuSockets {
+impl Doors for DaemonDoors {
     fn vnc<'a>(&'a self, ns: &'a str, vm: &'a str) -> BoxFuture<'a, Result<Stream, String>> {
         Box::pin(async move {
-            let at = self.locate(ns, vm).await?;
-            connect(self.base.join(&at.id).join("vnc")).await
+            let (host, port) = self.vnc_port(ns, vm).await?;
+            let mut last = String::new();
+            for addr in self.vnc_addrs(&host, port) {
+                match tokio::net::TcpStream::connect(&addr).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(Box::new(s) as Stream);
+                    }
+                    Err(e) => last = format!("cannot reach {vm}'s VNC port at {addr}: {e}"),
+                }
+            }
+            Err(last)
         })
     }
 
@@ -113,14 +125,16 @@ impl Doors for QemuSockets {
         port: u64,
     ) -> BoxFuture<'a, Result<Stream, String>> {
         Box::pin(async move {
-            let at = self.locate(ns, vm).await?;
-            if port >= at.serial_ports {
-                return Err(format!(
-                    "vm {vm} has no serial port {port} (vm config serial-ports is {})",
-                    at.serial_ports
-                ));
-            }
-            connect(self.base.join(&at.id).join(format!("serial{port}"))).await
+            let client = SocketClient::connect(&self.socket)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (stream, early) = client
+                .console(vm, port, ns)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (rd, wr) = tokio::io::split(stream);
+            let rd = std::io::Cursor::new(early).chain(rd);
+            Ok(Box::new(tokio::io::join(rd, wr)) as Stream)
         })
     }
 }
@@ -142,52 +156,37 @@ pub enum Input {
 /// How often the console asks a quiet page whether it is still there, and
 /// how long it waits for any answer before it lets the VM's socket go. A
 /// page that vanished without closing its websocket (a frozen or cached
-/// tab, a lost network, a suspended laptop) would otherwise hold a serial
-/// port, which QEMU serves to one client at a time, for good.
+/// tab, a lost network, a suspended laptop) would otherwise hold a VNC
+/// connection or a viewer of the daemon's serial relay for good.
 const PING: Duration = Duration::from_secs(15);
 const SILENT: Duration = Duration::from_secs(45);
 
 /// Why the console closed a page's websocket, for the page to show.
-const TAKEN: &str = "opened in another page";
 const LOST: &str = "no answer from this page";
 
-/// Joins the websocket to the stream until either side ends, the page
-/// stops answering, or (with a claim) a newer page claims the port. The
-/// VM's bytes go to the page as binary messages; the page's come back
-/// either as binary (noVNC) or text (xterm.js). The VM's socket is closed
-/// before the claim is given up, so the next page finds the port free.
-pub async fn join(ws: Ws, stream: Stream, input: Input, claim: Option<Claim>) {
+/// Joins the websocket to the stream until either side ends or the page
+/// stops answering. The VM's bytes go to the page as binary messages; the
+/// page's come back either as binary (noVNC) or text (xterm.js).
+pub async fn join(ws: Ws, stream: Stream, input: Input) {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, wrx) = ws.split();
     let wtx = tokio::sync::Mutex::new(wtx);
     let start = Instant::now();
     let heard = AtomicU64::new(0);
-    let mut claim = claim;
     let why = {
         let down = down(&mut rd, &wtx);
         let up = up(wrx, &mut wr, input, &heard, start);
         let alive = alive(&wtx, &heard, start);
-        let taken = async {
-            match claim.as_mut() {
-                Some(c) => {
-                    let _ = (&mut c.kicked).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
         tokio::select! {
             _ = down => (None, "the VM's socket closed"),
             _ = up => (None, "the page closed"),
             _ = alive => (Some(LOST), LOST),
-            _ = taken => (Some(TAKEN), TAKEN),
         }
     };
     let (why, what) = why;
     debug!(after = ?start.elapsed(), "console closed: {what}");
-    // The VM's socket first, then the claim: the next page waits on it.
     drop(rd);
     drop(wr);
-    drop(claim);
     if let Some(reason) = why {
         let mut wtx = wtx.into_inner();
         let frame = CloseFrame {

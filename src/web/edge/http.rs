@@ -398,13 +398,6 @@ async fn authed(state: &State, r: Route, req: Request<Incoming>, token: &str, s:
                 Err(r) => return r,
             };
             let port: u64 = param(&q, "port").and_then(|p| p.parse().ok()).unwrap_or(0);
-            // A serial port serves one page: the page holding it lets go
-            // before this one connects (VNC takes any number of clients).
-            let claim = if serial {
-                Some(state.claims.take(&format!("{ns}\0{vm}\0{port}")).await)
-            } else {
-                None
-            };
             // Opened before the upgrade, so a VM that is not there is a
             // plain HTTP error the page can show.
             let stream = if serial {
@@ -422,7 +415,7 @@ async fn authed(state: &State, r: Route, req: Request<Incoming>, token: &str, s:
                 (true, true) => Input::Nothing,
             };
             info!(user = %s.grant.user, ns, vm, serial, readonly = s.grant.readonly, "console");
-            upgrade(req, move |ws| consoles::join(ws, stream, input, claim))
+            upgrade(req, move |ws| consoles::join(ws, stream, input))
         }
         _ => error(StatusCode::NOT_FOUND, "not found"),
     }

@@ -1,7 +1,6 @@
 //! The console's I/O: the listener (systemd's socket, or one of its own),
 //! TLS, HTTP/1.1 and websockets, the D-Bus link and the consoles.
 
-mod claim;
 pub mod consoles;
 mod http;
 pub mod hub;
@@ -43,8 +42,11 @@ pub struct Options {
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub bus: Bus,
-    /// The daemon's base directory (QEMU's sockets for the consoles).
+    /// The daemon's base directory (its command socket, for the serial
+    /// consoles).
     pub base: PathBuf,
+    /// Where this node's VNC ports listen (the daemon's `-vncaddr`).
+    pub vnc_addr: Option<std::net::IpAddr>,
     /// How often tables refresh when no signal says anything changed.
     pub refresh: Duration,
     pub novnc: PathBuf,
@@ -59,8 +61,6 @@ pub struct State {
     pub link: Arc<link::Link>,
     pub hub: Arc<hub::Hub>,
     pub doors: Box<dyn consoles::Doors>,
-    /// Which page holds each VM's serial port.
-    pub claims: claim::Claims,
     pub secure: bool,
     pub novnc: PathBuf,
     pub xterm: PathBuf,
@@ -128,12 +128,12 @@ pub async fn run(opts: Options) -> Result<(), WebError> {
     let state = Arc::new(State {
         users,
         sessions: Mutex::default(),
-        doors: Box::new(consoles::QemuSockets {
+        doors: Box::new(consoles::DaemonDoors {
             link: link.clone(),
-            base: opts.base.clone(),
+            socket: opts.base.join("minimega"),
             host,
+            vnc_addr: opts.vnc_addr,
         }),
-        claims: claim::Claims::default(),
         link,
         hub,
         secure: acceptor.is_some(),
