@@ -59,8 +59,8 @@ pub mod systemd;
 pub mod timefmt;
 pub mod users;
 pub mod vm;
-pub mod web;
 pub mod vnc;
+pub mod web;
 
 /// This build's version, as `version` prints it and peers compare.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

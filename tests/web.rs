@@ -369,7 +369,10 @@ fn the_console_in_a_real_browser_with_real_guests() {
          window.mmSerial.seen.text.includes('WEBTYPED42')",
     );
     assert_eq!(
-        b.js("return document.querySelector('#status').textContent", json!([])),
+        b.js(
+            "return document.querySelector('#status').textContent",
+            json!([])
+        ),
         json!("connected"),
         "the admin's page still holds the console"
     );

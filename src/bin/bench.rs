@@ -25,12 +25,12 @@ mod launch;
 mod mesh;
 #[path = "bench/net.rs"]
 mod net;
+#[path = "bench/vnc.rs"]
+mod vnc;
 #[path = "bench/web.rs"]
 mod web;
 #[path = "bench/webdriver.rs"]
 mod webdriver;
-#[path = "bench/vnc.rs"]
-mod vnc;
 
 use std::process::ExitCode;
 

@@ -7,6 +7,7 @@
 
 use super::link::Link;
 use crate::command::BoxFuture;
+use crate::sock::client::SocketClient;
 use crate::web::lines;
 use crate::web::tables;
 use crate::web::viewonly::ViewOnly;
@@ -14,7 +15,6 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use crate::sock::client::SocketClient;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
