@@ -61,7 +61,7 @@ FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 # else; the result is kept apart, since a plain `cargo build` relinks it.
 AGENT := $(GEN)/miniccc
 
-MANPAGES := man/minimega.1 man/minimega.toml.5 man/minimega-dbus.7
+MANPAGES := man/minimega.1 man/minimega.toml.5 man/minimega-dbus.7 man/minimega-web.8
 GENPAGES := $(GEN)/man/minimega-commands.7
 
 .PHONY: all build docs install package deb rpm lint lint-man clean
@@ -69,7 +69,7 @@ GENPAGES := $(GEN)/man/minimega-commands.7
 all: docs
 
 build:
-	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minimega --bin gendoc
+	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minimega --bin minimega-web --bin gendoc
 	$(CARGO_ENV) $(CARGO) rustc --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin miniccc -- -C target-feature=+crt-static
 	mkdir -p $(GEN)
 	cp $(REL)/miniccc $(AGENT).$$$$ && mv $(AGENT).$$$$ $(AGENT)
@@ -80,16 +80,21 @@ docs: build
 	$(REL)/gendoc $(GEN)
 
 install:
-	@test -x $(REL)/minimega -a -x $(AGENT) -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
+	@test -x $(REL)/minimega -a -x $(REL)/minimega-web -a -x $(AGENT) -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
 	install -D -m 0755 $(REL)/minimega $(DESTDIR)$(BINDIR)/minimega
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(LIBDIR)/minimega/miniccc
+	install -D -m 0755 $(REL)/minimega-web $(DESTDIR)$(BINDIR)/minimega-web
 	install -D -m 0644 systemd/minimega.service $(DESTDIR)$(UNITDIR)/minimega.service
+	install -D -m 0644 systemd/minimega-web.service $(DESTDIR)$(UNITDIR)/minimega-web.service
+	install -D -m 0644 systemd/minimega-web.socket $(DESTDIR)$(UNITDIR)/minimega-web.socket
 	install -D -m 0644 systemd/org.minimega.Minimega1.conf $(DESTDIR)$(DBUSPOLICYDIR)/org.minimega.Minimega1.conf
 	install -D -m 0644 systemd/minimega.sysusers $(DESTDIR)$(SYSUSERSDIR)/minimega.conf
 	install -D -m 0644 conf/minimega.toml $(DESTDIR)$(SYSCONFDIR)/minimega/minimega.toml
 	install -D -m 0644 man/minimega.1 $(DESTDIR)$(MANDIR)/man1/minimega.1
 	install -D -m 0644 man/minimega.toml.5 $(DESTDIR)$(MANDIR)/man5/minimega.toml.5
 	install -D -m 0644 man/minimega-dbus.7 $(DESTDIR)$(MANDIR)/man7/minimega-dbus.7
+	install -D -m 0644 man/minimega-web.8 $(DESTDIR)$(MANDIR)/man8/minimega-web.8
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/minimega/web-certs.d
 	install -D -m 0644 $(GEN)/man/minimega-commands.7 $(DESTDIR)$(MANDIR)/man7/minimega-commands.7
 	install -D -m 0644 $(GEN)/completions/minimega.bash $(DESTDIR)$(BASHCOMPDIR)/minimega
 	install -D -m 0644 $(GEN)/completions/_minimega $(DESTDIR)$(ZSHCOMPDIR)/_minimega

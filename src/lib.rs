@@ -19,6 +19,7 @@
 //! - [`files`]: the files directory shared over the mesh (`file`)
 //! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
+//! - [`web`]: the web console, `minimega-web` (its own program over D-Bus)
 //! - [`users`]: user and group look-ups
 //! - [`durable`]: state files replaced whole, or not at all, with the cause
 //! - [`fault`]: the fault switch tests arm (a failing write, a crash at a
@@ -59,6 +60,7 @@ pub mod timefmt;
 pub mod users;
 pub mod vm;
 pub mod vnc;
+pub mod web;
 
 /// This build's version, as `version` prints it and peers compare.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -260,6 +260,7 @@ fn every_man_page_is_lint_clean() {
         "man/minimega.1",
         "man/minimega.toml.5",
         "man/minimega-dbus.7",
+        "man/minimega-web.8",
     ] {
         lint(&root.join(p));
     }
@@ -285,6 +286,7 @@ fn one_version_everywhere() {
         "man/minimega.1",
         "man/minimega.toml.5",
         "man/minimega-dbus.7",
+        "man/minimega-web.8",
     ] {
         assert!(
             read(p)

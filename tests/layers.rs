@@ -62,6 +62,8 @@ const RANKS: &[(&str, u32)] = &[
     // 8. the front doors, then the thin client, then the daemon
     ("dbus", 800),
     ("sock", 800),
+    // the web console: a front door over the D-Bus client and the command socket
+    ("web", 805),
     ("client", 810),
     ("daemon", 820),
     // test-only: property tests over the whole engine

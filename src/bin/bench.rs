@@ -7,6 +7,7 @@
 //!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
+//!     bench web [N, default 1000] [ROUNDS, default 5]
 //!     bench vnc [ROUNDS, default 100]
 //!     bench churn [CLIENTS, default 16] [SECONDS, default 60] [NAMES, default 24]
 
@@ -26,6 +27,10 @@ mod mesh;
 mod net;
 #[path = "bench/vnc.rs"]
 mod vnc;
+#[path = "bench/web.rs"]
+mod web;
+#[path = "bench/webdriver.rs"]
+mod webdriver;
 
 use std::process::ExitCode;
 
@@ -73,6 +78,7 @@ fn main() -> ExitCode {
         Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
+        Some("web") => web::run(&args[1..]),
         Some("vnc") => vnc::run(&args[1..]),
         Some("churn") => churn::run(&args[1..]),
         _ => {
@@ -83,6 +89,7 @@ fn main() -> ExitCode {
             eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
+            eprintln!("       bench web [N [ROUNDS]]");
             eprintln!("       bench vnc [ROUNDS]");
             eprintln!("       bench churn [CLIENTS [SECONDS [NAMES]]]");
             ExitCode::from(2)

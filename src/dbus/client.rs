@@ -88,6 +88,11 @@ impl Client {
         }
     }
 
+    /// The bus connection, for a caller that also listens to signals.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     pub async fn exec(&self, line: &str) -> Result<ExecReply, ClientError> {
         let (text, hosts, json): (String, Vec<(String, String, String)>, String) =
             self.call("Exec", &(line,)).await?;

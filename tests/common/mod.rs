@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod conn;
 pub mod guest;
 pub mod netns;

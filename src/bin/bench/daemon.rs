@@ -58,12 +58,25 @@ impl Harness {
         env: &[(String, String)],
         extra: &[&str],
     ) -> Result<Harness, String> {
+        Harness::start_prepared(name, netns, env, extra, |_| Ok(()))
+    }
+
+    /// As [`Harness::start`], with `prepare` run on the scratch directory
+    /// (its base directory is `base/` in it) before the daemon starts.
+    pub fn start_prepared(
+        name: &str,
+        netns: Option<&str>,
+        env: &[(String, String)],
+        extra: &[&str],
+        prepare: impl FnOnce(&std::path::Path) -> Result<(), String>,
+    ) -> Result<Harness, String> {
         let dir = PathBuf::from(format!(
             "/var/tmp/minimega-bench-{name}-{}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        prepare(&dir)?;
         let mut scratch = Scratch {
             dir: dir.clone(),
             children: Vec::new(),
