@@ -118,6 +118,10 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("minimega-web: {e}"))?;
     let result = measure(&h, port, &dir, total, rounds);
+    // The harness's daemon leaves running VMs behind when it stops, as
+    // minimega does; the bench's own VM goes with the bench.
+    let _ = h.exec("vm kill live");
+    let _ = h.exec("vm flush");
     let _ = web.kill();
     let _ = web.wait();
     result
