@@ -23,6 +23,7 @@ pub mod config_listing;
 pub mod drive;
 pub mod error;
 pub mod hooks;
+pub mod hardware;
 pub mod hotplug;
 pub mod info;
 pub mod launch;
