@@ -135,7 +135,15 @@ impl Switch for Ovs {
             // What goes needs no confirmation; what comes (or moves) does.
             let removals = ops
                 .iter()
-                .all(|o| matches!(o, Op::DelPort(_) | Op::DelMirror { .. }));
+                .all(|o| {
+                    matches!(
+                        o,
+                        Op::DelPort(_)
+                            | Op::DelMirror { .. }
+                            | Op::DelMirrorOnly { .. }
+                            | Op::SetNetflow { target: None, .. }
+                    )
+                });
             if removals {
                 return Ok(BTreeMap::new());
             }
