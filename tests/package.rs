@@ -265,6 +265,60 @@ fn check_service(node: &Node) {
     );
 }
 
+/// What systemd on the node holds of ours, for a failure message: why a
+/// unit stays loaded is in its references, its jobs and its cgroup's
+/// processes, and the journal says what happened to them.
+fn systemd_state(node: &Node) -> String {
+    let show = |c: &str| {
+        let o = node.sh(c);
+        format!(
+            "$ {c}\n{}{}\n",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    [
+        "systemctl list-units --all --no-pager 'minimega*'",
+        "systemctl show minimega.service -p Id,LoadState,ActiveState,SubState,Result,MainPID,ControlPID,ControlGroup,Following,TriggeredBy,RequiredBy,WantedBy,PartOf,BoundBy,ConsistsOf,Before,After,Refs,Job,NeedDaemonReload,FragmentPath,DropInPaths,CollectMode,Transient",
+        "systemctl show minimega.slice -p ActiveState,Job,ControlGroup,Wants,Requires,RequiredBy,Before,Refs",
+        "systemctl list-jobs --no-pager",
+        // "CGroup realized: yes" on a dead unit: systemd could not remove
+        // its cgroup, and waits to hear that it emptied.
+        "systemd-analyze dump | awk '/^-> Unit / { p = /minimega/ } p'",
+        "cat /proc/1/cgroup",
+        "for f in $(find /sys/fs/cgroup -path '*minimega.s*' -name cgroup.procs 2>/dev/null); do echo \"$f: $(tr '\\n' ' ' <$f)\"; done",
+        "ps -eo pid,ppid,stat,cgroup:80,args --no-headers | grep -v ' ps -eo' | grep -e minimega -e qemu || true",
+        "ls -la /run/systemd/system /run/systemd/transient /etc/systemd/system/minimega* /etc/systemd/system/*/minimega* /run/systemd/system/minimega* /var/lib/systemd/deb-systemd-helper-enabled/*minimega* 2>&1",
+        "journalctl --no-pager -n 80 -o short-monotonic",
+    ]
+    .iter()
+    .map(|c| show(c))
+    .collect()
+}
+
+/// Polls `cmd` on the node for up to `limit`; on timeout, fails with its
+/// last output and what systemd holds of ours.
+fn wait_systemd(node: &Node, cmd: &str, limit: Duration) {
+    let start = std::time::Instant::now();
+    let deadline = start + limit;
+    loop {
+        let o = node.sh(cmd);
+        if o.status.success() {
+            eprintln!("{}: `{cmd}` after {:?}", node.name, start.elapsed());
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "`{cmd}` did not succeed within {limit:?}: {}{}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+                systemd_state(node)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn main_pid(node: &Node) -> String {
     node.ok("systemctl show -p MainPID --value minimega")
 }
@@ -347,6 +401,13 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
     // the VM keeps running (a reinstall would adopt it).
     node.ok(&format!("{apt} remove minimega"));
     node.ok(&format!("kill -0 {qemu}"));
+    // Nothing of ours stayed in the daemon's cgroup (KillMode=process stops
+    // the daemon alone; the VM is in its scope), so systemd removed it.
+    wait_systemd(
+        node,
+        "[ -z \"$(systemctl show -p ControlGroup --value minimega.service)\" ]",
+        Duration::from_secs(10),
+    );
     assert!(!node.sh("test -e /usr/bin/minimega").status.success());
     let units = node.ok("systemctl list-unit-files minimega.service | grep -c minimega || true");
     assert_eq!(units, "0", "the unit is still known");
@@ -371,7 +432,8 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
     );
     // The slice and the VM's scope take their time to go on a loaded
     // machine; the listing is printed if one stays.
-    node.wait_ok(
+    wait_systemd(
+        node,
         "l=$(systemctl list-units --all --no-legend 'minimega*'); echo \"$l\"; [ -z \"$l\" ]",
         Duration::from_secs(60),
     );
@@ -421,6 +483,11 @@ fn rpm_installs_runs_and_erases_clean_on_a_systemd_node() {
     assert_eq!(node.ok("sha256sum /etc/minimega/mesh.key"), key);
 
     node.ok("rpm -e minimega");
+    wait_systemd(
+        node,
+        "l=$(systemctl list-units --all --no-legend 'minimega*'); echo \"$l\"; [ -z \"$l\" ]",
+        Duration::from_secs(60),
+    );
     node.ok("userdel alice; userdel bob");
     assert!(!node
         .sh("systemctl is-active --quiet minimega")

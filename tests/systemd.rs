@@ -122,3 +122,24 @@ fn watchdog_and_restart_on_failure() {
     assert_eq!(n.ok("systemctl show -p MainPID --value minimega"), pid);
     assert_eq!(n.ok("minimega -e history"), "");
 }
+
+/// Each node's systemd owns its cgroups. Two nodes whose systemds shared a
+/// tree shared `system.slice/<unit>` too: a unit stopped on one node could
+/// not remove a cgroup the other node's unit still ran in (EBUSY), never
+/// heard when it emptied, and stayed loaded until the next daemon-reload
+/// (the package test's purge once saw minimega.service so for 60 s).
+#[test]
+fn nodes_do_not_share_cgroups() {
+    let bed = Testbed::boot(&["node1", "node2"]);
+    let (a, b) = (bed.node("node1"), bed.node("node2"));
+    for n in [a, b] {
+        n.ok("systemd-run --unit=mm-same-name sleep 600");
+    }
+    a.ok("systemctl stop mm-same-name");
+    a.wait_ok(
+        "l=$(systemctl list-units --all --no-legend 'mm-same-name*'); echo \"$l\"; [ -z \"$l\" ]",
+        Duration::from_secs(10),
+    );
+    assert_eq!(b.ok("systemctl is-active mm-same-name"), "active");
+    b.ok("systemctl stop mm-same-name");
+}

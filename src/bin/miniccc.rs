@@ -5,6 +5,8 @@
 //!
 //!     miniccc -serial /dev/virtio-ports/cc        over the VM's virtio port
 //!     miniccc -parent 10.0.0.1 -port 9002         over TCP (`cc listen 9002`)
+//!     miniccc -tag KEY VALUE                      tag this VM, through the running agent
+//!     miniccc -pipe NAME                          stdin to pipe NAME, NAME to stdout
 //!
 //! It names itself by the SMBIOS UUID (the VM's), heartbeats every 5 s with
 //! its hostname, addresses, background processes and the responses it has,
@@ -16,6 +18,8 @@
 mod host;
 #[path = "miniccc/link.rs"]
 mod link;
+#[path = "miniccc/local.rs"]
+mod local;
 #[path = "miniccc/pipes.rs"]
 mod pipes;
 #[path = "miniccc/run.rs"]
@@ -47,6 +51,8 @@ pub struct Agent {
     uuid: String,
     path: PathBuf,
     responses: Mutex<Vec<Response>>,
+    /// Tags set with `miniccc -tag` not yet sent.
+    tags: Mutex<BTreeMap<String, String>>,
     last_id: AtomicI64,
     procs: Mutex<BTreeMap<i64, Background>>,
     link: Mutex<Option<Arc<Link>>>,
@@ -60,6 +66,24 @@ pub struct Agent {
 }
 
 impl Agent {
+    fn new(uuid: String, path: PathBuf, debug: bool) -> Arc<Agent> {
+        let (files_tx, files_rx) = mpsc::channel();
+        Arc::new(Agent {
+            uuid,
+            path,
+            responses: Mutex::new(Vec::new()),
+            tags: Mutex::new(BTreeMap::new()),
+            last_id: AtomicI64::new(0),
+            procs: Mutex::new(BTreeMap::new()),
+            link: Mutex::new(None),
+            files: Mutex::new(files_rx),
+            files_tx,
+            debug: std::sync::atomic::AtomicBool::new(debug),
+            addrs: Mutex::new(None),
+            pipes: pipes::Readers::default(),
+        })
+    }
+
     fn addresses(&self) -> Addresses {
         let mut a = self.addrs.lock().unwrap();
         match &*a {
@@ -88,6 +112,16 @@ impl Agent {
 
     fn set_level(&self, level: i64) {
         self.debug.store(level <= 1, Ordering::Relaxed);
+    }
+
+    /// A tag goes with the next heartbeat: at once when connected (not
+    /// in 5 s, as minimega's agent would), else with the handshake's.
+    fn add_tag(&self, key: String, value: String) {
+        self.debug(&format!("tag {key}={value}"));
+        self.tags.lock().unwrap().insert(key, value);
+        if self.link.lock().unwrap().is_some() {
+            let _ = self.heartbeat();
+        }
     }
 
     fn send(&self, m: &Message) -> std::io::Result<()> {
@@ -130,11 +164,12 @@ impl Agent {
         }
     }
 
-    /// A heartbeat with the responses gathered since the last one; they
-    /// are kept for the next one if it cannot be sent.
+    /// A heartbeat with the responses and tags gathered since the last
+    /// one; they are kept for the next one if it cannot be sent.
     fn heartbeat(&self) -> std::io::Result<()> {
         let (ips, macs) = self.addresses();
         let responses = std::mem::take(&mut *self.responses.lock().unwrap());
+        let tags = std::mem::take(&mut *self.tags.lock().unwrap());
         let client = ron::Client {
             uuid: self.uuid.clone(),
             arch: ron::go_arch().into(),
@@ -158,7 +193,7 @@ impl Agent {
                     )
                 })
                 .collect(),
-            tags: BTreeMap::new(),
+            tags,
             responses,
             last_command_id: self.last_id.load(Ordering::Relaxed),
         };
@@ -170,11 +205,15 @@ impl Agent {
             ..Message::default()
         };
         let r = self.send(&m);
-        if r.is_err() {
-            let mut back = m.client.map(|c| c.responses).unwrap_or_default();
+        if let (Err(_), Some(c)) = (&r, m.client) {
+            let mut back = c.responses;
             let mut now = self.responses.lock().unwrap();
             back.append(&mut now);
             *now = back;
+            let mut now = self.tags.lock().unwrap();
+            for (k, v) in c.tags {
+                now.entry(k).or_insert(v);
+            }
         }
         r
     }
@@ -187,25 +226,60 @@ struct Flags {
     debug: bool,
 }
 
+/// What this run of miniccc does.
+enum Mode {
+    Agent(Flags),
+    Version,
+    /// `-tag KEY VALUE`, through the running agent's command socket.
+    Tag {
+        path: PathBuf,
+        key: String,
+        value: String,
+    },
+    /// `-pipe NAME`, likewise.
+    Pipe {
+        path: PathBuf,
+        name: String,
+    },
+}
+
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: miniccc [-serial DEVICE | -parent HOST [-port 9002] [-family tcp|unix]] [-path /tmp/miniccc] [-uuid UUID] [-level LEVEL] [-version]"
+        "usage: miniccc [-serial DEVICE | -parent HOST [-port 9002] [-family tcp|unix]] [-path /tmp/miniccc] [-uuid UUID] [-level LEVEL] [-version]\n       miniccc [-path /tmp/miniccc] -tag KEY VALUE\n       miniccc [-path /tmp/miniccc] -pipe NAME"
     );
     ExitCode::from(2)
 }
 
-/// Go-style flags: `-name value`, `-name=value`, one or two dashes.
-fn flags(args: &[String]) -> Result<Option<Flags>, String> {
+/// Go's strconv.ParseBool, which Go's boolean flags take (`-tag=true`).
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Go-style flags, as minimega's agent takes them: `-name value`,
+/// `-name=value`, one or two dashes; boolean flags take no value; the
+/// first argument that is not a flag (or `--`) ends them. `Err("")` asks
+/// for the usage.
+fn flags(args: &[String]) -> Result<Mode, String> {
     let mut v: BTreeMap<String, String> = BTreeMap::new();
     let mut i = 0;
     while i < args.len() {
-        let a = args[i].trim_start_matches('-');
-        if a.len() == args[i].len() {
-            return Err(format!("unexpected argument {}", args[i]));
+        let arg = &args[i];
+        if arg == "--" {
+            i += 1;
+            break;
         }
+        let a = arg.trim_start_matches('-');
+        if a.len() == arg.len() || a.is_empty() || arg.len() - a.len() > 2 {
+            break;
+        }
+        let boolean = matches!(a.split('=').next(), Some("version" | "tag" | "h" | "help"));
         let (k, val) = match a.split_once('=') {
             Some((k, val)) => (k.to_string(), val.to_string()),
-            None if matches!(a, "version" | "h" | "help") => (a.to_string(), "true".into()),
+            None if boolean => (a.to_string(), "true".into()),
             None => {
                 i += 1;
                 let val = args.get(i).ok_or(format!("flag -{a} needs a value"))?;
@@ -213,20 +287,45 @@ fn flags(args: &[String]) -> Result<Option<Flags>, String> {
             }
         };
         match k.as_str() {
-            "serial" | "parent" | "port" | "family" | "path" | "uuid" | "level" | "version"
-            | "h" | "help" => {}
-            "tag" | "pipe" => return Err(format!("-{k} is not supported by this agent")),
+            "serial" | "parent" | "port" | "family" | "path" | "uuid" | "level" | "pipe" => {}
+            "version" | "tag" | "h" | "help" => {
+                go_bool(&val).ok_or(format!("invalid boolean value {val:?} for -{k}"))?;
+            }
             _ => return Err(format!("flag provided but not defined: -{k}")),
         }
         v.insert(k, val);
         i += 1;
     }
-    if v.contains_key("h") || v.contains_key("help") {
+    let rest = &args[i..];
+    let on = |k: &str| v.get(k).and_then(|b| go_bool(b)).unwrap_or(false);
+    if on("h") || on("help") {
         return Err(String::new());
     }
-    if v.contains_key("version") {
-        println!("miniccc {VERSION}");
-        return Ok(None);
+    if on("version") {
+        return Ok(Mode::Version);
+    }
+    let path = v
+        .get("path")
+        .map(PathBuf::from)
+        .unwrap_or("/tmp/miniccc".into());
+    // The stock agent looks at -pipe first, then -tag.
+    match (v.get("pipe").filter(|p| !p.is_empty()), on("tag"), rest) {
+        (Some(name), _, []) => {
+            return Ok(Mode::Pipe {
+                path,
+                name: name.clone(),
+            })
+        }
+        (None, true, [key, value]) => {
+            return Ok(Mode::Tag {
+                path,
+                key: key.clone(),
+                value: value.clone(),
+            })
+        }
+        (None, true, _) => return Err("-tag takes KEY VALUE".into()),
+        (_, _, [first, ..]) => return Err(format!("unexpected argument {first}")),
+        (None, false, []) => {}
     }
     let port: u16 = v
         .get("port")
@@ -242,12 +341,9 @@ fn flags(args: &[String]) -> Result<Option<Flags>, String> {
         },
         _ => return Err("give -serial DEVICE or -parent HOST".into()),
     };
-    Ok(Some(Flags {
+    Ok(Mode::Agent(Flags {
         target,
-        path: v
-            .get("path")
-            .map(PathBuf::from)
-            .unwrap_or("/tmp/miniccc".into()),
+        path,
         uuid: v.get("uuid").map(|u| u.to_ascii_lowercase()),
         debug: v.get("level").is_some_and(|l| l == "debug"),
     }))
@@ -256,8 +352,13 @@ fn flags(args: &[String]) -> Result<Option<Flags>, String> {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let f = match flags(&args) {
-        Ok(Some(f)) => f,
-        Ok(None) => return ExitCode::SUCCESS,
+        Ok(Mode::Agent(f)) => f,
+        Ok(Mode::Version) => {
+            println!("miniccc {VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Mode::Tag { path, key, value }) => return client(local::tag(&path, &key, &value)),
+        Ok(Mode::Pipe { path, name }) => return client(local::pipe(&path, &name)),
         Err(e) if e.is_empty() => return usage(),
         Err(e) => {
             eprintln!("miniccc: {e}");
@@ -275,25 +376,19 @@ fn main() -> ExitCode {
         eprintln!("miniccc: mkdir {}: {e}", f.path.display());
         return ExitCode::FAILURE;
     }
-    let (files_tx, files_rx) = mpsc::channel();
-    let agent = Arc::new(Agent {
-        uuid,
-        path: f.path.clone(),
-        responses: Mutex::new(Vec::new()),
-        last_id: AtomicI64::new(0),
-        procs: Mutex::new(BTreeMap::new()),
-        link: Mutex::new(None),
-        files: Mutex::new(files_rx),
-        files_tx,
-        debug: std::sync::atomic::AtomicBool::new(f.debug),
-        addrs: Mutex::new(None),
-        pipes: pipes::Readers::default(),
-    });
+    let agent = Agent::new(uuid, f.path.clone(), f.debug);
     agent.log(&format!(
         "{VERSION}, UUID {}, via {}",
         agent.uuid,
         f.target.describe()
     ));
+    if let Err(e) = local::listen(&agent) {
+        // The agent still serves the daemon; only -tag and -pipe fail.
+        agent.log(&format!(
+            "command socket {}: {e}",
+            local::socket(&f.path).display()
+        ));
+    }
     let (work_tx, work_rx) = mpsc::channel::<BTreeMap<i64, ron::Command>>();
     let worker = agent.clone();
     std::thread::spawn(move || {
@@ -317,6 +412,18 @@ fn main() -> ExitCode {
             }
         }
         std::thread::sleep(pause);
+    }
+}
+
+/// How `-tag` and `-pipe` end: minimega's agent exits 0 whatever happened,
+/// but a script deserves to know.
+fn client(r: Result<(), local::LocalError>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("miniccc: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -388,3 +495,7 @@ fn serve(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "miniccc/tests.rs"]
+mod tests;

@@ -158,6 +158,13 @@ impl Drop for Attached {
     }
 }
 
+/// Tags an agent sends (`miniccc -tag`) become its VM's, as in minimega.
+fn apply_tags(cc: &Cc, vm: &Arc<Vm>, tags: BTreeMap<String, String>) {
+    for (k, v) in &tags {
+        cc.inner.vms.set_tag(std::slice::from_ref(vm), k, v);
+    }
+}
+
 fn major_version(v: &str) -> u64 {
     v.trim_start_matches(['v', 'V'])
         .split('.')
@@ -224,7 +231,11 @@ impl Agent {
         let mut shown = client.clone();
         shown.uuid = uuid.clone();
         let early = std::mem::take(&mut shown.responses);
+        // Unlike minimega, the handshake's tags count too: an agent keeps
+        // those set while it was away for it.
+        let tags = std::mem::take(&mut shown.tags);
         let live = cc.attach(&uuid, &ns, shown);
+        apply_tags(cc, &vm, tags);
         vm.cc_active.store(true, Ordering::Relaxed);
         let attached = Attached {
             cc: cc.clone(),
@@ -322,15 +333,7 @@ impl Agent {
                 let responses = std::mem::take(&mut client.responses);
                 let tags = std::mem::take(&mut client.tags);
                 self.cc.update_client(&self.uuid, self.live.session, client);
-                if !tags.is_empty() {
-                    // Tags the agent set (`miniccc -tag`) become the VM's.
-                    for (k, v) in &tags {
-                        self.cc
-                            .inner
-                            .vms
-                            .set_tag(std::slice::from_ref(&self.vm), k, v);
-                    }
-                }
+                apply_tags(&self.cc, &self.vm, tags);
                 self.ingest(responses).await;
             }
             kind::FILE => {

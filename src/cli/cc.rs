@@ -1,9 +1,8 @@
 //! The `cc` commands. Those that make a command for agents (`cc exec`,
 //! `cc send`, ...) are in `post`; here are the ones that show and clear
-//! state. In a namespace spanning several hosts, each command whose reach is
-//! the namespace runs
-//! on every host of it and their answers are merged (`cc responses` gathers
-//! every host's responses), as minimega does.
+//! state. In a namespace spanning several hosts, each command whose reach
+//! is the namespace runs on every host of it and their answers are merged
+//! (`cc responses` gathers every host's responses), as minimega does.
 
 use crate::cc::files;
 use crate::cc::filter;

@@ -21,6 +21,9 @@ pub struct Node {
     /// The node's root file system, seen from the host.
     pub root: PathBuf,
     dir: PathBuf,
+    /// The node's own cgroup in each hierarchy its systemd uses (see
+    /// [`cgroup_roots`]); nspawn starts in it.
+    cgroups: Vec<PathBuf>,
     nspawn: Option<Child>,
     leader: u32,
 }
@@ -154,6 +157,14 @@ impl Drop for Testbed {
             n.reap();
         }
         for n in &self.nodes {
+            for cg in &n.cgroups {
+                remove_cgroup(cg);
+            }
+        }
+        for r in cgroup_roots() {
+            let _ = std::fs::remove_dir(r.join(CGROUP_DIR).join(&self.lan.tag));
+        }
+        for n in &self.nodes {
             n.unmount_and_remove();
         }
         if self
@@ -170,6 +181,69 @@ impl Drop for Testbed {
 }
 
 const ROOT: &str = "/var/tmp/minimega-testbed";
+
+/// Each node's cgroups are `<hierarchy>/minimega-testbed/<tag>/<node>`.
+/// nspawn (`--keep-unit`, no systemd on the host) puts the container in a
+/// `payload` cgroup beside the one it was started in, so nodes started
+/// from one cgroup would all share one tree: every node's systemd would
+/// manage the same `payload/system.slice/minimega.service`, fail to
+/// remove it while another node's daemon sits in it (EBUSY), and never
+/// learn when it empties, since the other node's systemd removes it
+/// first; the unit then stays loaded, `not-found inactive dead`, until
+/// the next daemon-reload.
+const CGROUP_DIR: &str = "minimega-testbed";
+
+/// The mounted cgroup hierarchies a node's systemd keeps its units in: the
+/// named v1 `systemd` one (hybrid and legacy hosts) and the unified one.
+/// The v1 controller hierarchies are not among them: nspawn mounts those
+/// read-only in the node and its systemd creates nothing there.
+fn cgroup_roots() -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (dir, fstype, opts) = (f.get(1)?, f.get(2)?, f.get(3)?);
+            let systemd = *fstype == "cgroup" && opts.split(',').any(|o| o == "name=systemd");
+            (systemd || *fstype == "cgroup2").then(|| PathBuf::from(dir))
+        })
+        .collect()
+}
+
+/// SIGKILLs every process in a cgroup and the cgroups below it; returns
+/// how many there were.
+fn kill_cgroup(dir: &Path) -> usize {
+    let mut n = 0;
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            if pid > 0 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                n += 1;
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                n += kill_cgroup(&e.path());
+            }
+        }
+    }
+    n
+}
+
+/// Removes a cgroup and the cgroups below it (a cgroup is removed with
+/// rmdir alone, deepest first); one still holding a process stays.
+fn remove_cgroup(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.filter_map(|e| e.ok()) {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_cgroup(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
 
 fn pid_alive(pid: i32) -> bool {
     pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
@@ -214,6 +288,20 @@ fn reap_orphans() {
             .args(["-rf", "--one-file-system"])
             .arg(&dir)
             .status();
+    }
+    // Cgroups of runs whose directory is gone (a live run makes its
+    // directory before its nodes' cgroups).
+    for r in cgroup_roots() {
+        let Ok(tags) = std::fs::read_dir(r.join(CGROUP_DIR)) else {
+            continue;
+        };
+        for t in tags.filter_map(|e| e.ok()) {
+            if t.path().is_dir() && !Path::new(ROOT).join(t.file_name()).exists() {
+                kill_cgroup(&t.path());
+                std::thread::sleep(Duration::from_millis(200));
+                remove_cgroup(&t.path());
+            }
+        }
     }
 }
 
@@ -312,6 +400,10 @@ impl Node {
             addr: addr.to_string(),
             root,
             dir: d,
+            cgroups: cgroup_roots()
+                .iter()
+                .map(|r| r.join(CGROUP_DIR).join(tag).join(name))
+                .collect(),
             nspawn: None,
             leader: 0,
         }
@@ -346,8 +438,17 @@ impl Node {
             self.nspawn = Some(child);
             return;
         }
-        let child = Command::new("setsid")
-            .arg("systemd-nspawn")
+        // The shell moves itself into the node's own cgroups, then becomes
+        // nspawn (setsid execs it in place).
+        let mut enter = String::new();
+        for cg in &self.cgroups {
+            std::fs::create_dir_all(cg).unwrap_or_else(|e| panic!("{}: {e}", cg.display()));
+            enter += &format!("echo $$ > '{}/cgroup.procs' && ", cg.display());
+        }
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{enter}exec setsid systemd-nspawn \"$@\""))
+            .arg("nspawn")
             .arg("-D")
             .arg(&self.root)
             .args(["--boot", "--register=no", "--keep-unit", "--quiet"])
@@ -408,6 +509,26 @@ impl Node {
                     panic!("{}: nspawn exited ({s}):\n{}", self.name, self.console());
                 }
                 std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        if !self.bare {
+            let own = format!(
+                "/{CGROUP_DIR}/{}/",
+                self.dir.strip_prefix(ROOT).unwrap().display()
+            );
+            let cg = std::fs::read_to_string(format!("/proc/{}/cgroup", self.leader))
+                .unwrap_or_default();
+            for l in cg
+                .lines()
+                .filter(|l| l.starts_with("0::") || l.contains(":name=systemd:"))
+            {
+                // The node's cgroup itself, or below it once nspawn has moved
+                // its init into `payload`.
+                assert!(
+                    format!("{l}/").contains(&own),
+                    "{}: the node's systemd is not in its own cgroup {own}:\n{cg}",
+                    self.name
+                );
             }
         }
         // A bare node is up when sshd listens on port 22 (0x16).

@@ -3,7 +3,11 @@
 //! keeps it. A stream written to a pipe goes up line by line as PIPE data
 //! between NEW_WRITER and CLOSE_WRITER; a stream read from one is fed the
 //! PIPE data the daemon sends until it closes the pipe or the process
-//! ends. One upstream reader per pipe serves every local one.
+//! ends. One upstream reader per pipe serves every local one, and one
+//! upstream writer every local writer (the daemon keeps one writer per
+//! pipe, so the first local writer to finish must not close it for the
+//! others). `miniccc -pipe` (the command socket) is one more local reader
+//! and writer.
 
 use super::Agent;
 use minimega::cc::ron::{self, pipe, Message};
@@ -23,6 +27,8 @@ type Local = (u64, mpsc::Sender<String>);
 pub struct Readers {
     next: Mutex<u64>,
     by_pipe: Mutex<HashMap<String, Vec<Local>>>,
+    /// Local writers of each pipe.
+    writers: Mutex<HashMap<String, usize>>,
 }
 
 fn message(agent: &Agent, name: &str, mode: i64, data: String) -> Message {
@@ -97,47 +103,104 @@ impl Readers {
     }
 }
 
+/// A local writer of pipe `name`; closed when dropped.
+pub struct Writer {
+    agent: Arc<Agent>,
+    name: String,
+}
+
+impl Writer {
+    pub fn open(agent: &Arc<Agent>, name: &str) -> Writer {
+        let first = {
+            let mut w = agent.pipes.writers.lock().unwrap();
+            let n = w.entry(name.to_string()).or_default();
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            upstream(agent, name, pipe::NEW_WRITER, String::new());
+        }
+        Writer {
+            agent: agent.clone(),
+            name: name.to_string(),
+        }
+    }
+
+    pub fn send(&self, data: String) {
+        upstream(&self.agent, &self.name, pipe::DATA, data);
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let last = {
+            let mut w = self.agent.pipes.writers.lock().unwrap();
+            let n = w.entry(self.name.clone()).or_default();
+            *n = n.saturating_sub(1);
+            let last = *n == 0;
+            if last {
+                w.remove(&self.name);
+            }
+            last
+        };
+        if last {
+            upstream(&self.agent, &self.name, pipe::CLOSE_WRITER, String::new());
+        }
+    }
+}
+
+/// The next line of `r` (at most [`MAX_LINE`] bytes, a longer one comes
+/// in parts), always ending in a newline; `None` at the end.
+pub fn next_line(r: &mut impl BufRead) -> Option<String> {
+    let mut line = Vec::new();
+    match r.take(MAX_LINE).read_until(b'\n', &mut line) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => {
+            if !line.ends_with(b"\n") {
+                line.push(b'\n');
+            }
+            Some(String::from_utf8_lossy(&line).into_owned())
+        }
+    }
+}
+
 /// Sends what `src` gives, line by line, to pipe `name`.
 pub fn write_from(
     agent: &Arc<Agent>,
     name: &str,
     src: impl Read + Send + 'static,
 ) -> JoinHandle<()> {
-    let (agent, name) = (agent.clone(), name.to_string());
-    upstream(&agent, &name, pipe::NEW_WRITER, String::new());
+    let w = Writer::open(agent, name);
     std::thread::spawn(move || {
         let mut r = BufReader::new(src);
-        loop {
-            let mut line = Vec::new();
-            match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    if !line.ends_with(b"\n") {
-                        line.push(b'\n');
-                    }
-                    let data = String::from_utf8_lossy(&line).into_owned();
-                    upstream(&agent, &name, pipe::DATA, data);
-                }
-            }
+        while let Some(line) = next_line(&mut r) {
+            w.send(line);
         }
-        upstream(&agent, &name, pipe::CLOSE_WRITER, String::new());
     })
 }
 
 /// A local reader of pipe `name` feeding `dst` (a process's stdin) until
 /// the pipe closes; the returned handle ends it early (the process ended).
 pub fn read_into(agent: &Arc<Agent>, name: &str, mut dst: impl Write + Send + 'static) -> Leave {
+    read_with(agent, name, move |line| {
+        dst.write_all(line.as_bytes()).and_then(|_| dst.flush())
+    })
+}
+
+/// A local reader of pipe `name` giving each line, newline-terminated, to
+/// `sink` until the pipe closes or `sink` fails; then `sink` is dropped.
+pub fn read_with<E>(
+    agent: &Arc<Agent>,
+    name: &str,
+    mut sink: impl FnMut(&str) -> Result<(), E> + Send + 'static,
+) -> Leave {
     let (id, rx) = agent.pipes.join(agent, name);
     std::thread::spawn(move || {
         for mut v in rx {
             if !v.ends_with('\n') {
                 v.push('\n');
             }
-            if dst
-                .write_all(v.as_bytes())
-                .and_then(|_| dst.flush())
-                .is_err()
-            {
+            if sink(&v).is_err() {
                 break;
             }
         }

@@ -16,7 +16,8 @@ impl Default for Encoder {
     fn default() -> Self {
         Encoder {
             ids: HashMap::new(),
-            next: ids::FIRST_USER,
+            // Go 1.19's numbering; every Go decodes any id from 64 up.
+            next: ids::FIRST_USER + 1,
         }
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! A gob stream is a sequence of messages, each `uint(length) body`. A body
 //! is `int(id)` then either a type definition (negative id: a `wireType`
-//! describing type `-id`) or a value of type `id`. Type ids are the
-//! sender's own, so the [`Decoder`] keeps the definitions it has seen and
+//! describing type `-id`) or a value of type `id`. Type ids from 64 up are
+//! the sender's own, so the [`Decoder`] keeps the definitions it has seen and
 //! the [`Encoder`] sends each of its types once, before first use. Structs
 //! are sent as (field delta, value) pairs ending in 0, zero-valued fields
 //! left out; pointers are flattened; a top-level non-struct value is
@@ -25,12 +25,14 @@
 
 mod decode;
 mod encode;
+pub(crate) mod structs;
 #[cfg(test)]
 mod tests;
 mod wire;
 
 pub use decode::Decoder;
 pub use encode::Encoder;
+pub(crate) use structs::{gob_structs, Auto, Codec, GobStruct, Text};
 
 use thiserror::Error;
 
@@ -56,8 +58,12 @@ pub(crate) mod ids {
     pub const STRING: i64 = 6;
     pub const COMPLEX: i64 = 7;
     pub const INTERFACE: i64 = 8;
-    /// The first id a sender may define.
-    pub const FIRST_USER: i64 = 65;
+    /// Go's firstUserId: ids below it are Go's own (a definition of one
+    /// is refused, as Go's decoder refuses it); any id from it up may be a
+    /// sender's. Go hands ids out process-wide and its versions count
+    /// differently (Go 1.19's first type is 65, Go 1.23's is 64), so no
+    /// id above this one may be assumed.
+    pub const FIRST_USER: i64 = 64;
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -155,7 +161,8 @@ impl Value {
     }
 }
 
-/// The types our side sends, described once as statics (see `cc::ron`).
+/// The types our side sends, described once as constants (see
+/// `structs` and `cc::ron`).
 #[derive(Debug)]
 pub enum Ty {
     Bool,
