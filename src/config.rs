@@ -875,10 +875,32 @@ mod tests {
         }
         // minimega's 26 flags are all in `args`.
         for k in [
-            "abssnapshot", "attach", "base", "broadcast", "cgroup", "cli", "context", "degree",
-            "e", "filepath", "force", "hashfiles", "headnode", "level", "logfile", "msa",
-            "namespace", "nostdin", "panic", "pipe", "port", "recover", "v", "verbose",
-            "version", "vlanrange",
+            "abssnapshot",
+            "attach",
+            "base",
+            "broadcast",
+            "cgroup",
+            "cli",
+            "context",
+            "degree",
+            "e",
+            "filepath",
+            "force",
+            "hashfiles",
+            "headnode",
+            "level",
+            "logfile",
+            "msa",
+            "namespace",
+            "nostdin",
+            "panic",
+            "pipe",
+            "port",
+            "recover",
+            "v",
+            "verbose",
+            "version",
+            "vlanrange",
         ] {
             assert!(args.contains_key(k), "args lacks {k}");
         }
@@ -895,15 +917,24 @@ mod tests {
         assert!(c.log_stderr && c.no_effect.is_empty());
         assert_eq!(c.vlan_range, (101, 4096));
         // -headnode naming this node is ignored, as minimega ignores it.
-        let c = Config::resolve(&parse(&["-hostname=h", "-headnode=h"]), &FileConfig::default());
+        let c = Config::resolve(
+            &parse(&["-hostname=h", "-headnode=h"]),
+            &FileConfig::default(),
+        );
         assert_eq!(c.unwrap().headnode, None);
     }
 
     #[test]
     fn vlan_ranges_are_checked_as_minimega_checks_them() {
         assert_eq!(parse_vlan_range("101-4096"), Ok((101, 4096)));
-        assert_eq!(parse_vlan_range("5-5"), Err("expected min < max for VLAN range"));
-        assert_eq!(parse_vlan_range("a-5"), Err("expected integer values for VLAN range"));
+        assert_eq!(
+            parse_vlan_range("5-5"),
+            Err("expected min < max for VLAN range")
+        );
+        assert_eq!(
+            parse_vlan_range("a-5"),
+            Err("expected integer values for VLAN range")
+        );
         assert!(parse_vlan_range("101").is_err());
         assert!(parse_vlan_range("0-10").is_err());
         assert!(parse_vlan_range("1-5000").is_err());

@@ -43,11 +43,9 @@ fn main() -> ExitCode {
     if let Some(pipe) = &flags.pipe {
         return minimega::client::pipe::attach_stdio(&config, pipe);
     }
-    if let Err(e) = minimega::systemd::logging::init(
-        config.level,
-        config.logfile.as_deref(),
-        config.log_stderr,
-    ) {
+    if let Err(e) =
+        minimega::systemd::logging::init(config.level, config.logfile.as_deref(), config.log_stderr)
+    {
         eprintln!("minimega: cannot open log file: {e}");
         return ExitCode::FAILURE;
     }

@@ -119,7 +119,10 @@ fn captures_and_mirrors_as_minimega_makes_them() {
     let (snaplen, recs) = pcap_records(&std::fs::read(&pcap).unwrap());
     assert_eq!(snaplen, 64);
     for (incl, orig, data) in &recs {
-        assert!(*incl <= 64 && *orig > 64, "cut to the snaplen: {incl} of {orig}");
+        assert!(
+            *incl <= 64 && *orig > 64,
+            "cut to the snaplen: {incl} of {orig}"
+        );
         assert_eq!(&data[12..14], &[0x08, 0x00], "IPv4");
         assert_eq!(data[23], 1, "ICMP only, as the filter says");
     }
@@ -156,10 +159,7 @@ fn captures_and_mirrors_as_minimega_makes_them() {
             .map(String::from)
     });
     let listed = d.ok(".annotate false .columns type,mode,compress,path capture");
-    assert!(
-        listed.contains("netflow | ascii | false    | "),
-        "{listed}"
-    );
+    assert!(listed.contains("netflow | ascii | false    | "), "{listed}");
     d.ok("capture netflow delete bridge mega_bridge");
     assert_eq!(
         site.ovs()

@@ -167,8 +167,8 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
     // GetVMInfo (minimega.go:147): `host` is `hostname` by prefix (the
     // container column, N/A for KVM), the host itself is Response.Host.
     let cols = [
-        "uuid", "host", "name", "state", "uptime", "vlan", "tap", "ip", "memory", "vcpus",
-        "disks", "snapshot", "cdrom", "tags",
+        "uuid", "host", "name", "state", "uptime", "vlan", "tap", "ip", "memory", "vcpus", "disks",
+        "snapshot", "cdrom", "tags",
     ];
     let r = resp(
         &mut c,
@@ -178,8 +178,8 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
     assert_eq!(
         strings(&r["Header"]),
         [
-            "uuid", "hostname", "name", "state", "uptime", "vlan", "tap", "ip", "memory",
-            "vcpus", "disks", "snapshot", "cdrom", "tags"
+            "uuid", "hostname", "name", "state", "uptime", "vlan", "tap", "ip", "memory", "vcpus",
+            "disks", "snapshot", "cdrom", "tags"
         ]
     );
     let row = strings(&r["Tabular"][0]);
@@ -219,13 +219,17 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
     let row = strings(&r["Tabular"][0]);
     assert_eq!(row[0], "[LAN (210), 100]");
     assert_eq!(row[1], "[mega_bridge, mega_bridge]");
-    assert!(row[2].starts_with('[') && row[2].matches(", ").count() == 1, "{}", row[2]);
-    assert_eq!((row[3].as_str(), row[4].as_str()), ("[, ]", "[, ]"));
-    assert_eq!((row[5].as_str(), row[6].as_str(), row[7].as_str()), ("[]", "[]", "[]"));
-    assert_eq!(
-        row[8],
-        format!("{0},virtio,writeback {0}", image.display())
+    assert!(
+        row[2].starts_with('[') && row[2].matches(", ").count() == 1,
+        "{}",
+        row[2]
     );
+    assert_eq!((row[3].as_str(), row[4].as_str()), ("[, ]", "[, ]"));
+    assert_eq!(
+        (row[5].as_str(), row[6].as_str(), row[7].as_str()),
+        ("[]", "[]", "[]")
+    );
+    assert_eq!(row[8], format!("{0},virtio,writeback {0}", image.display()));
     assert_eq!(row[9], "[console=ttyS0 quiet]");
 
     // GetVNCEndpoint (minimega.go:312) and miniweb's connect page.
@@ -286,30 +290,57 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
         &mut c,
         &phenix(Some("EXP"), &["interface", "path"], &[], "capture"),
     );
-    assert_eq!((&r["Header"], &r["Tabular"]), (&json!(["interface", "path"]), &json!([])));
+    assert_eq!(
+        (&r["Header"], &r["Tabular"]),
+        (&json!(["interface", "path"]), &json!([]))
+    );
     let r = resp(
         &mut c,
         &phenix(Some("EXP"), &["id", "responses"], &["id=1"], "cc commands"),
     );
-    assert_eq!((&r["Header"], &r["Tabular"]), (&json!(["id", "responses"]), &json!([])));
+    assert_eq!(
+        (&r["Header"], &r["Tabular"]),
+        (&json!(["id", "responses"]), &json!([]))
+    );
     let v = c.one(&phenix(Some("EXP"), &["host"], &[], "capture"));
     assert_eq!(v["Resp"][0]["Error"], "no such column `host`");
     // A filter that keeps nothing leaves `[]`.
-    let r = resp(&mut c, &phenix(Some("EXP"), &[], &["name=nosuch"], "vm info"));
+    let r = resp(
+        &mut c,
+        &phenix(Some("EXP"), &[], &["name=nosuch"], "vm info"),
+    );
     assert_eq!(r["Tabular"], json!([]));
 
     // `.filter host=` keeps or drops the whole answer by its host.
-    let r = resp(&mut c, &phenix(Some("EXP"), &["name"], &["host=node"], "vm info"));
+    let r = resp(
+        &mut c,
+        &phenix(Some("EXP"), &["name"], &["host=node"], "vm info"),
+    );
     assert_eq!(r["Tabular"].as_array().unwrap().len(), 2);
-    let v = c.one(&phenix(Some("EXP"), &["name"], &["host=elsewhere"], "vm info"));
+    let v = c.one(&phenix(
+        Some("EXP"),
+        &["name"],
+        &["host=elsewhere"],
+        "vm info",
+    ));
     assert_eq!(v["Resp"], json!([]), "{v}");
 
     // GetVLANs and vlans in a namespace from -vlanrange.
     let r = resp(&mut c, &phenix(Some("EXP"), &[], &[], "vlans"));
-    assert_eq!((&r["Header"], &r["Tabular"]), (&json!(["alias", "vlan"]), &json!([["LAN", "210"]])));
-    resp(&mut c, &phenix(Some("OTHER"), &[], &[], "vm config net auto"));
+    assert_eq!(
+        (&r["Header"], &r["Tabular"]),
+        (&json!(["alias", "vlan"]), &json!([["LAN", "210"]]))
+    );
+    resp(
+        &mut c,
+        &phenix(Some("OTHER"), &[], &[], "vm config net auto"),
+    );
     let r = resp(&mut c, &phenix(Some("OTHER"), &[], &[], "vlans"));
-    assert_eq!(r["Tabular"], json!([["auto", "200"]]), "from -vlanrange 200-300");
+    assert_eq!(
+        r["Tabular"],
+        json!([["auto", "200"]]),
+        "from -vlanrange 200-300"
+    );
 
     // processNamespaceHosts (minimega.go:1599) and miniweb's hosts.json.
     let r = resp(&mut c, &phenix(Some("minimega"), &[], &[], "host"));
@@ -324,7 +355,14 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
         .clone()
     };
     for k in [
-        "cpus", "cpucommit", "memused", "memtotal", "memcommit", "vms", "netcommit", "vmlimit",
+        "cpus",
+        "cpucommit",
+        "memused",
+        "memtotal",
+        "memcommit",
+        "vms",
+        "netcommit",
+        "vmlimit",
     ] {
         assert!(cell(k).parse::<i64>().is_ok(), "{k} = {}", cell(k));
     }
@@ -340,7 +378,12 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
     // miniweb's vms/info.json: every column, tags a JSON object.
     let r = resp(
         &mut c,
-        &phenix(Some("EXP"), &[], &["state!=error", "state!=quit"], "vm info"),
+        &phenix(
+            Some("EXP"),
+            &[],
+            &["state!=error", "state!=quit"],
+            "vm info",
+        ),
     );
     let header = strings(&r["Header"]);
     assert_eq!(&header[..3], ["id", "name", "state"]);
@@ -356,10 +399,19 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
 
     // -hashfiles: file list's hash column; -abssnapshot: absolute backing.
     std::fs::write(files.join("hello.txt"), "hello").unwrap();
-    let r = resp(&mut c, ".record false .columns name,size,hash .filter name=hello.txt file list");
-    assert_eq!(r["Tabular"], json!([["hello.txt", "5", "cbd8a7b341bd9b02"]]));
+    let r = resp(
+        &mut c,
+        ".record false .columns name,size,hash .filter name=hello.txt file list",
+    );
+    assert_eq!(
+        r["Tabular"],
+        json!([["hello.txt", "5", "cbd8a7b341bd9b02"]])
+    );
     resp(&mut c, ".record false disk snapshot base.qcow2 snap.qcow2");
-    let r = resp(&mut c, ".record false .columns backingfile disk info snap.qcow2");
+    let r = resp(
+        &mut c,
+        ".record false .columns backingfile disk info snap.qcow2",
+    );
     assert_eq!(r["Tabular"], json!([[image.to_str().unwrap()]]));
 
     // miniweb's /files/: file stream, 10 MiB per frame, Data base64.
@@ -402,7 +454,10 @@ fn b64(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
     for chunk in bytes.chunks(4) {
         let v: Vec<u32> = chunk.iter().map(|c| val(*c) as u32).collect();
-        let n = v.iter().enumerate().fold(0u32, |a, (i, x)| a | x << (18 - 6 * i));
+        let n = v
+            .iter()
+            .enumerate()
+            .fold(0u32, |a, (i, x)| a | x << (18 - 6 * i));
         for i in 0..chunk.len() - 1 {
             out.push((n >> (16 - 8 * i)) as u8);
         }

@@ -247,7 +247,10 @@ fn a_saved_state_starts_a_new_vm_where_the_old_one_was() {
         (vm_info(&d)[0]["state"] == "PAUSED").then_some(())
     });
     assert!(std::fs::metadata(files.join("again.state")).unwrap().len() > 1 << 20);
-    assert!(files.join("again.hdd").is_file(), "the disk beside the state");
+    assert!(
+        files.join("again.hdd").is_file(),
+        "the disk beside the state"
+    );
     let e = fails(&d, "vm migrate a twice");
     assert!(e.contains("previous migration"), "QEMU's reason: {e}");
     assert!(

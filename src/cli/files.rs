@@ -96,11 +96,7 @@ fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         // Hashing reads whole images: off the runtime's threads.
         let hashes: Vec<Option<String>> = tokio::task::spawn_blocking({
             let rows = rows.clone();
-            move || {
-                rows.iter()
-                    .map(|e| hashed.then(|| files.hash(e)))
-                    .collect()
-            }
+            move || rows.iter().map(|e| hashed.then(|| files.hash(e))).collect()
         })
         .await
         .map_err(|e| CommandError::Failed(format!("hashing files: {e}")))?;

@@ -67,9 +67,8 @@ fn status_updates(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let d = crate::timefmt::go_duration_exact(std::time::Duration::from_millis(ms));
             return Ok(Response::text(format!("status update frequency: {d}")).into());
         };
-        let d = crate::config::parse_duration(v).map_err(|_| {
-            CommandError::Failed("invalid frequency duration provided".into())
-        })?;
+        let d = crate::config::parse_duration(v)
+            .map_err(|_| CommandError::Failed("invalid frequency duration provided".into()))?;
         STATUS_EVERY_MS.store(d.as_millis() as u64, Ordering::Relaxed);
         Ok(Reply::empty())
     })

@@ -589,7 +589,10 @@ mod tests {
         );
         let json = serde_json::to_string(&resp(&["a"], &[]).listed()).unwrap();
         assert!(json.contains(r#""Tabular":[]"#), "{json}");
-        let mut vm = resp(&["id", "name", "hostname", "vnc_port"], &[&["1", "a", "N/A", "5900"]]);
+        let mut vm = resp(
+            &["id", "name", "hostname", "vnc_port"],
+            &[&["1", "a", "N/A", "5900"]],
+        );
         select(&mut vm, &["host", "vnc"]).unwrap();
         assert_eq!(vm.header, ["hostname", "vnc_port"]);
         assert_eq!(vm.tabular, [["N/A", "5900"]]);
@@ -633,9 +636,11 @@ mod tests {
             resp(&["a"], &[&["1"]]),
             Response::error("h", "e"),
         ] {
-            let back: Response =
-                serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
-            assert_eq!(back.listed || !back.tabular.is_empty(), r.listed || !r.tabular.is_empty());
+            let back: Response = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(
+                back.listed || !back.tabular.is_empty(),
+                r.listed || !r.tabular.is_empty()
+            );
             assert_eq!((back.header, back.tabular), (r.header, r.tabular));
         }
     }

@@ -122,8 +122,8 @@ impl Injector {
         let r = tokio::task::spawn_blocking(move || {
             inject(&dir, &image, &format, part, &job, options.as_deref())
         })
-            .await
-            .unwrap_or_else(|e| Err(DiskError::Io(format!("injection task failed: {e}"))));
+        .await
+        .unwrap_or_else(|e| Err(DiskError::Io(format!("injection task failed: {e}"))));
         self.busy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -281,8 +281,18 @@ pub fn mount_options(offset: u64, size: u64) -> String {
 /// the ones above.
 pub fn check_user_options(opts: &str) -> Result<(), DiskError> {
     const OURS: &[&str] = &[
-        "loop", "offset", "sizelimit", "symfollow", "dev", "suid", "exec", "defaults", "user",
-        "users", "owner", "group",
+        "loop",
+        "offset",
+        "sizelimit",
+        "symfollow",
+        "dev",
+        "suid",
+        "exec",
+        "defaults",
+        "user",
+        "users",
+        "owner",
+        "group",
     ];
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         let key = o.split('=').next().unwrap_or(o);
@@ -308,12 +318,7 @@ fn mount(
         opts.push(',');
         opts.push_str(e);
     }
-    run(Command::new("mount")
-        .arg("-o")
-        .arg(opts)
-        .arg(raw)
-        .arg(mnt))
-    .map_err(|e| DiskError::Mount {
+    run(Command::new("mount").arg("-o").arg(opts).arg(raw).arg(mnt)).map_err(|e| DiskError::Mount {
         image: image.display().to_string(),
         why: e.trim_start_matches("mount: ").to_string(),
     })

@@ -198,7 +198,11 @@ fn shared_prefix(patterns: &[&str]) -> String {
     let mut common: Vec<&str> = first.split_whitespace().take_while(literal).collect();
     for p in &patterns[1..] {
         let words: Vec<&str> = p.split_whitespace().take_while(literal).collect();
-        let n = common.iter().zip(&words).take_while(|(a, b)| a == b).count();
+        let n = common
+            .iter()
+            .zip(&words)
+            .take_while(|(a, b)| a == b)
+            .count();
         common.truncate(n);
     }
     common.join(" ")
@@ -226,10 +230,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&cli_json(&engine)).unwrap();
         let list = v.as_array().unwrap();
         assert_eq!(list.len(), engine.specs().len());
-        let hist = list
-            .iter()
-            .find(|h| h["patterns"][0] == "history")
-            .unwrap();
+        let hist = list.iter().find(|h| h["patterns"][0] == "history").unwrap();
         assert_eq!(hist["shared_prefix"], "");
         assert!(hist["help_short"].as_str().unwrap().contains("history"));
         assert_eq!(

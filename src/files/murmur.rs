@@ -142,7 +142,10 @@ mod tests {
             hex(b"The quick brown fox jumps over the lazy dog"),
             "e34bbc7bbc071b6c"
         );
-        assert_eq!(hex(b"0123456789abcdef0123456789abcdef!"), "1d63dd4591920335");
+        assert_eq!(
+            hex(b"0123456789abcdef0123456789abcdef!"),
+            "1d63dd4591920335"
+        );
     }
 
     #[test]

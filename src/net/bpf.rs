@@ -63,7 +63,8 @@ impl Program {
             let [code, jt, jf, k] = f[..] else {
                 return Err(BpfError::Program(format!("bad line `{l}`")));
             };
-            let (Ok(code), Ok(jt), Ok(jf)) = (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
+            let (Ok(code), Ok(jt), Ok(jf)) =
+                (u16::try_from(code), u8::try_from(jt), u8::try_from(jf))
             else {
                 return Err(BpfError::Program(format!("bad line `{l}`")));
             };
@@ -89,7 +90,9 @@ impl Program {
                     pc + 1 + i.jt.max(i.jf) as usize
                 };
                 if far >= n {
-                    return Err(BpfError::Program(format!("jump out of the program at {pc}")));
+                    return Err(BpfError::Program(format!(
+                        "jump out of the program at {pc}"
+                    )));
                 }
             }
             if matches!(class, ST | STX) || (class == LD || class == LDX) && i.code & 0xe0 == MEM {
@@ -224,7 +227,9 @@ mod tests {
     fn ipv4_tcp(sport: u16, dport: u16) -> Vec<u8> {
         let mut f = vec![0u8; 14];
         f[12] = 0x08; // IPv4
-        let mut ip = vec![0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let mut ip = vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
         ip.extend(sport.to_be_bytes());
         ip.extend(dport.to_be_bytes());
         ip.extend([0u8; 16]);
@@ -241,7 +246,11 @@ mod tests {
         let mut udp = ipv4_tcp(1234, 80);
         udp[23] = 17;
         assert_eq!(p.run(&udp), 0);
-        assert_eq!(p.run(&[0u8; 3]), 0, "a short frame is dropped, never read past");
+        assert_eq!(
+            p.run(&[0u8; 3]),
+            0,
+            "a short frame is dropped, never read past"
+        );
     }
 
     #[test]
@@ -250,7 +259,10 @@ mod tests {
         assert!(Program::parse("2\n6 0 0 1\n").is_err(), "count");
         assert!(Program::parse("1\n21 5 5 0\n").is_err(), "jump out");
         assert!(Program::parse("1\n40 0 0 12\n").is_err(), "no return");
-        assert!(Program::parse("2\n2 0 0 99\n6 0 0 1\n").is_err(), "scratch slot");
+        assert!(
+            Program::parse("2\n2 0 0 99\n6 0 0 1\n").is_err(),
+            "scratch slot"
+        );
         assert_eq!(Program::parse("1\n6 0 0 65535\n").unwrap().run(b"x"), 65535);
     }
 }

@@ -161,7 +161,10 @@ fn open_sink(dest: &Dest, gzip: bool) -> Result<(String, Sink), NetError> {
             let f = std::fs::File::create(path)
                 .map_err(|e| NetError::Failed(format!("{path}: {e}")))?;
             let sink = if gzip {
-                Sink::Gzip(flate2::write::GzEncoder::new(f, flate2::Compression::default()))
+                Sink::Gzip(flate2::write::GzEncoder::new(
+                    f,
+                    flate2::Compression::default(),
+                ))
             } else {
                 Sink::File(std::io::BufWriter::new(f))
             };
@@ -207,7 +210,10 @@ impl Net {
 
     /// `capture netflow timeout N`: every bridge's export, now and later.
     pub async fn set_netflow_timeout(&self, secs: i64) -> Result<(), NetError> {
-        self.live.flows.timeout.store(secs.max(1), Ordering::Relaxed);
+        self.live
+            .flows
+            .timeout
+            .store(secs.max(1), Ordering::Relaxed);
         let targets: Vec<(String, String)> = lock(&self.live.flows.collectors)
             .iter()
             .filter_map(|c| c.target().map(|t| (c.bridge.clone(), t)))
@@ -226,7 +232,12 @@ impl Net {
     }
 
     /// `capture netflow bridge BR FILE` and `... BR tcp|udp HOST:PORT`.
-    pub async fn capture_netflow(&self, ns: &str, bridge: &str, dest: Dest) -> Result<(), NetError> {
+    pub async fn capture_netflow(
+        &self,
+        ns: &str,
+        bridge: &str,
+        dest: Dest,
+    ) -> Result<(), NetError> {
         crate::vm::nic::check_bridge(bridge)
             .map_err(|why| NetError::Failed(format!("invalid bridge `{bridge}`: {why}")))?;
         let config = self.netflow_config(ns);
@@ -297,8 +308,9 @@ impl Net {
                     continue;
                 }
                 let mut ws = lock(&c.writers);
-                let (gone, keep): (Vec<Writer>, Vec<Writer>) =
-                    std::mem::take(&mut *ws).into_iter().partition(|w| w.namespace == ns);
+                let (gone, keep): (Vec<Writer>, Vec<Writer>) = std::mem::take(&mut *ws)
+                    .into_iter()
+                    .partition(|w| w.namespace == ns);
                 *ws = keep;
                 stopped += gone.len();
                 gone.into_iter().for_each(Writer::finish);

@@ -69,10 +69,9 @@ impl Net {
     pub async fn del_tap_mirrors(&self, ns: &str, name: Option<&str>) -> Result<(), NetError> {
         let gone: Vec<Mirror> = {
             let mut all = lock(&self.live.mirrors);
-            let (gone, keep): (Vec<Mirror>, Vec<Mirror>) =
-                std::mem::take(&mut *all).into_iter().partition(|m| {
-                    m.namespace == ns && name.is_none_or(|n| n == "all" || m.dst == n)
-                });
+            let (gone, keep): (Vec<Mirror>, Vec<Mirror>) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|m| m.namespace == ns && name.is_none_or(|n| n == "all" || m.dst == n));
             *all = keep;
             gone
         };

@@ -196,7 +196,10 @@ mod tests {
         );
         // phenix's fields: 2 protocol, 3 source, 5 destination, 6 packets, 7 bytes.
         let f: Vec<&str> = p.ascii(0).trim_end().split('\t').collect();
-        assert_eq!((f[2], f[3], f[5], f[6], f[7]), ("6", "10.0.0.1:40000", "10.0.0.2:80", "12", "3456"));
+        assert_eq!(
+            (f[2], f[3], f[5], f[6], f[7]),
+            ("6", "10.0.0.1:40000", "10.0.0.2:80", "12", "3456")
+        );
         assert!(p.ascii(3600).starts_with("2023-11-14T23:13:10+01:00\t"));
     }
 

@@ -99,7 +99,10 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
         // written to the log the first serial port would have.
         push(&[
             "-chardev",
-            &format!("file,id=serial0,path={}", escape(&p.serial_log(0).to_string_lossy())),
+            &format!(
+                "file,id=serial0,path={}",
+                escape(&p.serial_log(0).to_string_lossy())
+            ),
             "-serial",
             "chardev:serial0",
         ]);

@@ -173,9 +173,15 @@ impl Hardware {
         } else {
             "usb-ehci,id=ehci"
         };
-        ["-usb", "-device", controller, "-device", "usb-tablet,bus=usb-bus.0"]
-            .map(String::from)
-            .to_vec()
+        [
+            "-usb",
+            "-device",
+            controller,
+            "-device",
+            "usb-tablet,bus=usb-bus.0",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     /// The bus USB 2.0 and 3.0 drives are plugged into.
@@ -194,7 +200,10 @@ impl Hardware {
         }
         vec![
             "-chardev".into(),
-            format!("socket,id=chrtpm,path={}", self.tpm_socket.replace(',', ",,")),
+            format!(
+                "socket,id=chrtpm,path={}",
+                self.tpm_socket.replace(',', ",,")
+            ),
             "-tpmdev".into(),
             "emulator,id=tpm0,chardev=chrtpm".into(),
             "-device".into(),
@@ -262,7 +271,10 @@ mod tests {
              -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0"
         );
         h.set(HwField::BidirectionalCopyPaste, "true", fp).unwrap();
-        assert!(h.copy_paste_args().join(" ").contains("qemu-vdagent,id=vdagent,clipboard=on"));
+        assert!(h
+            .copy_paste_args()
+            .join(" ")
+            .contains("qemu-vdagent,id=vdagent,clipboard=on"));
         assert!(h.set(HwField::BidirectionalCopyPaste, "yes", fp).is_err());
         for (_, f) in HW_FIELDS {
             h.clear(*f);

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
-
 /// How long a removed drive may take to let go of its image.
 const UNPLUG_WAIT: Duration = Duration::from_secs(10);
 

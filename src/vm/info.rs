@@ -270,11 +270,9 @@ mod tests {
         let p = std::path::Path::new("/f");
         let one = crate::vm::drive::parse_list(&["/p/a.qc2,writeback".into()], p).unwrap();
         assert_eq!(disks_cell(&one), "/p/a.qc2,writeback");
-        let two = crate::vm::drive::parse_list(
-            &["/p/a.qc2,virtio,writeback".into(), "b.qc2".into()],
-            p,
-        )
-        .unwrap();
+        let two =
+            crate::vm::drive::parse_list(&["/p/a.qc2,virtio,writeback".into(), "b.qc2".into()], p)
+                .unwrap();
         assert_eq!(disks_cell(&two), "/p/a.qc2,virtio,writeback /f/b.qc2");
         assert_eq!(disks_cell(&[]), "");
         assert_eq!(disks_cell(&[DiskSpec::path("/x")]), "/x");

@@ -377,8 +377,10 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
             "where": [["name", "==", br]], "mutations": [["mirrors", "insert", set(ms)]]}));
     }
     for (br, nf) in netflows {
-        b.ops.push(json!({"op": "update", "table": "Bridge", "where": [["name", "==", br]],
-            "row": {"netflow": nf.unwrap_or_else(|| set(Vec::new()))}}));
+        b.ops.push(
+            json!({"op": "update", "table": "Bridge", "where": [["name", "==", br]],
+            "row": {"netflow": nf.unwrap_or_else(|| set(Vec::new()))}}),
+        );
     }
     // Deleting a reference from every bridge removes the port wherever it
     // is; unreferenced Port and Interface rows are then garbage collected.
@@ -484,7 +486,11 @@ mod tests {
             mirrors: [("t1".to_string(), "m9".to_string())].into(),
             ..view
         };
-        let ops = ops_of(&plan(&view, &[Op::DelMirrorOnly { name: "t1".into() }], "netdev"));
+        let ops = ops_of(&plan(
+            &view,
+            &[Op::DelMirrorOnly { name: "t1".into() }],
+            "netdev",
+        ));
         assert_eq!(
             ops[0]["mutations"],
             json!([["mirrors", "delete", ["set", [["uuid", "m9"]]]]])
