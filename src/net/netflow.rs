@@ -195,7 +195,8 @@ mod tests {
             "2023-11-14T22:13:10Z\t2.5s\t6\t10.0.0.1:40000\t<->\t10.0.0.2:80\t12\t3456\n"
         );
         // phenix's fields: 2 protocol, 3 source, 5 destination, 6 packets, 7 bytes.
-        let f: Vec<&str> = p.ascii(0).trim_end().split('\t').collect();
+        let line = p.ascii(0);
+        let f: Vec<&str> = line.trim_end().split('\t').collect();
         assert_eq!(
             (f[2], f[3], f[5], f[6], f[7]),
             ("6", "10.0.0.1:40000", "10.0.0.2:80", "12", "3456")
