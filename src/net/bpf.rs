@@ -95,10 +95,10 @@ impl Program {
                     )));
                 }
             }
-            if matches!(class, ST | STX) || (class == LD || class == LDX) && i.code & 0xe0 == MEM {
-                if i.k >= 16 {
-                    return Err(BpfError::Program(format!("scratch slot {} at {pc}", i.k)));
-                }
+            let scratch =
+                matches!(class, ST | STX) || (class == LD || class == LDX) && i.code & 0xe0 == MEM;
+            if scratch && i.k >= 16 {
+                return Err(BpfError::Program(format!("scratch slot {} at {pc}", i.k)));
             }
         }
         if insns.last().map(|i| i.code & 0x07) != Some(RET) {
