@@ -122,9 +122,9 @@ pub struct Flags {
     /// minimega's panic on Ctrl-C for Go stack traces (accepted, no effect)
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub panic: Option<bool>,
-    /// Print the command table as JSON (minimega's -cli) and exit
-    #[arg(long, action = clap::ArgAction::SetTrue)]
-    pub cli: bool,
+    /// Print the command table as JSON (minimega's -cli) and exit; `-cli=false` is the default
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub cli: Option<bool>,
     /// Log on standard error (false: only the journal or -logfile) [default: true]
     #[arg(long = "v", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub v: Option<bool>,
@@ -905,7 +905,8 @@ mod tests {
             assert!(args.contains_key(k), "args lacks {k}");
         }
         // -cli alone, and -e/-attach/-namespace/-pipe keep working.
-        assert!(parse(&["-cli"]).cli);
+        assert_eq!(parse(&["-cli"]).cli, Some(true));
+        assert_eq!(parse(&["-cli=false"]).cli, Some(false));
         let f = parse(&["-namespace", "exp", "-e", "vm", "info"]);
         assert!(f.exec && f.namespace.as_deref() == Some("exp"));
         assert_eq!(f.command, ["vm", "info"]);

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    if flags.cli {
+    if flags.cli == Some(true) {
         println!("{}", minimega::doc::cli_json(&minimega::cli::engine()));
         return ExitCode::SUCCESS;
     }
