@@ -132,6 +132,23 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    let data = files.join("data.qcow2");
+    let out = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(&data)
+        .arg("16M")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // One image twice in one VM is refused, as minimega 3.1.0 refuses it
+    // (namespace.go processVMDisks: `disk conflict: PATH`).
+    assert_eq!(
+        c.one(&format!("vm config disk {0} {0},virtio", image.display()))["Resp"][0]["Error"],
+        format!("disk conflict: {}", image.display())
+    );
+    // vm2 boots a kernel: QEMU (under minimega 3.1.0 too, kvm.go passes
+    // `-append` as given) refuses `-append` without `-kernel`.
+    let (kernel, _) = common::guest::guest();
     let script = files.join("exp.mm");
     std::fs::write(
         &script,
@@ -143,9 +160,12 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
              vm config uuid {UUID1}\nvm config tags \"role\" \"web server\"\n\
              vm launch kvm vm1\n\
              ## VM: vm2 ##\nclear vm config\nvm config memory 256\n\
-             vm config disk {img},virtio,writeback {img}\nvm config net LAN 100\n\
-             vm config append console=ttyS0 quiet\nvm launch kvm vm2\n",
-            img = image.display()
+             vm config disk {img},virtio,writeback {data}\nvm config net LAN 100\n\
+             vm config kernel {kernel}\nvm config append console=ttyS0 quiet\n\
+             vm launch kvm vm2\n",
+            img = image.display(),
+            data = data.display(),
+            kernel = kernel.display()
         ),
     )
     .unwrap();
@@ -229,7 +249,10 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
         (row[5].as_str(), row[6].as_str(), row[7].as_str()),
         ("[]", "[]", "[]")
     );
-    assert_eq!(row[8], format!("{0},virtio,writeback {0}", image.display()));
+    assert_eq!(
+        row[8],
+        format!("{},virtio,writeback {}", image.display(), data.display())
+    );
     assert_eq!(row[9], "[console=ttyS0 quiet]");
 
     // GetVNCEndpoint (minimega.go:312) and miniweb's connect page.
