@@ -1,6 +1,7 @@
 # phenix's own command lines (sceptre-phenix src/go/util/mm), wrapped as
 # phenix wraps them: .record false, namespace "NS", .columns "a","b",
-# .filter X (the last given outermost). No NIC: this daemon has no switch.
+# .filter X (the last given outermost). No NIC: this daemon has no switch;
+# no kernel, so no append (QEMU refuses -append without -kernel).
 .record false clear namespace exp
 .record false namespace "exp" .columns "uuid","host","name","state","uptime","vlan","tap","ip","memory","vcpus","disks","snapshot","cdrom","tags" vm info
 .record false namespace "exp" .columns "host","vnc_port" .filter name=vm1 .filter type=kvm vm info
@@ -9,7 +10,7 @@
 .record false namespace "exp" vm config memory 128
 .record false namespace "exp" vm config uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc
 .record false namespace "exp" vm config tags "role" "web server"
-.record false namespace "exp" vm config append console=ttyS0 quiet
+.record false namespace "exp" vm config snapshot true
 .record false namespace "exp" vm launch kvm vm1
 .record false namespace "exp" .columns "state" vm info
 .record false namespace "exp" vm launch
