@@ -72,7 +72,7 @@ build:
 	$(CARGO_ENV) $(CARGO) build --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minimega --bin gendoc
 	$(CARGO_ENV) $(CARGO) rustc --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin miniccc -- -C target-feature=+crt-static
 	mkdir -p $(GEN)
-	cp $(REL)/miniccc $(AGENT).new && mv $(AGENT).new $(AGENT)
+	cp $(REL)/miniccc $(AGENT).$$$$ && mv $(AGENT).$$$$ $(AGENT)
 
 # minimega-commands(7) and the completions, from this build's command table
 # and flags; regenerated on every build, so they cannot drift.

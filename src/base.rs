@@ -77,6 +77,18 @@ pub fn lock(base: &Path) -> Result<BaseLock, BaseError> {
     Ok(BaseLock { _file: file, path })
 }
 
+/// A short stable tag of a base directory's path (FNV-1a), which marks
+/// what its daemon makes outside it (cgroups, taps, switch ports), so two
+/// daemons on one host never take each other's for their own.
+pub fn tag(base: &Path) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in base.as_os_str().as_encoded_bytes() {
+        h ^= *b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
 pub fn effective_uid() -> u32 {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() }
@@ -266,6 +278,12 @@ pub fn ensure_shared(dir: &Path, uid: u32) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tags_differ_per_base() {
+        assert_ne!(tag(Path::new("/a")), tag(Path::new("/b")));
+        assert_eq!(tag(Path::new("/a")).len(), 8);
+    }
 
     #[test]
     fn second_lock_names_the_holder() {

@@ -18,6 +18,9 @@
 //! - [`shell`]: `shell` and `background`
 //! - [`client`]: `minimega -e` and `-attach`
 //! - [`users`]: user and group look-ups
+//! - [`durable`]: state files replaced whole, or not at all, with the cause
+//! - [`fault`]: the fault switch tests arm (a failing write, a crash at a
+//!   named point); armed only by the test daemon
 //! - [`confine`]: relative file names kept inside the files directory
 //! - [`doc`]: the man page of the commands and the shell completions, made
 //!   from the command table and the flags
@@ -34,7 +37,9 @@ pub mod dbus;
 pub mod deploy;
 pub mod disk;
 pub mod doc;
+pub mod durable;
 pub mod event;
+pub mod fault;
 pub mod files;
 pub mod hostinfo;
 pub mod mesh;

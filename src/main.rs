@@ -4,7 +4,9 @@ use clap::Parser;
 use minimega::config::{normalize_args, Config, Flags};
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
+// `pub`: the test daemon (src/bin/minimega-faults.rs) is this same main
+// with its fault switch armed first.
+pub fn main() -> ExitCode {
     let flags = match Flags::try_parse_from(normalize_args(std::env::args())) {
         Ok(f) => f,
         Err(e) => {

@@ -31,6 +31,8 @@ const RANKS: &[(&str, u32)] = &[
     ("hostinfo", 100),
     ("command", 100),
     ("systemd", 100),
+    ("fault", 100),
+    ("durable", 105),
     ("base", 110),
     ("config", 110),
     ("doc", 120),

@@ -103,6 +103,15 @@ fn both_packages_hold_the_same_layout() {
         let d = f.replace("@UNITDIR@", "/lib/systemd/system");
         assert!(deb.contains(&d), "the .deb lacks {d}: {deb:?}");
     }
+    // The test daemon with the fault switch is never shipped.
+    assert!(
+        !rpm.iter().any(|p| p.contains("minimega-faults")),
+        "{rpm:?}"
+    );
+    assert!(
+        !deb.iter().any(|p| p.contains("minimega-faults")),
+        "{deb:?}"
+    );
     assert!(rpm.contains(&"/usr/share/zsh/site-functions/_minimega"));
     assert!(deb.contains(&"/usr/share/zsh/vendor-completions/_minimega".to_string()));
     // The key is the package's (removed with it) but made at install time.

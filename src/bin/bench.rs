@@ -7,9 +7,12 @@
 //!     bench cc [N, default 20] [ROUNDS, default 5]
 //!     bench files [--size MiB, default 1024] [--rounds 2]
 //!     bench net [N, default 100] [ROUNDS, default 3]
+//!     bench churn [CLIENTS, default 16] [SECONDS, default 60] [NAMES, default 24]
 
 #[path = "bench/cc.rs"]
 mod cc;
+#[path = "bench/churn.rs"]
+mod churn;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/files.rs"]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),
+        Some("churn") => churn::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: bench mesh [--nodes N] [--degree D] [--rounds R] [--idle SECS] [--workers W]"
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
             eprintln!("       bench cc [N [ROUNDS]]");
             eprintln!("       bench files [--size MIB] [--rounds R]");
             eprintln!("       bench net [N [ROUNDS]]");
+            eprintln!("       bench churn [CLIENTS [SECONDS [NAMES]]]");
             ExitCode::from(2)
         }
     }

@@ -28,7 +28,13 @@ pub enum CcError {
         what: String,
         source: std::io::Error,
     },
+    /// The namespace's book could not be written; the change is undone.
+    #[error(transparent)]
+    Save(#[from] crate::durable::SaveError),
 }
+
+/// What puts back a change to a book that could not be saved.
+pub type Undo = Box<dyn FnOnce(&mut Book) + Send>;
 
 /// How long a changed book may wait to be saved (what a crash can lose:
 /// at worst a command is offered again to an agent that restarts afresh).
@@ -60,10 +66,10 @@ struct Space {
     listeners: HashMap<u16, Task>,
 }
 
-/// A book to write, and who waits for it.
+/// A book to write, and who waits for it (and how it went).
 struct Save {
     ns: String,
-    done: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::sync::oneshot::Sender<Result<(), crate::durable::SaveError>>>,
 }
 
 /// A VM an agent may speak for, while its QEMU runs.
@@ -114,6 +120,8 @@ impl Cc {
     /// a runtime runs, listens again where they listened.
     pub fn new(base: &Path, filepath: &Path, vms: Vms, plumber: crate::plumb::Plumber) -> Cc {
         let state_dir = base.join("cc");
+        // A write a crash cut short left its temporary file.
+        crate::durable::sweep(&state_dir);
         let mut spaces = BTreeMap::new();
         if let Ok(rd) = std::fs::read_dir(&state_dir) {
             for e in rd.flatten() {
@@ -206,14 +214,44 @@ impl Cc {
 
     /// Waits until the namespace's book is on disk: a command's changes
     /// (a posted command, a listen port, a filter) are saved before its
-    /// reply, so a daemon killed right after still has them.
-    pub async fn flush(&self, ns: &str) {
+    /// reply, so a daemon killed right after still has them. The error
+    /// says why they are not (the command then undoes them).
+    pub async fn flush(&self, ns: &str) -> Result<(), CcError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.queue_save(ns, Some(tx));
-        let _ = rx.await;
+        match rx.await {
+            Ok(r) => r.map_err(CcError::Save),
+            Err(_) => Err(CcError::Invalid("the cc saver is gone".into())),
+        }
     }
 
-    fn queue_save(&self, ns: &str, done: Option<tokio::sync::oneshot::Sender<()>>) {
+    /// A command's change to a namespace's book, on disk before this
+    /// returns. `f` changes the book and says how to put it back; when
+    /// the book cannot be saved the change is put back and the error says
+    /// why, so a reply never claims what a restart would not have.
+    pub async fn change<T>(
+        &self,
+        ns: &str,
+        f: impl FnOnce(&mut Book) -> Result<(T, Undo), CcError>,
+    ) -> Result<T, CcError> {
+        let (out, undo) = {
+            let mut spaces = lock(&self.inner.spaces);
+            f(&mut spaces.entry(ns.to_string()).or_default().book)?
+        };
+        if let Err(e) = self.flush(ns).await {
+            if let Some(s) = lock(&self.inner.spaces).get_mut(ns) {
+                undo(&mut s.book);
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    fn queue_save(
+        &self,
+        ns: &str,
+        done: Option<tokio::sync::oneshot::Sender<Result<(), crate::durable::SaveError>>>,
+    ) {
         let mut saver = lock(&self.inner.saver);
         let tx = saver.get_or_insert_with(|| {
             let (tx, rx) = std::sync::mpsc::channel::<Save>();
@@ -237,12 +275,13 @@ impl Cc {
                         let mut batch = std::collections::BTreeSet::new();
                         let mut waiting = Vec::new();
                         for s in queued {
-                            batch.insert(s.ns);
-                            waiting.extend(s.done);
+                            batch.insert(s.ns.clone());
+                            waiting.extend(s.done.map(|d| (s.ns, d)));
                         }
                         let Some(inner) = inner.upgrade() else {
                             return;
                         };
+                        let mut failed = BTreeMap::new();
                         for ns in batch {
                             let json = lock(&inner.spaces)
                                 .get(&ns)
@@ -253,12 +292,15 @@ impl Cc {
                                 let _ = std::fs::remove_file(&path);
                                 continue;
                             };
-                            if let Err(e) = write_atomic(&inner.state_dir, &path, &json) {
-                                warn!("cc: cannot save {}: {e}", path.display());
+                            let _ = std::fs::create_dir_all(&inner.state_dir);
+                            let what = format!("the cc state of namespace {ns}");
+                            if let Err(e) = crate::durable::write(&path, &json, &what) {
+                                warn!("cc: {e}");
+                                failed.insert(ns, e);
                             }
                         }
-                        for w in waiting {
-                            let _ = w.send(());
+                        for (ns, w) in waiting {
+                            let _ = w.send(failed.get(&ns).map_or(Ok(()), |e| Err(e.clone())));
                         }
                     }
                 })
@@ -271,21 +313,27 @@ impl Cc {
         });
     }
 
-    /// Posts a command typed here: its id.
-    pub fn post(&self, ns: &str, cmd: Command) -> i64 {
-        let id = self.with_book(ns, |b| (b.post(cmd), true));
+    /// Posts a command typed here: its id, once the book holding it is on
+    /// disk (agents hear of it only then).
+    pub async fn post(&self, ns: &str, cmd: Command) -> Result<i64, CcError> {
+        let id = self
+            .change(ns, |b| {
+                let id = b.post(cmd);
+                Ok((id, Box::new(move |b: &mut Book| drop(b.delete(id))) as Undo))
+            })
+            .await?;
         self.kick(ns);
-        id
+        Ok(id)
     }
 
     /// Takes in a command another node posted for this namespace.
-    pub fn insert(&self, ns: &str, cmd: Command) -> Result<(), CcError> {
-        self.with_book(ns, |b| {
-            let r = b.insert(cmd);
-            let ok = r.is_ok();
-            (r, ok)
+    pub async fn insert(&self, ns: &str, cmd: Command) -> Result<(), CcError> {
+        let id = cmd.id;
+        self.change(ns, |b| {
+            b.insert(cmd).map_err(CcError::Invalid)?;
+            Ok(((), Box::new(move |b: &mut Book| drop(b.delete(id))) as Undo))
         })
-        .map_err(CcError::Invalid)?;
+        .await?;
         self.kick(ns);
         Ok(())
     }
@@ -335,6 +383,15 @@ impl Cc {
             self.save(ns);
         }
         Ok(())
+    }
+
+    /// Undoes [`Cc::listen`] (its port could not be recorded).
+    pub fn unlisten(&self, ns: &str, port: u16) {
+        let mut spaces = lock(&self.inner.spaces);
+        if let Some(space) = spaces.get_mut(ns) {
+            space.listeners.remove(&port);
+            space.book.listen.remove(&port);
+        }
     }
 
     /// A destroyed namespace's cc state goes: its `cc listen` ports close
@@ -434,13 +491,4 @@ impl Cc {
     pub(crate) fn client(&self, uuid: &str) -> Option<ron::Client> {
         lock(&self.inner.live).get(uuid).map(|l| l.client.clone())
     }
-}
-
-/// Writes `data` to `path` through a temporary file, so a crash leaves the
-/// old copy or the new one.
-fn write_atomic(dir: &Path, path: &Path, data: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }

@@ -159,9 +159,14 @@ impl Drop for Attached {
 }
 
 /// Tags an agent sends (`miniccc -tag`) become its VM's, as in minimega.
-fn apply_tags(cc: &Cc, vm: &Arc<Vm>, tags: BTreeMap<String, String>) {
+/// Tags the agent set (`miniccc -tag`, or kept while it was away) become
+/// the VM's. No command waits: a tag that cannot be recorded is logged
+/// (the agent sends its tags again).
+async fn apply_tags(vms: &crate::vm::Vms, vm: &Arc<Vm>, tags: BTreeMap<String, String>) {
     for (k, v) in &tags {
-        cc.inner.vms.set_tag(std::slice::from_ref(vm), k, v);
+        if let Err(e) = vms.set_tag(std::slice::from_ref(vm), k, v).await {
+            warn!(vm = %vm.name, "cc: tag {k}: {e}");
+        }
     }
 }
 
@@ -235,7 +240,11 @@ impl Agent {
         // those set while it was away for it.
         let tags = std::mem::take(&mut shown.tags);
         let live = cc.attach(&uuid, &ns, shown);
-        apply_tags(cc, &vm, tags);
+        if !tags.is_empty() {
+            // The handshake is not async; its tags are saved beside it.
+            let (vms, vm) = (cc.inner.vms.clone(), vm.clone());
+            tokio::spawn(async move { apply_tags(&vms, &vm, tags).await });
+        }
         vm.cc_active.store(true, Ordering::Relaxed);
         let attached = Attached {
             cc: cc.clone(),
@@ -333,7 +342,7 @@ impl Agent {
                 let responses = std::mem::take(&mut client.responses);
                 let tags = std::mem::take(&mut client.tags);
                 self.cc.update_client(&self.uuid, self.live.session, client);
-                apply_tags(&self.cc, &self.vm, tags);
+                apply_tags(&self.cc.inner.vms, &self.vm, tags).await;
                 self.ingest(responses).await;
             }
             kind::FILE => {

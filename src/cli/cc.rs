@@ -4,8 +4,10 @@
 //! is the namespace runs on every host of it and their answers are merged
 //! (`cc responses` gathers every host's responses), as minimega does.
 
+use crate::cc::book::Book;
 use crate::cc::files;
 use crate::cc::filter;
+use crate::cc::server::{CcError, Undo};
 use crate::command::Reach;
 use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::node::Node;
@@ -148,7 +150,11 @@ fn listen(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             .map_err(|_| failed(format!("invalid port `{p}`")))?;
         let ns = namespace(&c);
         c.ctx.cc.listen(&ns, port).map_err(failed)?;
-        c.ctx.cc.flush(&ns).await;
+        if let Err(e) = c.ctx.cc.flush(&ns).await {
+            // Not recorded, so not listening: a restart would not.
+            c.ctx.cc.unlisten(&ns, port);
+            return Err(failed(e));
+        }
         Ok(Reply::empty())
     })
 }
@@ -180,11 +186,14 @@ fn set_filter(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let words = c.args.list("filter");
         if !words.is_empty() {
             let f = filter::parse(words).map_err(failed)?;
-            c.ctx.cc.with_book(&ns, |b| {
-                b.filter = Some(f);
-                ((), true)
-            });
-            c.ctx.cc.flush(&ns).await;
+            c.ctx
+                .cc
+                .change(&ns, |b| {
+                    let before = b.filter.replace(f);
+                    Ok(((), Box::new(move |b: &mut Book| b.filter = before) as Undo))
+                })
+                .await
+                .map_err(failed)?;
             return Ok(Reply::empty());
         }
         let Some(f) = c.ctx.cc.book(&ns).filter else {
@@ -213,11 +222,14 @@ fn prefix(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         match c.args.string("prefix") {
             Some(p) => {
                 let p = p.to_string();
-                c.ctx.cc.with_book(&ns, |b| {
-                    b.prefix = p;
-                    ((), true)
-                });
-                c.ctx.cc.flush(&ns).await;
+                c.ctx
+                    .cc
+                    .change(&ns, |b| {
+                        let before = std::mem::replace(&mut b.prefix, p);
+                        Ok(((), Box::new(move |b: &mut Book| b.prefix = before) as Undo))
+                    })
+                    .await
+                    .map_err(failed)?;
                 Ok(Reply::empty())
             }
             None => Ok(Response::text(c.ctx.cc.book(&ns).prefix).into()),
@@ -440,27 +452,19 @@ fn delete(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let which = c.args.string("id").unwrap_or_default().to_string();
         let root = cc.responses_root(&ns);
         if c.args.flag("command") {
-            if which == "all" {
-                cc.with_book(&ns, |b| {
+            cc.change(&ns, |b| {
+                let before = b.clone();
+                if which == "all" {
                     b.clear();
-                    ((), true)
-                });
-            } else if let Ok(id) = which.parse::<i64>() {
-                cc.with_book(&ns, |b| {
-                    let r = b.delete(id);
-                    let ok = r.is_ok();
-                    (r, ok)
-                })
-                .map_err(failed)?;
-            } else {
-                cc.with_book(&ns, |b| {
-                    let r = b.delete_prefix(&which);
-                    let ok = r.is_ok();
-                    (r, ok)
-                })
-                .map_err(failed)?;
-            }
-            cc.flush(&ns).await;
+                } else if let Ok(id) = which.parse::<i64>() {
+                    b.delete(id).map_err(CcError::Invalid)?;
+                } else {
+                    b.delete_prefix(&which).map_err(CcError::Invalid)?;
+                }
+                Ok(((), Box::new(move |b: &mut Book| *b = before) as Undo))
+            })
+            .await
+            .map_err(failed)?;
             return Ok(Reply::empty());
         }
         if which == "all" {
@@ -486,7 +490,8 @@ fn clear(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let all = c.args.bools.is_empty();
         let what = |w: &str| all || c.args.flag(w);
         let cc = &c.ctx.cc;
-        cc.with_book(&ns, |b| {
+        cc.change(&ns, |b| {
+            let before = b.clone();
             if what("filter") {
                 b.filter = None;
             }
@@ -496,9 +501,10 @@ fn clear(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             if what("commands") {
                 b.clear();
             }
-            ((), true)
-        });
-        cc.flush(&ns).await;
+            Ok(((), Box::new(move |b: &mut Book| *b = before) as Undo))
+        })
+        .await
+        .map_err(failed)?;
         if what("responses") {
             remove_dir(cc.responses_root(&ns)).await?;
         }

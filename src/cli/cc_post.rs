@@ -124,8 +124,7 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 async fn post(c: &Call<'_, Node>, cmd: Command) -> CmdResult {
     let ns = current(c.session).to_string();
     let cc = &c.ctx.cc;
-    let id = cc.post(&ns, cmd);
-    cc.flush(&ns).await;
+    let id = cc.post(&ns, cmd).await.map_err(failed)?;
     let mut out = vec![Response::default().with_data(serde_json::json!(id))];
     if c.session.origin == Origin::Local {
         let me = c.ctx.hostname();
@@ -160,8 +159,7 @@ fn post_json(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let cmd: Command =
             serde_json::from_str(json).map_err(|e| failed(format!("invalid command: {e}")))?;
         let ns = current(c.session).to_string();
-        c.ctx.cc.insert(&ns, cmd).map_err(failed)?;
-        c.ctx.cc.flush(&ns).await;
+        c.ctx.cc.insert(&ns, cmd).await.map_err(failed)?;
         Ok(crate::command::Reply::empty())
     })
 }

@@ -292,7 +292,7 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let range_ns = (!default).then_some(ns.as_str());
             if c.args.string("min").is_some() {
                 let (min, max) = (num("min")?, num("max")?);
-                net.update(|s| s.vlans.set_range(range_ns, min, max))
+                net.update(|s| s.vlans.set_range(range_ns, min, max))?
                     .map_err(NetError::from)?;
                 return Ok(Reply::empty());
             }
@@ -308,7 +308,7 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 .filter(|v| matches!(v, crate::vm::nic::VlanRef::Alias(_)))
                 .ok_or_else(|| CommandError::Failed(format!("invalid alias `{alias}`")))?;
             let new = net
-                .update(|s| s.vlans.add(&ns, alias, vlan))
+                .update(|s| s.vlans.add(&ns, alias, vlan))?
                 .map_err(NetError::from)?;
             if new {
                 let a = Alias::parse(&ns, alias);
@@ -324,7 +324,7 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                         "invalid VLAN `{v}`: must be 1 to 4095"
                     )));
                 }
-                net.update(|s| s.vlans.blacklist(v));
+                net.update(|s| s.vlans.blacklist(v))?;
                 return Ok(Reply::empty());
             }
             let rows = net
@@ -345,12 +345,12 @@ fn clear_vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
         match c.args.string("prefix") {
-            Some("all") => c.ctx.net.update(|s| s.vlans.reset()),
+            Some("all") => c.ctx.net.update(|s| s.vlans.reset())?,
             p => {
                 let default = ns == DEFAULT_NAMESPACE;
                 c.ctx
                     .net
-                    .update(|s| s.vlans.clear(&ns, p.unwrap_or(""), default));
+                    .update(|s| s.vlans.clear(&ns, p.unwrap_or(""), default))?;
             }
         }
         Ok(Reply::empty())

@@ -104,12 +104,17 @@ pub async fn create(
             }
         }
     }
-    node.net.update(|s| {
+    let recorded = node.net.update(|s| {
         s.spans
             .entry(ns.to_string())
             .or_default()
-            .insert(bridge.to_string(), made)
+            .insert(bridge.to_string(), made.clone())
     });
+    if let Err(e) = recorded {
+        // Not recorded, so not made: a tunnel nobody knows of would stay.
+        remove(node, bridge, &made).await;
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -143,7 +148,7 @@ pub async fn delete(node: &Node, ns: &str, bridge: &str) -> Result<(), NetError>
         let (left, errors): (Vec<Leg>, Vec<NetError>) =
             remove(node, &b, &legs).await.into_iter().unzip();
         // What could not be removed stays on record, for another try.
-        node.net.update(|s| {
+        let recorded = node.net.update(|s| {
             if let Some(m) = s.spans.get_mut(ns) {
                 if left.is_empty() {
                     m.remove(&b);
@@ -155,7 +160,7 @@ pub async fn delete(node: &Node, ns: &str, bridge: &str) -> Result<(), NetError>
                 }
             }
         });
-        first = first.or(errors.into_iter().next());
+        first = first.or(recorded.err()).or(errors.into_iter().next());
     }
     first.map_or(Ok(()), Err)
 }

@@ -203,7 +203,9 @@ async fn destroy(c: &Call<'_, Node>, name: &str) -> Vec<String> {
             }
         }
         node.cc.drop_namespace(ns);
-        node.cc.flush(ns).await;
+        if let Err(e) = node.cc.flush(ns).await {
+            errors.push(e.to_string());
+        }
         errors.retain(|e| !e.is_empty());
         node.vms.set_config(ns, Default::default());
         node.namespaces.remove(ns);

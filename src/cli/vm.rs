@@ -266,7 +266,7 @@ fn vm_tag(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let Some(k) = key else {
                 return Err(failed("cannot assign to wildcard"));
             };
-            c.ctx.vms.set_tag(&list, k, v);
+            c.ctx.vms.set_tag(&list, k, v).await?;
             return Ok(Reply::empty());
         }
         // minimega's tables: every tag (name, tag, value), or one (name, value).
@@ -296,7 +296,7 @@ fn clear_vm_tag(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             None => c.ctx.vms.in_namespace(&namespace(&c)),
         };
         let tag = c.args.string("tag").filter(|t| *t != "all");
-        c.ctx.vms.clear_tag(&list, tag);
+        c.ctx.vms.clear_tag(&list, tag).await?;
         Ok(Reply::empty())
     })
 }
@@ -368,7 +368,22 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let change =
             c.line.split_whitespace().nth(2) == Some("change") || c.args.string("path").is_some();
         let fail = |e: crate::vm::qmp::QmpError| failed(format!("vm {}: {e}", vm.name));
-        if change {
+        // What to put back when the change cannot be recorded.
+        let before = vm.lock().config.cdrom.clone();
+        let medium = |path: &str| {
+            if path.is_empty() {
+                (
+                    "eject",
+                    serde_json::json!({ "device": "cdrom", "force": true }),
+                )
+            } else {
+                (
+                    "blockdev-change-medium",
+                    serde_json::json!({ "device": "cdrom", "filename": path }),
+                )
+            }
+        };
+        let path = if change {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),
                 c.args.string("path").unwrap_or_default(),
@@ -377,21 +392,16 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             if !Path::new(&path).is_file() {
                 return Err(failed(format!("cdrom {path}: no such file")));
             }
-            q.execute(
-                "blockdev-change-medium",
-                Some(serde_json::json!({ "device": "cdrom", "filename": path })),
-            )
-            .await
-            .map_err(fail)?;
-            c.ctx.vms.set_cdrom(&vm, &path);
+            path
         } else {
-            q.execute(
-                "eject",
-                Some(serde_json::json!({ "device": "cdrom", "force": true })),
-            )
-            .await
-            .map_err(fail)?;
-            c.ctx.vms.set_cdrom(&vm, "");
+            String::new()
+        };
+        let (cmd, args) = medium(&path);
+        q.execute(cmd, Some(args)).await.map_err(fail)?;
+        if let Err(e) = c.ctx.vms.set_cdrom(&vm, &path).await {
+            let (cmd, args) = medium(&before);
+            let _ = q.execute(cmd, Some(args)).await;
+            return Err(e.into());
         }
         Ok(Reply::empty())
     })

@@ -203,6 +203,10 @@ impl<C: Context> Engine<C> {
             session.namespace = ctx.active_namespace();
         }
         let local = session.origin == Origin::Local;
+        // Every front door's bound, whichever door the line came through.
+        if line.len() > super::MAX_LINE {
+            return vec![self.error_group(ctx, session, super::too_long(line))];
+        }
         let words = match lexer::lex(line) {
             Ok(w) => w,
             Err(e) => return vec![self.error_group(ctx, session, e)],
@@ -445,7 +449,8 @@ impl<C: Context> Engine<C> {
                     .map(|(r, _)| format!("`{}`", r.join(" ")))
                     .collect();
                 Err(CommandError::Invalid(format!(
-                    "ambiguous command `{line}`: could be {}",
+                    "ambiguous command `{}`: could be {}",
+                    super::excerpt(&line),
                     names.join(", ")
                 )))
             }
@@ -483,14 +488,15 @@ impl<C: Context> Engine<C> {
                 }
             }
             return CommandError::Invalid(format!(
-                "invalid arguments in `{line}`; usage: {}",
+                "invalid arguments in `{}`; usage: {}",
+                super::excerpt(line),
                 usage.join(" | ")
             ));
         }
         if partial == 0 {
             return CommandError::Invalid(format!(
                 "no such command: `{}` (try `help`)",
-                first.value
+                super::excerpt(&first.value)
             ));
         }
         // The spelled-out words the input shares with some commands.
@@ -507,6 +513,7 @@ impl<C: Context> Engine<C> {
             .collect();
         names.sort();
         names.dedup();
+        let line = super::excerpt(line);
         let what = if words.len() > partial {
             format!("no such command: `{line}`")
         } else {

@@ -58,7 +58,8 @@ pub fn lex(line: &str) -> Result<Vec<Word>, CommandError> {
                     }
                     if !closed {
                         return Err(CommandError::Syntax(format!(
-                            "unterminated quote {quote} in `{line}`"
+                            "unterminated quote {quote} in `{}`",
+                            super::excerpt(line)
                         )));
                     }
                 }

@@ -29,6 +29,33 @@ use thiserror::Error;
 /// lines past 1 MiB (its TOKEN_MAX), and no command is near it.
 pub const MAX_LINE: usize = 1 << 20;
 
+/// How much of the input an error message quotes.
+pub const EXCERPT: usize = 64;
+
+/// `text` as an error message quotes it: whole when short, else its first
+/// [`EXCERPT`] bytes (on a character boundary) and an ellipsis, so an
+/// error about a megabyte of input is one short line, not another
+/// megabyte (three, once every front door's copies are counted).
+pub fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= EXCERPT + 16 {
+        return text.into();
+    }
+    let mut end = EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len()).into()
+}
+
+/// The error of a line longer than [`MAX_LINE`], quoting only its start.
+pub fn too_long(line: &str) -> CommandError {
+    CommandError::Invalid(format!(
+        "command line of {} bytes is longer than the limit of {MAX_LINE} bytes: `{}`",
+        line.len(),
+        excerpt(line)
+    ))
+}
+
 /// Why a command could not be run. Each variant's text is the one line a
 /// user sees after `E: `.
 #[derive(Debug, Error)]

@@ -75,8 +75,11 @@ impl Api {
             .ok_or_else(|| fdo::Error::Failed("message has no sender".into()))?;
         let session = self.session(&sender);
         let mut session = session.lock().await;
-        debug!(%sender, %command, "exec");
+        // The engine refuses a line past MAX_LINE at once, quoting only its
+        // start (as the command socket does); the log does the same.
+        debug!(%sender, command = %crate::command::excerpt(&command), "exec");
         let groups = self.daemon.exec(&mut session, &command).await;
+        drop(command);
         if session.quit {
             // The caller's next command starts a fresh session.
             self.sessions
@@ -89,6 +92,9 @@ impl Api {
 
     /// Completions of a partial command line, from the command table.
     async fn complete(&self, partial: String) -> Vec<String> {
+        if partial.len() > crate::command::MAX_LINE {
+            return Vec::new();
+        }
         self.daemon.engine.suggest(&partial)
     }
 

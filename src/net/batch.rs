@@ -9,14 +9,21 @@
 //! would get a transaction, and a QEMU start, of its own after everyone
 //! else's. When the batch as a whole is refused, each caller's part is
 //! retried alone, so one bad request fails only its own caller.
+//!
+//! The announcement is a guard ([`Expecting`], the launch's ticket): a VM
+//! either arrives (its job is queued) or settles without arriving (its
+//! launch failed before it got here), and when the launch ends whatever
+//! it announced and never came is withdrawn. So a failed launch never
+//! leaves the worker waiting for VMs that will not come.
 
 use super::ovs::{Op, Switch};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// How long the worker waits for more requests after the last arrived.
 const TICK: Duration = Duration::from_millis(3);
@@ -30,6 +37,9 @@ const EXPECT_FOR: Duration = Duration::from_secs(3);
 struct Expected {
     n: usize,
     until: Option<Instant>,
+    /// VMs that arrived and whose launch has not settled yet: their
+    /// settling withdraws nothing.
+    arrived: HashSet<u64>,
 }
 
 impl Expected {
@@ -62,17 +72,30 @@ impl Batcher {
         }
     }
 
-    /// `n` callers of [`Batcher::arrive`] are on their way.
-    pub fn expect(&self, n: usize) {
+    /// `n` VMs of a launch will call [`Batcher::run_announced`]; the
+    /// guard withdraws, when dropped, those that did not.
+    pub fn expect(&self, n: usize) -> Expecting {
         let mut e = lock(&self.expected);
         e.n += n;
         e.until = Some(Instant::now() + EXPECT_FOR);
+        Expecting {
+            expected: self.expected.clone(),
+            left: AtomicUsize::new(n),
+        }
     }
 
-    /// One announced caller is here (it sends its job now, or has none).
-    pub fn arrive(&self) {
+    /// Announced VMs neither arrived nor withdrawn: what the next batch
+    /// would wait for. Zero whenever no launch is under way.
+    pub fn awaited(&self) -> usize {
+        lock(&self.expected).n
+    }
+
+    /// Announced VM `vm` is here (it sends its job now, or has none).
+    fn arrive(&self, vm: u64) {
         let mut e = lock(&self.expected);
-        e.n = e.n.saturating_sub(1);
+        if e.arrived.insert(vm) {
+            e.n = e.n.saturating_sub(1);
+        }
     }
 
     pub fn switch(&self) -> &Arc<dyn Switch> {
@@ -82,18 +105,18 @@ impl Batcher {
     /// Applies `ops` in the next batch; an error is one line naming the
     /// port or bridge that failed.
     pub async fn run(&self, ops: Vec<Op>) -> Result<(), String> {
-        self.send(ops, false).await
+        self.send(ops, None).await
     }
 
-    /// [`Batcher::run`] for an announced caller.
-    pub async fn run_announced(&self, ops: Vec<Op>) -> Result<(), String> {
-        self.send(ops, true).await
+    /// [`Batcher::run`] for VM `vm`, announced by [`Batcher::expect`].
+    pub async fn run_announced(&self, ops: Vec<Op>, vm: u64) -> Result<(), String> {
+        self.send(ops, Some(vm)).await
     }
 
-    async fn send(&self, ops: Vec<Op>, announced: bool) -> Result<(), String> {
+    async fn send(&self, ops: Vec<Op>, announced: Option<u64>) -> Result<(), String> {
         if ops.is_empty() {
-            if announced {
-                self.arrive();
+            if let Some(vm) = announced {
+                self.arrive(vm);
             }
             return Ok(());
         }
@@ -105,12 +128,46 @@ impl Batcher {
         let (done, wait) = oneshot::channel();
         let sent = tx.send(Job { ops, done });
         // After the job is queued, so the worker never sees neither.
-        if announced {
-            self.arrive();
+        if let Some(vm) = announced {
+            self.arrive(vm);
         }
         sent.map_err(|_| "the switch worker is gone".to_string())?;
         wait.await
             .unwrap_or_else(|_| Err("the switch worker is gone".into()))
+    }
+}
+
+/// One launch's announcement (see the module doc): a ticket of the
+/// launch, told as each of its VMs settles, dropped when it ends.
+pub struct Expecting {
+    expected: Arc<Mutex<Expected>>,
+    /// VMs of the launch that have not settled.
+    left: AtomicUsize,
+}
+
+impl Expecting {
+    /// VM `vm` of the launch is done with the switch, or will never come.
+    pub fn settle(&self, vm: u64) {
+        let had = self
+            .left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| l.checked_sub(1));
+        if had.is_err() {
+            return;
+        }
+        let mut e = lock(&self.expected);
+        if !e.arrived.remove(&vm) {
+            e.n = e.n.saturating_sub(1);
+        }
+    }
+}
+
+impl Drop for Expecting {
+    fn drop(&mut self) {
+        let left = *self.left.get_mut();
+        if left > 0 {
+            let mut e = lock(&self.expected);
+            e.n = e.n.saturating_sub(left);
+        }
     }
 }
 
@@ -122,31 +179,41 @@ async fn worker(
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let start = Instant::now();
-        loop {
+        // Announced VMs not here when the wait ended: only ever non-zero
+        // when the wait ran out (a launch announcing more extends it).
+        let awaited = loop {
             while let Ok(j) = rx.try_recv() {
                 jobs.push(j);
             }
             let seen = jobs.len();
-            let waiting = lock(&expected).waiting();
+            let (waiting, n) = {
+                let e = lock(&expected);
+                (e.waiting(), e.n)
+            };
             if !waiting && start.elapsed() >= WINDOW {
-                break;
+                break n;
             }
             tokio::time::sleep(TICK).await;
             while let Ok(j) = rx.try_recv() {
                 jobs.push(j);
             }
             if jobs.len() == seen && !waiting {
-                break;
+                break n;
             }
+        };
+        if awaited > 0 {
+            // Only a hook that announced VMs and dropped no ticket gets
+            // here: say so, since every later batch pays for it.
+            warn!("switch: gave up waiting for {awaited} announced VMs after {EXPECT_FOR:?}");
         }
-        apply(&*switch, jobs).await;
+        apply(&*switch, jobs, awaited).await;
     }
 }
 
-async fn apply(switch: &dyn Switch, jobs: Vec<Job>) {
+async fn apply(switch: &dyn Switch, jobs: Vec<Job>, awaited: usize) {
     let all: Vec<Op> = jobs.iter().flat_map(|j| j.ops.iter().cloned()).collect();
     debug!(
-        "switch: one transaction of {} changes for {} callers",
+        "switch: one transaction of {} changes for {} callers ({awaited} announced VMs still awaited)",
         all.len(),
         jobs.len()
     );
@@ -247,6 +314,7 @@ mod tests {
             tag: Some(5),
             qinq: false,
             kind: PortKind::System,
+            owner: None,
         })]
     }
 
@@ -282,24 +350,48 @@ mod tests {
     async fn announced_callers_are_waited_for() {
         let fake = Arc::new(Fake::default());
         let b = Arc::new(Batcher::new(fake.clone()));
-        b.expect(3);
+        let ticket = Arc::new(b.expect(3));
         let mut set = tokio::task::JoinSet::new();
         for i in 0..3u64 {
-            let b = b.clone();
+            let (b, ticket) = (b.clone(), ticket.clone());
             set.spawn(async move {
                 // Far apart, as prepares queued behind QEMU spawns are.
                 tokio::time::sleep(Duration::from_millis(100 * i)).await;
-                b.run_announced(add(&format!("t{i}"))).await
+                let r = b.run_announced(add(&format!("t{i}")), i).await;
+                ticket.settle(i);
+                r
             });
         }
         while let Some(r) = set.join_next().await {
             r.unwrap().unwrap();
         }
         assert_eq!(*fake.batches.lock().unwrap(), [3]);
-        // One that never comes holds nobody up for long.
-        b.expect(1);
-        b.arrive();
-        b.run(add("late")).await.unwrap();
-        assert_eq!(*fake.batches.lock().unwrap(), [3, 1]);
+        assert_eq!(b.awaited(), 0);
+        drop(ticket);
+        assert_eq!(b.awaited(), 0);
+    }
+
+    #[test]
+    fn what_will_not_come_is_withdrawn() {
+        let b = Batcher::new(Arc::new(Fake::default()));
+        // A launch of four: one arrives, one fails before the switch (it
+        // settles without arriving), then the launch ends (its other two
+        // never started): nothing is awaited any more.
+        let ticket = b.expect(4);
+        b.arrive(10);
+        assert_eq!(b.awaited(), 3);
+        ticket.settle(11);
+        assert_eq!(b.awaited(), 2);
+        ticket.settle(10);
+        assert_eq!(b.awaited(), 2, "an arrived VM's settling withdraws nothing");
+        drop(ticket);
+        assert_eq!(b.awaited(), 0);
+        // Two launches at once: each withdraws only its own.
+        let (one, two) = (b.expect(2), b.expect(1));
+        drop(one);
+        assert_eq!(b.awaited(), 1);
+        two.settle(5);
+        two.settle(6); // more than announced: ignored
+        assert_eq!(b.awaited(), 0);
     }
 }

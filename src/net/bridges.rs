@@ -25,6 +25,7 @@ fn trunk(bridge: &str, iface: &str) -> Op {
         tag: None,
         qinq: false,
         kind: PortKind::System,
+        owner: None,
     })
 }
 
@@ -36,12 +37,17 @@ impl Net {
             return failed(format!("no network interface {iface}"));
         }
         self.apply(vec![trunk(bridge, iface)]).await?;
-        self.update(|s| {
+        let recorded = self.update(|s| {
             let b = s.bridges.entry(bridge.into()).or_default();
             if !b.trunks.iter().any(|t| t == iface) {
                 b.trunks.push(iface.into());
             }
         });
+        if let Err(e) = recorded {
+            // Not recorded, so not made.
+            let _ = self.apply(vec![Op::DelPort(iface.into())]).await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -55,11 +61,16 @@ impl Net {
             return failed(format!("{iface} is not a trunk of bridge {bridge}"));
         }
         self.apply(vec![Op::DelPort(iface.into())]).await?;
-        self.update(|s| {
+        let recorded = self.update(|s| {
             if let Some(b) = s.bridges.get_mut(bridge) {
                 b.trunks.retain(|t| t != iface);
             }
         });
+        if let Err(e) = recorded {
+            // Still on record, so still there.
+            let _ = self.apply(vec![trunk(bridge, iface)]).await;
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -117,7 +128,7 @@ impl Net {
             self.unreserve(&name);
             return Err(e);
         }
-        self.update(|s| {
+        let recorded = self.update(|s| {
             s.bridges
                 .entry(bridge.into())
                 .or_default()
@@ -128,6 +139,15 @@ impl Net {
                     remote: remote.into(),
                 })
         });
+        if let Err(e) = recorded {
+            // Not recorded, so not made.
+            let _ = self.apply(vec![Op::DelPort(name.clone())]).await;
+            if let Ok(mut n) = Netlink::open() {
+                let _ = n.delete(&name);
+            }
+            self.unreserve(&name);
+            return Err(e);
+        }
         Ok(name)
     }
 
@@ -145,11 +165,13 @@ impl Net {
             .delete(iface)
             .map_err(|e| NetError::Failed(format!("{iface}: {e}")))?;
         self.unreserve(iface);
+        // The tunnel is gone; a record still naming it is only stale (the
+        // next `bridge notunnel` finds nothing to remove), but say so.
         self.update(|s| {
             if let Some(b) = s.bridges.get_mut(bridge) {
                 b.tunnels.retain(|t| t.iface != iface);
             }
-        });
+        })?;
         Ok(())
     }
 
@@ -227,6 +249,7 @@ impl Net {
             tag: Some(vlan),
             qinq: false,
             kind: PortKind::Internal,
+            owner: None,
         });
         let r = async {
             self.apply(vec![port]).await?;
@@ -250,7 +273,7 @@ impl Net {
             self.unreserve(&name);
             return Err(e);
         }
-        self.update(|s| {
+        let recorded = self.update(|s| {
             s.host_taps.insert(
                 name.clone(),
                 HostTap {
@@ -260,6 +283,12 @@ impl Net {
                 },
             )
         });
+        if let Err(e) = recorded {
+            // Not recorded, so not made.
+            let _ = self.apply(vec![Op::DelPort(name.clone())]).await;
+            self.unreserve(&name);
+            return Err(e);
+        }
         Ok(name)
     }
 
@@ -277,7 +306,8 @@ impl Net {
         }
         self.apply(mine.iter().map(|t| Op::DelPort(t.clone())).collect())
             .await?;
-        self.update(|s| {
+        // The taps are gone; a record still naming them is only stale.
+        let recorded = self.update(|s| {
             for t in &mine {
                 s.host_taps.remove(t);
             }
@@ -285,7 +315,7 @@ impl Net {
         for t in &mine {
             self.unreserve(t);
         }
-        Ok(())
+        recorded
     }
 
     pub fn host_tap_rows(&self, ns: &str) -> Vec<Vec<String>> {

@@ -10,11 +10,12 @@ use super::sys::{self, netlink::Netlink};
 use super::{capture, ovs, qemu, tc, Net, Nic};
 use crate::command::BoxFuture;
 use crate::vm::config::VmConfig;
-use crate::vm::hooks::{Admission, VmHook};
+use crate::vm::hooks::{Admission, Ticket, VmHook};
 use crate::vm::nic::{self as spec, Mac};
 use crate::vm::{Vm, VmError};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use tracing::warn;
+use tracing::{debug, info, warn};
 
 pub struct NetHook(pub Arc<Net>);
 
@@ -79,10 +80,14 @@ impl VmHook for NetHook {
                 validate(n)?;
             }
             // A head node's allocations, carried in its configuration.
-            self.0.learn(launch.namespace, nics);
+            self.0.learn(launch.namespace, nics).map_err(err)?;
             self.0.switch().check().await.map_err(err)?;
-            // Every VM's ports in one transaction (see net::batch).
-            self.0.expect(launch.count);
+            // Every VM's ports in one transaction (see net::batch); the
+            // launch holds the announcement and it withdraws, however the
+            // launch ends, every VM that did not come.
+            launch
+                .tickets
+                .hold(Box::new(Announced(self.0.expect(launch.count))));
             Ok(())
         })
     }
@@ -99,27 +104,31 @@ impl VmHook for NetHook {
             let net = &self.0;
             let mut nics = config.networks.clone();
             self.assign(&mut nics);
-            // Recorded before anything is made: whatever fails from here
-            // on, `release` finds what to remove.
+            // Recorded before anything is made, and on disk: whatever
+            // fails from here on, `release` finds what to remove, and so
+            // does the next start-up after a crash at any instant.
             vm.lock().config.networks = nics.clone();
+            vm.persist().await?;
+            let alias = format!("{ALIAS_PREFIX}{}", net.owner_of(vm.id));
             let made = Netlink::open()
                 .map_err(|e| err(format!("netlink: {e}")))
                 .and_then(|mut nl| {
                     nics.iter().try_for_each(|n| {
-                        sys::create_tap(&n.tap, &mut nl)
+                        sys::create_tap(&n.tap, &alias, &mut nl)
                             .map_err(|e| err(format!("cannot create tap {}: {e}", n.tap)))
                     })
                 });
-            if let Err(e) = made {
-                net.arrived();
-                return Err(e);
-            }
+            // A VM that fails here never arrives at the switch; its
+            // launch's ticket withdraws it when the VM settles.
+            made?;
+            crate::fault::point("launch.taps");
             let ports = nics
                 .iter()
                 .filter(|n| !n.disconnected)
-                .map(Net::port)
+                .map(|n| net.port(n, vm.id))
                 .collect();
-            net.apply_announced(ports).await.map_err(err)?;
+            net.apply_announced(ports, vm.id).await.map_err(err)?;
+            crate::fault::point("launch.ports");
             for n in nics.iter().filter(|n| !n.qos.is_empty()) {
                 if let Err(e) = tc::run(&n.qos.argv(&n.tap), &n.qos).await {
                     warn!(vm = %vm.name, "qos on {}: {e}", n.tap);
@@ -153,7 +162,7 @@ impl VmHook for NetHook {
             let ensure = nics
                 .iter()
                 .filter(|n| !n.disconnected)
-                .map(|n| match Net::port(n) {
+                .map(|n| match net.port(n, vm.id) {
                     ovs::Op::AddPort(p) => ovs::Op::EnsurePort(p),
                     other => other,
                 })
@@ -207,5 +216,110 @@ impl VmHook for NetHook {
             let nics = vm.lock().config.networks.clone();
             self.0.drop_macs(nics.iter());
         })
+    }
+
+    fn recover<'a>(&'a self, vms: &'a [Arc<Vm>]) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let claimed: BTreeSet<String> = vms
+                .iter()
+                .flat_map(|v| {
+                    v.lock()
+                        .config
+                        .networks
+                        .iter()
+                        .map(|n| n.tap.clone())
+                        .collect::<Vec<_>>()
+                })
+                .filter(|t| !t.is_empty())
+                .collect();
+            recover(&self.0, &claimed).await;
+        })
+    }
+}
+
+/// The alias of a VM's tap: this prefix, then [`Net::owner_of`] the VM.
+pub const ALIAS_PREFIX: &str = "minimega-vm ";
+
+/// True when `mark` (a tap's alias without [`ALIAS_PREFIX`], or a port's
+/// owner) is one `owner` (a daemon's tag) gave one of its VMs.
+pub fn marked_by(mark: &str, owner: &str) -> bool {
+    mark.strip_prefix(owner)
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes this daemon's VM taps and switch ports that no VM claims
+/// (`claimed`: the taps the records name): what a crash in the middle of a launch
+/// left, or an older version. Nothing unmarked, nor another daemon's, is
+/// touched.
+async fn recover(net: &Net, claimed: &BTreeSet<String>) {
+    let owner = net.owner().to_string();
+    match net.switch().bridges().await {
+        Ok(bridges) => {
+            let stale: Vec<String> = bridges
+                .iter()
+                .flat_map(|b| b.ports.iter())
+                .filter(|p| marked_by(&p.owner, &owner) && !claimed.contains(&p.name))
+                .map(|p| p.name.clone())
+                .collect();
+            if !stale.is_empty() {
+                info!("removing switch ports no VM claims: {}", stale.join(", "));
+                let ops = stale.into_iter().map(ovs::Op::DelPort).collect();
+                if let Err(e) = net.apply(ops).await {
+                    warn!("cannot remove them: {e}");
+                }
+            }
+        }
+        // No switch, no ports: nothing to do (and nothing to say unless
+        // VMs have NICs, which their own launches report).
+        Err(e) => debug!("switch not reachable at start-up: {e}"),
+    }
+    let links = Netlink::open().and_then(|mut nl| {
+        let stale: Vec<String> = nl
+            .links()?
+            .into_iter()
+            .filter(|l| {
+                l.alias
+                    .strip_prefix(ALIAS_PREFIX)
+                    .is_some_and(|m| marked_by(m, &owner))
+                    && !claimed.contains(&l.name)
+            })
+            .map(|l| l.name)
+            .collect();
+        for t in &stale {
+            info!("removing tap {t}, which no VM claims");
+            if let Err(e) = nl.delete(t) {
+                warn!("cannot delete tap {t}: {e}");
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = links {
+        warn!("netlink: {e}; taps no VM claims may remain");
+    }
+}
+
+/// The networks' part of one launch: the VMs announced to the switch's
+/// batcher, each withdrawn as it settles without arriving.
+struct Announced(super::batch::Expecting);
+
+impl Ticket for Announced {
+    fn settled(&self, vm: &Vm) {
+        self.0.settle(vm.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_daemons_marks_are_its_own() {
+        assert!(marked_by("0badf00d/12", "0badf00d"));
+        assert!(!marked_by("0badf00d/", "0badf00d"));
+        assert!(!marked_by("0badf00d/x", "0badf00d"));
+        assert!(!marked_by("0badf00de/1", "0badf00d"));
+        assert!(!marked_by("feedface/1", "0badf00d"));
+        assert!(!marked_by("", "0badf00d"));
     }
 }

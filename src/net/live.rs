@@ -46,7 +46,9 @@ impl Net {
 
     pub fn unwatch(&self, tap: &str) {
         lock(&self.live.ifaces).retain(|_, (t, _)| t != tap);
-        self.update(|s| s.learned.remove(tap));
+        self.update_logged(|s| {
+            s.learned.remove(tap);
+        });
     }
 
     pub fn learned(&self, tap: &str) -> Learned {
@@ -135,7 +137,7 @@ async fn snoop(net: Weak<Net>) {
             continue;
         }
         debug!("{tap}: the guest uses {text}");
-        net.update(|s| {
+        net.update_logged(|s| {
             let l = s.learned.entry(tap.clone()).or_default();
             match ip {
                 IpAddr::V4(_) => l.ip4 = text,

@@ -62,6 +62,9 @@ pub enum NetError {
     Qos(#[from] tc::QosError),
     #[error("{0}")]
     Failed(String),
+    /// networks.json could not be written; the change is not made.
+    #[error(transparent)]
+    Save(#[from] crate::durable::SaveError),
 }
 
 /// An alias a command allocated, and its VLAN (to announce).
@@ -118,6 +121,8 @@ pub struct Saved {
 
 pub struct Net {
     file: PathBuf,
+    /// Marks this daemon's VM taps and switch ports (see `base::tag`).
+    owner: String,
     saved: Mutex<Saved>,
     batch: Batcher,
     /// Device names this daemon uses (VM taps, host taps, tunnels, capture
@@ -151,6 +156,7 @@ impl Net {
         let reserved = saved.host_taps.keys().cloned().collect();
         Arc::new(Net {
             file,
+            owner: crate::base::tag(base),
             saved: Mutex::new(saved),
             batch: Batcher::new(switch),
             reserved: Mutex::new(reserved),
@@ -172,17 +178,42 @@ impl Net {
         lock(&self.saved).clone()
     }
 
-    /// Changes the saved state and writes it (beside, then renamed).
-    pub fn update<R>(&self, f: impl FnOnce(&mut Saved) -> R) -> R {
+    /// Changes the saved state and writes it, durably. When it cannot be
+    /// written the change is not made (the state is as before) and the
+    /// error says why: the caller undoes what it did for it.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Saved) -> R) -> Result<R, NetError> {
         let mut s = lock(&self.saved);
         let before = s.clone();
         let r = f(&mut s);
         if *s != before {
-            if let Err(e) = write_atomic(&self.file, &*s) {
-                warn!("cannot save {}: {e}", self.file.display());
+            if let Some(dir) = self.file.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = crate::durable::write_json(&self.file, &*s, "networks.json") {
+                *s = before;
+                return Err(e.into());
             }
         }
-        r
+        Ok(r)
+    }
+
+    /// [`Net::update`] where no command waits (what snooping learned): a
+    /// failure is logged.
+    pub fn update_logged(&self, f: impl FnOnce(&mut Saved)) {
+        if let Err(e) = self.update(f) {
+            warn!("{e}");
+        }
+    }
+
+    /// The owner mark of a VM's taps and switch ports: this daemon's tag
+    /// and the VM's id.
+    pub fn owner_of(&self, vm: u64) -> String {
+        format!("{}/{vm}", self.owner)
+    }
+
+    /// The part of every owner mark that says "this daemon".
+    pub fn owner(&self) -> &str {
+        &self.owner
     }
 
     // ---- VLANs ----
@@ -220,14 +251,14 @@ impl Net {
             }
             s.vlans = v;
             Ok((nics, created))
-        })
+        })?
     }
 
     /// One VLAN by number or alias, allocated if new.
     pub fn vlan(&self, ns: &str, text: &str) -> Result<(u16, Option<Alias>), NetError> {
         crate::vm::nic::VlanRef::parse(text)
             .map_err(|why| NetError::Failed(format!("invalid VLAN `{text}`: {why}")))?;
-        let r = self.update(|s| s.vlans.resolve(ns, text))?;
+        let r = self.update(|s| s.vlans.resolve(ns, text))??;
         Ok((r.vlan, r.created))
     }
 
@@ -245,12 +276,12 @@ impl Net {
     }
 
     /// Records the allocations a configuration from another node carries.
-    pub fn learn(&self, ns: &str, nics: &[Nic]) {
+    pub fn learn(&self, ns: &str, nics: &[Nic]) -> Result<(), NetError> {
         self.update(|s| {
             for n in nics {
                 s.vlans.learn(ns, &n.alias, n.vlan);
             }
-        });
+        })
     }
 
     // ---- names ----
@@ -305,25 +336,26 @@ impl Net {
 
     /// Applies switch changes, batched with concurrent callers'.
     pub async fn apply(&self, ops: Vec<ovs::Op>) -> Result<(), NetError> {
-        self.apply_as(ops, false).await
+        self.apply_as(ops, None).await
     }
 
-    /// [`Net::apply`] for a VM of a launch the hook admitted (see
+    /// [`Net::apply`] for VM `vm` of a launch the hook admitted (see
     /// [`Batcher::expect`]).
-    pub async fn apply_announced(&self, ops: Vec<ovs::Op>) -> Result<(), NetError> {
-        self.apply_as(ops, true).await
+    pub async fn apply_announced(&self, ops: Vec<ovs::Op>, vm: u64) -> Result<(), NetError> {
+        self.apply_as(ops, Some(vm)).await
     }
 
-    pub fn expect(&self, n: usize) {
-        self.batch.expect(n);
+    /// Announces `n` VMs of a launch; the guard withdraws what never came.
+    pub fn expect(&self, n: usize) -> batch::Expecting {
+        self.batch.expect(n)
     }
 
-    /// An announced VM that will not apply anything after all.
-    pub fn arrived(&self) {
-        self.batch.arrive();
+    /// Announced VMs the switch's next batch would still wait for.
+    pub fn awaited(&self) -> usize {
+        self.batch.awaited()
     }
 
-    async fn apply_as(&self, ops: Vec<ovs::Op>, announced: bool) -> Result<(), NetError> {
+    async fn apply_as(&self, ops: Vec<ovs::Op>, announced: Option<u64>) -> Result<(), NetError> {
         // Bridges seen for the first time: were they there before us?
         let new: BTreeSet<String> = {
             let s = lock(&self.saved);
@@ -337,15 +369,15 @@ impl Net {
                 .collect()
         };
         if !new.is_empty() {
-            let there = match self.switch().bridges().await {
-                Ok(b) => b.into_iter().map(|b| b.name).collect::<BTreeSet<String>>(),
-                Err(e) => {
-                    if announced {
-                        self.arrived();
-                    }
-                    return Err(e.into());
-                }
-            };
+            // An announced VM that fails here settles without arriving:
+            // its launch's ticket withdraws it.
+            let there = self
+                .switch()
+                .bridges()
+                .await?
+                .into_iter()
+                .map(|b| b.name)
+                .collect::<BTreeSet<String>>();
             self.update(|s| {
                 for b in new {
                     s.bridges.entry(b.clone()).or_insert(BridgeBook {
@@ -353,36 +385,26 @@ impl Net {
                         ..BridgeBook::default()
                     });
                 }
-            });
+            })?;
         }
-        let r = if announced {
-            self.batch.run_announced(ops).await
-        } else {
-            self.batch.run(ops).await
+        let r = match announced {
+            Some(vm) => self.batch.run_announced(ops, vm).await,
+            None => self.batch.run(ops).await,
         };
         r.map_err(NetError::Failed)
     }
 
-    /// The access port of a NIC.
-    pub fn port(nic: &Nic) -> ovs::Op {
+    /// The access port of a NIC of VM `vm` (marked as its own).
+    pub fn port(&self, nic: &Nic, vm: u64) -> ovs::Op {
         ovs::Op::AddPort(ovs::PortSpec {
             bridge: nic.bridge.clone(),
             name: nic.tap.clone(),
             tag: Some(nic.vlan),
             qinq: nic.qinq,
             kind: ovs::PortKind::System,
+            owner: Some(self.owner_of(vm)),
         })
     }
-}
-
-fn write_atomic(path: &Path, v: &impl Serialize) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let data = serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, data)?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]
@@ -431,6 +453,7 @@ mod tests {
         // A bad spec anywhere allocates nothing.
         assert!(net.nics("exp", &specs(&["WAN", "0"])).is_err());
         net.update(|s| s.vlans.set_range(Some("other"), 500, 600))
+            .unwrap()
             .unwrap();
         drop(net);
         let again = Net::with_switch(dir.path(), Arc::new(NoSwitch));

@@ -8,7 +8,7 @@ use super::sys::{self, netlink::Netlink};
 use super::tc::{self, Qos, QosRule};
 use super::{bridges::list, failed, qemu, Net, NetError};
 use crate::vm::nic::Nic;
-use crate::vm::{Vm, Vms};
+use crate::vm::{Vm, VmError, Vms};
 use std::sync::Arc;
 
 fn nic_of(vm: &Vm, index: usize) -> Result<Nic, NetError> {
@@ -20,6 +20,15 @@ fn nic_of(vm: &Vm, index: usize) -> Result<Nic, NetError> {
             vm.name,
             nics.len()
         )),
+    }
+}
+
+/// A VM core error as the networks report it (a record not written is
+/// still a `SaveError`).
+fn from_vm(e: VmError) -> NetError {
+    match e {
+        VmError::Save(e) => NetError::Save(e),
+        e => NetError::Failed(e.to_string()),
     }
 }
 
@@ -50,12 +59,26 @@ impl Net {
                 n.mac.clone()
             };
             n.tap = self.reserve_name("mega_tap");
-            let index = vm.lock().config.networks.len();
+            // In the record before the tap exists (see the hook's prepare).
+            let index = match vms
+                .update_config(vm, |c| {
+                    c.networks.push(n.clone());
+                    c.networks.len() - 1
+                })
+                .await
+            {
+                Ok(i) => i,
+                Err(e) => {
+                    self.unreserve(&n.tap);
+                    return Err(from_vm(e));
+                }
+            };
+            let alias = format!("{}{}", super::hook::ALIAS_PREFIX, self.owner_of(vm.id));
             let made = async {
                 Netlink::open()
-                    .and_then(|mut nl| sys::create_tap(&n.tap, &mut nl))
+                    .and_then(|mut nl| sys::create_tap(&n.tap, &alias, &mut nl))
                     .map_err(|e| NetError::Failed(format!("cannot create tap {}: {e}", n.tap)))?;
-                self.apply(vec![Net::port(&n)]).await?;
+                self.apply(vec![self.port(&n, vm.id)]).await?;
                 for (cmd, args) in qemu::hotplug(index, &n) {
                     q.execute(cmd, Some(args))
                         .await
@@ -76,10 +99,16 @@ impl Net {
                     let _ = nl.delete(&n.tap);
                 }
                 self.unreserve(&n.tap);
+                let tap = n.tap.clone();
+                let undone = vms
+                    .update_config(vm, |c| c.networks.retain(|x| x.tap != tap))
+                    .await;
+                if let Err(u) = undone {
+                    tracing::warn!(vm = %vm.name, "{u}");
+                }
                 return Err(e);
             }
             self.watch(&n.tap, &n.hwaddr);
-            vms.update_config(vm, |c| c.networks.push(n));
         }
         Ok(())
     }
@@ -103,16 +132,29 @@ impl Net {
         moved.alias = vlan.1;
         moved.bridge = bridge;
         moved.disconnected = false;
-        let ops = if nic.disconnected || moved.bridge != nic.bridge {
-            vec![Op::DelPort(nic.tap.clone()), Net::port(&moved)]
+        let (ops, back) = if nic.disconnected || moved.bridge != nic.bridge {
+            let back = if nic.disconnected {
+                vec![Op::DelPort(nic.tap.clone())]
+            } else {
+                vec![Op::DelPort(nic.tap.clone()), self.port(&nic, vm.id)]
+            };
+            (
+                vec![Op::DelPort(nic.tap.clone()), self.port(&moved, vm.id)],
+                back,
+            )
         } else {
-            vec![Op::SetTag {
+            let tag = |t| Op::SetTag {
                 port: nic.tap.clone(),
-                tag: moved.vlan,
-            }]
+                tag: t,
+            };
+            (vec![tag(moved.vlan)], vec![tag(nic.vlan)])
         };
         self.apply(ops).await?;
-        vms.update_config(vm, |c| c.networks[index] = moved);
+        if let Err(e) = vms.update_config(vm, |c| c.networks[index] = moved).await {
+            // Not recorded, so not done: the port as it was.
+            let _ = self.apply(back).await;
+            return Err(from_vm(e));
+        }
         Ok(())
     }
 
@@ -121,7 +163,15 @@ impl Net {
         let nic = nic_of(vm, index)?;
         running_tap(vm, &nic, index)?;
         self.apply(vec![Op::DelPort(nic.tap.clone())]).await?;
-        vms.update_config(vm, |c| c.networks[index].disconnected = true);
+        if let Err(e) = vms
+            .update_config(vm, |c| c.networks[index].disconnected = true)
+            .await
+        {
+            if !nic.disconnected {
+                let _ = self.apply(vec![self.port(&nic, vm.id)]).await;
+            }
+            return Err(from_vm(e));
+        }
         Ok(())
     }
 
@@ -137,7 +187,13 @@ impl Net {
         running_tap(vm, &nic, index)?;
         let q = nic.qos.with(rule);
         tc::run(&q.argv(&nic.tap), &q).await?;
-        vms.update_config(vm, |c| c.networks[index].qos = q);
+        if let Err(e) = vms.update_config(vm, |c| c.networks[index].qos = q).await {
+            let _ = tc::run(&tc::clear_argv(&nic.tap), &nic.qos).await;
+            if !nic.qos.is_empty() {
+                let _ = tc::run(&nic.qos.argv(&nic.tap), &nic.qos).await;
+            }
+            return Err(from_vm(e));
+        }
         Ok(())
     }
 
@@ -160,7 +216,9 @@ impl Net {
                 // The qdisc may be gone with the tap already.
                 let _ = tc::run(&tc::clear_argv(&n.tap), &n.qos).await;
             }
-            vms.update_config(vm, |c| c.networks[i].qos = Qos::default());
+            vms.update_config(vm, |c| c.networks[i].qos = Qos::default())
+                .await
+                .map_err(from_vm)?;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 use crate::command::ranges;
 use crate::vm::config::VmConfig;
+use crate::vm::error::VmError;
 use crate::vm::targets::LaunchNames;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -46,11 +47,20 @@ pub fn check(q: &Queued, taken: &Taken, queue: &[Queued]) -> Result<(), String> 
     if q.count() > 1 && !uuid.is_empty() {
         return Err("cannot launch multiple VMs with a pre-configured UUID".into());
     }
+    // The VM core's own errors: one message, whichever check finds it.
     if let Some(n) = q.names().iter().find(|n| taken.names.contains(*n)) {
-        return Err(format!("vm already exists with name `{n}`"));
+        return Err(VmError::NameTaken {
+            name: n.clone(),
+            namespace: String::new(),
+        }
+        .to_string());
     }
     if !uuid.is_empty() && taken.uuids.contains(uuid) {
-        return Err(format!("vm already exists with UUID `{uuid}`"));
+        return Err(VmError::UuidTaken {
+            uuid: uuid.clone(),
+            vm: String::new(),
+        }
+        .to_string());
     }
     let queued: BTreeSet<&str> = queue
         .iter()

@@ -90,10 +90,12 @@ impl Vms {
         let mut out = Adopted::default();
         for (id, dir, rec) in found {
             self.bump_next_id(id);
+            // A write a crash cut short left its temporary file.
+            crate::durable::sweep(&dir);
             let me = self.clone();
             tasks.spawn(async move {
                 let r = match rec {
-                    Err(e) => return me.unreadable(&dir, &e).await,
+                    Err(e) => return me.unreadable(id, &dir, &e, recover).await,
                     Ok(r) if r.id != id => {
                         warn!("{}: the record says id {}; left alone", dir.display(), r.id);
                         return Outcome::Unproven;
@@ -111,7 +113,7 @@ impl Vms {
                 match found {
                     Found::Unproven(why) => me.unproven(r, &why),
                     found if !recover => me.discard(&dir, r, found, "-recover=false").await,
-                    found => me.adopt_one(r, found).await,
+                    found => me.adopt_one(r, found, false).await,
                 }
             });
         }
@@ -127,13 +129,18 @@ impl Vms {
     }
 
     /// The record with only the placement this daemon would have made for
-    /// it: its own scope, its own cgroups.
+    /// it: its own scope, its own cgroups. A launch that crashed between
+    /// making the VM's cgroup and recording it left a record without it:
+    /// the cgroup's name is the VM's, so it is found all the same.
     fn confined(&self, mut r: Record) -> Record {
         let unit = crate::systemd::units::scope_name(&r.namespace, &r.name);
         let leaf = format!("{}-{}", self.inner.tag, r.id);
-        let (placed, dropped) = self.placement().confine(&r.placed, &unit, &leaf);
+        let (mut placed, dropped) = self.placement().confine(&r.placed, &unit, &leaf);
         if !dropped.is_empty() {
             warn!(vm = %r.name, id = r.id, "the record names what is not this VM's, ignored: {}", dropped.join(", "));
+        }
+        if placed.cgroups.is_empty() {
+            placed.cgroups = self.placement().cgroups_of(&leaf);
         }
         r.placed = placed;
         r
@@ -170,20 +177,60 @@ impl Vms {
         Outcome::Unproven
     }
 
-    /// A folder without a readable record: a launch that crashed before
-    /// its first save. Its QEMU, if any, cannot be managed, so it goes.
-    async fn unreadable(&self, dir: &std::path::Path, why: &str) -> Outcome {
+    /// A folder without a readable record (a launch records its VM before
+    /// making anything, so this is an older version's folder, or a record
+    /// someone removed). A QEMU there that /proc proves is this VM's is
+    /// never killed in silence: it is adopted with a record rebuilt from
+    /// its command line, or, when that cannot be, logged and left to `vm
+    /// flush`. A folder with no QEMU goes.
+    async fn unreadable(
+        &self,
+        id: u64,
+        dir: &std::path::Path,
+        why: &str,
+        recover: bool,
+    ) -> Outcome {
         let qmp = dir.join("qmp");
         // SAFETY: getuid cannot fail.
         let uid = unsafe { libc::getuid() };
-        if let Some((pid, start)) = process::find_qemu_of(&qmp, uid) {
-            warn!("{why}: killing its qemu (pid {pid}), which has no record");
-            stop_process(pid, Some(start), None).await;
-        } else {
+        let Some((pid, start)) = process::find_qemu_of(&qmp, uid) else {
             warn!("{why}: removing the folder");
+            let _ = std::fs::remove_dir_all(dir);
+            return Outcome::Removed;
+        };
+        if !recover {
+            warn!("{why}: -recover=false: stopping its qemu (pid {pid}), which has no record");
+            stop_process(pid, Some(start), None).await;
+            let _ = std::fs::remove_dir_all(dir);
+            return Outcome::Removed;
         }
-        let _ = std::fs::remove_dir_all(dir);
-        Outcome::Removed
+        let rebuilt = process::inspect(pid)
+            .filter(|s| s.start == start)
+            .and_then(|s| super::rebuild::record(id, &s.argv));
+        match rebuilt {
+            Some(mut r) => {
+                r.pid = Some(pid);
+                r.pid_start = Some(start);
+                warn!(vm = %r.name, id, pid, "{why}: its QEMU runs; adopting it with a record rebuilt from its command line, in namespace {}", r.namespace);
+                let r = self.confined(r);
+                self.adopt_one(r, Found::Proven(pid, start), true).await
+            }
+            None => {
+                self.keep_stray(pid, start, dir, why);
+                Outcome::Unproven
+            }
+        }
+    }
+
+    /// A QEMU of ours that cannot be managed: logged, and ended by the
+    /// next `vm flush`.
+    fn keep_stray(&self, pid: u32, start: u64, dir: &std::path::Path, why: &str) {
+        warn!("{why}: its QEMU (pid {pid}) runs and cannot be adopted; left running until `vm flush` ends it");
+        self.strays().push(super::manager::Stray {
+            pid,
+            start,
+            dir: dir.to_path_buf(),
+        });
     }
 
     /// A record not to adopt (`why`): its QEMU stopped, its unit or cgroup
@@ -201,11 +248,22 @@ impl Vms {
         Outcome::Removed
     }
 
-    async fn adopt_one(&self, r: Record, found: Found) -> Outcome {
+    /// `rebuilt`: the record was made from the QEMU's command line, and a
+    /// conflict keeps the QEMU running (as a stray) rather than ending it.
+    async fn adopt_one(&self, r: Record, found: Found, rebuilt: bool) -> Outcome {
         let dir = self.inner.base.join(r.id.to_string());
         // An ERROR VM may still have its QEMU (one whose QMP did not answer).
         let was_live = r.state.is_live() || r.pid.is_some();
         let Some(vm) = self.register_adopted(&r) else {
+            if let (true, Found::Proven(pid, start)) = (rebuilt, &found) {
+                self.keep_stray(
+                    *pid,
+                    *start,
+                    &dir,
+                    &format!("{}: vm {} exists already", dir.display(), r.name),
+                );
+                return Outcome::Unproven;
+            }
             // Two records of one name: this one could never be managed, and
             // its QEMU must not be left running without an owner.
             warn!(vm = %r.name, id = r.id, "a VM of that name or id is already registered; discarding {}", dir.display());
@@ -221,7 +279,7 @@ impl Vms {
                     s.pid = None;
                     s.pid_start = None;
                 }
-                self.set_state_quiet(&vm, VmState::Quit, "");
+                self.set_state_quiet(&vm, VmState::Quit, "").await;
             }
             // Whatever the hooks made for it (taps, ...) may outlive it.
             self.hooks().release(&vm).await;
@@ -242,14 +300,15 @@ impl Vms {
                     _ => VmState::Paused,
                 };
                 self.watch_adopted(&vm, pid, start, Some((q, events)));
-                self.set_state_quiet(&vm, to, "");
+                self.set_state_quiet(&vm, to, "").await;
                 self.hooks().started(&vm, true).await;
                 info!(vm = %r.name, id = r.id, pid, "adopted ({to})");
             }
             Err(e) => {
                 warn!(vm = %r.name, id = r.id, pid, "adopted, but QMP does not answer: {e}");
                 self.watch_adopted(&vm, pid, start, None);
-                self.set_state_quiet(&vm, VmState::Error, &format!("QMP: {e}"));
+                self.set_state_quiet(&vm, VmState::Error, &format!("QMP: {e}"))
+                    .await;
             }
         }
         Outcome::Live

@@ -176,6 +176,36 @@ impl Tree {
             .any(|p| dir == p.mount.join(&p.parent).join(leaf))
     }
 
+    /// The directories [`Tree::create`] makes for `leaf`, those that exist.
+    pub fn existing(&self, leaf: &str) -> Vec<PathBuf> {
+        self.parts
+            .iter()
+            .map(|p| p.mount.join(&p.parent).join(leaf))
+            .filter(|d| d.is_dir())
+            .collect()
+    }
+
+    /// Every VM cgroup (in every hierarchy) whose name starts with `prefix`.
+    pub fn named(&self, prefix: &str) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for p in &self.parts {
+            let Ok(rd) = std::fs::read_dir(p.mount.join(&p.parent)) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let ours = e
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(prefix));
+                if ours && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    out.push(e.path());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Makes the VM's cgroup (one directory per hierarchy) with its
     /// limits. On error nothing is left behind.
     pub fn create(&self, leaf: &str, limits: &Limits) -> Result<Vec<PathBuf>, String> {
@@ -249,6 +279,11 @@ pub fn remove(dirs: &[PathBuf]) {
             }
         }
     }
+}
+
+/// True when a process is in the cgroup `dir`.
+pub fn populated(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("cgroup.procs")).is_ok_and(|t| !t.trim().is_empty())
 }
 
 /// Current memory (bytes) and CPU time used (ns), where the files are.

@@ -43,10 +43,19 @@ pub enum VmError {
     NoQemu(String),
     #[error("uuid {uuid} is configured: it can be used by one VM only, not {count}")]
     UuidForMany { uuid: String, count: usize },
-    #[error("uuid {uuid} is already used by vm {vm}")]
+    /// minimega's words, as for names; `vm` is the VM that has it.
+    #[error("vm already exists with UUID `{uuid}`")]
     UuidTaken { uuid: String, vm: String },
-    #[error("vm name `{name}` is already used in namespace {namespace}")]
+    /// minimega's words, whichever check finds it (the namespace's queue,
+    /// or two launches racing for the name).
+    #[error("vm already exists with name `{name}`")]
     NameTaken { name: String, namespace: String },
+    /// A command waited for the VM while `vm flush` removed it.
+    #[error("vm {0} was flushed")]
+    Flushed(String),
+    /// A record could not be written; what the command made is undone.
+    #[error(transparent)]
+    Save(#[from] crate::durable::SaveError),
     #[error(transparent)]
     Refused(#[from] Refusal),
     #[error("cannot run {binary}: {source}")]

@@ -8,7 +8,12 @@
 //!
 //! The contract, for every hook:
 //! - [`VmHook::admit`] sees a whole launch before any VM of it exists and
-//!   may refuse it with one clear error; nothing is made yet.
+//!   may refuse it with one clear error; nothing is made yet. What it
+//!   reserves for the launch (a count of VMs a batcher waits for) it hands
+//!   over as a [`Ticket`]: the launch tells the ticket when each VM's part
+//!   is over, from a guard, on every path, and drops it when the launch
+//!   ends, which gives back whatever was not used. Nothing depends on a
+//!   release call someone must remember.
 //! - [`VmHook::prepare`] makes what one VM's QEMU needs and returns the
 //!   QEMU arguments that use it. It runs at each (re)launch of the VM. When
 //!   it fails, or anything after it does, [`VmHook::release`] is called on
@@ -21,6 +26,9 @@
 //!   failed launch, found dead at restart): free what `prepare` made.
 //! - [`VmHook::forget`] runs when the VM itself goes (flushed, or a record
 //!   discarded at start): drop anything kept about it.
+//! - [`VmHook::recover`] runs once at start-up, after adoption: remove
+//!   what the hook made (and marked as this daemon's) that no registered
+//!   VM claims, left by a crash or an older version.
 //!
 //! Hooks must be idempotent in `release` and `forget` (a crash may have
 //! undone part of their work already) and must not block: long work is
@@ -37,6 +45,47 @@ pub struct Admission<'a> {
     pub config: &'a VmConfig,
     /// VMs the launch would create.
     pub count: usize,
+    /// Where a hook leaves what it reserved for the launch.
+    pub tickets: &'a Tickets,
+}
+
+/// What a hook reserved for one launch. The launch keeps it while it
+/// runs; dropping it (when the launch ends, however it ends) gives back
+/// what was not used.
+pub trait Ticket: Send + Sync {
+    /// `vm`'s part of the launch is over: its QEMU runs, or its launch
+    /// failed, before or after reaching the hook's `prepare`. Called once
+    /// per VM of the launch, from a guard, on every path.
+    fn settled(&self, _vm: &Vm) {}
+}
+
+/// The tickets of one launch.
+#[derive(Default)]
+pub struct Tickets(std::sync::Mutex<Vec<Box<dyn Ticket>>>);
+
+impl Tickets {
+    pub fn hold(&self, t: Box<dyn Ticket>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(t);
+    }
+
+    fn settled(&self, vm: &Vm) {
+        for t in self.0.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            t.settled(vm);
+        }
+    }
+}
+
+/// One VM's part of a launch: tells every ticket when it is over, when
+/// dropped (the VM's launch returned, failed, or its task was aborted).
+pub struct Attempt {
+    pub tickets: Arc<Tickets>,
+    pub vm: Arc<Vm>,
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.tickets.settled(&self.vm);
+    }
 }
 
 pub trait VmHook: Send + Sync + 'static {
@@ -67,6 +116,12 @@ pub trait VmHook: Send + Sync + 'static {
     }
 
     fn forget<'a>(&'a self, _vm: &'a Vm) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+
+    /// `vms`: every registered VM, after adoption (what their records
+    /// name is theirs; a dead VM's was released and cleared already).
+    fn recover<'a>(&'a self, _vms: &'a [Arc<Vm>]) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }
@@ -126,6 +181,12 @@ impl Hooks {
             h.forget(vm).await;
         }
     }
+
+    pub async fn recover(&self, vms: &[Arc<Vm>]) {
+        for h in &self.0 {
+            h.recover(vms).await;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +241,48 @@ mod tests {
             }));
         }
         h
+    }
+
+    /// Counts what a launch tells it, and whether it was given back.
+    struct Counting(Arc<Mutex<Vec<String>>>);
+
+    impl Ticket for Counting {
+        fn settled(&self, vm: &Vm) {
+            self.0.lock().unwrap().push(format!("settled {}", vm.id));
+        }
+    }
+
+    impl Drop for Counting {
+        fn drop(&mut self) {
+            self.0.lock().unwrap().push("given back".into());
+        }
+    }
+
+    #[test]
+    fn every_vm_settles_on_every_path_then_the_ticket_is_given_back() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let tickets = Arc::new(Tickets::default());
+        tickets.hold(Box::new(Counting(log.clone())));
+        let vm = |id| Arc::new(Vm::detached(id, "a", "ns", std::path::Path::new("/x")));
+        let a = Attempt {
+            tickets: tickets.clone(),
+            vm: vm(1),
+        };
+        // A VM whose task panicked (or was aborted) settles all the same.
+        let b = Attempt {
+            tickets: tickets.clone(),
+            vm: vm(2),
+        };
+        let panicked = std::thread::spawn(move || {
+            let _b = b;
+            panic!("a launch task died");
+        })
+        .join();
+        assert!(panicked.is_err());
+        drop(a);
+        assert_eq!(*log.lock().unwrap(), ["settled 2", "settled 1"]);
+        drop(tickets);
+        assert_eq!(log.lock().unwrap().last().unwrap(), "given back");
     }
 
     #[tokio::test]

@@ -144,11 +144,8 @@ fn save(vm: &Vm, d: &Drives) -> Result<(), VmError> {
         let _ = std::fs::remove_file(&path);
         return Ok(());
     }
-    let tmp = path.with_extension("json.tmp");
-    let data = serde_json::to_vec_pretty(d).unwrap_or_default();
-    std::fs::write(&tmp, data)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| VmError::io("save", &path, e))
+    crate::durable::write_json(&path, d, &format!("VM {}'s USB drives", vm.name))
+        .map_err(VmError::Save)
 }
 
 fn format_of(file: &Path) -> Result<&'static str, VmError> {
@@ -190,7 +187,16 @@ pub async fn add(
         return Err(fail(e));
     }
     all.insert(id, drive);
-    save(vm, &all)?;
+    if let Err(e) = save(vm, &all) {
+        // Not recorded, so not done: unplugged again.
+        let _ = q
+            .execute("device_del", Some(json!({ "id": qemu_id(id) })))
+            .await;
+        let _ = q
+            .execute("blockdev-del", Some(json!({ "node-name": qemu_id(id) })))
+            .await;
+        return Err(e);
+    }
     Ok(id)
 }
 

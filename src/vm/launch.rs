@@ -5,7 +5,7 @@
 
 use super::argv::{self, VmPaths};
 use super::config::VmConfig;
-use super::hooks::Admission;
+use super::hooks::{Admission, Attempt, Tickets};
 use super::limits::Limits;
 use super::manager::{now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
 use super::process;
@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 /// How long a new QEMU may take to answer on QMP. Generous: a hundred
 /// QEMUs starting at once under TCG on two cores take seconds each.
@@ -75,23 +75,35 @@ impl Vms {
             LaunchNames::Count(n) => *n as usize,
             LaunchNames::Names(v) => v.len(),
         };
+        // Whatever the hooks reserve for this launch is given back when
+        // the last of these goes: every return below, every VM's task.
+        let tickets = Arc::new(Tickets::default());
         // Hooks first: one may fetch the files the checks look for.
         self.hooks()
             .admit(&Admission {
                 namespace: ns,
                 config: &cfg,
                 count,
+                tickets: &tickets,
             })
             .await?;
         self.validate(&cfg)?;
         let vms = self.reserve(ns, names, &cfg)?;
         // Each launch is its own task, so a client that goes away
         // mid-launch cannot leave a half-made VM behind.
-        self.each(vms.clone(), |me, vm| async move {
-            me.launch_one(&vm).await.map_err(|e| VmError::Of {
-                vm: vm.name.clone(),
-                source: Box::new(e),
-            })
+        self.each(vms.clone(), |me, vm| {
+            let attempt = Attempt {
+                tickets: tickets.clone(),
+                vm: vm.clone(),
+            };
+            async move {
+                let r = me.launch_one(&vm).await.map_err(|e| VmError::Of {
+                    vm: vm.name.clone(),
+                    source: Box::new(e),
+                });
+                drop(attempt);
+                r
+            }
         })
         .await?;
         let mut ids: Vec<u64> = vms.iter().map(|v| v.id).collect();
@@ -175,6 +187,7 @@ impl Vms {
                     qmp: None,
                 }),
                 op: tokio::sync::Mutex::new(()),
+                saving: tokio::sync::Mutex::new(()),
                 cc_active: Default::default(),
             });
             reg.names.insert((ns.to_string(), name), id);
@@ -197,9 +210,18 @@ impl Vms {
     async fn launch_one(&self, vm: &Arc<Vm>) -> Result<(), VmError> {
         let _op = vm.op.lock().await;
         let dir = &vm.paths.dir;
+        // The record first: from here on a crash at any instant leaves a
+        // record, which the next start-up reconciles with whatever was
+        // made for it (hooks record what they make before making it).
         let r = match std::fs::create_dir_all(dir) {
             Err(e) => Err(VmError::io("create", dir, e)),
-            Ok(()) => self.start_process(vm).await,
+            Ok(()) => match self.save(vm).await {
+                Ok(()) => {
+                    crate::fault::point("launch.recorded");
+                    self.start_process(vm).await
+                }
+                Err(e) => Err(e),
+            },
         };
         match r {
             Ok(()) => {
@@ -260,12 +282,18 @@ impl Vms {
             Err(e) => {
                 placement.release_cgroups(&cgroups).await;
                 self.hooks().release(vm).await;
+                // The VM's folder went under us (`vm flush` of a VM being
+                // started): the binary is there, the VM is not.
+                if !p.dir.is_dir() {
+                    return Err(VmError::Flushed(vm.name.clone()));
+                }
                 return Err(VmError::Spawn {
                     binary: argv[0].clone(),
                     source: e,
                 });
             }
         };
+        crate::fault::point("launch.spawned");
         let pid_start = process::start_time(pid);
         let (life_tx, life_rx) = watch::channel(Life::Running);
         {
@@ -280,7 +308,7 @@ impl Vms {
             s.life = Some(life_rx.clone());
             s.state = VmState::Building;
         }
-        self.save(vm);
+        let saved = self.save(vm).await;
         {
             let me = self.clone();
             let vm = vm.clone();
@@ -291,6 +319,9 @@ impl Vms {
             });
         }
         let r = async {
+            // A QEMU whose pid is not on disk would be found again by its
+            // command line, but the launch says success only once it is.
+            saved?;
             let unit = placement
                 .attach(&vm.namespace, &vm.name, pid, &limits)
                 .await
@@ -300,8 +331,9 @@ impl Vms {
                 })?;
             if unit.is_some() {
                 vm.lock().placed.unit = unit;
-                self.save(vm);
+                self.save(vm).await?;
             }
+            crate::fault::point("launch.placed");
             self.connect_new(vm, life_rx.clone()).await
         }
         .await;
@@ -325,7 +357,12 @@ impl Vms {
                 Ok(())
             }
             Err(e) => {
-                let e = exit_reason(vm, life_rx.clone(), e).await;
+                // A record that could not be written is the cause itself;
+                // anything else may be QEMU dying under it.
+                let e = match e {
+                    e @ VmError::Save(_) => e,
+                    e => exit_reason(vm, life_rx.clone(), e).await,
+                };
                 self.abandon(vm, life_rx).await;
                 Err(e)
             }
@@ -430,7 +467,9 @@ impl Vms {
                     }
                 };
                 if let Some(to) = to {
-                    me.transition(&vm, to);
+                    if let Err(e) = me.transition(&vm, to).await {
+                        warn!(vm = %vm.name, "{e}");
+                    }
                 }
             }
         });
@@ -453,10 +492,15 @@ impl Vms {
         self.placement().release(&placed).await;
         self.hooks().release(vm).await;
         let from = vm.state();
-        if from != VmState::Error {
-            self.transition(vm, VmState::Quit);
+        let saved = if from != VmState::Error {
+            self.transition(vm, VmState::Quit).await
         } else {
-            self.save(vm);
+            self.save(vm).await
+        };
+        // No command waits for this: a record left saying RUNNING is
+        // found dead and made QUIT at the next start-up.
+        if let Err(e) = saved {
+            warn!(vm = %vm.name, "{e}");
         }
         info!(vm = %vm.name, namespace = %vm.namespace, id = vm.id, "qemu exited");
         let _ = life.send(Life::Settled);

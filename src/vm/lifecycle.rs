@@ -2,6 +2,7 @@
 //! `vm stop`, `vm kill`, `vm flush`, tags and the cdrom, each applied to
 //! many VMs concurrently.
 
+use super::hooks::{Admission, Attempt, Tickets};
 use super::manager::{Life, Vm, VmError, Vms};
 use super::process;
 use super::state::VmState;
@@ -23,21 +24,35 @@ impl Vms {
 
     async fn start_one(&self, vm: &Arc<Vm>) -> Result<(), VmError> {
         let _op = vm.op.lock().await;
-        match vm.state() {
+        // `vm flush` may have taken it while we waited for the lock.
+        if !self.is_registered(vm) {
+            return Err(VmError::Flushed(vm.name.clone()));
+        }
+        let from = vm.state();
+        match from {
             VmState::Running => return Ok(()),
             VmState::Error => return Err(VmError::Errored(vm.name.clone())),
             VmState::Quit => {
                 let cfg = vm.lock().config.clone();
                 self.validate(&cfg)?;
+                let tickets = Arc::new(Tickets::default());
                 self.hooks()
-                    .admit(&super::hooks::Admission {
+                    .admit(&Admission {
                         namespace: &vm.namespace,
                         config: &cfg,
                         count: 1,
+                        tickets: &tickets,
                     })
                     .await?;
-                if let Err(e) = self.start_process(vm).await {
-                    self.set_state_quiet(vm, VmState::Quit, &e.to_string());
+                let attempt = Attempt {
+                    tickets,
+                    vm: vm.clone(),
+                };
+                let started = self.start_process(vm).await;
+                drop(attempt);
+                if let Err(e) = started {
+                    self.set_state_quiet(vm, VmState::Quit, &e.to_string())
+                        .await;
                     return Err(e);
                 }
                 self.announce(vm, VmState::Building);
@@ -48,7 +63,19 @@ impl Vms {
         q.execute("cont", None)
             .await
             .map_err(|e| VmError::qmp(&vm.name, "", e))?;
-        self.transition(vm, VmState::Running);
+        if let Err(e) = self.transition(vm, VmState::Running).await {
+            // Not on disk, so not done: paused again, as it was.
+            if q.execute("stop", None).await.is_ok() {
+                let back = if from == VmState::Quit {
+                    VmState::Building
+                } else {
+                    from
+                };
+                vm.lock().state = back;
+                self.announce(vm, back);
+            }
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -67,11 +94,18 @@ impl Vms {
                     })
                 }
             }
-            vm.qmp()?
-                .execute("stop", None)
+            let q = vm.qmp()?;
+            q.execute("stop", None)
                 .await
                 .map_err(|e| VmError::qmp(&vm.name, "", e))?;
-            me.transition(&vm, VmState::Paused);
+            if let Err(e) = me.transition(&vm, VmState::Paused).await {
+                // Not on disk, so not done: running again, as it was.
+                if q.execute("cont", None).await.is_ok() {
+                    vm.lock().state = VmState::Running;
+                    me.announce(&vm, VmState::Running);
+                }
+                return Err(e);
+            }
             Ok(())
         })
         .await
@@ -132,9 +166,22 @@ impl Vms {
         Ok(())
     }
 
-    /// `vm flush`: forgets QUIT and ERROR VMs and removes their folders.
+    /// `vm flush`: forgets QUIT and ERROR VMs and removes their folders;
+    /// also ends the QEMUs start-up found without a record and could not
+    /// adopt (see `adopt`), which nothing else can reach.
     pub async fn flush(&self, ns: &str) -> Result<usize, VmError> {
-        self.flush_vms(self.in_namespace(ns)).await
+        let n = self.flush_vms(self.in_namespace(ns)).await?;
+        let strays = std::mem::take(&mut *self.strays());
+        for s in strays {
+            warn!(
+                pid = s.pid,
+                "vm flush: ending the qemu of {}, which no record names",
+                s.dir.display()
+            );
+            super::adopt::stop_process(s.pid, Some(s.start), None).await;
+            let _ = std::fs::remove_dir_all(&s.dir);
+        }
+        Ok(n)
     }
 
     /// `vm flush TARGET`: the QUIT and ERROR VMs among `vms`; others stay.
@@ -166,47 +213,81 @@ impl Vms {
         Ok(n)
     }
 
-    /// `vm tag`: sets one tag on each VM.
-    pub fn set_tag(&self, vms: &[Arc<Vm>], key: &str, value: &str) {
+    /// Changes each VM's tags with `f` and saves each record; a VM whose
+    /// record cannot be written gets its old tags back, and the error
+    /// names the first (the others' tags are changed and on disk).
+    async fn retag(
+        &self,
+        vms: &[Arc<Vm>],
+        f: impl Fn(&mut std::collections::BTreeMap<String, String>),
+    ) -> Result<(), VmError> {
+        let mut errors = Vec::new();
         for vm in vms {
-            vm.lock().tags.insert(key.to_string(), value.to_string());
-            self.save(vm);
+            let before = {
+                let mut s = vm.lock();
+                let before = s.tags.clone();
+                f(&mut s.tags);
+                before
+            };
+            if let Err(e) = self.save(vm).await {
+                vm.lock().tags = before;
+                errors.push(e);
+            }
         }
+        let more = errors.len().saturating_sub(1);
+        match errors.into_iter().next() {
+            None => Ok(()),
+            Some(e) if more == 0 => Err(e),
+            Some(e) => Err(VmError::Several {
+                first: Box::new(e),
+                more,
+            }),
+        }
+    }
+
+    /// `vm tag`: sets one tag on each VM.
+    pub async fn set_tag(&self, vms: &[Arc<Vm>], key: &str, value: &str) -> Result<(), VmError> {
+        self.retag(vms, |t| {
+            t.insert(key.to_string(), value.to_string());
+        })
+        .await
     }
 
     /// Changes a VM's recorded configuration (a NIC added or moved while
     /// it runs, ...) and saves the record, so a relaunch or a restarted
-    /// daemon has it.
-    pub fn update_config<R>(
+    /// daemon has it. When the record cannot be written the configuration
+    /// is put back and the error returned: the caller undoes what it did.
+    pub async fn update_config<R>(
         &self,
         vm: &Vm,
         f: impl FnOnce(&mut super::config::VmConfig) -> R,
-    ) -> R {
-        let r = f(&mut vm.lock().config);
-        self.save(vm);
-        r
+    ) -> Result<R, VmError> {
+        let (r, before) = {
+            let mut s = vm.lock();
+            let before = s.config.clone();
+            (f(&mut s.config), before)
+        };
+        if let Err(e) = self.save(vm).await {
+            vm.lock().config = before;
+            return Err(e);
+        }
+        Ok(r)
     }
 
     /// `clear vm tag`: removes one tag (or all, `None`) from each VM.
-    pub fn clear_tag(&self, vms: &[Arc<Vm>], key: Option<&str>) {
-        for vm in vms {
-            {
-                let mut s = vm.lock();
-                match key {
-                    Some(k) => {
-                        s.tags.remove(k);
-                    }
-                    None => s.tags.clear(),
-                }
+    pub async fn clear_tag(&self, vms: &[Arc<Vm>], key: Option<&str>) -> Result<(), VmError> {
+        self.retag(vms, |t| match key {
+            Some(k) => {
+                t.remove(k);
             }
-            self.save(vm);
-        }
+            None => t.clear(),
+        })
+        .await
     }
 
     /// Remembers a changed cdrom so a relaunch boots with it.
-    pub fn set_cdrom(&self, vm: &Vm, path: &str) {
-        vm.lock().config.cdrom = path.to_string();
-        self.save(vm);
+    pub async fn set_cdrom(&self, vm: &Vm, path: &str) -> Result<(), VmError> {
+        self.update_config(vm, |c| c.cdrom = path.to_string()).await
     }
 
     /// Runs `f` on every VM concurrently; the first error (by VM id) is

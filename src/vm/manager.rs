@@ -68,6 +68,9 @@ pub struct Vm {
     pub status: Mutex<Status>,
     /// Serialises lifecycle operations on this VM.
     pub(super) op: tokio::sync::Mutex<()>,
+    /// Serialises writes of its record, so the last one written is the
+    /// latest state (each takes its snapshot holding it).
+    pub(super) saving: tokio::sync::Mutex<()>,
     /// Whether its cc agent is connected now (`vm info` cc_active).
     pub cc_active: std::sync::atomic::AtomicBool,
 }
@@ -102,6 +105,7 @@ impl Vm {
                 qmp: None,
             }),
             op: tokio::sync::Mutex::new(()),
+            saving: tokio::sync::Mutex::new(()),
             cc_active: Default::default(),
         }
     }
@@ -155,6 +159,21 @@ impl Vm {
         }
     }
 
+    /// Writes the VM's record (see `state`), durably: when this returns
+    /// Ok a crash of the daemon, or of the machine, keeps what it says.
+    /// A hook that records what it is about to make (a tap's name) calls
+    /// it before making it, so a crash at any instant leaves a record
+    /// naming everything there is to remove.
+    pub async fn persist(&self) -> Result<(), VmError> {
+        let _one = self.saving.lock().await;
+        let record = self.record();
+        let dir = self.paths.dir.clone();
+        tokio::task::spawn_blocking(move || state::save(&dir, &record))
+            .await
+            .map_err(|e| VmError::Task(e.to_string()))?
+            .map_err(VmError::Save)
+    }
+
     pub fn qmp(&self) -> Result<Arc<Qmp>, VmError> {
         let s = self.lock();
         match &s.qmp {
@@ -163,6 +182,15 @@ impl Vm {
             _ => Err(VmError::NotRunning(self.name.clone())),
         }
     }
+}
+
+/// A QEMU of ours (its folder under the base) that could not be adopted:
+/// left running at start-up, and ended by the next `vm flush`.
+#[derive(Debug, Clone)]
+pub(super) struct Stray {
+    pub pid: u32,
+    pub start: u64,
+    pub dir: PathBuf,
 }
 
 #[derive(Default)]
@@ -182,6 +210,7 @@ pub(super) struct Inner {
     pub(super) next_id: AtomicU64,
     pub(super) reg: Mutex<Registry>,
     configs: Mutex<HashMap<String, VmConfig>>,
+    strays: Mutex<Vec<Stray>>,
     /// Distinguishes this base directory's cgroups from another daemon's.
     pub tag: String,
 }
@@ -210,16 +239,6 @@ pub fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A short stable tag of a path (FNV-1a), for cgroup names.
-fn path_tag(p: &Path) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in p.as_os_str().as_encoded_bytes() {
-        h ^= *b as u32;
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    format!("{h:08x}")
-}
-
 impl Vms {
     pub fn new(base: &Path, filepath: &Path, events: broadcast::Sender<Event>) -> Vms {
         Vms {
@@ -233,13 +252,25 @@ impl Vms {
                 next_id: AtomicU64::new(0),
                 reg: Mutex::new(Registry::default()),
                 configs: Mutex::new(HashMap::new()),
-                tag: path_tag(base),
+                strays: Mutex::new(Vec::new()),
+                tag: crate::base::tag(base),
             }),
         }
     }
 
     pub(super) fn reg(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.inner.reg.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn strays(&self) -> std::sync::MutexGuard<'_, Vec<Stray>> {
+        self.inner.strays.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What marks this daemon's own things (cgroups, taps, switch ports)
+    /// apart from another daemon's on the same host: a tag of its base
+    /// directory (see `base::tag`).
+    pub fn owner_tag(&self) -> &str {
+        &self.inner.tag
     }
 
     /// The base directory the VMs' folders are in.
@@ -375,27 +406,38 @@ impl Vms {
         });
     }
 
-    pub(super) fn save(&self, vm: &Vm) {
-        if let Err(e) = state::save(&vm.paths.dir, &vm.record()) {
-            warn!(vm = %vm.name, "cannot save state in {}: {e}", vm.paths.dir.display());
+    /// Saves the record; the caller answers a command with the error.
+    pub(super) async fn save(&self, vm: &Vm) -> Result<(), VmError> {
+        vm.persist().await
+    }
+
+    /// Saves the record where no command waits for it (a QEMU that
+    /// exited, adoption): the error is logged, and the next start-up
+    /// reconciles the record with what runs.
+    pub(super) async fn save_logged(&self, vm: &Vm) {
+        if let Err(e) = vm.persist().await {
+            warn!(vm = %vm.name, "{e}");
         }
     }
 
-    /// Sets the state, saves and announces it.
-    pub(super) fn transition(&self, vm: &Vm, to: VmState) {
+    /// Sets the state, saves and announces it. The state is set even when
+    /// the save fails (it is what the VM is); the error says the record
+    /// is behind.
+    pub(super) async fn transition(&self, vm: &Vm, to: VmState) -> Result<(), VmError> {
         let changed = {
             let mut s = vm.lock();
             let changed = s.state != to;
             s.state = to;
             changed
         };
-        self.save(vm);
+        let saved = self.save(vm).await;
         if changed {
             // Each VM's state changes reach the journal with its name and
             // namespace as fields (`journalctl VM=web1`).
             info!(vm = %vm.name, namespace = %vm.namespace, id = vm.id, state = %to, "{} is {to}", vm.name);
             self.announce(vm, to);
         }
+        saved
     }
 
     // ---- used by adoption ----
@@ -445,13 +487,22 @@ impl Vms {
         });
     }
 
-    pub(super) fn set_state_quiet(&self, vm: &Vm, to: VmState, error: &str) {
+    pub(super) async fn set_state_quiet(&self, vm: &Vm, to: VmState, error: &str) {
         {
             let mut s = vm.lock();
             s.state = to;
             s.error = error.to_string();
         }
-        self.save(vm);
+        self.save_logged(vm).await;
+    }
+
+    /// True while `vm` is the registered VM of its id (not flushed, nor
+    /// replaced by a later VM of that id).
+    pub(super) fn is_registered(&self, vm: &Arc<Vm>) -> bool {
+        self.reg()
+            .vms
+            .get(&vm.id)
+            .is_some_and(|v| Arc::ptr_eq(v, vm))
     }
 
     pub fn downgrade(&self) -> WeakVms {
@@ -498,16 +549,5 @@ impl Vms {
             }
         }
         (cpus, mem, live)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_tags_differ() {
-        assert_ne!(path_tag(Path::new("/a")), path_tag(Path::new("/b")));
-        assert_eq!(path_tag(Path::new("/a")).len(), 8);
     }
 }

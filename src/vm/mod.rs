@@ -36,6 +36,7 @@ pub mod overrides;
 pub mod placement;
 pub mod process;
 pub mod qmp;
+pub mod rebuild;
 pub mod screenshot;
 pub mod state;
 pub mod targets;
@@ -59,6 +60,8 @@ impl Vms {
         let placement = placement::Placement::detect().await;
         info!("VMs run as {}", placement.describe());
         let _ = self.inner.placement.set(placement);
+        // Temporary files of writes a crash cut short (networks.json's).
+        crate::durable::sweep(self.base());
         let a = self.adopt(recover).await;
         if a != adopt::Adopted::default() {
             info!(
@@ -66,5 +69,38 @@ impl Vms {
                 a.live, a.dead, a.removed, a.unproven
             );
         }
+        self.reconcile().await;
+    }
+
+    /// After adoption, the other direction: what this daemon made for VMs
+    /// (cgroups here; taps and switch ports through the hooks) that no
+    /// registered VM's record names is removed. Only what is provably this
+    /// daemon's is touched: cgroups named after this base directory's
+    /// tag, devices and ports marked with it.
+    async fn reconcile(&self) {
+        // What a registered VM's record names is its own (a dead VM's was
+        // released by adoption, which cleared it from the record).
+        let vms = self.all();
+        let claimed: std::collections::BTreeSet<std::path::PathBuf> = vms
+            .iter()
+            .flat_map(|v| v.lock().placed.cgroups.clone())
+            .collect();
+        let prefix = format!("{}-", self.inner.tag);
+        for dir in self.placement().cgroups_named(&prefix) {
+            if claimed.contains(&dir) {
+                continue;
+            }
+            if cgroup::populated(&dir) {
+                warn!(
+                    "cgroup {} holds processes no VM claims; left alone",
+                    dir.display()
+                );
+                continue;
+            }
+            info!("removing cgroup {}, which no VM claims", dir.display());
+            let d = vec![dir];
+            let _ = tokio::task::spawn_blocking(move || cgroup::remove(&d)).await;
+        }
+        self.hooks().recover(&vms).await;
     }
 }

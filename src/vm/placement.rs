@@ -110,6 +110,22 @@ impl Placement {
         (Placed { unit, cgroups }, dropped)
     }
 
+    /// The cgroups [`Placement::prepare`] makes for `leaf` that exist now.
+    pub fn cgroups_of(&self, leaf: &str) -> Vec<PathBuf> {
+        match self {
+            Placement::Cgroup(t) => t.existing(leaf),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Every VM cgroup whose leaf name starts with `prefix`.
+    pub fn cgroups_named(&self, prefix: &str) -> Vec<PathBuf> {
+        match self {
+            Placement::Cgroup(t) => t.named(prefix),
+            _ => Vec::new(),
+        }
+    }
+
     /// Current memory (bytes) and CPU time (ns) of a VM.
     pub async fn usage(&self, placed: &Placed) -> (Option<u64>, Option<u64>) {
         match (&placed.unit, self) {

@@ -1,12 +1,11 @@
 //! What the daemon remembers about each VM across its own restarts: one
-//! JSON file per VM in `<base>/<id>/state.json`, replaced atomically
-//! (written beside, then renamed), so a crash mid-write leaves the old
+//! JSON file per VM in `<base>/<id>/state.json`, replaced durably (written
+//! beside, synced, then renamed), so a crash mid-write leaves the old
 //! record, never a torn one.
 
 use super::config::VmConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,14 +79,10 @@ pub struct Record {
 
 pub const STATE_FILE: &str = "state.json";
 
-/// Writes the record atomically into `dir`.
-pub fn save(dir: &Path, r: &Record) -> std::io::Result<()> {
-    let tmp = dir.join(".state.json.tmp");
-    let data = serde_json::to_vec_pretty(r).map_err(std::io::Error::other)?;
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&data)?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join(STATE_FILE))
+/// Writes the record into `dir`, durably (see `durable`): a failed
+/// write leaves the previous record and no temporary file.
+pub fn save(dir: &Path, r: &Record) -> Result<(), crate::durable::SaveError> {
+    crate::durable::write_json(&dir.join(STATE_FILE), r, &format!("VM {}'s state", r.name))
 }
 
 pub fn load(dir: &Path) -> Result<Record, String> {

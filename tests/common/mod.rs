@@ -156,6 +156,9 @@ pub struct DaemonOpts<'a> {
     pub base: Option<PathBuf>,
     /// Extra environment (e.g. OVS_RUNDIR, PATH).
     pub env: Vec<(String, String)>,
+    /// The daemon's binary: `minimega`, or `minimega-faults` (the same
+    /// with its fault switch armed from MINIMEGA_FAULT).
+    pub bin: &'static str,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -169,6 +172,7 @@ impl Default for DaemonOpts<'_> {
             config: None,
             base: None,
             env: Vec::new(),
+            bin: BIN,
         }
     }
 }
@@ -193,10 +197,10 @@ impl Daemon {
         let mut cmd = match &opts.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, BIN]);
+                c.args(["netns", "exec", ns, opts.bin]);
                 c
             }
-            None => Command::new(BIN),
+            None => Command::new(opts.bin),
         };
         cmd.args([
             "-base",
@@ -287,6 +291,17 @@ impl Daemon {
         wait_timeout(&mut child, Duration::from_secs(20)).unwrap_or_else(|| {
             let _ = child.kill();
             panic!("daemon did not exit on SIGTERM:\n{}", self.log_text())
+        })
+    }
+
+    /// Waits for a daemon that is to die by itself (a fault it was told
+    /// to inject) to exit; its status.
+    pub fn wait_dead(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        wait_timeout(&mut child, limit).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("daemon did not die within {limit:?}:\n{}", self.log_text())
         })
     }
 

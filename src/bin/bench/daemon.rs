@@ -45,6 +45,8 @@ pub fn free_port_string() -> Result<String, String> {
 pub struct Harness {
     pub rt: tokio::runtime::Runtime,
     pub client: Client,
+    /// The private bus, for more clients of their own.
+    pub address: String,
     pub daemon_pid: u32,
     pub scratch: Scratch,
 }
@@ -126,6 +128,7 @@ impl Harness {
         Ok(Harness {
             rt,
             client,
+            address,
             daemon_pid,
             scratch,
         })

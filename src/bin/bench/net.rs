@@ -32,13 +32,13 @@ fn sh(script: &str) -> Result<(), String> {
 }
 
 /// A network namespace holding ovsdb-server and ovs-vswitchd of our own.
-struct Switch {
-    netns: String,
-    dir: std::path::PathBuf,
+pub struct Switch {
+    pub netns: String,
+    pub dir: std::path::PathBuf,
 }
 
 impl Switch {
-    fn start() -> Result<Switch, String> {
+    pub fn start() -> Result<Switch, String> {
         let netns = format!("mmbench{}", std::process::id());
         let dir = std::path::PathBuf::from(format!(
             "/var/tmp/minimega-bench-ovs-{}",

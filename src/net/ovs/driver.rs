@@ -184,7 +184,10 @@ impl Switch for Ovs {
                 json!([
                     txn::DB,
                     sel("Bridge", &["name", "ports", "datapath_type"]),
-                    sel("Port", &["_uuid", "name", "tag", "interfaces"]),
+                    sel(
+                        "Port",
+                        &["_uuid", "name", "tag", "interfaces", "external_ids"]
+                    ),
                     sel("Interface", &["_uuid", "type"]),
                 ]),
             )
@@ -212,6 +215,9 @@ impl Switch for Ovs {
                                 .and_then(|t| t.as_u64())
                                 .map(|t| t as u16),
                             kind: kind.to_string(),
+                            owner: txn::map_value(&row["external_ids"], txn::OWNER_KEY)
+                                .unwrap_or_default()
+                                .to_string(),
                         },
                     ))
                 })

@@ -66,6 +66,9 @@ pub struct PortState {
     pub tag: Option<u16>,
     /// The interface's type: "" (a system device), internal, vxlan, ...
     pub kind: String,
+    /// Whose port it is (`external_ids` [`txn::OWNER_KEY`]); empty for
+    /// ports no VM owns.
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,14 @@ pub struct PortSpec {
     /// 802.1ad: the tag is pushed as an outer tag (`dot1q-tunnel`).
     pub qinq: bool,
     pub kind: PortKind,
+    /// Who the port is for, kept in the Port's `external_ids` as
+    /// [`OWNER_KEY`] (a VM's: its daemon's tag and its id), so a daemon
+    /// finds its own ports again however it last stopped.
+    pub owner: Option<String>,
 }
+
+/// The `external_ids` key of a VM port's owner.
+pub const OWNER_KEY: &str = "minimega-vm";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -169,6 +176,17 @@ pub fn atoms(v: &Value) -> Vec<&Value> {
     }
 }
 
+/// The value of `key` in an OVSDB map (`["map", [[k, v], ...]]`).
+pub fn map_value<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    match v.as_array().map(Vec::as_slice) {
+        Some([k, pairs]) if k == "map" => pairs.as_array()?.iter().find_map(|p| {
+            let p = p.as_array()?;
+            (p.first()?.as_str()? == key).then(|| p.get(1)?.as_str())?
+        }),
+        _ => None,
+    }
+}
+
 /// Reads the answer to [`view_query`] (one result per select).
 pub fn parse_view(results: &[Value]) -> View {
     let mut v = View {
@@ -228,7 +246,14 @@ impl Builder {
     }
 
     /// Inserts an Interface and its Port; returns the Port's named uuid.
-    fn port(&mut self, name: &str, kind: PortKind, tag: Option<u16>, qinq: bool) -> String {
+    fn port(
+        &mut self,
+        name: &str,
+        kind: PortKind,
+        tag: Option<u16>,
+        qinq: bool,
+        owner: Option<&str>,
+    ) -> String {
         let i = self.id("i");
         let p = self.id("p");
         let mut irow = json!({"name": name});
@@ -238,6 +263,9 @@ impl Builder {
         self.ops
             .push(json!({"op": "insert", "table": "Interface", "row": irow, "uuid-name": i}));
         let mut prow = json!({"name": name, "interfaces": named(&i)});
+        if let Some(o) = owner {
+            prow["external_ids"] = json!(["map", [[OWNER_KEY, o]]]);
+        }
         if let Some(t) = tag {
             prow["tag"] = json!(t);
             if qinq {
@@ -278,7 +306,7 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
             Op::EnsurePort(p) if view.ports.contains_key(&p.name) => {}
             Op::AddPort(p) | Op::EnsurePort(p) => {
                 qinq |= p.qinq;
-                let id = b.port(&p.name, p.kind, p.tag, p.qinq);
+                let id = b.port(&p.name, p.kind, p.tag, p.qinq, p.owner.as_deref());
                 ports.entry(p.bridge.clone()).or_default().push(named(&id));
                 check.push(p.name.clone());
             }
@@ -291,7 +319,7 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
                 "op": "update", "table": "Port", "where": [["name", "==", port]], "row": {"tag": tag}
             })),
             Op::AddMirror { bridge, port } => {
-                let id = b.port(port, PortKind::System, None, false);
+                let id = b.port(port, PortKind::System, None, false, None);
                 let m = b.id("m");
                 b.ops.push(json!({"op": "insert", "table": "Mirror", "uuid-name": m,
                     "row": {"name": port, "select_all": true, "output_port": named(&id)}}));
@@ -347,7 +375,7 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
             .push(json!({"op": "insert", "table": DB, "row": {}, "uuid-name": "root"}));
     }
     for br in &created {
-        let local = b.port(br, PortKind::Internal, None, false);
+        let local = b.port(br, PortKind::Internal, None, false, None);
         let mut all = vec![named(&local)];
         all.extend(ports.remove(br).unwrap_or_default());
         let id = b.id("b");
@@ -443,6 +471,7 @@ mod tests {
             tag: Some(tag),
             qinq: false,
             kind: PortKind::System,
+            owner: None,
         }
     }
 
@@ -563,6 +592,29 @@ mod tests {
         ]);
         assert_eq!(Value::Array(ops_of(&p)), want);
         assert_eq!(p.params[0], "Open_vSwitch");
+    }
+
+    #[test]
+    fn a_vm_port_carries_its_owner() {
+        let view = View {
+            root: true,
+            bridges: ["b".to_string()].into(),
+            ..View::default()
+        };
+        let mut t = tap("b", "mega_tap0", 5);
+        t.owner = Some("0badf00d/7".into());
+        let p = plan(&view, &[Op::AddPort(t)], "netdev");
+        let row = &ops_of(&p)[1]["row"];
+        assert_eq!(
+            row["external_ids"],
+            json!(["map", [["minimega-vm", "0badf00d/7"]]])
+        );
+        assert_eq!(
+            map_value(&row["external_ids"], OWNER_KEY),
+            Some("0badf00d/7")
+        );
+        assert_eq!(map_value(&json!(["map", []]), OWNER_KEY), None);
+        assert_eq!(map_value(&json!("x"), OWNER_KEY), None);
     }
 
     #[test]

@@ -73,17 +73,20 @@ fn reactor(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     unsafe { AsyncFd::register(fd) }.map_err(|e| e.into_parts().1)
 }
 
-/// Makes a persistent tap for QEMU to open by name, and brings it up.
-pub fn create_tap(name: &str, nl: &mut netlink::Netlink) -> io::Result<()> {
+/// Makes a persistent tap for QEMU to open by name, and brings it up,
+/// with `alias` (whose tap it is; none when empty).
+pub fn create_tap(name: &str, alias: &str, nl: &mut netlink::Netlink) -> io::Result<()> {
     let fd = tun(name, true)?;
     // SAFETY: TUNSETPERSIST takes an integer argument.
     if unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETPERSIST, 1 as libc::c_ulong) } < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        drop(fd);
+        return Err(e);
     }
     drop(fd);
     let r = index(name)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
-        .and_then(|i| nl.set_up(i));
+        .and_then(|i| nl.set_up_as(i, alias));
     if r.is_err() {
         let _ = nl.delete(name);
     }

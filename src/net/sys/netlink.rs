@@ -20,6 +20,7 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_LINKINFO: u16 = 18;
+const IFLA_IFALIAS: u16 = 20;
 const IFLA_STATS64: u16 = 23;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
@@ -147,6 +148,16 @@ pub fn addr_body(index: u32, ip: IpAddr, prefix: u8) -> Vec<u8> {
     b
 }
 
+/// RTM_NEWLINK's body bringing link `index` up, with `alias` if any.
+pub fn up_body(index: u32, alias: &str) -> Vec<u8> {
+    let up = libc::IFF_UP as u32;
+    let mut b = ifinfo(index, up, up);
+    if !alias.is_empty() {
+        b.extend(attr(IFLA_IFALIAS, alias.as_bytes()));
+    }
+    b
+}
+
 /// A link's name and byte counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -154,6 +165,8 @@ pub struct Link {
     pub name: String,
     pub rx_bytes: u64,
     pub tx_bytes: u64,
+    /// Its alias (`ip link set ... alias`): a VM tap's says whose it is.
+    pub alias: String,
 }
 
 /// The messages in a received buffer: (type, payload).
@@ -199,11 +212,15 @@ pub fn parse_link(payload: &[u8]) -> Option<Link> {
         name: String::new(),
         rx_bytes: 0,
         tx_bytes: 0,
+        alias: String::new(),
     };
     for (ty, v) in attrs(&payload[16..]) {
         match ty {
             IFLA_IFNAME => {
                 l.name = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into()
+            }
+            IFLA_IFALIAS => {
+                l.alias = String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or(v)).into()
             }
             IFLA_STATS64 if v.len() >= 32 => {
                 l.rx_bytes = u64::from_ne_bytes(v[16..24].try_into().ok()?);
@@ -292,8 +309,13 @@ impl Netlink {
     }
 
     pub fn set_up(&mut self, index: u32) -> io::Result<()> {
-        let up = libc::IFF_UP as u32;
-        self.request(RTM_NEWLINK, 0, &ifinfo(index, up, up))
+        self.set_up_as(index, "")
+    }
+
+    /// Brings a link up and, in the same request, gives it `alias` (none
+    /// when empty).
+    pub fn set_up_as(&mut self, index: u32, alias: &str) -> io::Result<()> {
+        self.request(RTM_NEWLINK, 0, &up_body(index, alias))
     }
 
     /// Deletes a link; one that is already gone is no error.
@@ -398,8 +420,19 @@ mod tests {
                 index: 4,
                 name: "mega_tap0".into(),
                 rx_bytes: 1000,
-                tx_bytes: 2000
+                tx_bytes: 2000,
+                alias: String::new(),
             }
+        );
+        // A tap marked as a VM's says whose it is, in the same request
+        // that brings it up.
+        let mut body = up_body(4, "minimega-vm 0badf00d/3");
+        assert_eq!(attrs(&body[16..])[0].1, b"minimega-vm 0badf00d/3");
+        body.extend(attr(IFLA_IFNAME, b"mega_tap0\0"));
+        let l = parse_link(&body).unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.alias.as_str()),
+            ("mega_tap0", "minimega-vm 0badf00d/3")
         );
         assert_eq!(msgs[1].0, NLMSG_DONE);
         assert_eq!(error_code(&(-17i32).to_ne_bytes()), -17);
