@@ -221,7 +221,7 @@ impl Net {
     /// `-vlanrange`: the default range, as the daemon starts. A range the
     /// saved state already has keeps its allocation point.
     pub fn set_default_range(&self, (min, max): (u16, u16)) {
-        self.update(|s| {
+        self.update_logged(|s| {
             let r = s.vlans.range(None);
             if (r.min, r.max) != (min, max) {
                 if let Err(e) = s.vlans.set_range(None, min, max) {
