@@ -416,6 +416,22 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
         .to_string();
     assert!(serde_json::from_str::<serde_json::Map<String, Value>>(&tags).is_ok());
 
+    // miniweb's launch form: an empty config name is the current config.
+    resp(&mut c, ".record false namespace \"WEB\" vm config memory 96");
+    let r = resp(
+        &mut c,
+        ".record false namespace \"WEB\" vm launch \"kvm\" \"web1\" \"\"",
+    );
+    assert_eq!(r["Error"], "", "{r}");
+    let r = resp(
+        &mut c,
+        ".record false namespace \"WEB\" .columns memory .filter name=web1 vm info",
+    );
+    assert_eq!(r["Tabular"], json!([["96"]]));
+    resp(&mut c, ".record false namespace \"WEB\" vm kill web1");
+    resp(&mut c, ".record false namespace \"WEB\" vm flush");
+    resp(&mut c, ".record false clear namespace WEB");
+
     // ClearNamespace of a namespace that never was: no error.
     let r = resp(&mut c, ".record false clear namespace __phenix__");
     assert_eq!(r["Host"], "node");
