@@ -417,7 +417,10 @@ fn phenix_and_miniweb_lines_get_minimegas_answers() {
     assert!(serde_json::from_str::<serde_json::Map<String, Value>>(&tags).is_ok());
 
     // miniweb's launch form: an empty config name is the current config.
-    resp(&mut c, ".record false namespace \"WEB\" vm config memory 96");
+    resp(
+        &mut c,
+        ".record false namespace \"WEB\" vm config memory 96",
+    );
     let r = resp(
         &mut c,
         ".record false namespace \"WEB\" vm launch \"kvm\" \"web1\" \"\"",
