@@ -116,6 +116,33 @@ pub struct Flags {
     /// The serial port -console attaches to [default: 0]
     #[arg(long, value_name = "N")]
     pub serial: Option<u64>,
+    /// Default VLAN range of namespaces, MIN-MAX [default: 101-4096]
+    #[arg(long, value_name = "MIN-MAX")]
+    pub vlanrange: Option<String>,
+    /// Back snapshots (`disk snapshot`, `disk rebase`) by absolute paths instead of relative ones
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub abssnapshot: Option<bool>,
+    /// Hash the files directory's files (murmur3), adding a `hash` column to `file list`
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub hashfiles: Option<bool>,
+    /// minimega's mesh node for logs and files (accepted; see minimega(1))
+    #[arg(long, value_name = "HOST")]
+    pub headnode: Option<String>,
+    /// minimega's cgroup mount for containers (accepted, no effect: VMs get cgroups from systemd or the daemon's own)
+    #[arg(long, value_name = "DIR")]
+    pub cgroup: Option<PathBuf>,
+    /// minimega's panic on Ctrl-C for Go stack traces (accepted, no effect)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub panic: Option<bool>,
+    /// Print the command table as JSON (minimega's -cli) and exit; `-cli=false` is the default
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub cli: Option<bool>,
+    /// Log on standard error (false: only the journal or -logfile) [default: true]
+    #[arg(long = "v", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub v: Option<bool>,
+    /// The same as -v
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub verbose: Option<bool>,
     /// The command to run with -e
     #[arg(trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -149,6 +176,15 @@ const LONG_FLAGS: &[&str] = &[
     "vncports",
     "console",
     "serial",
+    "vlanrange",
+    "abssnapshot",
+    "hashfiles",
+    "headnode",
+    "cgroup",
+    "panic",
+    "cli",
+    "v",
+    "verbose",
     "help",
 ];
 
@@ -205,7 +241,18 @@ pub fn normalize_args<I: IntoIterator<Item = String>>(args: I) -> Vec<String> {
 fn takes_value(name: &str) -> bool {
     !matches!(
         name,
-        "e" | "attach" | "force" | "recover" | "nostdin" | "version" | "help"
+        "e" | "attach"
+            | "force"
+            | "recover"
+            | "nostdin"
+            | "version"
+            | "help"
+            | "abssnapshot"
+            | "hashfiles"
+            | "panic"
+            | "cli"
+            | "v"
+            | "verbose"
     )
 }
 
@@ -234,6 +281,10 @@ pub struct FileConfig {
     pub overcommit: Option<f64>,
     pub vncaddr: Option<String>,
     pub vncports: Option<String>,
+    pub vlanrange: Option<String>,
+    pub abssnapshot: Option<bool>,
+    pub hashfiles: Option<bool>,
+    pub headnode: Option<String>,
 }
 
 /// Which D-Bus bus the daemon serves on and the client calls.
@@ -287,6 +338,23 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// Whether -base or the file chose the base (else [`default_base`]).
     pub base_chosen: bool,
+    /// The default VLAN range, `[min, max)` (`-vlanrange MIN-MAX`).
+    pub vlan_range: (u16, u16),
+    /// Snapshots name their backing image by absolute path.
+    pub abs_snapshot: bool,
+    /// `file list` shows each file's murmur3 hash.
+    pub hash_files: bool,
+    /// minimega's head node, unless it names this node (minimega ignores
+    /// that too).
+    pub headnode: Option<String>,
+    /// Whether the log goes to standard error (`-v`, `-verbose`).
+    pub log_stderr: bool,
+    /// `-cgroup` and `-panic` as given: `args` shows them.
+    pub cgroup: PathBuf,
+    pub panic: bool,
+    /// Flags of minimega given that mean nothing here, for one log line
+    /// each at start.
+    pub no_effect: Vec<String>,
 }
 
 /// True when systemd started us as a service.
@@ -337,7 +405,12 @@ impl Config {
             .clone()
             .or(file.msa.clone())
             .unwrap_or_else(|| "10s".into());
-        let msa = parse_duration(&msa_text).map_err(|why| ConfigError::Value {
+        // minimega's -msa is a number of seconds; a Go duration works too.
+        let msa = match msa_text.parse::<u64>() {
+            Ok(secs) if secs <= MAX_DURATION.as_secs() => Ok(Duration::from_secs(secs)),
+            _ => parse_duration(&msa_text),
+        }
+        .map_err(|why| ConfigError::Value {
             what: "msa",
             value: msa_text.clone(),
             why,
@@ -408,7 +481,48 @@ impl Config {
                 why,
             })?),
         };
+        let range_text = flags
+            .vlanrange
+            .clone()
+            .or(file.vlanrange.clone())
+            .unwrap_or_else(|| "101-4096".into());
+        let vlan_range = parse_vlan_range(&range_text).map_err(|why| ConfigError::Value {
+            what: "VLAN range",
+            value: range_text.clone(),
+            why: why.into(),
+        })?;
+        let headnode = flags
+            .headnode
+            .clone()
+            .or(file.headnode.clone())
+            .filter(|h| !h.is_empty() && *h != hostname);
+        let mut no_effect = Vec::new();
+        if let Some(c) = &flags.cgroup {
+            no_effect.push(format!(
+                "-cgroup {}: minimega's container cgroups; VMs here get theirs from systemd or under the daemon's own cgroup",
+                c.display()
+            ));
+        }
+        if flags.panic == Some(true) {
+            no_effect.push("-panic: there are no Go stack traces to print".into());
+        }
+        if let Some(h) = &headnode {
+            no_effect.push(format!(
+                "-headnode {h}: logs go to the journal (or -logfile) and files come from any node that has them"
+            ));
+        }
         Ok(Config {
+            vlan_range,
+            abs_snapshot: flags.abssnapshot.or(file.abssnapshot).unwrap_or(false),
+            hash_files: flags.hashfiles.or(file.hashfiles).unwrap_or(false),
+            headnode,
+            log_stderr: flags.v.unwrap_or(true) && flags.verbose.unwrap_or(true),
+            cgroup: flags
+                .cgroup
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")),
+            panic: flags.panic.unwrap_or(false),
+            no_effect,
             overcommit,
             vnc_addr,
             vnc_ports,
@@ -464,6 +578,19 @@ impl Config {
             Bus::None => "none".to_string(),
         };
         let mut v = vec![
+            ("abssnapshot", self.abs_snapshot.to_string()),
+            ("cgroup", self.cgroup.display().to_string()),
+            ("cli", "false".to_string()),
+            ("hashfiles", self.hash_files.to_string()),
+            ("headnode", self.headnode.clone().unwrap_or_default()),
+            ("panic", self.panic.to_string()),
+            ("pipe", String::new()),
+            ("v", self.log_stderr.to_string()),
+            ("verbose", self.log_stderr.to_string()),
+            (
+                "vlanrange",
+                format!("{}-{}", self.vlan_range.0, self.vlan_range.1),
+            ),
             ("attach", "false".to_string()),
             ("base", self.base.display().to_string()),
             // Unset, discovery sends to each up interface's broadcast
@@ -484,7 +611,15 @@ impl Config {
             ("level", self.level.to_string().to_lowercase()),
             ("logfile", path(&self.logfile)),
             ("meshkey", self.mesh_key.display().to_string()),
-            ("msa", crate::timefmt::go_duration(self.msa)),
+            // minimega's -msa is whole seconds.
+            (
+                "msa",
+                if self.msa.subsec_nanos() == 0 {
+                    self.msa.as_secs().to_string()
+                } else {
+                    crate::timefmt::go_duration(self.msa)
+                },
+            ),
             ("namespace", self.namespace.clone().unwrap_or_default()),
             ("nostdin", self.nostdin.to_string()),
             ("port", self.port.to_string()),
@@ -524,6 +659,24 @@ impl Config {
         }
         out
     }
+}
+
+/// `-vlanrange MIN-MAX`, checked as minimega checks it, within the VLAN
+/// numbers a switch has.
+pub fn parse_vlan_range(s: &str) -> Result<(u16, u16), &'static str> {
+    let Some((a, b)) = s.split_once('-') else {
+        return Err("expected MIN-MAX, e.g. 101-4096");
+    };
+    let (Ok(min), Ok(max)) = (a.trim().parse::<u16>(), b.trim().parse::<u16>()) else {
+        return Err("expected integer values for VLAN range");
+    };
+    if max <= min {
+        return Err("expected min < max for VLAN range");
+    }
+    if min == 0 || max > 4096 {
+        return Err("VLANs are 1 to 4095 (max 4096, not included)");
+    }
+    Ok((min, max))
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -696,8 +849,12 @@ mod tests {
     #[test]
     fn bad_values_name_the_problem() {
         assert!(parse_file("bogus = 1").unwrap_err().contains("bogus"));
-        let e = Config::resolve(&parse(&["-msa", "10"]), &FileConfig::default()).unwrap_err();
-        assert_eq!(e.to_string(), "invalid msa `10`: missing unit (e.g. 10s)");
+        // minimega's -msa is whole seconds, so a bare number is one; a
+        // number with no known unit is not.
+        let e = Config::resolve(&parse(&["-msa", "10x"]), &FileConfig::default()).unwrap_err();
+        assert_eq!(e.to_string(), "invalid msa `10x`: unknown unit `x`");
+        let e = Config::resolve(&parse(&["-msa", "1.5"]), &FileConfig::default()).unwrap_err();
+        assert_eq!(e.to_string(), "invalid msa `1.5`: missing unit (e.g. 10s)");
         let e = Config::resolve(&parse(&["-level", "loud"]), &FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("log level"), "{e}");
         let e = Config::resolve(&parse(&["-overcommit=-1"]), &FileConfig::default());
@@ -728,6 +885,130 @@ mod tests {
                 .filter(|p| p.starts_with("/run/minimega"))
                 .count(),
             1
+        );
+    }
+
+    /// Every flag of minimega 3.1.0, as phenix and sites start it.
+    #[test]
+    fn every_flag_of_minimega_is_accepted() {
+        let f = parse(&[
+            "-base=/b",
+            "-filepath=/b/f",
+            "-degree=2",
+            "-msa=20",
+            "-broadcast=10.0.0.255",
+            "-port=9001",
+            "-context=sceptre",
+            "-vlanrange=200-300",
+            "-force",
+            "-recover=false",
+            "-nostdin",
+            "-cli=false",
+            "-panic",
+            "-cgroup=/sys/fs/cgroup",
+            "-headnode=head",
+            "-hashfiles=true",
+            "-abssnapshot=true",
+            "-level=fatal",
+            "-v=false",
+            "-verbose=false",
+            "-logfile=/dev/null",
+            "-hostname=h",
+        ]);
+        let c = Config::resolve(&f, &FileConfig::default()).unwrap();
+        assert_eq!(c.msa, Duration::from_secs(20));
+        assert_eq!(c.vlan_range, (200, 300));
+        assert!(c.abs_snapshot && c.hash_files && c.force && !c.recover && c.nostdin);
+        assert_eq!(c.headnode.as_deref(), Some("head"));
+        assert!(!c.log_stderr);
+        assert_eq!(c.level, tracing::Level::ERROR);
+        assert_eq!(c.no_effect.len(), 3, "{:?}", c.no_effect);
+        assert!(c.no_effect.iter().any(|m| m.starts_with("-cgroup")));
+        let args: std::collections::BTreeMap<_, _> = c.args().into_iter().collect();
+        for (k, v) in [
+            ("msa", "20"),
+            ("vlanrange", "200-300"),
+            ("abssnapshot", "true"),
+            ("hashfiles", "true"),
+            ("headnode", "head"),
+            ("panic", "true"),
+            ("v", "false"),
+            ("verbose", "false"),
+            ("cgroup", "/sys/fs/cgroup"),
+            ("filepath", "/b/f"),
+        ] {
+            assert_eq!(args[k], v, "args {k}");
+        }
+        // minimega's 26 flags are all in `args`.
+        for k in [
+            "abssnapshot",
+            "attach",
+            "base",
+            "broadcast",
+            "cgroup",
+            "cli",
+            "context",
+            "degree",
+            "e",
+            "filepath",
+            "force",
+            "hashfiles",
+            "headnode",
+            "level",
+            "logfile",
+            "msa",
+            "namespace",
+            "nostdin",
+            "panic",
+            "pipe",
+            "port",
+            "recover",
+            "v",
+            "verbose",
+            "version",
+            "vlanrange",
+        ] {
+            assert!(args.contains_key(k), "args lacks {k}");
+        }
+        // -cli alone, and -e/-attach/-namespace/-pipe keep working.
+        assert_eq!(parse(&["-cli"]).cli, Some(true));
+        assert_eq!(parse(&["-cli=false"]).cli, Some(false));
+        let f = parse(&["-namespace", "exp", "-e", "vm", "info"]);
+        assert!(f.exec && f.namespace.as_deref() == Some("exp"));
+        assert_eq!(f.command, ["vm", "info"]);
+        assert!(parse(&["-attach", "-namespace=exp"]).attach);
+        assert_eq!(parse(&["-pipe", "p1"]).pipe.as_deref(), Some("p1"));
+        // -v alone is true; the default is true.
+        assert_eq!(parse(&["-v"]).v, Some(true));
+        let c = Config::resolve(&parse(&["-hostname=h"]), &FileConfig::default()).unwrap();
+        assert!(c.log_stderr && c.no_effect.is_empty());
+        assert_eq!(c.vlan_range, (101, 4096));
+        // -headnode naming this node is ignored, as minimega ignores it.
+        let c = Config::resolve(
+            &parse(&["-hostname=h", "-headnode=h"]),
+            &FileConfig::default(),
+        );
+        assert_eq!(c.unwrap().headnode, None);
+    }
+
+    #[test]
+    fn vlan_ranges_are_checked_as_minimega_checks_them() {
+        assert_eq!(parse_vlan_range("101-4096"), Ok((101, 4096)));
+        assert_eq!(
+            parse_vlan_range("5-5"),
+            Err("expected min < max for VLAN range")
+        );
+        assert_eq!(
+            parse_vlan_range("a-5"),
+            Err("expected integer values for VLAN range")
+        );
+        assert!(parse_vlan_range("101").is_err());
+        assert!(parse_vlan_range("0-10").is_err());
+        assert!(parse_vlan_range("1-5000").is_err());
+        let e = Config::resolve(&parse(&["-vlanrange=9-3"]), &FileConfig::default()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid VLAN range `9-3`: expected min < max for VLAN range"
         );
     }
 

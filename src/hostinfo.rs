@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-/// The columns of `host`, which the namespace scheduler reads back.
-pub const HOST_COLUMNS: [&str; 15] = [
+/// The columns of `host`, which the namespace scheduler reads back:
+/// minimega's twelve (cpus, load, memused, memtotal, rx, tx, vms, vmlimit,
+/// cpucommit, memcommit, netcommit, uptime) and this implementation's
+/// name, memlimit, vmsall and accel.
+pub const HOST_COLUMNS: [&str; 16] = [
     "name",
     "cpus",
     "cpucommit",
@@ -20,6 +23,7 @@ pub const HOST_COLUMNS: [&str; 15] = [
     "rx",
     "tx",
     "netcommit",
+    "vmlimit",
 ];
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,12 +71,23 @@ pub fn parse_loadavg(text: &str) -> String {
         .join(" ")
 }
 
+/// The first figure of /proc/uptime, exactly (`2641.71` is 2641.71 s, as
+/// minimega's `time.ParseDuration` reads it).
 pub fn parse_uptime(text: &str) -> Duration {
-    text.split_whitespace()
-        .next()
-        .and_then(|s| s.parse::<f64>().ok())
-        .map(Duration::from_secs_f64)
-        .unwrap_or_default()
+    let Some(first) = text.split_whitespace().next() else {
+        return Duration::ZERO;
+    };
+    let (whole, frac) = first.split_once('.').unwrap_or((first, ""));
+    let Ok(secs) = whole.parse::<u64>() else {
+        return Duration::ZERO;
+    };
+    let digits: String = frac.chars().take(9).collect();
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse::<u32>().unwrap_or(0)
+    };
+    Duration::new(secs, nanos)
 }
 
 #[cfg(test)]

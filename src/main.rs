@@ -14,6 +14,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if flags.cli == Some(true) {
+        println!("{}", minimega::doc::cli_json(&minimega::cli::engine()));
+        return ExitCode::SUCCESS;
+    }
     if flags.show_version {
         println!("minimega {}", minimega::VERSION);
         return ExitCode::SUCCESS;
@@ -44,9 +48,14 @@ pub fn main() -> ExitCode {
     if let Some(pipe) = &flags.pipe {
         return minimega::client::pipe::attach_stdio(&config, pipe);
     }
-    if let Err(e) = minimega::systemd::logging::init(config.level, config.logfile.as_deref()) {
+    if let Err(e) =
+        minimega::systemd::logging::init(config.level, config.logfile.as_deref(), config.log_stderr)
+    {
         eprintln!("minimega: cannot open log file: {e}");
         return ExitCode::FAILURE;
+    }
+    for what in &config.no_effect {
+        tracing::warn!("flag has no effect here: {what}");
     }
     match minimega::daemon::run(config) {
         Ok(()) => ExitCode::SUCCESS,

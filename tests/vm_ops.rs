@@ -236,9 +236,10 @@ fn a_saved_state_starts_a_new_vm_where_the_old_one_was() {
         (ticks(&serial(&base, &a)).len() >= 2).then_some(())
     });
 
-    // vm migrate: the state alone, to a file of one's choosing; the VM
-    // is paused once it is written.
-    d.ok("vm migrate a again.state");
+    // vm migrate: as in minimega 3.1.0, `vm save` by another name: the
+    // state to NAME.state and the disk to NAME.hdd (phenix moves both);
+    // the VM is paused once they are written.
+    d.ok("vm migrate a again");
     wait_for("the migration to complete", SEEN, || {
         (csv(&d, "vm migrate") == [format!("{a},a,completed,100.00")]).then_some(())
     });
@@ -246,8 +247,16 @@ fn a_saved_state_starts_a_new_vm_where_the_old_one_was() {
         (vm_info(&d)[0]["state"] == "PAUSED").then_some(())
     });
     assert!(std::fs::metadata(files.join("again.state")).unwrap().len() > 1 << 20);
-    let e = fails(&d, "vm migrate a twice.state");
+    assert!(
+        files.join("again.hdd").is_file(),
+        "the disk beside the state"
+    );
+    let e = fails(&d, "vm migrate a twice");
     assert!(e.contains("previous migration"), "QEMU's reason: {e}");
+    assert!(
+        !files.join("twice.hdd").exists(),
+        "a failed save leaves no disk behind"
+    );
     // It runs on when started again.
     let paused_at = *ticks(&serial(&base, &a)).last().unwrap();
     d.ok("vm start a");

@@ -281,6 +281,7 @@ fn commands(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             ],
             rows,
         )
+        .listed()
         .into())
     })
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 pub fn specs() -> Vec<Spec<Node>> {
     vec![
         Spec {
-            patterns: &["deploy launch <hosts>"],
+            patterns: &["deploy launch <hosts>", "deploy launch <hosts> <user> [sudo,]"],
             short: "install and start minimega on other nodes",
             long: "Install minimega on each host over SSH, in parallel, and start it as a\n\
 service that joins this node's mesh. Hosts are a name, a range or a comma\n\
@@ -25,7 +25,10 @@ and the daemon runs under nohup with the same flags (as minimega deploys),\n\
 logging to /var/log/minimega.log unless `deploy stdout`/`stderr` say\n\
 otherwise. One row per host: host, version, state (installed,\n\
 upgraded, up to date, failed) and error. A host that fails is left without\n\
-a half-installed minimega running; the others go on.",
+a half-installed minimega running; the others go on.\n\n\
+`deploy launch HOSTS USER [sudo]` (minimega's form) logs in as USER, and\n\
+with sudo runs the install through sudo, for this launch only (`deploy\n\
+user` and `deploy sudo` set them for every launch).",
             handler: launch,
             mesh_ok: false,
             reach: Reach::Here,
@@ -162,6 +165,12 @@ fn hosts(c: &Call<'_, Node>) -> Result<Vec<String>, CommandError> {
 
 fn job(c: &Call<'_, Node>) -> Result<Job, CommandError> {
     let cfg = &c.ctx.config;
+    // minimega's `deploy launch HOSTS USER [sudo]`: this launch only.
+    let mut settings = settings(c).clone();
+    if let Some(user) = c.args.string("user") {
+        settings.user = user.to_string();
+        settings.sudo = c.args.flag("sudo");
+    }
     let mesh_key = std::fs::read(&cfg.mesh_key).map_err(|e| {
         CommandError::failed(format!(
             "cannot read the mesh key {}: {e} (nodes need it to join the mesh)",
@@ -169,7 +178,7 @@ fn job(c: &Call<'_, Node>) -> Result<Job, CommandError> {
         ))
     })?;
     Ok(Job {
-        settings: settings(c).clone(),
+        settings,
         head: HeadFlags {
             port: cfg.port,
             degree: cfg.degree,

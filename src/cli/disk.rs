@@ -81,9 +81,11 @@ pub fn specs() -> Vec<Spec<Node>> {
             patterns: &[
                 "disk <inject,> <image> files <files like src:dst>...",
                 "disk <inject,> <image> <delete,> files <files like dst>...",
+                "disk <inject,> <image> <options,> <options> files <files like src:dst>...",
+                "disk <inject,> <image> <options,> <options> <delete,> files <files like dst>...",
             ],
             short: "injects files into a disk",
-            long: concat!("Write files into, or delete files from, a partition of a raw or qcow2\nimage. Each argument after 'files' is a source:destination pair; the\ndestination is inside the partition:\n\n\tdisk inject win7_miniccc.qc2 files miniccc:\"Program Files/miniccc\"\n\nA partition is chosen with :N (or :none for a file system on the whole\ndisk); without one, the image's only partition is used, or the whole\ndisk when it has no partition table:\n\n\tdisk inject win7_miniccc.qc2:2 files miniccc:\"Program Files/miniccc\"\n\nTo delete, list destinations after 'delete files' (commas separate too):\n\n\tdisk inject win7_miniccc.qc2 delete files \"Program Files/miniccc\",foo.txt\n\nNo nbd module is needed: qemu-storage-daemon exports the image over FUSE\nand the partition is mounted through a loop device at its offset\n(ext4, and whatever else the kernel mounts; FAT with mtools when the\nkernel has no vfat). Links inside the image are never followed. The image is locked while this runs and is never left\nmounted or exported, also after an error or a crash of the daemon. An\nimage a running VM uses is refused.", paths!()),
+            long: concat!("Write files into, or delete files from, a partition of a raw or qcow2\nimage. Each argument after 'files' is a source:destination pair; the\ndestination is inside the partition:\n\n\tdisk inject win7_miniccc.qc2 files miniccc:\"Program Files/miniccc\"\n\nA partition is chosen with :N (or :none for a file system on the whole\ndisk); without one, the image's only partition is used, or the whole\ndisk when it has no partition table:\n\n\tdisk inject win7_miniccc.qc2:2 files miniccc:\"Program Files/miniccc\"\n\nTo delete, list destinations after 'delete files' (commas separate too):\n\n\tdisk inject win7_miniccc.qc2 delete files \"Program Files/miniccc\",foo.txt\n\nNo nbd module is needed: qemu-storage-daemon exports the image over FUSE\nand the partition is mounted through a loop device at its offset\n(ext4, and whatever else the kernel mounts; FAT with mtools when the\nkernel has no vfat). Links inside the image are never followed. The image is locked while this runs and is never left\nmounted or exported, also after an error or a crash of the daemon. An\nimage a running VM uses is refused.\n\nWith `options OPTS` (minimega's form) the file system is mounted with those\noptions as well, e.g.\n\n\tdisk inject win.qc2:2 options \"windows_names\" files foo.txt:foo.txt\n\nOptions that would undo the daemon's own (loop, offset, sizelimit, exec,\nsuid, dev, symfollow...) are refused.", paths!()),
             handler: inject,
             mesh_ok: true,
             reach: Reach::Here,
@@ -157,7 +159,12 @@ fn inject(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let delete = c.args.flag("delete");
         c.ctx
             .disks
-            .inject(&image(&c), delete, c.args.list("files"))
+            .inject_with(
+                &image(&c),
+                delete,
+                c.args.list("files"),
+                c.args.string("options"),
+            )
             .await?;
         Ok(Reply::empty())
     })

@@ -2,7 +2,9 @@
 //! nodes ask each other for.
 
 use crate::command::Reach;
-use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
+use crate::command::{
+    table, BoxFuture, Call, CmdResult, CommandError, Group, Reply, Response, Spec,
+};
 use crate::files::transfer::OFFER_COLUMNS;
 use crate::files::{local, FileError};
 use crate::node::Node;
@@ -29,6 +31,15 @@ pub fn specs() -> Vec<Spec<Node>> {
             short: "fetch a file from the mesh",
             long: "Fetch a file (a directory, or a glob's matches) from the nodes of the\nmesh that hold it into this node's files directory, and return once the\ntransfer has begun; `file status` shows it. A file already here is left\nalone. When nodes hold different versions (size and modification time),\nthe newest is fetched, from every node that holds it at once.\n\nThe mesh only finds the holders; the data flows on direct TCP connections\nto them, authenticated and checked part by part (8 MiB, SHA-256 under a\nMAC) with the mesh key. Parts are written in place in a hidden partial\nfile beside the destination, which is renamed into place when complete\n(with the source's mode and modification time), so a large image is never\nstored twice. A lost holder's parts are fetched from the others, or from\nit again when it comes back; a later `file get` resumes a transfer that\nfailed. A file is never fetched twice at once.\n\nTo have another node fetch a file: mesh send node2 file get foo.qcow2",
             handler: get,
+            mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
+        },
+        Spec {
+            patterns: &["file stream <file>"],
+            short: "stream a file's contents",
+            long: "Send a file of the files directory in the answer, as minimega does for\nminiweb's downloads: one answer per 10 MiB part, its bytes in the\nresponse's Data (base64), in order; an empty file is an answer with no\nresponse. The file must be on this node (minimega also streams a file\nonly another node holds). Files above 1 GiB are refused: the parts are\nheld in memory until the answer is sent.",
+            handler: stream,
             mesh_ok: true,
             reach: Reach::Here,
             ns_clear: &[],
@@ -80,15 +91,84 @@ fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let path = c.args.string("path").unwrap_or("/");
         let rows = c.ctx.files.list(path, c.args.flag("recursive"))?;
-        let rows = rows.into_iter().map(|e| {
-            vec![
+        let hashed = c.ctx.config.hash_files;
+        let files = c.ctx.files.clone();
+        // Hashing reads whole images: off the runtime's threads.
+        let hashes: Vec<Option<String>> = tokio::task::spawn_blocking({
+            let rows = rows.clone();
+            move || rows.iter().map(|e| hashed.then(|| files.hash(e))).collect()
+        })
+        .await
+        .map_err(|e| CommandError::Failed(format!("hashing files: {e}")))?;
+        let rows = rows.into_iter().zip(hashes).map(|(e, hash)| {
+            let mut row = vec![
                 if e.dir { "<dir>".into() } else { String::new() },
                 e.name,
                 e.size.to_string(),
                 local::rfc3339(e.version.mtime_ns),
-            ]
+            ];
+            row.extend(hash);
+            row
         });
-        Ok(table(["dir", "name", "size", "modified"], rows).into())
+        let mut header = vec!["dir", "name", "size", "modified"];
+        if hashed {
+            header.push("hash");
+        }
+        Ok(table(header, rows).listed().into())
+    })
+}
+
+/// minimega's part size for `file stream`.
+const STREAM_PART: usize = 10 << 20;
+/// Above this, `file stream` would hold too much in memory.
+const STREAM_LIMIT: u64 = 1 << 30;
+
+fn stream(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let name = name(&c);
+        let path = c.ctx.files.stream_path(&name)?;
+        let host = c.ctx.hostname().to_string();
+        let flags = c.session.flags;
+        let groups = tokio::task::spawn_blocking(move || -> Result<Vec<Group>, CommandError> {
+            use std::io::Read;
+            let io = |e: std::io::Error| CommandError::Failed(format!("stream {name}: {e}"));
+            let mut f = std::fs::File::open(&path).map_err(io)?;
+            let len = f.metadata().map_err(io)?.len();
+            if len > STREAM_LIMIT {
+                return Err(CommandError::Failed(format!(
+                    "stream {name}: {len} bytes is more than file stream sends (1 GiB); fetch it with `file get` or read the files directory"
+                )));
+            }
+            let mut groups = Vec::new();
+            let mut buf = vec![0u8; STREAM_PART];
+            loop {
+                let mut n = 0;
+                while n < buf.len() {
+                    match f.read(&mut buf[n..]).map_err(io)? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+                let r = Response {
+                    host: host.clone(),
+                    ..Default::default()
+                }
+                .with_data(serde_json::Value::String(crate::vm::screenshot::base64(
+                    &buf[..n],
+                )));
+                groups.push(Group {
+                    responses: vec![r],
+                    flags,
+                });
+            }
+            Ok(groups)
+        })
+        .await
+        .map_err(|e| CommandError::Failed(format!("file stream: {e}")))??;
+        Ok(Reply::Groups(groups))
     })
 }
 
@@ -116,7 +196,9 @@ fn status(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 s.queued.to_string(),
             ]
         });
-        Ok(table(["filename", "tempdir", "completed", "queued"], rows).into())
+        Ok(table(["filename", "tempdir", "completed", "queued"], rows)
+            .listed()
+            .into())
     })
 }
 

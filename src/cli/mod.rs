@@ -4,6 +4,7 @@
 //! them, and [`Core`], the node with its engine that every front door
 //! holds. The engine's view of the node is `impl Context for Node` here.
 
+pub mod capture;
 pub mod cc;
 pub mod cc_post;
 pub mod console;
@@ -12,6 +13,8 @@ pub mod disk;
 pub mod files;
 pub mod host;
 pub mod mesh;
+pub mod mirror;
+pub mod misc;
 pub mod net;
 pub mod net_span;
 pub mod ns;
@@ -46,6 +49,9 @@ pub fn engine() -> Engine<Node> {
     specs.extend(deploy::specs());
     specs.extend(vm::specs());
     specs.extend(net::specs());
+    specs.extend(capture::specs());
+    specs.extend(misc::specs());
+    specs.extend(mirror::specs());
     specs.extend(vm_hotplug::specs());
     specs.extend(vm_top::specs());
     specs.extend(vm_migrate::specs());

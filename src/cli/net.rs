@@ -195,7 +195,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["clear tap"],
             short: "delete the namespace's host taps",
-            long: "Delete every host tap of the namespace (`tap delete all`).",
+            long: "Delete every host tap of the namespace (`tap delete all`) and its tap\nmirrors (`clear tap mirror`).",
             handler: clear_tap,
             mesh_ok: true,
             reach: Reach::Here,
@@ -267,7 +267,7 @@ pub fn specs() -> Vec<Spec<Node>> {
             ns_clear: &[],
         },
         Spec {
-            patterns: &["clear capture", "clear capture <pcap,>"],
+            patterns: &["clear capture", "clear capture <netflow,pcap>"],
             short: "stop every capture",
             long: "Stop every capture of the namespace.",
             handler: clear_capture,
@@ -333,9 +333,11 @@ fn vlans(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 .blacklisted()
                 .into_iter()
                 .map(|v| vec![v.to_string()]);
-            return Ok(table(["vlan"], rows).into());
+            return Ok(table(["vlan"], rows).listed().into());
         }
-        Ok(table(["alias", "vlan"], net.saved().vlans.rows(&ns)).into())
+        Ok(table(["alias", "vlan"], net.saved().vlans.rows(&ns))
+            .listed()
+            .into())
     })
 }
 
@@ -383,13 +385,17 @@ fn tap(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             net.delete_host_taps(&ns, arg(&c, "tap")).await?;
             return Ok(Reply::empty());
         }
-        Ok(table(["bridge", "tap", "vlan"], net.host_tap_rows(&ns)).into())
+        Ok(table(["bridge", "tap", "vlan"], net.host_tap_rows(&ns))
+            .listed()
+            .into())
     })
 }
 
 fn clear_tap(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         c.ctx.net.delete_host_taps(&namespace(&c), "all").await?;
+        // As minimega: `clear tap` takes the namespace's mirrors too.
+        c.ctx.net.del_tap_mirrors(&namespace(&c), None).await?;
         Ok(Reply::empty())
     })
 }
@@ -419,7 +425,9 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 "tunnels",
                 "datapath",
             ];
-            return Ok(table(header, net.bridge_rows(&namespace(&c)).await?).into());
+            return Ok(table(header, net.bridge_rows(&namespace(&c)).await?)
+                .listed()
+                .into());
         }
         Ok(Reply::empty())
     })
@@ -600,14 +608,21 @@ fn capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             return Ok(Reply::empty());
         }
         let header = ["bridge", "type", "interface", "mode", "compress", "path"];
-        Ok(table(header, net.capture_rows(&ns)).into())
+        let mut rows = net.capture_rows(&ns);
+        rows.extend(net.netflow_rows(&ns));
+        Ok(table(header, rows).listed().into())
     })
 }
 
 fn clear_capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = namespace(&c);
-        c.ctx.net.stop_captures(|k| k.namespace == ns).await;
+        if !c.args.flag("netflow") {
+            c.ctx.net.stop_captures(|k| k.namespace == ns).await;
+        }
+        if !c.args.flag("pcap") {
+            c.ctx.net.stop_netflow(&ns, "all").await;
+        }
         Ok(Reply::empty())
     })
 }

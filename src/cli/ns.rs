@@ -24,7 +24,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &["clear namespace [name]"],
             short: "unset or delete namespace",
-            long: "Without a name, make the default namespace, minimega, the active one\nagain. With a name, destroy that namespace: kill and forget its VMs, its\nconfiguration, queue and saved configurations, on this node and on every\nother node of the mesh. `clear namespace all` destroys every namespace.",
+            long: "Without a name, make the default namespace, minimega, the active one\nagain. With a name, destroy that namespace: kill and forget its VMs, its\nconfiguration, queue and saved configurations, on this node and on every\nother node of the mesh; a name no node knows is no error, as in\nminimega. `clear namespace all` destroys every namespace.",
             handler: clear_namespace,
             mesh_ok: true,
             reach: Reach::Here,
@@ -142,9 +142,8 @@ fn clear_namespace(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             .into_iter()
             .filter(|r| r.error != unknown)
             .collect();
-        if !known && responses.is_empty() {
-            return Err(CommandError::failed(unknown));
-        }
+        // A namespace no node knew is no error, as in minimega (which makes
+        // it, to destroy it).
         responses.retain(Response::is_error);
         let me = node.hostname();
         responses.extend(errors.iter().map(|e| Response::error(me, e.as_str())));

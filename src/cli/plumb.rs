@@ -196,7 +196,7 @@ fn plumb(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             None => {
                 everywhere(&c, async {
                     let rows = plumber.pipelines_of(&ns).into_iter().map(|p| vec![p]);
-                    Ok(table(["pipeline"], rows).into())
+                    Ok(table(["pipeline"], rows).listed().into())
                 })
                 .await
             }
@@ -242,7 +242,7 @@ fn pipe(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 let header = [
                     "name", "mode", "readers", "writers", "count", "via", "previous",
                 ];
-                Ok(table(header, rows).into())
+                Ok(table(header, rows).listed().into())
             })
             .await;
         }

@@ -158,7 +158,9 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             c.ctx.vms.launch_with(&ns, names, cfg).await?;
             return Ok(Reply::empty());
         }
-        let cfg = match c.args.string("config") {
+        // An empty name is the current config, as in minimega (miniweb
+        // sends `vm launch "kvm" "vm1" ""`).
+        let cfg = match c.args.string("config").filter(|n| !n.is_empty()) {
             None => c.ctx.vms.config(&ns),
             Some(name) => {
                 let saved = c.ctx.namespaces.with(

@@ -11,19 +11,6 @@ use std::sync::Arc;
 pub fn specs() -> Vec<Spec<Node>> {
     vec![
         Spec {
-            patterns: &["vm migrate", "vm migrate <vm name> <filename>"],
-            short: "write VM state to disk",
-            long: "Write the running state of a VM (its memory and devices, not its disks)\n\
-to a file, which `vm config state` can later start a VM from. A relative\n\
-file name is under -filepath. The command returns at once; the VM is\n\
-paused once its state is written. `vm migrate` alone lists the migrations\n\
-of the namespace's running VMs: id, name, status and complete (%).",
-            handler: vm_migrate,
-            mesh_ok: true,
-            reach: Reach::namespace(Some(super::scope::drop_not_found)),
-            ns_clear: &[],
-        },
-        Spec {
             patterns: &["vm save", "vm save <vm name> [filename]"],
             short: "write VM state (e.g., memory) and disk to file",
             long: "Save the disks and the running state of a VM, which `vm config disk` and\n\
@@ -35,7 +22,39 @@ image stays its backing file); otherwise the whole disk is copied. The\n\
 VM is paused first, so disks and state are of one moment; the command\n\
 returns once the disks are copied and the state is being written, and\n\
 the VM stays paused (`vm start` resumes it). Earlier files of the same\n\
-name are overwritten. `vm save` alone lists the migrations, as `vm migrate` does.",
+name are overwritten. `vm save` alone lists the saves of the namespace's\n\
+running VMs: id, name, status and complete (%).\n\n\
+To start a VM from them:\n\n\
+\tvm config state saved/web1.state\n\
+\tvm config disk saved/web1.hdd\n\
+\tvm launch kvm web1",
+            handler: vm_save,
+            mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
+        },
+        Spec {
+            patterns: &["vm migrate", "vm migrate <vm name> <filename>"],
+            short: "**DEPRECATED**: Use 'vm save' - write VM state to disk",
+            long: "Deprecated, as in minimega 3.1.0: the same as `vm save <vm name>\n\
+<filename>`, so the state goes to <filename>.state and the disks to\n\
+<filename>.hdd (phenix's snapshots move both). `vm migrate` alone lists\n\
+the saves, as `vm save` does.",
+            handler: vm_save,
+            mesh_ok: true,
+            reach: Reach::namespace(Some(super::scope::drop_not_found)),
+            ns_clear: &[],
+        },
+        Spec {
+            patterns: &[
+                "vm snapshot",
+                "vm snapshot <vm name> <state filename> <disk filename>",
+            ],
+            short: "**DEPRECATED**: Use 'vm save' - write VM state and disk to file",
+            long: "Deprecated, as in minimega 3.1.0: the same as `vm save <vm name>`,\n\
+whose files are saved/<vm name>.state and saved/<vm name>.hdd; the file\n\
+names given are ignored, as minimega ignores them. `vm snapshot` alone\n\
+lists the saves, as `vm save` does.",
             handler: vm_save,
             mesh_ok: true,
             reach: Reach::namespace(Some(super::scope::drop_not_found)),
@@ -53,7 +72,7 @@ fn the_vm(c: &Call<'_, Node>) -> Result<Arc<Vm>, CommandError> {
     Ok(c.ctx.vms.one(ns, c.args.string("vm").unwrap_or_default())?)
 }
 
-/// The status listing of `vm migrate` and `vm save`.
+/// The status listing of `vm save` (and `vm migrate`, `vm snapshot`).
 async fn listing(c: &Call<'_, Node>) -> CmdResult {
     let ns = crate::ns::current(c.session);
     let mut rows = Vec::new();
@@ -65,24 +84,6 @@ async fn listing(c: &Call<'_, Node>) -> CmdResult {
         }
     }
     Ok(table(["id", "name", "status", "complete (%)"], rows).into())
-}
-
-fn vm_migrate(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
-    Box::pin(async move {
-        if c.args.string("vm").is_none() {
-            return listing(&c).await;
-        }
-        let vm = the_vm(&c)?;
-        let file = config::resolve_file(
-            c.ctx.vms.filepath(),
-            c.args.string("filename").unwrap_or(""),
-        )
-        .map_err(failed)?;
-        let _op = vm.exclusive().await;
-        let q = vm.qmp()?;
-        migrate(&vm, &q, &file).await?;
-        Ok(Reply::empty())
-    })
 }
 
 fn vm_save(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {

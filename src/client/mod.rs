@@ -141,12 +141,48 @@ pub fn with_namespace(config: &Config, line: &str) -> String {
     }
 }
 
+/// The words after `-e` as one line, joined as minimega joins them: one
+/// word is the line as it is (the shell already removed one level of
+/// quoting, so `-e 'vm config append "a b"'` keeps its inner quotes);
+/// of several, a word holding blanks is quoted (`-e vm tag a "k" "x y"`).
+pub fn join_words(words: &[String]) -> String {
+    if let [one] = words {
+        return one.clone();
+    }
+    words
+        .iter()
+        .map(|w| {
+            if w.contains(char::is_whitespace) {
+                go_quote(w)
+            } else {
+                w.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A word in double quotes, escaped as the language's lexer reads it.
+fn go_quote(w: &str) -> String {
+    let mut out = String::from('"');
+    for c in w.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// `minimega -e`: joins the words into one command, prints the answer and
 /// exits 1 when any host answered with an error.
 pub fn exec_once(config: &Config, words: &[String]) -> ExitCode {
-    // Joined as minimega joins them: the shell already removed one level of
-    // quoting, so `-e 'vm config append "a b"'` keeps its inner quotes.
-    let line = words.join(" ");
+    let line = join_words(words);
     if line.trim().is_empty() {
         eprintln!("minimega: -e needs a command, e.g. `minimega -e version`");
         return ExitCode::from(2);
@@ -209,4 +245,28 @@ where
 pub fn attach(config: &Config) -> ExitCode {
     let cfg = config.clone();
     connected(config, |t| shell::run(t, cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_words;
+    use crate::command::lexer::lex;
+
+    fn words(line: &str) -> Vec<String> {
+        lex(line).unwrap().into_iter().map(|w| w.value).collect()
+    }
+
+    #[test]
+    fn minus_e_words_join_as_minimega_joins_them() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // One word: the line as typed, inner quotes and all.
+        assert_eq!(
+            join_words(&w(&[r#"vm config append "a b""#])),
+            r#"vm config append "a b""#
+        );
+        // Several: a word with blanks stays one word.
+        let line = join_words(&w(&["vm", "tag", "a", "k", "x \"y\" z\\"]));
+        assert_eq!(words(&line), ["vm", "tag", "a", "k", "x \"y\" z\\"]);
+        assert_eq!(join_words(&w(&["vm", "info"])), "vm info");
+    }
 }

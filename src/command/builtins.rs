@@ -86,7 +86,7 @@ it sets this session's default (on); before a command, that command's.",
         Spec {
             patterns: &[".columns <columns as csv> (command)"],
             short: "show certain columns from tabular data",
-            long: "Show only the named columns, in that order:\n\n\t.columns name,state vm info\n\nA unique prefix names a column (`.col st` for state); an ambiguous prefix\nis an error. The `host` column follows `.annotate`.",
+            long: "Show only the named columns, in that order:\n\n\t.columns name,state vm info\n\nA unique prefix names a column (`.col st` for state; `host` is vm info's\n`hostname`, as in minimega); an ambiguous prefix is an error. The `host`\ncolumn of the output follows `.annotate`. A table with no rows takes the\nnames given, unchecked, when the command answers no rows at all (an empty\n`vm info`), and checks them when it answers an empty list (`file list`).",
             handler: dot_columns::<C>,
             mesh_ok: true,
             reach: Reach::Here,
@@ -320,17 +320,23 @@ impl Filter {
         hit != self.negate
     }
 
-    /// Filters one response; `Ok(false)` drops it (a `host` filter).
+    /// Filters one response as minimega's `filterResp`: `Ok(false)` drops
+    /// it. A `host` filter keeps or drops the whole response by the host
+    /// that answered (errors too); an answer that is no table, or a table
+    /// whose rows are nil (not `[]`), passes untouched; otherwise the
+    /// column is found by unique prefix and the rows that match stay (a
+    /// list from then on, even when none is left).
     pub fn apply(&self, r: &mut Response) -> Result<bool, CommandError> {
         if self.column == "host" {
             return Ok(self.matches(&r.host));
         }
-        if !r.is_tabular() {
+        if !r.is_tabular() || (r.tabular.is_empty() && !r.listed) {
             return Ok(true);
         }
         let i = find_column(&r.header, &self.column)?;
         r.tabular
             .retain(|row| row.get(i).is_some_and(|v| self.matches(v)));
+        r.listed = true;
         Ok(true)
     }
 }
@@ -338,19 +344,18 @@ impl Filter {
 fn dot_filter<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let f = Filter::parse(c.args.string("filter").unwrap_or_default())?;
+        let host = c.ctx.hostname();
         let mut groups = c.run_sub().await;
         for g in &mut groups {
             let mut kept = Vec::new();
             for mut r in std::mem::take(&mut g.responses) {
-                if r.is_error() {
-                    kept.push(r);
-                    continue;
-                }
                 match f.apply(&mut r) {
                     Ok(true) => kept.push(r),
                     Ok(false) => {}
                     Err(e) => {
-                        kept = vec![Response::error(&r.host, e.to_string())];
+                        // As minimega: the error, from this host, is the
+                        // whole answer.
+                        kept = vec![Response::error(&host, e.to_string())];
                         break;
                     }
                 }
@@ -389,6 +394,30 @@ pub fn select_columns(header: &[String], wanted: &[&str]) -> Result<Vec<usize>, 
     wanted.iter().map(|w| find_column(header, w)).collect()
 }
 
+/// `.columns` over one response, as minimega's `cliColumns`: an answer
+/// that is no table passes; a table whose rows are nil takes the names as
+/// they were asked for, unchecked (an empty `vm info` is no error); else
+/// each name is found by unique prefix (so `host` is `vm info`'s
+/// `hostname`) and the header gets the names found.
+pub fn select(r: &mut Response, wanted: &[&str]) -> Result<(), CommandError> {
+    if !r.is_tabular() {
+        return Ok(());
+    }
+    if r.tabular.is_empty() && !r.listed {
+        r.header = wanted.iter().map(|w| w.to_string()).collect();
+        return Ok(());
+    }
+    let idx = select_columns(&r.header, wanted)?;
+    r.header = idx.iter().map(|i| r.header[*i].clone()).collect();
+    for row in &mut r.tabular {
+        *row = idx
+            .iter()
+            .map(|i| row.get(*i).cloned().unwrap_or_default())
+            .collect();
+    }
+    Ok(())
+}
+
 fn dot_columns<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let spec = c.args.string("columns").unwrap_or_default().to_string();
@@ -400,32 +429,15 @@ fn dot_columns<C: Context>(mut c: Call<'_, C>) -> BoxFuture<'_, CmdResult> {
         if wanted.is_empty() {
             return Err(CommandError::Invalid("no columns given".into()));
         }
+        let host = c.ctx.hostname();
         let mut groups = c.run_sub().await;
         for g in &mut groups {
-            let mut failed = None;
-            for r in g
+            if let Some(e) = g
                 .responses
                 .iter_mut()
-                .filter(|r| r.is_tabular() && !r.is_error())
+                .find_map(|r| select(r, &wanted).err())
             {
-                match select_columns(&r.header, &wanted) {
-                    Ok(idx) => {
-                        r.header = idx.iter().map(|i| r.header[*i].clone()).collect();
-                        for row in &mut r.tabular {
-                            *row = idx
-                                .iter()
-                                .map(|i| row.get(*i).cloned().unwrap_or_default())
-                                .collect();
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some(Response::error(&r.host, e.to_string()));
-                        break;
-                    }
-                }
-            }
-            if let Some(e) = failed {
-                g.responses = vec![e];
+                g.responses = vec![Response::error(&host, e.to_string())];
             }
         }
         Ok(Reply::Groups(groups))
@@ -547,6 +559,90 @@ mod tests {
         let f = Filter::parse("tags=web").unwrap();
         assert!(f.matches("[web, db]"), "lists match by substring");
         assert!(!f.matches("webserver"));
+    }
+
+    fn resp(header: &[&str], rows: &[&[&str]]) -> Response {
+        Response {
+            host: "h1".into(),
+            header: header.iter().map(|s| s.to_string()).collect(),
+            tabular: rows
+                .iter()
+                .map(|r| r.iter().map(|s| s.to_string()).collect())
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// minimega's cliColumns: nil rows take the names as asked, an empty
+    /// list checks them, a prefix resolves to the header's own name.
+    #[test]
+    fn columns_as_minimega_selects_them() {
+        let mut empty = resp(&["id", "name", "hostname"], &[]);
+        select(&mut empty, &["uuid", "host", "nonesuch"]).unwrap();
+        assert_eq!(empty.header, ["uuid", "host", "nonesuch"]);
+        let json = serde_json::to_string(&empty).unwrap();
+        assert!(json.contains(r#""Tabular":null"#), "{json}");
+        let mut listed = resp(&["dir", "name"], &[]).listed();
+        assert_eq!(
+            select(&mut listed, &["host"]).unwrap_err().to_string(),
+            "no such column `host`"
+        );
+        let json = serde_json::to_string(&resp(&["a"], &[]).listed()).unwrap();
+        assert!(json.contains(r#""Tabular":[]"#), "{json}");
+        let mut vm = resp(
+            &["id", "name", "hostname", "vnc_port"],
+            &[&["1", "a", "N/A", "5900"]],
+        );
+        select(&mut vm, &["host", "vnc"]).unwrap();
+        assert_eq!(vm.header, ["hostname", "vnc_port"]);
+        assert_eq!(vm.tabular, [["N/A", "5900"]]);
+        let mut text = Response::text("hi");
+        select(&mut text, &["x"]).unwrap();
+        assert!(text.header.is_empty());
+    }
+
+    /// minimega's filterResp: `host` by the answering host, nil rows and
+    /// answers that are no table pass, filtered rows become a list.
+    #[test]
+    fn filters_as_minimega_applies_them() {
+        let f = Filter::parse("host=h2").unwrap();
+        assert!(!f.apply(&mut resp(&["a"], &[&["1"]])).unwrap());
+        let mut err = Response::error("h2", "boom");
+        assert!(f.apply(&mut err).unwrap());
+        let f = Filter::parse("state=running").unwrap();
+        let mut nil = resp(&["name"], &[]);
+        assert!(f.apply(&mut nil).unwrap(), "nil rows pass unchecked");
+        assert!(!nil.listed);
+        let mut listed = resp(&["name"], &[]).listed();
+        assert!(f.apply(&mut listed).is_err(), "an empty list is checked");
+        let mut rows = resp(&["name", "state"], &[&["a", "RUNNING"], &["b", "QUIT"]]);
+        let f = Filter::parse("name=c").unwrap();
+        assert!(f.apply(&mut rows).unwrap());
+        assert!(rows.tabular.is_empty() && rows.listed);
+        let json = serde_json::to_string(&rows).unwrap();
+        assert!(json.contains(r#""Tabular":[]"#), "{json}");
+    }
+
+    #[test]
+    fn responses_cross_the_wire_as_minimega_encodes_them() {
+        let r = Response::text("x");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"Host":"","Response":"x","Header":null,"Tabular":null,"Error":"","Data":null}"#
+        );
+        for r in [
+            resp(&["a"], &[]),
+            resp(&["a"], &[]).listed(),
+            resp(&["a"], &[&["1"]]),
+            Response::error("h", "e"),
+        ] {
+            let back: Response = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(
+                back.listed || !back.tabular.is_empty(),
+                r.listed || !r.tabular.is_empty()
+            );
+            assert_eq!((back.header, back.tabular), (r.header, r.tabular));
+        }
     }
 
     #[test]

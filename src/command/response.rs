@@ -5,49 +5,68 @@
 
 use serde::{Deserialize, Serialize};
 
+/// One host's answer. On the wire (the command socket, JSON mode, the
+/// mesh) it is minimega's `minicli.Response`, field for field: `Header`
+/// is `null` for an answer that is no table, and `Tabular` is `null` for
+/// a table without rows unless [`Response::listed`] says the command
+/// answers `[]` there (minimega's `file list`, `vlans`, `cc commands`...
+/// do, `vm info` does not): `.columns` and `.filter` treat the two apart,
+/// as minimega's do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(into = "Wire", from = "Wire")]
 pub struct Response {
     pub host: String,
-    #[serde(default)]
     pub response: String,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        serialize_with = "empty_as_null"
-    )]
     pub header: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_as_default",
-        serialize_with = "empty_as_null"
-    )]
     pub tabular: Vec<Vec<String>>,
-    #[serde(default)]
     pub error: String,
-    #[serde(default)]
     pub data: serde_json::Value,
+    /// The rows are a list even when there are none (`"Tabular": []`).
+    pub listed: bool,
 }
 
-fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+/// [`Response`] as minimega's encoder writes it: nil slices as `null`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Wire {
+    #[serde(default)]
+    host: String,
+    #[serde(default)]
+    response: String,
+    #[serde(default)]
+    header: Option<Vec<String>>,
+    #[serde(default)]
+    tabular: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    data: serde_json::Value,
 }
 
-/// Go's encoder writes an empty slice as `null`; minimega's clients see
-/// the same here.
-fn empty_as_null<S, T>(v: &[T], s: S) -> Result<S::Ok, S::Error>
-where
-    S: serde::Serializer,
-    T: Serialize,
-{
-    if v.is_empty() {
-        s.serialize_none()
-    } else {
-        s.collect_seq(v)
+impl From<Response> for Wire {
+    fn from(r: Response) -> Wire {
+        Wire {
+            host: r.host,
+            response: r.response,
+            header: (!r.header.is_empty()).then_some(r.header),
+            tabular: (r.listed || !r.tabular.is_empty()).then_some(r.tabular),
+            error: r.error,
+            data: r.data,
+        }
+    }
+}
+
+impl From<Wire> for Response {
+    fn from(w: Wire) -> Response {
+        Response {
+            host: w.host,
+            response: w.response,
+            header: w.header.unwrap_or_default(),
+            listed: w.tabular.is_some(),
+            tabular: w.tabular.unwrap_or_default(),
+            error: w.error,
+            data: w.data,
+        }
     }
 }
 
@@ -73,6 +92,12 @@ impl Response {
             error: error.into(),
             ..Default::default()
         }
+    }
+
+    /// Rows that are a list even when empty (minimega's `[]`).
+    pub fn listed(mut self) -> Response {
+        self.listed = true;
+        self
     }
 
     pub fn with_data(mut self, data: serde_json::Value) -> Response {

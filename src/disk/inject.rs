@@ -98,13 +98,15 @@ impl Injector {
         }
     }
 
-    /// Runs `job` in `part` of `image` (of qemu-img `format`).
+    /// Runs `job` in `part` of `image` (of qemu-img `format`), the file
+    /// system mounted with the extra `options` (minimega's `options`).
     pub async fn run(
         &self,
         image: PathBuf,
         format: String,
         part: Partition,
         job: Job,
+        options: Option<String>,
     ) -> Result<(), DiskError> {
         let key = image.clone();
         if !self
@@ -117,9 +119,11 @@ impl Injector {
         }
         let n = self.seq.fetch_add(1, Ordering::Relaxed);
         let dir = self.dir.join(format!("{}-{n}", std::process::id()));
-        let r = tokio::task::spawn_blocking(move || inject(&dir, &image, &format, part, &job))
-            .await
-            .unwrap_or_else(|e| Err(DiskError::Io(format!("injection task failed: {e}"))));
+        let r = tokio::task::spawn_blocking(move || {
+            inject(&dir, &image, &format, part, &job, options.as_deref())
+        })
+        .await
+        .unwrap_or_else(|e| Err(DiskError::Io(format!("injection task failed: {e}"))));
         self.busy
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -134,6 +138,7 @@ fn inject(
     format: &str,
     part: Partition,
     job: &Job,
+    options: Option<&str>,
 ) -> Result<(), DiskError> {
     let io = |what: &str, e: std::io::Error| DiskError::Io(format!("{what}: {e}"));
     std::fs::create_dir_all(dir.join("mnt")).map_err(|e| io(&dir.display().to_string(), e))?;
@@ -167,7 +172,7 @@ fn inject(
                 Job::Delete(paths) => mtools::delete_files(&rec.raw, offset, paths),
             };
         }
-        mount(&rec.raw, &rec.mnt, offset, size, image)?;
+        mount(&rec.raw, &rec.mnt, offset, size, options, image)?;
         let done = match job {
             Job::Write(pairs) => write_files(&rec.mnt, pairs),
             Job::Delete(paths) => delete_files(&rec.mnt, paths),
@@ -271,13 +276,49 @@ pub fn mount_options(offset: u64, size: u64) -> String {
     format!("loop,offset={offset},sizelimit={size},nosymfollow,nodev,nosuid,noexec")
 }
 
-fn mount(raw: &Path, mnt: &Path, offset: u64, size: u64, image: &Path) -> Result<(), DiskError> {
-    run(Command::new("mount")
-        .arg("-o")
-        .arg(mount_options(offset, size))
-        .arg(raw)
-        .arg(mnt))
-    .map_err(|e| DiskError::Mount {
+/// The options `disk inject ... options OPTS` may add: any the file system
+/// takes (`uid=1000`, `iocharset=utf8`...), except those that would undo
+/// the ones above.
+pub fn check_user_options(opts: &str) -> Result<(), DiskError> {
+    const OURS: &[&str] = &[
+        "loop",
+        "offset",
+        "sizelimit",
+        "symfollow",
+        "dev",
+        "suid",
+        "exec",
+        "defaults",
+        "user",
+        "users",
+        "owner",
+        "group",
+    ];
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let key = o.split('=').next().unwrap_or(o);
+        if OURS.contains(&key) {
+            return Err(DiskError::Options(format!(
+                "mount option `{key}` is the daemon's to set"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn mount(
+    raw: &Path,
+    mnt: &Path,
+    offset: u64,
+    size: u64,
+    extra: Option<&str>,
+    image: &Path,
+) -> Result<(), DiskError> {
+    let mut opts = mount_options(offset, size);
+    if let Some(e) = extra.filter(|e| !e.is_empty()) {
+        opts.push(',');
+        opts.push_str(e);
+    }
+    run(Command::new("mount").arg("-o").arg(opts).arg(raw).arg(mnt)).map_err(|e| DiskError::Mount {
         image: image.display().to_string(),
         why: e.trim_start_matches("mount: ").to_string(),
     })
@@ -536,6 +577,16 @@ mod tests {
             o,
             "loop,offset=1048576,sizelimit=4096,nosymfollow,nodev,nosuid,noexec"
         );
+    }
+
+    #[test]
+    fn user_options_may_not_undo_the_daemons() {
+        assert!(check_user_options("uid=1000,iocharset=utf8").is_ok());
+        assert!(check_user_options("").is_ok());
+        for bad in ["exec", "rw,suid", "offset=0", "loop", "symfollow", "dev"] {
+            let e = check_user_options(bad).unwrap_err().to_string();
+            assert!(e.contains("is the daemon's to set"), "{bad}: {e}");
+        }
     }
 
     #[test]

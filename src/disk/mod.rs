@@ -54,6 +54,8 @@ pub enum DiskError {
     Mount { image: String, why: String },
     #[error("cleaning up after the injection: {0}")]
     Cleanup(String),
+    #[error("invalid mount options: {0}")]
+    Options(String),
     #[error("{0}")]
     Io(String),
 }
@@ -66,6 +68,8 @@ pub struct Disks {
     tool: Arc<dyn qemu_img::Tool>,
     injector: inject::Injector,
     vms: Vms,
+    /// Overlays name their backing image by absolute path (`-abssnapshot`).
+    absolute: bool,
 }
 
 impl Disks {
@@ -75,6 +79,22 @@ impl Disks {
             tool: Arc::new(qemu_img::QemuImg),
             injector: inject::Injector::new(base),
             vms,
+            absolute: false,
+        }
+    }
+
+    /// `-abssnapshot`: `disk snapshot` and `disk rebase` write absolute
+    /// backing paths (else relative to the overlay's folder).
+    pub fn with_absolute_backing(mut self, absolute: bool) -> Disks {
+        self.absolute = absolute;
+        self
+    }
+
+    fn backing_name(&self, overlay: &Path, backing: &Path) -> String {
+        if self.absolute {
+            backing.to_string_lossy().into_owned()
+        } else {
+            qemu_img::backing_name(overlay, backing)
         }
     }
 
@@ -170,7 +190,7 @@ impl Disks {
             None => self.fresh(&generated_name())?,
         };
         let info = qemu_img::describe(self.tool(), &src).await?;
-        let backing = qemu_img::backing_name(&dst, &src);
+        let backing = self.backing_name(&dst, &src);
         self.run(&dst, qemu_img::snapshot_args(&dst, &backing, &info.format))
             .await?;
         Ok(dst)
@@ -218,7 +238,7 @@ impl Disks {
             Some(b) => {
                 let b = self.existing(b)?;
                 let fmt = qemu_img::describe(self.tool(), &b).await?.format;
-                let name = qemu_img::backing_name(&p, &b);
+                let name = self.backing_name(&p, &b);
                 qemu_img::rebase_args(&p, Some((&name, &fmt)), unsafe_)
             }
             None => qemu_img::rebase_args(&p, None, unsafe_),
@@ -242,6 +262,21 @@ impl Disks {
         delete: bool,
         files: &[String],
     ) -> Result<(), DiskError> {
+        self.inject_with(image, delete, files, None).await
+    }
+
+    /// The same, mounting with extra options (`disk inject ... options
+    /// OPTS files ...`).
+    pub async fn inject_with(
+        &self,
+        image: &str,
+        delete: bool,
+        files: &[String],
+        options: Option<&str>,
+    ) -> Result<(), DiskError> {
+        if let Some(o) = options {
+            inject::check_user_options(o)?;
+        }
         let (name, part) = args::image_and_partition(image)?;
         let job = if delete {
             inject::Job::Delete(args::deletions(files)?)
@@ -259,7 +294,9 @@ impl Disks {
         let p = self.existing(&name)?;
         self.not_in_use(&p)?;
         let format = qemu_img::describe(self.tool(), &p).await?.format;
-        self.injector.run(p, format, part, job).await
+        self.injector
+            .run(p, format, part, job, options.map(String::from))
+            .await
     }
 }
 

@@ -170,6 +170,44 @@ pub fn completion(shell: Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// `minimega -cli`: the command table as minimega prints its own (a JSON
+/// array of handlers: help texts, patterns and the words all patterns
+/// share); minimega's parsed pattern items are left out.
+pub fn cli_json<C: Context>(engine: &Engine<C>) -> String {
+    let handlers: Vec<serde_json::Value> = engine
+        .specs()
+        .iter()
+        .map(|spec| {
+            serde_json::json!({
+                "help_short": spec.short,
+                "help_long": spec.long,
+                "patterns": spec.patterns,
+                "shared_prefix": shared_prefix(spec.patterns),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(handlers).to_string()
+}
+
+/// The leading literal words every pattern has.
+fn shared_prefix(patterns: &[&str]) -> String {
+    let literal = |w: &&str| !w.starts_with(['<', '[', '(']);
+    let Some(first) = patterns.first() else {
+        return String::new();
+    };
+    let mut common: Vec<&str> = first.split_whitespace().take_while(literal).collect();
+    for p in &patterns[1..] {
+        let words: Vec<&str> = p.split_whitespace().take_while(literal).collect();
+        let n = common
+            .iter()
+            .zip(&words)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.truncate(n);
+    }
+    common.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +222,22 @@ mod tests {
 
     fn noop(_c: Call<'_, Ctx>) -> BoxFuture<'_, CmdResult> {
         Box::pin(async { Ok(Response::text("").into()) })
+    }
+
+    #[test]
+    fn cli_json_lists_every_handler_as_minimega_does() {
+        let engine = Engine::new(builtins::specs::<Ctx>());
+        let v: serde_json::Value = serde_json::from_str(&cli_json(&engine)).unwrap();
+        let list = v.as_array().unwrap();
+        assert_eq!(list.len(), engine.specs().len());
+        let hist = list.iter().find(|h| h["patterns"][0] == "history").unwrap();
+        assert_eq!(hist["shared_prefix"], "");
+        assert!(hist["help_short"].as_str().unwrap().contains("history"));
+        assert_eq!(
+            shared_prefix(&["vm launch", "vm launch kvm <name> [config]"]),
+            "vm launch"
+        );
+        assert_eq!(shared_prefix(&["vm info", "vm kill <target>"]), "vm");
     }
 
     #[test]

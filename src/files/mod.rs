@@ -22,6 +22,7 @@
 
 mod fetch;
 pub mod local;
+pub mod murmur;
 pub mod proto;
 mod serve;
 pub mod transfer;
@@ -52,6 +53,8 @@ pub enum FileError {
     /// minimega's words.
     #[error("get {0}: file not found")]
     NotFound(String),
+    #[error("stream {0}: file not found")]
+    Stream(String),
     #[error("get {0}: file already in flight")]
     InFlight(String),
     #[error("{0}: a transfer of it is in flight")]
@@ -98,6 +101,8 @@ pub(crate) struct Inner {
     server: OnceLock<Result<u16, String>>,
     /// Bytes per second this node serves at most (0: no limit).
     limit: AtomicU64,
+    /// `-hashfiles`: each file's hash, kept while its version stays.
+    hashes: Mutex<BTreeMap<String, (Version, String)>>,
 }
 
 /// The node's file service. Cheap to clone.
@@ -123,6 +128,7 @@ impl Files {
             queue: Semaphore::new(CONCURRENT),
             server: OnceLock::new(),
             limit: AtomicU64::new(0),
+            hashes: Default::default(),
         }))
     }
 
@@ -145,6 +151,42 @@ impl Files {
 
     pub fn list(&self, name: &str, recursive: bool) -> Result<Vec<local::Entry>, FileError> {
         Ok(local::list(&self.0.root, &path::relative(name)?, recursive))
+    }
+
+    /// A listed file's murmur3 hash (`-hashfiles`), computed once per
+    /// version (size and modification time); "" for a directory or a file
+    /// that cannot be read.
+    pub fn hash(&self, e: &local::Entry) -> String {
+        if e.dir {
+            return String::new();
+        }
+        let mut cache = self.0.hashes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, h)) = cache.get(&e.name) {
+            if *v == e.version {
+                return h.clone();
+            }
+        }
+        match murmur::hash_file(&self.0.root.join(&e.name)) {
+            Ok(h) => {
+                cache.insert(e.name.clone(), (e.version, h.clone()));
+                h
+            }
+            Err(err) => {
+                warn!("hashing {}: {err}", e.name);
+                String::new()
+            }
+        }
+    }
+
+    /// `file stream`: the path of a file (not a directory) of the files
+    /// directory, for its bytes to be sent in the answer.
+    pub fn stream_path(&self, name: &str) -> Result<PathBuf, FileError> {
+        let rel = path::relative(name)?;
+        let p = self.0.root.join(&rel);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => Ok(p),
+            _ => Err(FileError::Stream(name.to_string())),
+        }
     }
 
     /// `file delete`: a file, a directory and all below it, or every match

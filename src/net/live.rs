@@ -23,6 +23,9 @@ pub struct Live {
     /// MB/s received and sent by the guests, summed over taps.
     rates: Mutex<(f64, f64)>,
     pub captures: super::capture::Captures,
+    pub flows: super::flows::Flows,
+    /// `tap mirror`s this node made.
+    pub mirrors: Mutex<Vec<super::mirror::Mirror>>,
 }
 
 impl Net {

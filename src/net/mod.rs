@@ -20,10 +20,14 @@
 //! receiving node learns; so a namespace's alias means one VLAN everywhere.
 
 pub mod batch;
+pub mod bpf;
 pub mod bridges;
 pub mod capture;
+pub mod flows;
 pub mod hook;
 pub mod live;
+pub mod mirror;
+pub mod netflow;
 pub mod ovs;
 pub mod pcap;
 pub mod qemu;
@@ -213,6 +217,19 @@ impl Net {
     }
 
     // ---- VLANs ----
+
+    /// `-vlanrange`: the default range, as the daemon starts. A range the
+    /// saved state already has keeps its allocation point.
+    pub fn set_default_range(&self, (min, max): (u16, u16)) {
+        self.update_logged(|s| {
+            let r = s.vlans.range(None);
+            if (r.min, r.max) != (min, max) {
+                if let Err(e) = s.vlans.set_range(None, min, max) {
+                    warn!("-vlanrange {min}-{max}: {e}");
+                }
+            }
+        });
+    }
 
     /// Parses netspecs and resolves their VLANs in namespace `ns`, all or
     /// nothing. Returns the NICs and the aliases it allocated.

@@ -224,9 +224,11 @@ impl Net {
     }
 
     /// `vm info` cells: vlan, bridge, tap, mac, ip, ip6, qos.
-    pub fn info_cells(&self, vm: &Vm) -> [String; 7] {
+    /// vm info's NIC cells: vlan, bridge, tap, mac, ip, ip6, qos, qinq,
+    /// bond, each minimega's `[a, b]`.
+    pub fn info_cells(&self, vm: &Vm) -> [String; 9] {
         let nics = vm.lock().config.networks.clone();
-        let mut cols: [Vec<String>; 7] = Default::default();
+        let mut cols: [Vec<String>; 9] = Default::default();
         for (i, n) in nics.iter().enumerate() {
             let l = self.learned(&n.tap);
             cols[0].push(if n.disconnected {
@@ -243,13 +245,16 @@ impl Net {
             if !q.is_empty() {
                 cols[6].push(q);
             }
+            if n.qinq {
+                cols[7].push(format!("{} ({})", n.tap, n.vlan));
+            }
         }
         cols.map(|c| list(&c))
     }
 }
 
 impl crate::vm::info::NetView for Net {
-    fn info_cells(&self, vm: &Vm) -> [String; 7] {
+    fn info_cells(&self, vm: &Vm) -> [String; 9] {
         Net::info_cells(self, vm)
     }
 

@@ -40,7 +40,8 @@ impl Node {
         let (events, _) = broadcast::channel(1024);
         let vms = Vms::new(&config.base, &config.filepath, events.clone());
         let mesh = Mesh::new(&config, events.clone());
-        let disks = crate::disk::Disks::new(&config.base, &config.filepath, vms.clone());
+        let disks = crate::disk::Disks::new(&config.base, &config.filepath, vms.clone())
+            .with_absolute_backing(config.abs_snapshot);
         let files = crate::files::Files::new(&config.filepath, mesh.clone());
         // The subsystems that take part in each VM's life (see vm::hooks),
         // in the order they prepare; they are released in reverse.
@@ -60,6 +61,7 @@ impl Node {
         let plumber = crate::plumb::Plumber::new(&config.hostname);
         plumber.set_remote(std::sync::Arc::new(mesh.clone()));
         let net = crate::net::Net::new(&config.base);
+        net.set_default_range(config.vlan_range);
         let cc = crate::cc::Cc::new(&config.base, &config.filepath, vms.clone(), plumber.clone());
         cc.set_net(net.clone());
         hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));

@@ -27,8 +27,9 @@ pub fn stderr_is_journal() -> bool {
 }
 
 /// Installs the global subscriber. A missing journal socket falls back to
-/// stderr; an unwritable log file is an error.
-pub fn init(level: Level, logfile: Option<&Path>) -> std::io::Result<()> {
+/// stderr (unless `stderr` is false: minimega's `-v=false`); an unwritable
+/// log file is an error.
+pub fn init(level: Level, logfile: Option<&Path>, stderr: bool) -> std::io::Result<()> {
     let filter = LevelFilter::from_level(level);
     let journald = if stderr_is_journal() {
         // No prefix: `journalctl VM=web1 NAMESPACE=exp` reads as it should;
@@ -40,7 +41,7 @@ pub fn init(level: Level, logfile: Option<&Path>) -> std::io::Result<()> {
     } else {
         None
     };
-    let stderr = journald.is_none().then(|| {
+    let stderr = (journald.is_none() && stderr).then(|| {
         tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

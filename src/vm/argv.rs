@@ -63,7 +63,7 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     let mut a: Vec<String> = vec![c.qemu.clone()];
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     push(&["-name", l.name, "-uuid", l.uuid]);
-    push(&["-m", &c.memory.to_string(), "-smp", &c.vcpus.to_string()]);
+    push(&["-m", &c.memory.to_string(), "-smp", &c.hw.smp(c.vcpus)]);
     match l.accel {
         Accel::Kvm => push(&["-accel", "kvm"]),
         Accel::Tcg => push(&["-accel", &format!("tcg,tb-size={TCG_TB_SIZE_MIB}")]),
@@ -78,7 +78,11 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     if !cpu.is_empty() {
         push(&["-cpu", cpu]);
     }
-    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+    // QEMU's default devices, as minimega's guests get them (images expect
+    // ttyS0 and the rest): no -nodefaults. No NIC but the configured
+    // ones (minimega's `-net none`), and the default HMP monitor is gone
+    // with the QMP one below.
+    push(&["-no-user-config", "-display", "none", "-net", "none"]);
     push(&["-vga", &c.vga]);
     // With a password QEMU refuses every client until the VNC room sets
     // it over QMP (`change-vnc-password`), so it is never in the argv.
@@ -97,6 +101,19 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
         "-mon",
         "chardev=qmp,mode=control",
     ]);
+    if c.serial_ports == 0 {
+        // The default ttyS0 (minimega's goes to QEMU's captured stdout):
+        // written to the log the first serial port would have.
+        push(&[
+            "-chardev",
+            &format!(
+                "file,id=serial0,path={}",
+                escape(&p.serial_log(0).to_string_lossy())
+            ),
+            "-serial",
+            "chardev:serial0",
+        ]);
+    }
     for n in 0..c.serial_ports {
         push(&[
             "-chardev",
@@ -111,6 +128,8 @@ pub fn qemu_argv(l: &Launch<'_>) -> Vec<String> {
     }
     let ports = super::virtio::argv(&c.virtio_ports, &p.dir);
     push(&ports.iter().map(String::as_str).collect::<Vec<_>>());
+    a.extend(c.hw.tpm_args());
+    a.extend(c.hw.copy_paste_args());
     a.extend(crate::vm::drive::drive_args(&c.disks, c.snapshot, &p.dir));
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
     // Always present, so `vm cdrom change` works on a VM booted without one.
@@ -163,9 +182,10 @@ mod tests {
     fn default_config_under_tcg() {
         let got = argv(&VmConfig::default(), Accel::Tcg).join(" ");
         let want = "qemu-system-x86_64 -name web1 -uuid 9131e2a3-ad6b-4f38-b5ba-5ff2b19e32dc \
-            -m 2048 -smp 1 -accel tcg,tb-size=256 -nodefaults -no-user-config -display none \
+            -m 2048 -smp 1 -accel tcg,tb-size=256 -no-user-config -display none -net none \
             -vga std -vnc unix:/b/7/vnc \
             -chardev socket,id=qmp,path=/b/7/qmp,server=on,wait=off -mon chardev=qmp,mode=control \
+            -chardev file,id=serial0,path=/b/7/serial0.log -serial chardev:serial0 \
             -drive id=cdrom,if=ide,media=cdrom -S";
         assert_eq!(got, want);
     }
@@ -174,7 +194,7 @@ mod tests {
     fn kvm_defaults_to_the_host_cpu() {
         let a = argv(&VmConfig::default(), Accel::Kvm);
         let s = a.join(" ");
-        assert!(s.contains("-accel kvm -cpu host -nodefaults"), "{s}");
+        assert!(s.contains("-accel kvm -cpu host -no-user-config"), "{s}");
         let c = VmConfig {
             cpu: "qemu64".into(),
             ..VmConfig::default()
@@ -223,6 +243,9 @@ mod tests {
             "-chardev socket,id=serial0,path=/b/7/serial0,server=on,wait=off,logfile=/b/7/serial0.log -device isa-serial,chardev=serial0"
         ), "{s}");
         assert!(s.contains("id=serial1,path=/b/7/serial1,"), "{s}");
+        // The configured ports replace the default ttyS0.
+        assert!(!s.contains("-serial chardev:serial0"), "{s}");
+        assert!(!s.contains("-nodefaults"), "{s}");
         // With snapshot, each disk is the VM's own overlay (see disk::spec).
         assert!(s.contains("-drive file=/b/7/disk-0.qcow2,if=ide,id=disk0,media=disk,cache=unsafe"));
         assert!(s.contains("-drive file=/b/7/disk-1.qcow2,if=ide,id=disk1,media=disk,cache=unsafe"));

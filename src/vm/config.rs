@@ -8,6 +8,7 @@
 //! else (the commands, the listing, errors naming the fields) follows.
 
 pub use super::config_listing::Section;
+pub use super::hardware::{Hardware, HwField};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -92,6 +93,9 @@ pub struct VmConfig {
     /// The password of the VM's screen (QEMU's own VNC authentication);
     /// empty: none, as minimega.
     pub vnc_password: String,
+    /// CPU topology, USB, TPM, clipboard (see [`Hardware`]).
+    #[serde(flatten)]
+    pub hw: Hardware,
 }
 
 impl Default for VmConfig {
@@ -122,6 +126,7 @@ impl Default for VmConfig {
             backchannel: true,
             state: String::new(),
             vnc_password: String::new(),
+            hw: Hardware::default(),
         }
     }
 }
@@ -154,6 +159,7 @@ pub enum Field {
     Backchannel,
     State,
     VncPassword,
+    Hw(HwField),
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -183,6 +189,15 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("networks", Field::Networks),
     ("backchannel", Field::Backchannel),
     ("state", Field::State),
+    ("sockets", Field::Hw(HwField::Sockets)),
+    ("cores", Field::Hw(HwField::Cores)),
+    ("threads", Field::Hw(HwField::Threads)),
+    ("usb-use-xhci", Field::Hw(HwField::UsbUseXhci)),
+    ("tpm-socket", Field::Hw(HwField::TpmSocket)),
+    (
+        "bidirectional-copy-paste",
+        Field::Hw(HwField::BidirectionalCopyPaste),
+    ),
 ];
 
 pub const ALIASES: &[(&str, Field)] = &[
@@ -266,6 +281,7 @@ impl Field {
             Field::Machine => (Kvm, 110, "Machine"),
             Field::Cpu => (Kvm, 120, "CPU"),
             Field::Vga => (Kvm, 160, "VGA"),
+            Field::Hw(h) => h.listing(),
             Field::QemuOverride | Field::VncPassword => return None,
         })
     }
@@ -459,6 +475,7 @@ impl VmConfig {
                 }
                 self.vnc_password = v.into();
             }
+            Field::Hw(h) => self.hw.set(h, single(field, values)?, filepath)?,
         }
         Ok(())
     }
@@ -492,6 +509,7 @@ impl VmConfig {
             Field::Backchannel => self.backchannel = d.backchannel,
             Field::State => self.state = d.state,
             Field::VncPassword => self.vnc_password = d.vnc_password,
+            Field::Hw(h) => self.hw.clear(h),
         }
     }
 
@@ -529,6 +547,7 @@ impl VmConfig {
             Field::Backchannel => self.backchannel.to_string(),
             Field::State => self.state.clone(),
             Field::VncPassword => self.vnc_password.clone(),
+            Field::Hw(h) => self.hw.get(h),
         }
     }
 }
@@ -538,9 +557,28 @@ pub fn list(items: &[String]) -> String {
     format!("[{}]", items.join(" "))
 }
 
-/// Tags as the JSON object of the `tags` column.
+/// Tags as the JSON object of the `tags` column, escaped as Go's encoder
+/// escapes (`<`, `>`, `&`, U+2028, U+2029), so the cell is minimega's byte
+/// for byte.
 pub fn tags_json(tags: &BTreeMap<String, String>) -> String {
-    serde_json::to_string(tags).unwrap_or_else(|_| "{}".into())
+    go_json(&serde_json::to_string(tags).unwrap_or_else(|_| "{}".into()))
+}
+
+/// JSON text with the characters Go's `json.Marshal` escapes escaped; the
+/// others are the same in both encoders.
+pub fn go_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -624,6 +662,32 @@ mod tests {
         let e = set(&mut c, "kernel", &["../../x"]).unwrap_err().to_string();
         assert!(e.contains("outside the files directory"), "{e}");
         assert_eq!(c.get(Field::Kernel), "/tmp/minimega/files/foo", "unchanged");
+    }
+
+    #[test]
+    fn tags_are_json_as_go_writes_it() {
+        let mut t = BTreeMap::new();
+        assert_eq!(tags_json(&t), "{}");
+        t.insert("b".to_string(), "<x & y>".to_string());
+        t.insert("a".to_string(), "\"q\"".to_string());
+        assert_eq!(
+            tags_json(&t),
+            r#"{"a":"\"q\"","b":"\u003cx \u0026 y\u003e"}"#
+        );
+    }
+
+    #[test]
+    fn hardware_fields_are_fields() {
+        let mut c = VmConfig::default();
+        set(&mut c, "cores", &["2"]).unwrap();
+        set(&mut c, "usb", &["false"]).unwrap();
+        assert_eq!(c.get(Field::parse("cores").unwrap()), "2");
+        assert!(!c.hw.usb_use_xhci);
+        assert!(matches!(Field::parse("t"), Err(ConfigError::Ambiguous(..))));
+        let back: VmConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+        c.clear(Field::parse("usb-use-xhci").unwrap());
+        assert!(c.hw.usb_use_xhci);
     }
 
     #[test]

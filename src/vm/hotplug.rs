@@ -17,9 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::warn;
 
-/// QEMU's arguments for the buses drives are plugged into.
-pub const USB_ARGS: [&str; 3] = ["-usb", "-device", "qemu-xhci,id=xhci"];
-
 /// How long a removed drive may take to let go of its image.
 const UNPLUG_WAIT: Duration = Duration::from_secs(10);
 
@@ -53,7 +50,7 @@ impl UsbVersion {
         }
     }
 
-    /// The bus the drive goes on (see [`USB_ARGS`]).
+    /// The bus the drive goes on (see [`config::Hardware::usb_args`]).
     pub fn bus(self) -> &'static str {
         match self {
             UsbVersion::V11 => "usb-bus.0",
@@ -254,12 +251,12 @@ impl VmHook for Usb {
     fn prepare<'a>(
         &'a self,
         vm: &'a Arc<Vm>,
-        _config: &'a config::VmConfig,
+        config: &'a config::VmConfig,
     ) -> BoxFuture<'a, Result<Vec<String>, VmError>> {
         Box::pin(async move {
             // A new QEMU starts with no drive plugged in.
             let _ = std::fs::remove_file(record_path(vm));
-            Ok(USB_ARGS.iter().map(|s| s.to_string()).collect())
+            Ok(config.hw.usb_args())
         })
     }
 

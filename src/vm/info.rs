@@ -2,12 +2,15 @@
 //! runs (its unit or cgroup) and what that uses now.
 
 use super::config;
-use super::manager::{now_secs, Vm, Vms};
+use super::manager::{Vm, Vms};
 use super::state::Placed;
 use crate::timefmt::go_duration;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// minimega 3.1.0's columns, in its order (its `vmInfo`), then this
+/// implementation's own: the namespace, and where the VM runs and what it
+/// uses (unit, memused, cputime).
 pub const COLUMNS: &[&str] = &[
     "id",
     "name",
@@ -24,6 +27,8 @@ pub const COLUMNS: &[&str] = &[
     "ip",
     "ip6",
     "qos",
+    "qinq",
+    "bond",
     "memory",
     "vcpus",
     "disks",
@@ -31,16 +36,30 @@ pub const COLUMNS: &[&str] = &[
     "initrd",
     "kernel",
     "cdrom",
+    "save",
     "append",
     "serial-ports",
     "virtio-ports",
     "vnc_port",
+    "usb-use-xhci",
+    "tpm-socket",
+    "bidirectional-copy-paste",
+    "filesystem",
+    "hostname",
+    "init",
+    "preinit",
+    "fifo",
+    "volume",
+    "console_port",
     "tags",
     "namespace",
     "unit",
     "memused",
     "cputime",
 ];
+
+/// minimega's container-only columns: `N/A` for a KVM VM, as there.
+const CONTAINER_ONLY: usize = 7;
 
 pub const SUMMARY: &[&str] = &["id", "name", "state", "type", "uuid", "cc_active", "vlan"];
 
@@ -53,8 +72,8 @@ pub type ByteCounters = Box<dyn Fn(&Vm) -> (u64, u64) + Send + Sync>;
 /// supplies it: the VM core knows each NIC as configured, not what the
 /// guest's traffic taught the node (addresses) or the taps' counters.
 pub trait NetView: Send + Sync {
-    /// The NIC columns: vlan, bridge, tap, mac, ip, ip6, qos.
-    fn info_cells(&self, vm: &Vm) -> [String; 7];
+    /// The NIC columns: vlan, bridge, tap, mac, ip, ip6, qos, qinq, bond.
+    fn info_cells(&self, vm: &Vm) -> [String; 9];
     /// Every tap's byte counters read now, as a function giving the bytes
     /// a VM's NICs received and sent.
     fn byte_counters(&self) -> ByteCounters;
@@ -95,6 +114,27 @@ pub fn cpu_time(ns: u64) -> String {
     }
 }
 
+/// Time since the VM was launched, as Go prints a duration to the
+/// nanosecond (`2m3.004512345s`): phenix parses it with `time.ParseDuration`.
+/// It keeps counting after the VM quits, as minimega's does.
+pub fn uptime(launched_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    crate::timefmt::go_duration_exact(now.saturating_sub(Duration::from_secs(launched_secs)))
+}
+
+/// The `disks` cell: minimega's `DiskConfigs.String()`, each disk as
+/// `path[,interface][,cache]`, separated by spaces, no brackets; `""`
+/// without disks.
+pub fn disks_cell(disks: &[crate::vm::drive::DiskSpec]) -> String {
+    disks
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub async fn table(
     vms: &Vms,
     net: &dyn NetView,
@@ -102,7 +142,6 @@ pub async fn table(
     summary: bool,
 ) -> (Vec<&'static str>, Vec<Vec<String>>) {
     let mut rows = Vec::with_capacity(list.len());
-    let now = now_secs();
     // Under systemd each figure is a bus call: ask for all VMs at once.
     let usage = futures_util::future::join_all(list.iter().map(|vm| async move {
         let (live, placed) = {
@@ -128,44 +167,51 @@ pub async fn table(
                 s.tags.clone(),
             )
         };
+        let nets = net.info_cells(vm);
+        let cc = vm
+            .cc_active
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .to_string();
         let mut row = vec![vm.id.to_string(), vm.name.clone(), state.to_string()];
-        if !summary {
-            row.push(if state.is_live() {
-                go_duration(Duration::from_secs(now.saturating_sub(launched)))
-            } else {
-                NA.into()
-            });
-        }
-        row.push("kvm".into());
-        row.push(vm.uuid.clone());
-        row.push(
-            vm.cc_active
-                .load(std::sync::atomic::Ordering::Relaxed)
-                .to_string(),
-        );
         if summary {
-            row.push(net.info_cells(vm)[0].clone());
+            row.extend(["kvm".into(), vm.uuid.clone(), cc, nets[0].clone()]);
             rows.push(row);
             continue;
         }
-        row.push(pid.map(|p| p.to_string()).unwrap_or_else(|| NA.into()));
-        row.extend(net.info_cells(vm));
+        row.extend([
+            uptime(launched),
+            "kvm".into(),
+            vm.uuid.clone(),
+            cc,
+            pid.unwrap_or(0).to_string(),
+        ]);
+        row.extend(nets);
         row.extend([
             cfg.memory.to_string(),
             cfg.vcpus.to_string(),
-            crate::vm::drive::format_list(&cfg.disks),
+            disks_cell(&cfg.disks),
             cfg.snapshot.to_string(),
             cfg.initrd.clone(),
             cfg.kernel.clone(),
             cfg.cdrom.clone(),
-            cfg.append.join(" "),
+            // minimega 3.1.0 has no `save` field: N/A everywhere.
+            NA.into(),
+            config::list(&cfg.append),
             cfg.serial_ports.to_string(),
-            "0".into(),
+            cfg.virtio_ports.clone(),
+            // A live VM's VNC port; N/A once its QEMU is gone and the
+            // port is free again.
             vms.screens()
                 .and_then(|s| s.vnc_port(vm))
                 .filter(|_| state.is_live())
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| NA.into()),
+            cfg.hw.usb_use_xhci.to_string(),
+            cfg.hw.tpm_socket.clone(),
+            cfg.hw.bidirectional_copy_paste.to_string(),
+        ]);
+        row.extend(std::iter::repeat_n(NA.to_string(), CONTAINER_ONLY));
+        row.extend([
             config::tags_json(&tags),
             vm.namespace.clone(),
             if state.is_live() {
@@ -214,7 +260,43 @@ mod tests {
 
     #[test]
     fn columns_match_rows() {
-        assert_eq!(COLUMNS.len(), 31);
+        assert_eq!(COLUMNS.len(), 44);
         assert!(COLUMNS.contains(&"unit") && COLUMNS.contains(&"cputime"));
+        // minimega's own, in its order, first.
+        let theirs = "id name state uptime type uuid cc_active pid vlan bridge tap mac ip ip6 \
+            qos qinq bond memory vcpus disks snapshot initrd kernel cdrom save append \
+            serial-ports virtio-ports vnc_port usb-use-xhci tpm-socket \
+            bidirectional-copy-paste filesystem hostname init preinit fifo volume \
+            console_port tags";
+        let theirs: Vec<&str> = theirs.split_whitespace().collect();
+        assert_eq!(&COLUMNS[..theirs.len()], theirs.as_slice());
+        // `.columns "host"` finds `hostname` by prefix, as in minimega.
+        let header: Vec<String> = COLUMNS.iter().map(|s| s.to_string()).collect();
+        let i = crate::command::builtins::find_column(&header, "host").unwrap();
+        assert_eq!(COLUMNS[i], "hostname");
+    }
+
+    #[test]
+    fn disks_print_without_brackets() {
+        use crate::vm::drive::DiskSpec;
+        let p = std::path::Path::new("/f");
+        let one = crate::vm::drive::parse_list(&["/p/a.qc2,writeback".into()], p).unwrap();
+        assert_eq!(disks_cell(&one), "/p/a.qc2,writeback");
+        let two =
+            crate::vm::drive::parse_list(&["/p/a.qc2,virtio,writeback".into(), "b.qc2".into()], p)
+                .unwrap();
+        assert_eq!(disks_cell(&two), "/p/a.qc2,virtio,writeback /f/b.qc2");
+        assert_eq!(disks_cell(&[]), "");
+        assert_eq!(disks_cell(&[DiskSpec::path("/x")]), "/x");
+    }
+
+    #[test]
+    fn uptime_is_a_go_duration_to_the_nanosecond() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let u = uptime(now - 125);
+        assert!(u.starts_with("2m") && u.ends_with('s'), "{u}");
     }
 }

@@ -535,6 +535,18 @@ impl Vms {
         (mem, live)
     }
 
+    /// `host`'s vmlimit, as minimega computes it: the lowest `coschedule`
+    /// of the node's VMs plus one (coschedule 0: one VM alone), -1 when
+    /// none limits it.
+    pub fn coschedule_limit(&self) -> i64 {
+        self.all()
+            .iter()
+            .map(|vm| vm.lock().config.coschedule)
+            .filter(|c| *c >= 0)
+            .min()
+            .map_or(-1, |m| m + 1)
+    }
+
     /// Committed vCPUs and memory (MiB) of the VMs that have a QEMU.
     pub fn commitment(&self) -> (u64, u64, usize) {
         let mut cpus = 0;

@@ -1,9 +1,10 @@
-//! A VM's running state to a file and back, as minimega does it with
-//! QEMU's migration: `vm migrate VM FILE` writes the state (memory and
-//! devices) of a VM to FILE and leaves it paused; `vm save VM [NAME]`
-//! copies its disks to NAME.hdd and its state to NAME.state; `vm config
-//! state FILE` makes new VMs start from such a state (QEMU `-incoming`).
-//! `vm migrate` and `vm save` alone list the migrations of running VMs.
+//! A VM's running state to a file and back, as minimega 3.1.0 does it
+//! with QEMU's migration: `vm save VM [NAME]` (and its deprecated
+//! spellings `vm migrate VM NAME`, `vm snapshot VM ...`) copies the VM's
+//! disks to NAME.hdd and writes its state (memory and devices) to
+//! NAME.state, leaving it paused; `vm config state NAME.state` with `vm
+//! config disk NAME.hdd` makes new VMs start from such a pair (QEMU
+//! `-incoming`). `vm save` alone lists the saves of running VMs.
 
 use super::config::VmConfig;
 use super::hooks::{Admission, VmHook};
@@ -262,10 +263,20 @@ pub async fn save(vm: &Arc<Vm>, base: &str) -> Result<(), VmError> {
     if !disks.is_empty() {
         q.execute("stop", None).await.map_err(qmp_err(vm, "save"))?;
     }
-    for (i, target) in disks.iter().enumerate() {
-        copy_disk(vm, &q, i, target, cfg.snapshot).await?;
+    // A save that fails leaves none of its files behind.
+    let made = async {
+        for (i, target) in disks.iter().enumerate() {
+            copy_disk(vm, &q, i, target, cfg.snapshot).await?;
+        }
+        migrate(vm, &q, &state).await
     }
-    migrate(vm, &q, &state).await
+    .await;
+    if made.is_err() {
+        for f in &disks {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    made
 }
 
 /// Whether a QEMU started with `-incoming` (its `query-status` answer) has

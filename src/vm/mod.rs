@@ -22,6 +22,7 @@ pub mod config;
 pub mod config_listing;
 pub mod drive;
 pub mod error;
+pub mod hardware;
 pub mod hooks;
 pub mod hotplug;
 pub mod info;

@@ -26,7 +26,7 @@ vm stop web3
 vm kill web2
 .columns name,state vm info
 .columns name .filter state=paused vm info
-.columns name,pid,unit,memused,cputime,uptime .filter state=quit vm info
+.columns name,pid,unit,memused,cputime .filter state=quit vm info
 vm start web2
 .columns name,state vm info
 vm tag web1 owner alice

@@ -133,9 +133,15 @@ impl Switch for Ovs {
                 .and_then(|row| row["next_cfg"].as_i64())
                 .unwrap_or(0);
             // What goes needs no confirmation; what comes (or moves) does.
-            let removals = ops
-                .iter()
-                .all(|o| matches!(o, Op::DelPort(_) | Op::DelMirror { .. }));
+            let removals = ops.iter().all(|o| {
+                matches!(
+                    o,
+                    Op::DelPort(_)
+                        | Op::DelMirror { .. }
+                        | Op::DelMirrorOnly { .. }
+                        | Op::SetNetflow { target: None, .. }
+                )
+            });
             if removals {
                 return Ok(BTreeMap::new());
             }

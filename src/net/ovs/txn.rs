@@ -58,6 +58,25 @@ pub enum Op {
     DelMirror {
         port: String,
     },
+    /// minimega's `tap mirror`: what passes `src` (every port: `None`) also
+    /// goes out of `dst`, a port already on `bridge`; the mirror is named
+    /// after `dst`.
+    AddPortMirror {
+        bridge: String,
+        src: Option<String>,
+        dst: String,
+    },
+    /// Removes the mirror named `name`, leaving its ports.
+    DelMirrorOnly {
+        name: String,
+    },
+    /// Exports the bridge's flows as NetFlow v5 to `target` (`host:port`),
+    /// records of long flows every `active_timeout` seconds; `None` stops
+    /// the export.
+    SetNetflow {
+        bridge: String,
+        target: Option<(String, i64)>,
+    },
 }
 
 impl Op {
@@ -66,6 +85,10 @@ impl Op {
             Op::AddPort(p) | Op::EnsurePort(p) => &p.name,
             Op::DelPort(n) | Op::SetTag { port: n, .. } => n,
             Op::AddMirror { port, .. } | Op::DelMirror { port } => port,
+            Op::AddPortMirror { dst, .. } => dst,
+            Op::DelMirrorOnly { name } => name,
+            // No port: the bridge's own is looked up, harmlessly.
+            Op::SetNetflow { bridge, .. } => bridge,
         }
     }
 
@@ -73,6 +96,10 @@ impl Op {
         match self {
             Op::AddPort(p) | Op::EnsurePort(p) => Some(&p.bridge),
             Op::AddMirror { bridge, .. } => Some(bridge),
+            Op::SetNetflow {
+                bridge,
+                target: Some(_),
+            } => Some(bridge),
             _ => None,
         }
     }
@@ -108,13 +135,17 @@ pub fn view_query(ops: &[Op]) -> Value {
         params.push(select("Port", "name", Some(n), &["name", "_uuid"]));
     }
     for op in ops {
-        if let Op::DelMirror { port } = op {
-            params.push(select(
+        match op {
+            Op::DelMirror { port: name } | Op::DelMirrorOnly { name } => params.push(select(
                 "Mirror",
                 "name",
-                Some(port),
+                Some(name),
                 &["name", "_uuid", "select_all"],
-            ));
+            )),
+            Op::AddPortMirror { src: Some(src), .. } if !names.contains(src.as_str()) => {
+                params.push(select("Port", "name", Some(src), &["name", "_uuid"]))
+            }
+            _ => {}
         }
     }
     Value::Array(params)
@@ -262,6 +293,8 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
     let mut gone_ports: Vec<Value> = Vec::new();
     let mut gone_mirrors: Vec<Value> = Vec::new();
     let mut qinq = false;
+    // Bridge -> its new NetFlow row (named uuid), or none to clear it.
+    let mut netflows: BTreeMap<String, Option<Value>> = BTreeMap::new();
     for op in ops {
         if let Some(br) = op.bridge() {
             if !view.bridges.contains(br) && !created.iter().any(|c| c == br) {
@@ -294,6 +327,39 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
                 mirrors.entry(bridge.clone()).or_default().push(named(&m));
                 check.push(port.clone());
             }
+            Op::SetNetflow { bridge, target } => {
+                let v = target.as_ref().map(|(t, timeout)| {
+                    let nf = b.id("nf");
+                    b.ops.push(json!({"op": "insert", "table": "NetFlow", "uuid-name": nf,
+                        "row": {"targets": set(vec![json!(t)]), "active_timeout": timeout}}));
+                    named(&nf)
+                });
+                netflows.insert(bridge.clone(), v);
+            }
+            Op::AddPortMirror { bridge, src, dst } => {
+                let port = |n: &str| match view.ports.get(n) {
+                    Some(u) => json!(["uuid", u]),
+                    None => set(Vec::new()),
+                };
+                let m = b.id("m");
+                let mut row = json!({"name": dst, "output_port": port(dst)});
+                match src {
+                    Some(s) => {
+                        row["select_src_port"] = set(vec![port(s)]);
+                        row["select_dst_port"] = set(vec![port(s)]);
+                    }
+                    None => row["select_all"] = json!(true),
+                }
+                b.ops.push(
+                    json!({"op": "insert", "table": "Mirror", "uuid-name": m, "row": row}),
+                );
+                mirrors.entry(bridge.clone()).or_default().push(named(&m));
+            }
+            Op::DelMirrorOnly { name } => {
+                if let Some(u) = view.mirrors.get(name) {
+                    gone_mirrors.push(json!(["uuid", u]));
+                }
+            }
             Op::DelMirror { port } => {
                 if let Some(u) = view.mirrors.get(port) {
                     gone_mirrors.push(json!(["uuid", u]));
@@ -313,12 +379,15 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
         let mut all = vec![named(&local)];
         all.extend(ports.remove(br).unwrap_or_default());
         let id = b.id("b");
-        b.ops.push(
-            json!({"op": "insert", "table": "Bridge", "uuid-name": id, "row": {
-                "name": br, "ports": set(all), "datapath_type": datapath,
-                "mirrors": set(mirrors.remove(br).unwrap_or_default()),
-            }}),
-        );
+        let mut row = json!({
+            "name": br, "ports": set(all), "datapath_type": datapath,
+            "mirrors": set(mirrors.remove(br).unwrap_or_default()),
+        });
+        if let Some(Some(nf)) = netflows.remove(br) {
+            row["netflow"] = nf;
+        }
+        b.ops
+            .push(json!({"op": "insert", "table": "Bridge", "uuid-name": id, "row": row}));
         b.ops.push(json!({"op": "mutate", "table": DB, "where": [],
             "mutations": [["bridges", "insert", set(vec![named(&id)])]]}));
     }
@@ -329,6 +398,17 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
         }
         b.ops.push(json!({"op": "mutate", "table": "Bridge",
             "where": [["name", "==", br]], "mutations": m}));
+    }
+    // Mirrors of ports already there.
+    for (br, ms) in mirrors {
+        b.ops.push(json!({"op": "mutate", "table": "Bridge",
+            "where": [["name", "==", br]], "mutations": [["mirrors", "insert", set(ms)]]}));
+    }
+    for (br, nf) in netflows {
+        b.ops.push(
+            json!({"op": "update", "table": "Bridge", "where": [["name", "==", br]],
+            "row": {"netflow": nf.unwrap_or_else(|| set(Vec::new()))}}),
+        );
     }
     // Deleting a reference from every bridge removes the port wherever it
     // is; unreferenced Port and Interface rows are then garbage collected.
@@ -397,6 +477,93 @@ mod tests {
 
     fn ops_of(p: &Plan) -> Vec<Value> {
         p.params.as_array().unwrap()[1..].to_vec()
+    }
+
+    #[test]
+    fn a_tap_mirror_selects_one_port_for_another() {
+        let view = View {
+            root: true,
+            bridges: ["br0".to_string()].into(),
+            ports: [
+                ("t0".to_string(), "u0".to_string()),
+                ("t1".to_string(), "u1".to_string()),
+            ]
+            .into(),
+            ..View::default()
+        };
+        let op = [Op::AddPortMirror {
+            bridge: "br0".into(),
+            src: Some("t0".into()),
+            dst: "t1".into(),
+        }];
+        let q = view_query(&op);
+        assert!(q.to_string().contains(r#"["name","==","t0"]"#), "{q}");
+        let ops = ops_of(&plan(&view, &op, "netdev"));
+        assert_eq!(
+            ops[0],
+            json!({"op": "insert", "table": "Mirror", "uuid-name": "m1", "row": {
+                "name": "t1", "output_port": ["uuid", "u1"],
+                "select_src_port": ["set", [["uuid", "u0"]]],
+                "select_dst_port": ["set", [["uuid", "u0"]]]}})
+        );
+        assert_eq!(
+            ops[1],
+            json!({"op": "mutate", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "mutations": [["mirrors", "insert", ["set", [["named-uuid", "m1"]]]]]})
+        );
+        let view = View {
+            mirrors: [("t1".to_string(), "m9".to_string())].into(),
+            ..view
+        };
+        let ops = ops_of(&plan(
+            &view,
+            &[Op::DelMirrorOnly { name: "t1".into() }],
+            "netdev",
+        ));
+        assert_eq!(
+            ops[0]["mutations"],
+            json!([["mirrors", "delete", ["set", [["uuid", "m9"]]]]])
+        );
+    }
+
+    #[test]
+    fn netflow_is_a_row_the_bridge_points_at() {
+        let view = View {
+            root: true,
+            bridges: ["br0".to_string()].into(),
+            ..View::default()
+        };
+        let on = [Op::SetNetflow {
+            bridge: "br0".into(),
+            target: Some(("127.0.0.1:5555".into(), 10)),
+        }];
+        let p = plan(&view, &on, "netdev");
+        assert!(p.created.is_empty());
+        let ops = ops_of(&p);
+        assert_eq!(
+            ops[0],
+            json!({"op": "insert", "table": "NetFlow", "uuid-name": "nf1",
+                   "row": {"targets": ["set", ["127.0.0.1:5555"]], "active_timeout": 10}})
+        );
+        assert_eq!(
+            ops[1],
+            json!({"op": "update", "table": "Bridge", "where": [["name", "==", "br0"]],
+                   "row": {"netflow": ["named-uuid", "nf1"]}})
+        );
+        let off = [Op::SetNetflow {
+            bridge: "br0".into(),
+            target: None,
+        }];
+        let ops = ops_of(&plan(&view, &off, "netdev"));
+        assert_eq!(ops[0]["row"], json!({"netflow": ["set", []]}));
+        // On a bridge to be made, the row goes into the bridge's insert.
+        let p = plan(&View::default(), &on, "netdev");
+        assert_eq!(p.created, ["br0"]);
+        let br = ops_of(&p)
+            .into_iter()
+            .find(|o| o["table"] == "Bridge" && o["op"] == "insert")
+            .unwrap();
+        assert_eq!(br["row"]["netflow"], json!(["named-uuid", "nf1"]));
     }
 
     #[test]
