@@ -20,7 +20,7 @@
 mod common;
 
 use common::qemus::QemuGuard;
-use common::{Bus, Conn, Daemon};
+use common::{Bus, Conn, Daemon, DaemonOpts};
 use minimega::config::Bus as BusAddr;
 use minimega::dbus::client::Client;
 use std::path::{Path, PathBuf};
@@ -144,10 +144,23 @@ fn diff(want_path: &Path, got: &str, tag: &str) -> String {
         .unwrap_or_default()
 }
 
+/// VNC ports the scripts' VMs get: a range of ten per daemon (the two
+/// daemons run at once), each shown as the socket daemon's, so one `.want`
+/// serves both; a range, not the kernel's pick, so `vnc_port` is fixed text.
+const VNC_PORTS: u16 = 25900;
+
+fn vnc_range(first: u16) -> DaemonOpts<'static> {
+    DaemonOpts {
+        extra: vec![format!("-vncports={first}-{}", first + 9)],
+        ..DaemonOpts::default()
+    }
+}
+
 /// Runs every script through `r`, the prolog before each; returns the
 /// failures. The daemon's base directory shows as minimega's default,
-/// `/tmp/minimega`.
-fn run_all(r: &mut dyn Runner, base: &Path, tag: &str, bless: bool) -> Vec<String> {
+/// `/tmp/minimega`, its VNC ports (from `vnc_first`) as the socket
+/// daemon's.
+fn run_all(r: &mut dyn Runner, base: &Path, vnc_first: u16, tag: &str, bless: bool) -> Vec<String> {
     let dir = common::project_root().join("tests/compat");
     let list = scripts(&dir, Some("mm"));
     assert!(!list.is_empty(), "no scripts in {}", dir.display());
@@ -156,8 +169,13 @@ fn run_all(r: &mut dyn Runner, base: &Path, tag: &str, bless: bool) -> Vec<Strin
         for line in PROLOG {
             r.run(line);
         }
-        let got = transcript(r, &std::fs::read_to_string(&path).unwrap())
+        let mut got = transcript(r, &std::fs::read_to_string(&path).unwrap())
             .replace(base.to_str().unwrap(), "/tmp/minimega");
+        if vnc_first != VNC_PORTS {
+            for i in 0..10 {
+                got = got.replace(&(vnc_first + i).to_string(), &(VNC_PORTS + i).to_string());
+            }
+        }
         let want_path = path.with_extension("want");
         if bless {
             std::fs::write(&want_path, &got).unwrap();
@@ -180,24 +198,24 @@ fn compat_scripts_over_the_socket_and_dbus() {
     let bless = std::env::var_os("MM_COMPAT_BLESS").is_some();
     let socket = std::thread::spawn(move || {
         let bus = Bus::start();
-        let d = Daemon::start(&bus);
+        let d = Daemon::start_with(&bus, vnc_range(VNC_PORTS));
         let _qemus = QemuGuard {
             base: d.base.clone(),
         };
         let mut s = Socket(Conn::to(&d));
-        let f = run_all(&mut s, &d.base, "socket", bless);
+        let f = run_all(&mut s, &d.base, VNC_PORTS, "socket", bless);
         drop(s);
         (f, d.log_text())
     });
     let dbus = (!bless).then(|| {
         std::thread::spawn(|| {
             let bus = Bus::start();
-            let d = Daemon::start(&bus);
+            let d = Daemon::start_with(&bus, vnc_range(VNC_PORTS + 10));
             let _qemus = QemuGuard {
                 base: d.base.clone(),
             };
             let mut c = Dbus::connect(&bus);
-            let f = run_all(&mut c, &d.base, "dbus", false);
+            let f = run_all(&mut c, &d.base, VNC_PORTS + 10, "dbus", false);
             (f, d.log_text())
         })
     });
