@@ -246,7 +246,7 @@ fn an_injected_file_is_printed_by_a_guest_booted_from_the_snapshot() {
     }
     assert_eq!(
         rows(&d, "disks,snapshot", "vm info"),
-        [[format!("[{f}/snap.qcow2,virtio]"), "true".to_string()]]
+        [[format!("{f}/snap.qcow2,virtio"), "true".to_string()]]
     );
     // The VM boots its own overlay, made in its folder, on the snapshot.
     let vmdir = d.base.join("0");

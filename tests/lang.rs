@@ -88,7 +88,7 @@ fn check_experiment(c: &mut Conn, d: &Daemon, ns: &str) {
         "{q}"
     );
     assert!(
-        q.contains("QEMU Append:         [-rtc base=utc,clock=vm]"),
+        q.contains("QEMU Append:              [-rtc base=utc,clock=vm]"),
         "{q}"
     );
     let queued = text(
