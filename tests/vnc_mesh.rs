@@ -85,7 +85,8 @@ fn kb_typing(text: &str) -> String {
             keys::format_key(k.keysym)
         ));
     }
-    out + "0:KeyEvent,true,Return\n0:KeyEvent,false,Return\n"
+    // Return after a pause, as a person types it (see tests/vnc.rs).
+    out + "20000000:KeyEvent,true,Return\n20000000:KeyEvent,false,Return\n"
 }
 
 #[test]
