@@ -278,6 +278,45 @@ fn check_service(node: &Node) {
     );
 }
 
+/// The web console as the package ships it: socket-activated on
+/// localhost, run as its own user (group minimega, no capabilities), and
+/// reaching the daemon from there: a logged-in table comes from it.
+fn check_web(node: &Node) {
+    node.ok("echo s3cret | minimega-web passwd admin");
+    assert_eq!(
+        node.ok("stat -c '%a %U %G' /etc/minimega/web.passwd"),
+        "640 root minimega-web"
+    );
+    node.ok("systemctl start minimega-web.socket");
+    let url = "http://127.0.0.1:9080";
+    // The first connection starts the service.
+    assert_eq!(
+        node.ok(&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' {url}/login"
+        )),
+        "200"
+    );
+    assert_eq!(node.ok("systemctl is-active minimega-web"), "active");
+    let pid = node.ok("systemctl show -p MainPID --value minimega-web");
+    assert_eq!(node.ok(&format!("ps -o user= -p {pid}")), "minimega-web");
+    assert_eq!(
+        node.ok(&format!("grep ^CapEff /proc/{pid}/status")),
+        "CapEff:\t0000000000000000"
+    );
+    let refused = node.ok(&format!(
+        "curl -s -o /dev/null -w '%{{http_code}}' {url}/api/hosts"
+    ));
+    assert_eq!(refused, "401", "no login, no table");
+    node.ok(&format!(
+        "curl -s -c /root/web.jar -o /dev/null -H 'Origin: {url}' --data 'username=admin&password=s3cret' {url}/login"
+    ));
+    let hosts = node.ok(&format!("curl -s -f -b /root/web.jar {url}/api/hosts"));
+    let name = node.ok("hostname");
+    assert!(hosts.contains(&format!("\"{name}\"")), "{hosts}");
+    node.ok("systemctl stop minimega-web.socket minimega-web.service");
+    node.ok("rm -f /etc/minimega/web.passwd /root/web.jar");
+}
+
 /// What systemd on the node holds of ours, for a failure message: why a
 /// unit stays loaded is in its references, its jobs and its cgroup's
 /// processes, and the journal says what happened to them.
@@ -372,6 +411,7 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
     node.ok(&format!("{apt} install {}", d.deb.display()));
     assert_eq!(node.ok("systemctl is-enabled minimega"), "enabled");
     check_service(node);
+    check_web(node);
     assert!(node.ok("getent group minimega").starts_with("minimega:"));
 
     // Restart: a new process, the same key.
@@ -402,10 +442,12 @@ fn deb_installs_runs_upgrades_and_purges_clean_on_a_systemd_node() {
         .ok("tail -n 1 /etc/minimega/minimega.toml")
         .contains("debug"));
     assert_eq!(node.ok("sha256sum /etc/minimega/mesh.key"), key);
-    assert!(node
-        .ok("ls /etc/minimega")
-        .lines()
-        .all(|f| f == "minimega.toml" || f == "mesh.key"));
+    let etc = node.ok("ls /etc/minimega");
+    assert!(
+        etc.lines()
+            .all(|f| ["minimega.toml", "mesh.key", "web-certs.d"].contains(&f)),
+        "{etc}"
+    );
     let after = node.ok("minimega -e .annotate false .headers false .columns state,pid vm info");
     assert_eq!(after, vm, "the VM did not survive the upgrade");
     let qemu = vm.split('|').nth(1).unwrap().trim().to_string();
