@@ -289,7 +289,7 @@ impl Field {
 
 /// Parses a count of `field` in `min..=max`; the bound keeps QEMU's argv
 /// and the cgroup limits derived from it (bytes, weights) sane.
-fn count(
+pub(super) fn count(
     field: &'static str,
     v: &str,
     min: u64,
@@ -311,7 +311,7 @@ fn count(
     Ok(n)
 }
 
-fn boolean(field: &'static str, v: &str) -> Result<bool, ConfigError> {
+pub(super) fn boolean(field: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),

@@ -4,7 +4,7 @@
 //! and the clipboard agent (`bidirectional-copy-paste`); their parsing,
 //! listing and QEMU arguments. Pure.
 
-use super::config::{ConfigError, Section};
+use super::config::{boolean, count, ConfigError, Section};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -80,41 +80,12 @@ impl HwField {
     }
 }
 
-/// A count as minimega's `strconv.ParseUint` takes it: 0 and up.
-fn count(field: &'static str, v: &str) -> Result<u64, ConfigError> {
-    let n: u64 = v.parse().map_err(|_| ConfigError::Invalid {
-        field,
-        value: v.into(),
-        why: "not a number",
-    })?;
-    if n > 1024 {
-        return Err(ConfigError::Invalid {
-            field,
-            value: v.into(),
-            why: "at most 1024",
-        });
-    }
-    Ok(n)
-}
-
-fn boolean(field: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            field,
-            value: v.into(),
-            why: "expected true or false",
-        }),
-    }
-}
-
 impl Hardware {
     pub fn set(&mut self, f: HwField, v: &str, filepath: &Path) -> Result<(), ConfigError> {
         match f {
-            HwField::Sockets => self.sockets = count("sockets", v)?,
-            HwField::Cores => self.cores = count("cores", v)?,
-            HwField::Threads => self.threads = count("threads", v)?,
+            HwField::Sockets => self.sockets = count("sockets", v, 0, 1024, "at most 1024")?,
+            HwField::Cores => self.cores = count("cores", v, 0, 1024, "at most 1024")?,
+            HwField::Threads => self.threads = count("threads", v, 0, 1024, "at most 1024")?,
             HwField::UsbUseXhci => self.usb_use_xhci = boolean("usb-use-xhci", v)?,
             HwField::TpmSocket => self.tpm_socket = super::config::resolve_file(filepath, v)?,
             HwField::BidirectionalCopyPaste => {

@@ -31,14 +31,7 @@ pub fn merge(responses: &[Response]) -> Table {
         }
     }
     let mut rows = Vec::new();
-    let mut errors = Vec::new();
     for r in responses {
-        if !r.error.is_empty() {
-            errors.push(HostError {
-                host: r.host.clone(),
-                error: r.error.clone(),
-            });
-        }
         let at: Vec<usize> = r
             .header
             .iter()
@@ -58,21 +51,26 @@ pub fn merge(responses: &[Response]) -> Table {
     Table {
         columns,
         rows,
-        errors,
+        errors: host_errors(responses),
     }
+}
+
+/// The hosts whose answer is an error, each with its error.
+fn host_errors(responses: &[Response]) -> Vec<HostError> {
+    responses
+        .iter()
+        .filter(|r| !r.error.is_empty())
+        .map(|r| HostError {
+            host: r.host.clone(),
+            error: r.error.clone(),
+        })
+        .collect()
 }
 
 /// The answers' text and errors, for the command console and actions.
 pub fn text(responses: &[Response]) -> (String, Vec<HostError>) {
     let mut out = String::new();
-    let mut errors = Vec::new();
     for r in responses {
-        if !r.error.is_empty() {
-            errors.push(HostError {
-                host: r.host.clone(),
-                error: r.error.clone(),
-            });
-        }
         let body = if r.is_tabular() {
             let mut rows = vec![r.header.clone()];
             rows.extend(r.tabular.iter().cloned());
@@ -88,7 +86,7 @@ pub fn text(responses: &[Response]) -> (String, Vec<HostError>) {
             out.push('\n');
         }
     }
-    (out, errors)
+    (out, host_errors(responses))
 }
 
 /// The one Data a response carries (a screenshot's base64 PNG, a piece of

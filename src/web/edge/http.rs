@@ -209,6 +209,19 @@ async fn login(state: &State, req: Request<Incoming>) -> Resp {
     r
 }
 
+/// An action's JSON body and the namespace it names (`ns`, else as
+/// [`namespace`] picks it).
+async fn action_body(
+    state: &State,
+    s: &Session,
+    req: Request<Incoming>,
+) -> Result<(Value, String), Resp> {
+    let body = body_bytes(req).await?;
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let ns = namespace(state, s, v["ns"].as_str()).await?;
+    Ok((v, ns))
+}
+
 /// The namespace a request is about: its `ns`, else the user's own, else
 /// the daemon's active one; refused outside the user's scope.
 async fn namespace(state: &State, s: &Session, asked: Option<&str>) -> Result<String, Resp> {
@@ -297,13 +310,8 @@ async fn authed(state: &State, r: Route, req: Request<Incoming>, token: &str, s:
         Route::Novnc(p) => static_file(&state.novnc.join(p)).await,
         Route::Xterm(p) => xterm(state, &p).await,
         Route::Vm(a) => {
-            let body = match body_bytes(req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let ns = match namespace(state, s, v["ns"].as_str()).await {
-                Ok(n) => n,
+            let (v, ns) = match action_body(state, s, req).await {
+                Ok(x) => x,
                 Err(r) => return r,
             };
             let names: Vec<String> = v["names"]
@@ -324,13 +332,8 @@ async fn authed(state: &State, r: Route, req: Request<Incoming>, token: &str, s:
             r
         }
         Route::Command => {
-            let body = match body_bytes(req).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let ns = match namespace(state, s, v["ns"].as_str()).await {
-                Ok(n) => n,
+            let (v, ns) = match action_body(state, s, req).await {
+                Ok(x) => x,
                 Err(r) => return r,
             };
             let line = match lines::console(&ns, v["command"].as_str().unwrap_or("")) {
