@@ -1,65 +1,9 @@
 #!/bin/sh
-# Builds minimega's own Go agent, for the test that runs it against this
-# daemon (tests/cc.rs, the_stock_go_agent_works_with_this_daemon):
+# minimega's own Go agent, for the test that runs it against this daemon
+# (tests/cc.rs, the_stock_go_agent_works_with_this_daemon):
 #
 #   [GO=/usr/lib/go-1.23/bin/go] scripts/stock-miniccc.sh SRC OUT
-#
-# SRC is a checkout of github.com/sandia-minimega/minimega (never part of
-# this repository; its vendor/ directory makes the build offline), OUT the
-# static binary to write, GO the toolchain (default: `go` on the PATH;
-# scripts/deps.sh installs Debian's 1.19 there and 1.23 under
-# /usr/lib/go-1.23). The build happens in a copy of the parts the agent
-# needs, with the version file minimega's build.bash would write. minimega
-# 3.1.0 asks for Go 1.24, in go.mod and in vendor/modules.txt's
-# `## explicit; go` lines; every such line newer than the toolchain is
-# lowered to it (the agent uses nothing newer than 1.19), so Debian's
-# toolchains build it without fetching another. Then:
-#
 #   MINIMEGA_STOCK_MINICCC=OUT cargo test --release --test cc the_stock -- --ignored
-set -eu
-
-[ $# -eq 2 ] || { echo "usage: $0 SRC OUT" >&2; exit 2; }
-src=$1
-out=$(realpath -m "$2")
-[ -d "$src/cmd/miniccc" ] && [ -d "$src/vendor" ] || {
-    echo "stock-miniccc: $src is not a minimega checkout with vendor/" >&2
-    exit 1
-}
-work=$(mktemp -d /var/tmp/stock-miniccc.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-for d in go.mod go.sum cmd/miniccc internal pkg vendor; do
-    mkdir -p "$work/$(dirname "$d")"
-    cp -r "$src/$d" "$work/$d"
-done
-go=${GO:-go}
-ver=$(GOTOOLCHAIN=local "$go" env GOVERSION | sed -n 's/^go\([0-9]*\.[0-9]*\).*/\1/p')
-[ -n "$ver" ] || { echo "stock-miniccc: cannot tell $go's version" >&2; exit 1; }
-# Prints the file with each `go V` newer than the toolchain lowered to it
-# ($1: the words before the version: "go" in go.mod, "## explicit; go" in
-# vendor/modules.txt).
-lower() {
-    awk -v pre="$1" -v ver="$ver" '
-        function newer(v,   a, b) {
-            split(v, a, "."); split(ver, b, ".")
-            return a[1] + 0 > b[1] + 0 || (a[1] + 0 == b[1] + 0 && a[2] + 0 > b[2] + 0)
-        }
-        index($0, pre " ") == 1 && newer(substr($0, length(pre) + 2)) { $0 = pre " " ver }
-        /^toolchain / { next }
-        { print }' "$2" > "$2.new" && mv "$2.new" "$2"
-}
-lower "go" "$work/go.mod"
-lower "## explicit; go" "$work/vendor/modules.txt"
-rev=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)
-cat > "$work/internal/version/version.go" <<GO
-package version
-
-var (
-	Version  = "stock"
-	Revision = "$rev"
-	Date     = "$(date +%F)"
-)
-GO
-cd "$work"
-CGO_ENABLED=0 GOFLAGS=-mod=vendor GOTOOLCHAIN=local GOPROXY=off \
-    GOCACHE="$work/.cache" GOPATH="$work/.path" "$go" build -o "$out" ./cmd/miniccc
-echo "$out"
+#
+# See scripts/stock-build.sh.
+exec "$(dirname "$0")/stock-build.sh" miniccc "$@"

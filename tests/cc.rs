@@ -7,7 +7,7 @@
 mod common;
 
 use common::guest::{self, VmGuard, BOOT};
-use common::testbed::{Node, Testbed};
+use common::testbed::Testbed;
 use common::*;
 use minimega::cc::{gob, ron};
 use serde_json::Value;
@@ -379,15 +379,6 @@ fn three_guests_run_commands_move_files_and_survive_a_daemon_crash() {
     d.ok("vm flush");
 }
 
-/// `minimega -e` inside a test-bed node.
-fn mm(n: &Node, line: &str) -> String {
-    n.ok(&format!("minimega -e {}", shell_quote(line)))
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 #[test]
 fn a_namespace_across_two_nodes_reaches_guests_on_both() {
     let scratch = Scratch::new("cc-mesh");
@@ -409,7 +400,7 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
         Duration::from_secs(60),
     );
     let ns = "namespace exp";
-    mm(head, &format!("{ns} ns add-hosts cchead"));
+    head.mm(&format!("{ns} ns add-hosts cchead"));
     for (i, host) in ["cchead", "ccnode"].iter().enumerate() {
         for line in [
             "vm config memory 192".to_string(),
@@ -419,15 +410,14 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
             format!("vm config append console=ttyS0 mm.hostname=far{i}"),
             format!("vm launch kvm far{i}"),
         ] {
-            mm(head, &format!("{ns} {line}"));
+            head.mm(&format!("{ns} {line}"));
         }
     }
-    mm(head, &format!("{ns} vm start all"));
+    head.mm(&format!("{ns} vm start all"));
     let count = || -> usize {
-        mm(
-            head,
-            &format!("{ns} .annotate false .compress false .headers false .columns clients cc"),
-        )
+        head.mm(&format!(
+            "{ns} .annotate false .compress false .headers false .columns clients cc"
+        ))
         .lines()
         .filter_map(|l| l.trim().parse::<usize>().ok())
         .sum()
@@ -440,14 +430,14 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
         );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let out = mm(head, &format!("{ns} .json true cc exec hostname"));
+    let out = head.mm(&format!("{ns} .json true cc exec hostname"));
     let v: Value = serde_json::from_str(&out).unwrap();
     let id = v[0]["Data"].as_i64().unwrap_or_else(|| panic!("{out}"));
     let deadline = Instant::now() + ANSWER;
     let text = loop {
         let t = stdout(&head.sh(&format!(
             "minimega -e {}",
-            shell_quote(&format!("{ns} cc responses {id}"))
+            common::testbed_mesh::shell_quote(&format!("{ns} cc responses {id}"))
         )));
         if t.contains("far0") && t.contains("far1") {
             break t;
@@ -466,12 +456,12 @@ fn a_namespace_across_two_nodes_reaches_guests_on_both() {
         ));
         assert_eq!(files, format!("far{i}"));
     }
-    let listed = mm(head, &format!("{ns} .columns host,hostname cc clients"));
+    let listed = head.mm(&format!("{ns} .columns host,hostname cc clients"));
     assert!(
         listed.contains("ccnode | far1") && listed.contains("cchead | far0"),
         "{listed}"
     );
-    mm(head, &format!("{ns} vm kill all"));
+    head.mm(&format!("{ns} vm kill all"));
 }
 
 /// The stock Go agent (minimega's own cmd/miniccc, built from its source;

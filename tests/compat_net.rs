@@ -11,26 +11,7 @@ mod common;
 use common::guest::*;
 use common::ovs::Site;
 use common::*;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-const PING_SCRIPT: &str = include_str!("data/guest-ping.sh");
-
-fn ping_initrd(dir: &Path) -> PathBuf {
-    let (_, initrd) = guest();
-    let root = dir.join("extra");
-    std::fs::create_dir_all(root.join("etc/guest.d")).unwrap();
-    std::fs::write(root.join("etc/guest.d/50-ping.sh"), PING_SCRIPT).unwrap();
-    let img = dir.join("initrd-ping.img");
-    let cmd = format!(
-        "cd {} && find . | cpio -o -H newc --quiet | gzip > ../extra.cpio.gz && cat {} ../extra.cpio.gz > {}",
-        root.display(),
-        initrd.display(),
-        img.display()
-    );
-    common::netns::sh(&["sh", "-c", &cmd]);
-    img
-}
 
 /// The records of a pcap file: (captured length, original length, bytes).
 fn pcap_records(b: &[u8]) -> (u32, Vec<(u32, u32, Vec<u8>)>) {

@@ -13,24 +13,13 @@ use std::time::{Duration, Instant};
 const KEY: &str = "dGhlIGZpbGVzIHRlc3RzJyBvd24gbWVzaCBrZXkgMTIzNA==";
 const LONG: Duration = Duration::from_secs(300);
 
-fn mm(n: &Node, line: &str) -> String {
-    n.ok(&format!("minimega -e {}", shell_quote(line)))
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// `file status` rows (filename, completed) on a node.
 fn status(n: &Node) -> Vec<(String, String)> {
-    mm(
-        n,
-        ".annotate false .headers false .csv true .columns filename,completed file status",
-    )
-    .lines()
-    .filter_map(|l| l.split_once(','))
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect()
+    n.mm(".annotate false .headers false .csv true .columns filename,completed file status")
+        .lines()
+        .filter_map(|l| l.split_once(','))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 fn sha(n: &Node, file: &str) -> String {
@@ -49,47 +38,13 @@ fn arrived(n: &Node, file: &str) {
     );
 }
 
-fn mesh_size(n: &Node) -> usize {
-    let o = n.sh("minimega -e .annotate false .headers false .csv true mesh status");
-    String::from_utf8_lossy(&o.stdout)
-        .split(',')
-        .next()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn wait_mesh(bed: &Testbed, size: usize) {
-    let deadline = Instant::now() + LONG;
-    while !bed.nodes.iter().all(|n| mesh_size(n) == size) {
-        assert!(Instant::now() < deadline, "no mesh of {size} nodes");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
-/// Test-bed nodes with this build running under systemd, in one mesh.
-fn mesh_of(names: &[&str]) -> Testbed {
-    let bed = Testbed::boot(names);
-    let config = format!(
-        "degree = 2\nbroadcast = \"{}\"\nmsa = \"2s\"\n",
-        bed.lan.broadcast()
-    );
-    for n in &bed.nodes {
-        n.install_build();
-        n.ok(&format!(
-            "mkdir -p /etc/minimega && echo {KEY} > /etc/minimega/mesh.key && chmod 600 /etc/minimega/mesh.key && printf '{config}' > /etc/minimega/minimega.toml && systemctl start minimega"
-        ));
-    }
-    wait_mesh(&bed, names.len());
-    bed
-}
-
 #[test]
 fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_them() {
-    let bed = mesh_of(&["head", "node2", "node3"]);
+    let bed = Testbed::mesh_of(&["head", "node2", "node3"], KEY);
     let (head, node2, node3) = (bed.node("head"), bed.node("node2"), bed.node("node3"));
 
     // Commands on every node.
-    let hosts = mm(head, "mesh send all shell hostname");
+    let hosts = head.mm("mesh send all shell hostname");
     assert!(
         hosts.contains("node2") && hosts.contains("node3"),
         "{hosts}"
@@ -98,12 +53,12 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
     // A 200 MiB image only on the head; node2 gets it, told over the mesh.
     head.ok("mkdir -p /run/minimega/files && head -c 200M /dev/urandom > /run/minimega/files/base.img && chmod 640 /run/minimega/files/base.img");
     let want = sha(head, "base.img");
-    assert_eq!(mm(head, "mesh send node2 file get base.img"), "");
+    assert_eq!(head.mm("mesh send node2 file get base.img"), "");
     arrived(node2, "base.img");
     assert_eq!(sha(node2, "base.img"), want);
     let stat = "stat -c '%a %s %Y' /run/minimega/files/base.img";
     assert_eq!(node2.ok(stat), head.ok(stat), "mode, size and time copied");
-    let listed = mm(node2, ".annotate false .headers false .csv true file list");
+    let listed = node2.mm(".annotate false .headers false .csv true file list");
     assert!(listed.starts_with(",base.img,209715200,"), "{listed}");
 
     // A launch placed on node3 fetches the image first, from both holders.
@@ -113,13 +68,11 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
         "namespace exp vm config schedule node3",
         "namespace exp vm launch kvm fetched",
     ] {
-        mm(head, line);
+        head.mm(line);
     }
     assert_eq!(sha(node3, "base.img"), want);
-    let placed = mm(
-        head,
-        ".annotate true .headers false .csv true .columns name,state namespace exp vm info",
-    );
+    let placed = head
+        .mm(".annotate true .headers false .csv true .columns name,state namespace exp vm info");
     assert!(placed.contains("node3,fetched,BUILDING"), "{placed}");
     let log = node3.ok("journalctl -u minimega --no-pager -o cat");
     assert!(
@@ -133,7 +86,7 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
         String::from_utf8_lossy(&e.stdout).trim(),
         "E: get nothing.img: file not found"
     );
-    mm(head, "namespace exp vm config disk nothing.qcow2");
+    head.mm("namespace exp vm config disk nothing.qcow2");
     let e = head.sh("minimega -e namespace exp vm launch kvm nothing");
     let e = String::from_utf8_lossy(&e.stdout).to_string();
     assert!(
@@ -147,8 +100,8 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
     // the transfer finishes with the parts it already had.
     head.ok("head -c 200M /dev/urandom > /run/minimega/files/second.img");
     let want = sha(head, "second.img");
-    mm(head, "file bandwidth 12");
-    mm(node2, "file get second.img");
+    head.mm("file bandwidth 12");
+    node2.mm("file get second.img");
     let deadline = Instant::now() + LONG;
     let before = loop {
         let s = status(node2);
@@ -203,9 +156,9 @@ fn images_spread_over_the_mesh_resume_after_a_lost_holder_and_launches_fetch_the
     );
 
     // file commands reach every node.
-    mm(head, "namespace exp vm kill all");
-    mm(head, "namespace exp vm flush");
-    mm(head, "mesh send all file delete base.img");
+    head.mm("namespace exp vm kill all");
+    head.mm("namespace exp vm flush");
+    head.mm("mesh send all file delete base.img");
     for n in [node2, node3] {
         n.ok("test ! -e /run/minimega/files/base.img");
     }
@@ -226,7 +179,7 @@ fn bench_file_get_beside_nc_between_two_nodes() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let bed = mesh_of(&["head", "node2"]);
+    let bed = Testbed::mesh_of(&["head", "node2"], KEY);
     let (head, node2) = (bed.node("head"), bed.node("node2"));
     head.ok(&format!(
         "mkdir -p /run/minimega/files && head -c {mib}M /dev/urandom > /run/minimega/files/big.bin"
@@ -260,7 +213,7 @@ fn bench_file_get_beside_nc_between_two_nodes() {
              echo $(( $(date +%s%N) - s ))");
         let g = ns.parse::<f64>().unwrap() / 1e9;
         assert_eq!(sha(node2, "big.bin"), want);
-        mm(node2, "file delete big.bin");
+        node2.mm("file delete big.bin");
         let rate = |s: f64| mib as f64 / s;
         println!(
             "  round {round}: nc {n:.2} s ({:.0} MiB/s), file get {g:.2} s ({:.0} MiB/s), ratio {:.2}",

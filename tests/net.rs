@@ -18,29 +18,9 @@ use common::ovs::Site;
 use common::testbed::Testbed;
 use common::*;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// Pings (see the top of this file), added to the guest's initrd.
-const PING_SCRIPT: &str = include_str!("data/guest-ping.sh");
-
-/// The test guest's initrd with the ping script appended, written to `dir`.
-fn ping_initrd(dir: &Path) -> PathBuf {
-    let (_, initrd) = guest();
-    let root = dir.join("extra");
-    std::fs::create_dir_all(root.join("etc/guest.d")).unwrap();
-    std::fs::write(root.join("etc/guest.d/50-ping.sh"), PING_SCRIPT).unwrap();
-    let img = dir.join("initrd-ping.img");
-    let cmd = format!(
-        "cd {} && find . | cpio -o -H newc --quiet | gzip > ../extra.cpio.gz && cat {} ../extra.cpio.gz > {}",
-        root.display(),
-        initrd.display(),
-        img.display()
-    );
-    netns::sh(&["sh", "-c", &cmd]);
-    img
-}
 
 /// A table's rows as trimmed cells (alignment is not the point).
 fn cells(text: &str) -> Vec<Vec<String>> {

@@ -10,49 +10,10 @@ mod common;
 
 use common::guest::{guest, BOOT};
 use common::pty::Pty;
-use common::testbed::{Node, Testbed};
+use common::testbed::Testbed;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "dGhlIHZuYyBtZXNoIHRlc3QncyBvd24gbWVzaCBrZXkgIQ==";
-
-fn mm(n: &Node, line: &str) -> String {
-    n.ok(&format!("minimega -e {}", shell_quote(line)))
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn mesh_of(names: &[&str]) -> Testbed {
-    let bed = Testbed::boot(names);
-    let config = format!(
-        "degree = 2\nbroadcast = \"{}\"\nmsa = \"2s\"\n",
-        bed.lan.broadcast()
-    );
-    for n in &bed.nodes {
-        n.install_build();
-        n.ok(&format!(
-            "mkdir -p /etc/minimega && echo {KEY} > /etc/minimega/mesh.key && chmod 600 /etc/minimega/mesh.key && printf '{config}' > /etc/minimega/minimega.toml && systemctl start minimega"
-        ));
-    }
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let sizes: Vec<String> = bed
-            .nodes
-            .iter()
-            .map(|n| {
-                n.sh("minimega -e .annotate false .headers false .columns mesh mesh status")
-                    .stdout
-            })
-            .map(|o| String::from_utf8_lossy(&o).trim().to_string())
-            .collect();
-        if sizes.iter().all(|s| *s == names.len().to_string()) {
-            return bed;
-        }
-        assert!(Instant::now() < deadline, "no mesh: {sizes:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
 
 /// A viewer's handshake and one whole-screen update, in Python on `from`:
 /// prints the screen's size and the first update's message type.
@@ -92,7 +53,7 @@ fn kb_typing(text: &str) -> String {
 #[test]
 fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
     let (kernel, initrd) = guest();
-    let bed = mesh_of(&["head", "node2"]);
+    let bed = Testbed::mesh_of(&["head", "node2"], KEY);
     let (head, node2) = (bed.node("head"), bed.node("node2"));
     for line in [
         "namespace exp vm config memory 256".to_string(),
@@ -104,11 +65,10 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
         "namespace exp vm launch kvm far".into(),
         "namespace exp vm start far".into(),
     ] {
-        mm(head, &line);
+        head.mm(&line);
     }
     // vm info on the head: the VM is on node2, with its port.
-    let row = mm(
-        head,
+    let row = head.mm(
         ".annotate true .headers false .csv true .columns name,id,vnc_port namespace exp vm info",
     );
     let f: Vec<&str> = row.split(',').collect();
@@ -129,10 +89,7 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
     {
         assert!(Instant::now() < deadline, "the VGA shell never answered");
         if knocked.is_none_or(|t| t.elapsed() > Duration::from_secs(20)) {
-            mm(
-                head,
-                "namespace exp vnc type far \"echo VGA-$((1+1))-UP >/dev/ttyS0\n\"",
-            );
+            head.mm("namespace exp vnc type far \"echo VGA-$((1+1))-UP >/dev/ttyS0\n\"");
             knocked = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -144,7 +101,7 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
     assert_eq!(got, "720 400 0", "a text-mode screen, then an update");
     // vm screenshot from the head, of a VM on node2.
     // Its PNG comes back in the answer's Data, from node2.
-    let shot = mm(head, ".json true namespace exp vm screenshot far 200");
+    let shot = head.mm(".json true namespace exp vm screenshot far 200");
     assert!(
         shot.contains("\"node2\"") && shot.contains("iVBORw0KGgo"),
         "{shot}"
@@ -156,7 +113,7 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
         kb_typing("echo REMOTE-$((2*3)) >/dev/ttyS0")
     ));
     node2.ok("test ! -e /run/minimega/files/remote.kb");
-    mm(head, "namespace exp vnc play far remote.kb");
+    head.mm("namespace exp vnc play far remote.kb");
     node2.wait_ok(&format!("grep -q REMOTE-6 {log}"), BOOT);
     node2.ok("test -f /run/minimega/files/remote.kb");
 
@@ -169,6 +126,6 @@ fn a_vm_on_node2_is_seen_played_into_and_attached_to_from_the_head() {
     assert!(p.wait_exit(Duration::from_secs(60)).success());
     node2.ok(&format!("grep -q MESH-21 {log}"));
 
-    mm(head, "namespace exp vm kill all");
-    mm(head, "namespace exp vm flush");
+    head.mm("namespace exp vm kill all");
+    head.mm("namespace exp vm flush");
 }

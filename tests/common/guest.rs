@@ -141,3 +141,23 @@ pub fn marker_seen(base: &Path, id: &str) -> bool {
     std::fs::read_to_string(base.join(id).join("serial0.log"))
         .is_ok_and(|s| s.contains("MINIMEGA-GUEST-UP"))
 }
+
+/// The guest's ping script (see tests/data/guest-ping.sh), run at boot.
+pub const PING_SCRIPT: &str = include_str!("../data/guest-ping.sh");
+
+/// The test guest's initrd with the ping script appended, written to `dir`.
+pub fn ping_initrd(dir: &Path) -> PathBuf {
+    let (_, initrd) = guest();
+    let root = dir.join("extra");
+    std::fs::create_dir_all(root.join("etc/guest.d")).unwrap();
+    std::fs::write(root.join("etc/guest.d/50-ping.sh"), PING_SCRIPT).unwrap();
+    let img = dir.join("initrd-ping.img");
+    let cmd = format!(
+        "cd {} && find . | cpio -o -H newc --quiet | gzip > ../extra.cpio.gz && cat {} ../extra.cpio.gz > {}",
+        root.display(),
+        initrd.display(),
+        img.display()
+    );
+    super::netns::sh(&["sh", "-c", &cmd]);
+    img
+}

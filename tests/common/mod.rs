@@ -13,6 +13,7 @@ pub mod ovs;
 pub mod pty;
 pub mod qemus;
 pub mod testbed;
+pub mod testbed_mesh;
 
 #[allow(unused_imports)]
 pub use conn::Conn;
