@@ -55,11 +55,13 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 
-# The cc agent runs inside guests, which may have no C library at all, so
-# it is linked statically (the gnu target's static-pie). `cargo rustc` puts
-# the flag on the agent alone and reuses the release build of everything
-# else; the result is kept apart, since a plain `cargo build` relinks it.
+# The cc agent and minirouter run inside guests and containers, which may
+# have no C library at all, so they are linked statically (the gnu target's
+# static-pie). `cargo rustc` puts the flag on each alone and reuses the
+# release build of everything else; the results are kept apart, since a
+# plain `cargo build` relinks them.
 AGENT := $(GEN)/miniccc
+ROUTER := $(GEN)/minirouter
 
 MANPAGES := man/minimega.1 man/minimega.toml.5 man/minimega-dbus.7 man/minimega-web.8
 GENPAGES := $(GEN)/man/minimega-commands.7
@@ -73,6 +75,8 @@ build:
 	$(CARGO_ENV) $(CARGO) rustc --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin miniccc -- -C target-feature=+crt-static
 	mkdir -p $(GEN)
 	cp $(REL)/miniccc $(AGENT).$$$$ && mv $(AGENT).$$$$ $(AGENT)
+	$(CARGO_ENV) $(CARGO) rustc --release $(CARGOFLAGS) --manifest-path $(SRC)/Cargo.toml --bin minirouter -- -C target-feature=+crt-static
+	cp $(REL)/minirouter $(ROUTER).$$$$ && mv $(ROUTER).$$$$ $(ROUTER)
 
 # minimega-commands(7) and the completions, from this build's command table
 # and flags; regenerated on every build, so they cannot drift.
@@ -80,9 +84,10 @@ docs: build
 	$(REL)/gendoc $(GEN)
 
 install:
-	@test -x $(REL)/minimega -a -x $(REL)/minimega-web -a -x $(AGENT) -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
+	@test -x $(REL)/minimega -a -x $(REL)/minimega-web -a -x $(AGENT) -a -x $(ROUTER) -a -f $(GENPAGES) || { echo "make install: run make first" >&2; exit 1; }
 	install -D -m 0755 $(REL)/minimega $(DESTDIR)$(BINDIR)/minimega
 	install -D -m 0755 $(AGENT) $(DESTDIR)$(LIBDIR)/minimega/miniccc
+	install -D -m 0755 $(ROUTER) $(DESTDIR)$(LIBDIR)/minimega/minirouter
 	install -D -m 0755 $(REL)/minimega-web $(DESTDIR)$(BINDIR)/minimega-web
 	install -D -m 0644 systemd/minimega.service $(DESTDIR)$(UNITDIR)/minimega.service
 	install -D -m 0644 systemd/minimega-web.service $(DESTDIR)$(UNITDIR)/minimega-web.service

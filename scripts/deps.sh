@@ -8,7 +8,8 @@ busybox-static iproute2 iputils-ping procps rpm lintian mandoc groff-base
 debhelper devscripts fakeroot dpkg-dev build-essential pkg-config tmux
 rpmlint man-db passwd make util-linux sudo kmod file fdisk e2fsprogs
 dosfstools openvswitch-switch golang-go tcpdump fuse3 netcat-openbsd mtools
-chromium chromium-driver novnc node-xterm golang-1.23-go"
+chromium chromium-driver novnc node-xterm golang-1.23-go dnsmasq-base
+nftables bird2"
 
 # Go 1.23 (/usr/lib/go-1.23/bin/go) is only in bookworm-backports: the gob
 # tests check the cc codec against it as well as Debian's Go 1.19 (their

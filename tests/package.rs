@@ -74,6 +74,7 @@ fn lintian_and_rpmlint_find_no_errors() {
 const LAYOUT: &[&str] = &[
     "/usr/bin/minimega",
     "/usr/lib/minimega/miniccc",
+    "/usr/lib/minimega/minirouter",
     "@UNITDIR@/minimega.service",
     "/usr/bin/minimega-web",
     "@UNITDIR@/minimega-web.service",
@@ -170,18 +171,30 @@ fn both_packages_hold_the_same_layout() {
 
     // The cc agent goes into guests that may lack a C library: it is
     // static (no program interpreter, no shared libraries) and runs.
-    let agent = scratch.path.join("miniccc");
-    run(Command::new("sh").arg("-c").arg(format!(
-        "dpkg-deb --fsys-tarfile {} | tar -xOf - ./usr/lib/minimega/miniccc > {}",
-        d.deb.display(),
-        agent.display()
-    )));
-    common::set_mode(&agent, 0o755);
-    let headers = text(&run(Command::new("readelf").args(["-l", "-d"]).arg(&agent)));
-    assert!(!headers.contains("INTERP"), "{headers}");
-    assert!(!headers.contains("(NEEDED)"), "{headers}");
-    let out = run(Command::new(&agent).arg("-version"));
+    for agent in ["miniccc", "minirouter"] {
+        let path = scratch.path.join(agent);
+        run(Command::new("sh").arg("-c").arg(format!(
+            "dpkg-deb --fsys-tarfile {} | tar -xOf - ./usr/lib/minimega/{agent} > {}",
+            d.deb.display(),
+            path.display()
+        )));
+        common::set_mode(&path, 0o755);
+        let headers = text(&run(Command::new("readelf").args(["-l", "-d"]).arg(&path)));
+        assert!(!headers.contains("INTERP"), "{agent}: {headers}");
+        assert!(!headers.contains("(NEEDED)"), "{agent}: {headers}");
+    }
+    let out = run(Command::new(scratch.path.join("miniccc")).arg("-version"));
     assert_eq!(text(&out).trim(), format!("miniccc minimega-rs {V}"));
+    // minirouter names its usage on a flag it does not know.
+    let out = Command::new(scratch.path.join("minirouter"))
+        .arg("-nosuchflag")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("usage: minirouter"),
+        "{out:?}"
+    );
 }
 
 /// Paths of the node's own file system, before and after, kept in the node.

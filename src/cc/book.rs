@@ -41,6 +41,18 @@ impl Book {
         self.counter
     }
 
+    /// Adds a command the daemon makes itself (a router's commit), which
+    /// keeps its own filter and prefix. Returns its id.
+    pub fn post_own(&mut self, cmd: Command) -> i64 {
+        let (filter, prefix) = (cmd.filter.clone(), cmd.prefix.clone());
+        let id = self.post(cmd);
+        if let Some(c) = self.commands.get_mut(&id) {
+            c.filter = filter;
+            c.prefix = prefix;
+        }
+        id
+    }
+
     /// Adds a command another node of the namespace posted, under its id.
     pub fn insert(&mut self, mut cmd: Command) -> Result<(), String> {
         if cmd.id <= 0 {
@@ -163,6 +175,28 @@ mod tests {
 
     fn ids(cs: &[Command]) -> Vec<i64> {
         cs.iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn a_command_the_daemon_makes_keeps_its_filter_and_prefix() {
+        let mut b = Book {
+            prefix: "typed".into(),
+            ..Book::default()
+        };
+        let own = Command {
+            prefix: "minirouter-r1".into(),
+            filter: Some(super::super::ron::Filter {
+                uuid: "u1".into(),
+                ..Default::default()
+            }),
+            ..exec(&["minirouter", "-u", "f"])
+        };
+        let id = b.post_own(own);
+        let typed = b.post(exec(&["true"]));
+        assert_eq!(b.commands[&id].prefix, "minirouter-r1");
+        assert_eq!(b.commands[&id].filter.as_ref().unwrap().uuid, "u1");
+        assert_eq!(b.commands[&typed].prefix, "typed");
+        assert_eq!(b.with_prefix("minirouter-r1"), vec![id]);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod ns_launch;
 pub mod plumb;
 pub mod preprocess;
 pub mod read;
+pub mod router;
 pub mod scope;
 pub mod shell;
 pub mod vm;
@@ -59,6 +60,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(files::specs());
     specs.extend(shell::specs());
     specs.extend(cc::specs());
+    specs.extend(router::specs());
     specs.extend(vnc::specs());
     specs.extend(console::specs());
     Engine::new(specs)

@@ -33,6 +33,8 @@ pub struct Node {
     /// The VMs' serial consoles, for viewers to attach to.
     pub serial: crate::serial::Serial,
     pub background: crate::shell::Background,
+    /// minimega's routers of the VMs running here (`router`).
+    pub routers: crate::router::Routers,
 }
 
 impl Node {
@@ -86,6 +88,7 @@ impl Node {
             vnc,
             serial,
             background: Default::default(),
+            routers: Default::default(),
             plumber,
             namespaces: Namespaces::default(),
             deploy: Default::default(),

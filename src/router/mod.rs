@@ -161,6 +161,11 @@ impl Firewall {
     }
 }
 
+/// A node's routers, by namespace and the VM's UUID (a VM flushed and
+/// launched again under its name is a new router, as in minimega, where
+/// routers are keyed by VM id).
+pub type Routers = std::sync::Mutex<std::collections::HashMap<(String, String), Router>>;
+
 /// The router ID minimega starts with, meaning "choose one at commit".
 pub const UNSET_ROUTER_ID: &str = "0.0.0.0";
 
