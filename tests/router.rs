@@ -8,7 +8,8 @@
 //! running, and a commit that cannot write its file (the router keeps its
 //! last good configuration: neither the file nor the queued commands
 //! change). The guest side (minirouter applying the file) is in
-//! tests/minirouter.rs.
+//! tests/minirouter.rs. A second test drives a router on another node of
+//! the mesh from the head.
 
 mod common;
 
@@ -205,4 +206,46 @@ fw chain in-a apply in 0
     assert!(fails(&d, &format!("{ns} router r1")).contains("vm r1 not a router"));
     d.ok(&format!("{ns} vm kill all"));
     d.ok(&format!("{ns} vm flush"));
+}
+
+/// A router on another node of the namespace, configured, committed and
+/// shown from the head (two test-bed nodes, real systemd, one mesh).
+#[test]
+fn a_router_on_another_node_is_configured_from_the_head() {
+    let bed = common::testbed::Testbed::mesh_of(
+        &["head", "node2"],
+        "dGhlIHJvdXRlciB0ZXN0J3Mgb3duIG1lc2gga2V5ISEh",
+    );
+    let (head, node2) = (bed.node("head"), bed.node("node2"));
+    for line in [
+        "vm config memory 64",
+        "vm config schedule node2",
+        "vm launch kvm far",
+        "router far dns 10.0.0.1 far.example.com",
+        "router far route static 10.9.0.0/24 10.0.0.254",
+        "router far commit",
+    ] {
+        head.mm(&format!("namespace exp {line}"));
+    }
+    let summary = head.mm("namespace exp router far");
+    assert!(summary.contains("10.0.0.1\tfar.example.com"), "{summary}");
+    assert!(summary.contains("10.9.0.0/24\t10.0.0.254"), "{summary}");
+    let file = node2.ok("cat /run/minimega/files/exp/minirouter-far");
+    assert!(
+        file.contains("dnsmasq dns 10.0.0.1 far.example.com\n")
+            && file.contains("bird static 10.9.0.0/24 10.0.0.254 null\n"),
+        "{file}"
+    );
+    assert!(
+        !head
+            .sh("test -e /run/minimega/files/exp/minirouter-far")
+            .status
+            .success(),
+        "the file is on the VM's node only"
+    );
+    let e = head.sh("minimega -e namespace exp router nosuch");
+    assert!(!e.status.success());
+    assert!(String::from_utf8_lossy(&e.stdout).contains("vm not found: nosuch"));
+    head.mm("namespace exp vm kill all");
+    head.mm("namespace exp vm flush");
 }
