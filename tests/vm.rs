@@ -475,6 +475,16 @@ fn qmp_tags_screenshots_cdrom_and_pause() {
     d.ok("vm cdrom eject vm-0");
     assert_eq!(vm_info(&d)[0]["cdrom"], "");
     assert!(fails(&d, "vm cdrom change vm-0 /nonexistent.iso").contains("no such file"));
+    // Targets as for vm start: `all` changes every VM's disc, as minimega's
+    // own test script does.
+    d.ok(&format!("vm cdrom change all {}", iso.display()));
+    for vm in vm_info(&d) {
+        assert_eq!(vm["cdrom"], iso.to_string_lossy(), "{vm:?}");
+    }
+    d.ok("vm cdrom eject all");
+    for vm in vm_info(&d) {
+        assert_eq!(vm["cdrom"], "", "{vm:?}");
+    }
 
     // A QUIT VM starts again with a new QEMU.
     d.ok("vm kill vm-1");

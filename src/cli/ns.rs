@@ -74,11 +74,13 @@ fn namespace(mut c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             names.insert(DEFAULT.to_string());
             names.insert(active.clone());
             let rows = names.into_iter().map(|n| {
-                vec![
-                    n.clone(),
-                    node.net.range_cell(&n),
-                    (n == active).to_string(),
-                ]
+                let mut range = node.net.range_cell(&n);
+                if range.is_empty() && n == DEFAULT {
+                    // minimega gives its own namespace -vlanrange.
+                    let (min, max) = node.config.vlan_range;
+                    range = format!("{min}-{max}");
+                }
+                vec![n.clone(), range, (n == active).to_string()]
             });
             return Ok(table(["namespace", "vlans", "active"], rows).into());
         };

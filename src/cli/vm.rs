@@ -132,9 +132,12 @@ pub fn specs() -> Vec<Spec<Node>> {
             ns_clear: &[],
         },
         Spec {
-            patterns: &["vm cdrom eject <vm>", "vm cdrom change <vm> <path>"],
+            patterns: &[
+                "vm cdrom eject <vm target>",
+                "vm cdrom change <vm target> <path>",
+            ],
             short: "eject or change an active VM's cdrom",
-            long: "Eject the cdrom of a running VM, or put another image in it. A relative\npath is under -filepath.",
+            long: "Eject the cdrom of running VMs, or put another image in it. A relative\npath is under -filepath. Targets as for `vm start`.",
             handler: vm_cdrom,
             mesh_ok: true,
             reach: Reach::Here,
@@ -365,26 +368,12 @@ fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 
 fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
-        let vm = one(&c)?;
-        let q = vm.qmp()?;
+        let ns = namespace(&c);
+        let spec = c.args.string("vm").unwrap_or_default();
+        let t: Vec<Target> = targets::parse_targets(spec).map_err(failed)?;
+        let list = c.ctx.vms.resolve(&ns, &t)?;
         let change =
             c.line.split_whitespace().nth(2) == Some("change") || c.args.string("path").is_some();
-        let fail = |e: crate::vm::qmp::QmpError| failed(format!("vm {}: {e}", vm.name));
-        // What to put back when the change cannot be recorded.
-        let before = vm.lock().config.cdrom.clone();
-        let medium = |path: &str| {
-            if path.is_empty() {
-                (
-                    "eject",
-                    serde_json::json!({ "device": "cdrom", "force": true }),
-                )
-            } else {
-                (
-                    "blockdev-change-medium",
-                    serde_json::json!({ "device": "cdrom", "filename": path }),
-                )
-            }
-        };
         let path = if change {
             let path = config::resolve_file(
                 c.ctx.vms.filepath(),
@@ -398,13 +387,46 @@ fn vm_cdrom(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         } else {
             String::new()
         };
-        let (cmd, args) = medium(&path);
-        q.execute(cmd, Some(args)).await.map_err(fail)?;
-        if let Err(e) = c.ctx.vms.set_cdrom(&vm, &path).await {
-            let (cmd, args) = medium(&before);
-            let _ = q.execute(cmd, Some(args)).await;
-            return Err(e.into());
+        // Every VM named gets the medium; one that cannot says so.
+        let mut errors = Vec::new();
+        for vm in &list {
+            if let Err(e) = cdrom(&c, vm, &path).await {
+                errors.push(e.to_string());
+            }
         }
-        Ok(Reply::empty())
+        match errors.len() {
+            0 => Ok(Reply::empty()),
+            1 => Err(failed(errors.remove(0))),
+            n => Err(failed(format!("{} (and {} more errors)", errors[0], n - 1))),
+        }
     })
+}
+
+/// Puts `path` in a VM's cdrom drive (empty: ejects), and records it; when
+/// it cannot be recorded, the drive gets its old medium back.
+async fn cdrom(c: &Call<'_, Node>, vm: &Arc<Vm>, path: &str) -> Result<(), CommandError> {
+    let q = vm.qmp()?;
+    let fail = |e: crate::vm::qmp::QmpError| failed(format!("vm {}: {e}", vm.name));
+    let before = vm.lock().config.cdrom.clone();
+    let medium = |path: &str| {
+        if path.is_empty() {
+            (
+                "eject",
+                serde_json::json!({ "device": "cdrom", "force": true }),
+            )
+        } else {
+            (
+                "blockdev-change-medium",
+                serde_json::json!({ "device": "cdrom", "filename": path }),
+            )
+        }
+    };
+    let (cmd, args) = medium(path);
+    q.execute(cmd, Some(args)).await.map_err(fail)?;
+    if let Err(e) = c.ctx.vms.set_cdrom(vm, path).await {
+        let (cmd, args) = medium(&before);
+        let _ = q.execute(cmd, Some(args)).await;
+        return Err(e.into());
+    }
+    Ok(())
 }
