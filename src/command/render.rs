@@ -172,7 +172,9 @@ pub fn compare_rows(a: &[String], b: &[String]) -> Ordering {
 
 /// Pads each column to its widest cell. Every cell after the first starts
 /// with `| `; a column is at least 5 wide including one space of padding;
-/// the last cell of a row is not padded (as Go's tabwriter prints it).
+/// the last cell of a row is not padded (as Go's tabwriter prints it), and
+/// an empty one keeps its `| ` (the answer as a whole is trimmed, so the
+/// last row is not).
 pub fn pad_table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let cell = |i: usize, v: &str| {
@@ -203,7 +205,7 @@ pub fn pad_table(rows: &[Vec<String>]) -> String {
                 line.push_str(&c);
             }
         }
-        out.push_str(line.trim_end());
+        out.push_str(&line);
         out.push('\n');
     }
     out.pop();
