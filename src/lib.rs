@@ -5,6 +5,7 @@
 //! - [`mesh`]: links between daemons, routing, `mesh` commands
 //! - [`net`]: experiment networks (VLANs, taps, Open vSwitch bridges)
 //! - [`ns`]: namespaces across the mesh, VM placement
+//! - [`optimize`]: KSM, hugepages and CPU affinity (`optimize`)
 //! - [`plumb`]: the plumber: named pipes and pipelines across the mesh
 //! - [`router`]: `router`: router VMs' configuration, and the guest's minirouter
 //! - [`dbus`], [`systemd`]: the edges the daemon meets the host through
@@ -49,6 +50,7 @@ pub mod mesh;
 pub mod net;
 pub mod node;
 pub mod ns;
+pub mod optimize;
 pub mod paths;
 pub mod plumb;
 pub mod router;

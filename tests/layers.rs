@@ -45,6 +45,7 @@ const RANKS: &[(&str, u32)] = &[
     ("deploy", 300),
     ("shell", 300),
     ("ns", 300),
+    ("optimize", 300),
     // 4.
     ("net", 400),
     ("disk", 400),

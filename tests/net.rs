@@ -397,7 +397,17 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
     let bridges = cells(&d.ok(".annotate false .headers false bridge"));
     assert_eq!(
         bridges,
-        [["mega_bridge", "false", "[A (101)]", "[]", "[]", "userspace"]]
+        // minimega's columns (bonds, config) and ours, datapath.
+        [[
+            "mega_bridge",
+            "false",
+            "[A (101)]",
+            "[]",
+            "[]",
+            "[]",
+            "{}",
+            "userspace"
+        ]]
     );
 
     // The aliases survive a restart; `clear vlans` forgets them.

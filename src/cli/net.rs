@@ -31,7 +31,7 @@ fn namespace(c: &Call<'_, Node>) -> String {
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
 }
 
-fn arg<'a>(c: &'a Call<'_, Node>, key: &str) -> &'a str {
+pub(super) fn arg<'a>(c: &'a Call<'_, Node>, key: &str) -> &'a str {
     c.args.string(key).unwrap_or_default()
 }
 
@@ -104,7 +104,7 @@ fn spread(c: &Call<'_, Node>) -> (Vec<String>, bool) {
 /// Runs `local` here (when this node is a host of the namespace) and
 /// `line` on the namespace's other hosts; merges the answers, dropping
 /// other hosts' "vm not found".
-async fn on_hosts<F>(c: &Call<'_, Node>, line: String, local: F) -> CmdResult
+pub(super) async fn on_hosts<F>(c: &Call<'_, Node>, line: String, local: F) -> CmdResult
 where
     F: std::future::Future<Output = Result<(), CommandError>>,
 {
@@ -141,7 +141,7 @@ where
 
 /// The target's VMs on this node; none here is no error when the
 /// namespace has other hosts (they answer for theirs).
-fn local_vms(c: &Call<'_, Node>, key: &str) -> Result<Vec<Arc<Vm>>, CommandError> {
+pub(super) fn local_vms(c: &Call<'_, Node>, key: &str) -> Result<Vec<Arc<Vm>>, CommandError> {
     let t = targets::parse_targets(arg(c, key)).map_err(CommandError::failed)?;
     Ok(c.ctx.vms.resolve(&namespace(c), &t)?)
 }
@@ -208,9 +208,11 @@ pub fn specs() -> Vec<Spec<Node>> {
                 "bridge <notrunk,> <bridge> <interface>",
                 "bridge <tunnel,> <vxlan,gre> <bridge> <remote ip> [key]",
                 "bridge <notunnel,> <bridge> <interface>",
+                "bridge <config,> <bridge> <config>",
+                "bridge <destroy,> <bridge>",
             ],
             short: "display information and modify virtual bridges",
-            long: "List the Open vSwitch bridges this node uses: bridge, preexisting\n(there before minimega used it), vlans, trunks, tunnels and datapath\n(kernel, or userspace where the openvswitch module is not loaded).\nBridges are made on first use.\n\n\tbridge trunk BR IFACE        IFACE carries every VLAN of BR (tagged), e.g.\n\t                             a NIC on the switch joining the compute nodes\n\tbridge notrunk BR IFACE\n\tbridge tunnel vxlan BR IP [KEY]   a VXLAN (or gre) tunnel to the same\n\t                             bridge on the node at IP, carrying every VLAN\n\tbridge notunnel BR IFACE\n\nTunnels are kernel devices on the bridge; GRE needs the kernel's ip_gre\nmodule. Not namespace aware.",
+            long: "List the Open vSwitch bridges this node uses: bridge, preexisting\n(there before minimega used it), vlans, trunks, tunnels, bonds (`NAME\n(TAP TAP)`), config (what `bridge config` set, as JSON) and datapath\n(kernel, or userspace where the openvswitch module is not loaded).\nBridges are made on first use.\n\n\tbridge trunk BR IFACE        IFACE carries every VLAN of BR (tagged), e.g.\n\t                             a NIC on the switch joining the compute nodes\n\tbridge notrunk BR IFACE\n\tbridge tunnel vxlan BR IP [KEY]   a VXLAN (or gre) tunnel to the same\n\t                             bridge on the node at IP, carrying every VLAN\n\tbridge notunnel BR IFACE\n\tbridge config BR COLUMN[:KEY]=VALUE   set a column (or one key of a\n\t                             map column) of the switch's bridge, as\n\t                             `ovs-vsctl set bridge BR ...` does, e.g.\n\t                             other_config:mac-aging-time=30 or\n\t                             stp_enable=true; shown in `config`\n\tbridge destroy BR            remove the bridge with its trunks, tunnels\n\t                             and host taps; refused while a VM's NIC is\n\t                             on it, a namespace spans it (ns bridge), or\n\t                             it holds ports minimega did not make; a\n\t                             bridge that is not there is no error\n\nTunnels are kernel devices on the bridge; GRE needs the kernel's ip_gre\nmodule. Not namespace aware.",
             handler: bridge,
             mesh_ok: true,
             reach: Reach::Here,
@@ -221,9 +223,13 @@ pub fn specs() -> Vec<Spec<Node>> {
                 "vm net <add,> <vm target> <netspec>...",
                 "vm net <connect,> <vm target> <tap position> <vlan> [bridge]",
                 "vm net <disconnect,> <vm target> <tap position>",
+                "vm net <bond,> <vm target> <interface indexes> <active-backup,balance-slb,balance-tcp> <active,passive,off> [qinq,]",
+                "vm net <bond,> <vm target> <interface indexes> <active-backup,balance-slb,balance-tcp> <active,passive,off> name <name> [qinq,]",
+                "vm net <bond,> <vm target> <interface indexes> <active-backup,balance-slb,balance-tcp> <active,passive> <no-lacp-fallback,> [qinq,]",
+                "vm net <bond,> <vm target> <interface indexes> <active-backup,balance-slb,balance-tcp> <active,passive> <no-lacp-fallback,> name <name> [qinq,]",
             ],
             short: "add, disconnect, or move network connections",
-            long: "Change running VMs' NICs, numbered from 0 as in `vm info`:\n\n\tvm net add vm-0 100,00:11:22:33:44:55    hot-plug a NIC (a netspec)\n\tvm net connect vm-0 0 DMZ [bridge]        move NIC 0 to another VLAN\n\t                                          (or bridge)\n\tvm net disconnect vm-0 0                  take NIC 0 off its bridge\n\nIn a namespace spanning several hosts, each host changes its own VMs.",
+            long: "Change running VMs' NICs, numbered from 0 as in `vm info`:\n\n\tvm net add vm-0 100,00:11:22:33:44:55    hot-plug a NIC (a netspec)\n\tvm net connect vm-0 0 DMZ [bridge]        move NIC 0 to another VLAN\n\t                                          (or bridge)\n\tvm net disconnect vm-0 0                  take NIC 0 off its bridge\n\tvm net bond vm-0 1,2 active-backup active  bond NICs 1 and 2 (see below)\n\nA bond makes two or more NICs of a running VM one Open vSwitch bond port\n(`ovs-vsctl add-bond`), on the bridge and VLAN of its first NIC: the mode\nis active-backup, balance-slb or balance-tcp (which needs LACP active or\npassive); LACP is active, passive or off; no-lacp-fallback disables the\nbond when LACP negotiation fails instead of falling back to\nactive-backup; qinq makes it a dot1q-tunnel port; `name NAME` names it\n(else mega_bondN). `vm info` shows it in the bond column as\n`NAME (TAP TAP)`; `clear vm net bond VM [NAME]` takes it apart again;\n`vm config bonds` bonds NICs at launch.\n\nIn a namespace spanning several hosts, each host changes its own VMs.",
             handler: vm_net,
             mesh_ok: true,
             reach: Reach::Here,
@@ -416,6 +422,11 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             return Ok(Response::text(name).into());
         } else if c.args.flag("notunnel") {
             net.remove_tunnel(br, iface).await?;
+        } else if c.args.flag("config") {
+            net.config_bridge(br, arg(&c, "config")).await?;
+        } else if c.args.flag("destroy") {
+            let users = bridge_users(c.ctx, br);
+            net.destroy_bridge(br, &users).await?;
         } else {
             let header = [
                 "bridge",
@@ -423,6 +434,8 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 "vlans",
                 "trunks",
                 "tunnels",
+                "bonds",
+                "config",
                 "datapath",
             ];
             return Ok(table(header, net.bridge_rows(&namespace(&c)).await?)
@@ -431,6 +444,20 @@ fn bridge(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         }
         Ok(Reply::empty())
     })
+}
+
+/// The NICs of this node's VMs on `bridge`, as `VM:INDEX`.
+fn bridge_users(node: &Node, bridge: &str) -> crate::net::teardown::Users {
+    let mut nics = Vec::new();
+    for vm in node.vms.all() {
+        let st = vm.lock();
+        for (i, n) in st.config.networks.iter().enumerate() {
+            if n.bridge == bridge {
+                nics.push(format!("{}:{i}", vm.name));
+            }
+        }
+    }
+    crate::net::teardown::Users { nics }
 }
 
 /// `ns bridge BR [vxlan|gre]` and `ns del-bridge BR` (patterns in the
@@ -452,6 +479,9 @@ fn vm_net(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let ns = namespace(&c);
         let node = c.ctx;
         let target = arg(&c, "vm").to_string();
+        if c.args.flag("bond") {
+            return super::net_bond::vm_net_bond(&c).await;
+        }
         if c.args.flag("add") {
             let (nics, created) = node.net.nics(&ns, c.args.list("netspec"))?;
             announce(node, &c.session.origin, &created).await;

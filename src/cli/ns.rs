@@ -53,10 +53,12 @@ pub fn specs() -> Vec<Spec<Node>> {
                 "ns <schedule,> <mv,> <vm target> <dst>",
                 "ns <bridge,> <bridge> [vxlan,gre]",
                 "ns <del-bridge,> <bridge>",
+                "ns <snapshot,> [name]",
+                "ns <save,> [name]",
                 "ns <run,> (command)",
             ],
             short: "tinker with active namespace",
-            long: "Display or change the current namespace:\n\n\thosts       the mesh nodes it uses\n\tadd-hosts   add nodes: a name, a range (`kn[1-4]`), a comma list,\n\t            `localhost` for this node, or `all` for every other node\n\t            of the mesh; every name must be in the mesh\n\tdel-hosts   remove nodes (`all`: every host)\n\tload        how the scheduler measures a host's load: cpucommit\n\t            (committed vcpus per CPU, the default), memcommit\n\t            (committed memory per MiB), netcommit (NICs)\n\tqueueing    with true, `vm launch kvm ...` only queues the VMs (with\n\t            the configuration of that moment) until a bare `vm launch`\n\t            or `ns schedule` launches them all, placed together\n\tqueue       the queued launches and their configurations\n\tflush       forget the queue\n\tschedule    launch the queue (as a bare `vm launch`)\n\t  dry-run   place the queue and print where each VM would go (vm,\n\t            dst); the next schedule uses that placement\n\t  dump      print the dry run's placement again\n\t  mv VMS DST  move VMs of the dry run's placement to another host\n\t  status    each schedule run: start, end, state, launched,\n\t            failures, total, hosts\n\tbridge BR [vxlan|gre]  join the hosts' bridges BR by tunnels (gre by\n\t            default, as minimega), every VLAN crossing them\n\tdel-bridge BR  take those tunnels down again (`all`: every bridge\n\t            of the namespace)\n\trun CMD     run a command on every host of the namespace, in it\n\t            (not read, mesh send, ns run or vm launch)",
+            long: "Display or change the current namespace:\n\n\thosts       the mesh nodes it uses\n\tadd-hosts   add nodes: a name, a range (`kn[1-4]`), a comma list,\n\t            `localhost` for this node, or `all` for every other node\n\t            of the mesh; every name must be in the mesh\n\tdel-hosts   remove nodes (`all`: every host)\n\tload        how the scheduler measures a host's load: cpucommit\n\t            (committed vcpus per CPU, the default), memcommit\n\t            (committed memory per MiB), netcommit (NICs)\n\tqueueing    with true, `vm launch kvm ...` only queues the VMs (with\n\t            the configuration of that moment) until a bare `vm launch`\n\t            or `ns schedule` launches them all, placed together\n\tqueue       the queued launches and their configurations\n\tflush       forget the queue\n\tschedule    launch the queue (as a bare `vm launch`)\n\t  dry-run   place the queue and print where each VM would go (vm,\n\t            dst); the next schedule uses that placement\n\t  dump      print the dry run's placement again\n\t  mv VMS DST  move VMs of the dry run's placement to another host\n\t  status    each schedule run: start, end, state, launched,\n\t            failures, total, hosts\n\tbridge BR [vxlan|gre]  join the hosts' bridges BR by tunnels (gre by\n\t            default, as minimega), every VLAN crossing them\n\tdel-bridge BR  take those tunnels down again (`all`: every bridge\n\t            of the namespace)\n\tsave NAME   save every VM of the namespace on this node (`vm save`)\n\t            to <filepath>/saved/NAME/VM.state and VM.hdd..., with a\n\t            launch.mm there that `read` launches them from again (a\n\t            name already used is an error); the VMs stay paused.\n\t            `ns save` alone: completed and total saves. `ns snapshot`\n\t            is the deprecated spelling\n\trun CMD     run a command on every host of the namespace, in it\n\t            (not read, mesh send, ns run or vm launch)",
             handler: ns,
             mesh_ok: true,
             reach: Reach::Here,
@@ -268,7 +270,14 @@ fn ns(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             "flush",
         ]
         .into_iter()
-        .chain(["schedule", "bridge", "del-bridge", "run"])
+        .chain([
+            "schedule",
+            "bridge",
+            "del-bridge",
+            "run",
+            "save",
+            "snapshot",
+        ])
         .find(|s| c.args.flag(s))
         .unwrap_or_default();
         match sub {
@@ -282,6 +291,7 @@ fn ns(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             "schedule" => ns_schedule(&c).await,
             "bridge" | "del-bridge" => super::net::ns_bridge(&c).await,
             "run" => ns_run(c).await,
+            "save" | "snapshot" => super::ns_save::ns_save(c).await,
             _ => Err(CommandError::Invalid("usage: see `help ns`".into())),
         }
     })

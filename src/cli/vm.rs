@@ -174,6 +174,7 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 saved.ok_or_else(|| failed(format!("config {name} does not exist")))?
             }
         };
+        let cfg = super::optimize::with_hugepages(&ns, cfg);
         // Only a launch typed here is queued and placed: one that came over
         // the mesh was placed already.
         if c.session.origin != Origin::Local {

@@ -246,6 +246,11 @@ fn verdict(ops: &[Op], failed: &BTreeMap<String, String>) -> Result<(), String> 
         let (bridge, port) = match op {
             Op::AddPort(p) | Op::EnsurePort(p) => (Some(&p.bridge), Some(&p.name)),
             Op::AddMirror { bridge, port } => (Some(bridge), Some(port)),
+            // A bond fails with any of its members.
+            Op::AddBond(b) => (
+                Some(&b.bridge),
+                b.members.iter().find(|m| failed.contains_key(*m)),
+            ),
             _ => (None, None),
         };
         if let Some(e) = bridge.and_then(|b| failed.get(b)) {

@@ -9,7 +9,7 @@ use super::sys::netlink::{Netlink, Tunnel};
 use super::{failed, lock, BridgeBook, HostTap, Net, NetError, TunnelBook};
 use std::net::{IpAddr, Ipv4Addr};
 
-fn nl() -> Result<Netlink, NetError> {
+pub(super) fn nl() -> Result<Netlink, NetError> {
     Netlink::open().map_err(|e| NetError::Failed(format!("netlink: {e}")))
 }
 
@@ -203,12 +203,24 @@ impl Net {
                 Some(_) => "other",
                 None => "gone",
             };
+            // Ports of several interfaces: bonds, minimega's `NAME (A B)`.
+            let bonds: Vec<String> = state
+                .map(|b| {
+                    b.ports
+                        .iter()
+                        .filter(|p| p.members.len() > 1)
+                        .map(|p| format!("{} ({})", p.name, p.members.join(" ")))
+                        .collect()
+                })
+                .unwrap_or_default();
             rows.push(vec![
                 name.clone(),
                 book.preexisting.to_string(),
                 list(&vlans),
                 list(&book.trunks),
                 list(&tunnels),
+                list(&bonds),
+                serde_json::to_string(&book.config).unwrap_or_default(),
                 datapath.into(),
             ]);
         }

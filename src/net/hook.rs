@@ -73,6 +73,7 @@ impl VmHook for NetHook {
     fn admit<'a>(&'a self, launch: &'a Admission<'a>) -> BoxFuture<'a, Result<(), VmError>> {
         Box::pin(async move {
             let nics = &launch.config.networks;
+            super::bonds::check(&launch.config.bonds, nics).map_err(err)?;
             if nics.is_empty() {
                 return Ok(());
             }
@@ -104,10 +105,16 @@ impl VmHook for NetHook {
             let net = &self.0;
             let mut nics = config.networks.clone();
             self.assign(&mut nics);
+            let mut bonds = config.bonds.clone();
+            net.name_bonds(&mut bonds).map_err(err)?;
             // Recorded before anything is made, and on disk: whatever
             // fails from here on, `release` finds what to remove, and so
             // does the next start-up after a crash at any instant.
-            vm.lock().config.networks = nics.clone();
+            {
+                let mut s = vm.lock();
+                s.config.networks = nics.clone();
+                s.config.bonds = bonds.clone();
+            }
             vm.persist().await?;
             let alias = format!("{ALIAS_PREFIX}{}", net.owner_of(vm.id));
             let made = Netlink::open()
@@ -129,6 +136,12 @@ impl VmHook for NetHook {
                 .collect();
             net.apply_announced(ports, vm.id).await.map_err(err)?;
             crate::fault::point("launch.ports");
+            if !bonds.is_empty() {
+                let ops = bonds.iter().map(|b| net.bond_op(b, &nics, vm.id)).collect();
+                net.apply(ops)
+                    .await
+                    .map_err(|e| err(format!("unable to create bond: {e}")))?;
+            }
             for n in nics.iter().filter(|n| !n.qos.is_empty()) {
                 if let Err(e) = tc::run(&n.qos.argv(&n.tap), &n.qos).await {
                     warn!(vm = %vm.name, "qos on {}: {e}", n.tap);
@@ -147,7 +160,19 @@ impl VmHook for NetHook {
                 return;
             }
             let net = &self.0;
-            let nics = vm.lock().config.networks.clone();
+            let (nics, bonds) = {
+                let s = vm.lock();
+                (s.config.networks.clone(), s.config.bonds.clone())
+            };
+            for b in bonds.iter().filter(|b| b.held) {
+                net.claim(&b.name);
+            }
+            // A bond's members are no ports of their own.
+            let bonded: BTreeSet<usize> = bonds
+                .iter()
+                .flat_map(|b| b.interfaces.iter().copied())
+                .collect();
+            let all = nics.clone();
             let nics: Vec<&Nic> = nics.iter().filter(|n| !n.tap.is_empty()).collect();
             if nics.is_empty() {
                 return;
@@ -159,8 +184,11 @@ impl VmHook for NetHook {
             net.keep_macs(nics.iter().copied());
             // The switch keeps its ports across our restarts; only a switch
             // restarted from an empty database has lost them.
-            let ensure = nics
+            let ensure = all
                 .iter()
+                .enumerate()
+                .filter(|(i, n)| !n.tap.is_empty() && !bonded.contains(i))
+                .map(|(_, n)| n)
                 .filter(|n| !n.disconnected)
                 .map(|n| match net.port(n, vm.id) {
                     ovs::Op::AddPort(p) => ovs::Op::EnsurePort(p),
@@ -176,13 +204,30 @@ impl VmHook for NetHook {
     fn release<'a>(&'a self, vm: &'a Vm) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let net = &self.0;
-            let nics = vm.lock().config.networks.clone();
+            let (nics, mut bonds) = {
+                let s = vm.lock();
+                (s.config.networks.clone(), s.config.bonds.clone())
+            };
             net.keep_macs(nics.iter());
             let taps: Vec<String> = nics
                 .iter()
                 .filter(|n| !n.tap.is_empty())
                 .map(|n| n.tap.clone())
                 .collect();
+            // Only the names this VM holds are its ports to remove.
+            let bond_ports: Vec<String> = bonds
+                .iter()
+                .filter(|b| b.held)
+                .map(|b| b.name.clone())
+                .collect();
+            if !bond_ports.is_empty() {
+                let ops = bond_ports.iter().cloned().map(ovs::Op::DelPort).collect();
+                if let Err(e) = net.apply(ops).await {
+                    warn!(vm = %vm.name, "cannot remove its bonds: {e}");
+                }
+                net.unname_bonds(&mut bonds);
+                vm.lock().config.bonds = bonds;
+            }
             if taps.is_empty() {
                 return;
             }
@@ -223,11 +268,18 @@ impl VmHook for NetHook {
             let claimed: BTreeSet<String> = vms
                 .iter()
                 .flat_map(|v| {
-                    v.lock()
-                        .config
+                    let s = v.lock();
+                    s.config
                         .networks
                         .iter()
                         .map(|n| n.tap.clone())
+                        .chain(
+                            s.config
+                                .bonds
+                                .iter()
+                                .filter(|b| b.held)
+                                .map(|b| b.name.clone()),
+                        )
                         .collect::<Vec<_>>()
                 })
                 .filter(|t| !t.is_empty())
@@ -252,7 +304,7 @@ pub fn marked_by(mark: &str, owner: &str) -> bool {
 /// (`claimed`: the taps the records name): what a crash in the middle of a launch
 /// left, or an older version. Nothing unmarked, nor another daemon's, is
 /// touched.
-async fn recover(net: &Net, claimed: &BTreeSet<String>) {
+pub(super) async fn recover(net: &Net, claimed: &BTreeSet<String>) {
     let owner = net.owner().to_string();
     match net.switch().bridges().await {
         Ok(bridges) => {

@@ -20,6 +20,7 @@
 //! receiving node learns; so a namespace's alias means one VLAN everywhere.
 
 pub mod batch;
+pub mod bonds;
 pub mod bpf;
 pub mod bridges;
 pub mod capture;
@@ -35,6 +36,7 @@ pub mod snoop;
 pub mod span;
 pub mod sys;
 pub mod tc;
+pub mod teardown;
 pub mod vlans;
 pub mod vmnet;
 
@@ -82,6 +84,8 @@ pub struct BridgeBook {
     pub preexisting: bool,
     pub trunks: Vec<String>,
     pub tunnels: Vec<TunnelBook>,
+    /// What `bridge config` set, `COLUMN[:KEY]` -> VALUE.
+    pub config: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,7 +366,10 @@ impl Net {
             ops.iter()
                 .filter_map(|o| match o {
                     ovs::Op::AddPort(p) | ovs::Op::EnsurePort(p) => Some(p.bridge.clone()),
-                    ovs::Op::AddMirror { bridge, .. } => Some(bridge.clone()),
+                    ovs::Op::AddMirror { bridge, .. } | ovs::Op::SetBridge { bridge, .. } => {
+                        Some(bridge.clone())
+                    }
+                    ovs::Op::AddBond(b) => Some(b.bridge.clone()),
                     _ => None,
                 })
                 .filter(|b| !s.bridges.contains_key(b))

@@ -249,6 +249,22 @@ impl Net {
                 cols[7].push(format!("{} ({})", n.tap, n.vlan));
             }
         }
+        // Bonds once made: `NAME (TAP TAP)`, and qinq ones `NAME (VLAN)`.
+        let bonds = vm.lock().config.bonds.clone();
+        for b in bonds.iter().filter(|b| !b.name.is_empty()) {
+            let taps: Vec<&str> = b
+                .interfaces
+                .iter()
+                .filter_map(|&i| nics.get(i))
+                .map(|n| n.tap.as_str())
+                .collect();
+            if b.qinq {
+                if let Some(n) = b.interfaces.first().and_then(|&i| nics.get(i)) {
+                    cols[7].push(format!("{} ({})", b.name, n.vlan));
+                }
+            }
+            cols[8].push(format!("{} ({})", b.name, taps.join(" ")));
+        }
         cols.map(|c| list(&c))
     }
 }

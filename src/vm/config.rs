@@ -36,6 +36,8 @@ pub enum ConfigError {
     Disk(#[from] crate::vm::drive::SpecError),
     #[error(transparent)]
     Outside(#[from] crate::paths::ConfineError),
+    #[error(transparent)]
+    Bond(#[from] crate::vm::bond::BondError),
 }
 
 /// The field names, for errors.
@@ -86,6 +88,8 @@ pub struct VmConfig {
     pub qemu_override: Vec<(String, String)>,
     /// NICs (the networks room makes their taps); a VM's record also keeps their taps and MACs.
     pub networks: Vec<crate::vm::nic::Nic>,
+    /// NICs bonded on the switch (minimega's `vm config bonds`).
+    pub bonds: Vec<crate::vm::bond::Bond>,
     /// The virtio-serial port the cc agent talks over.
     pub backchannel: bool,
     /// A saved running state to start from (`vm migrate`, `vm save`).
@@ -123,6 +127,7 @@ impl Default for VmConfig {
             virtio_ports: String::new(),
             qemu_override: Vec::new(),
             networks: Vec::new(),
+            bonds: Vec::new(),
             backchannel: true,
             state: String::new(),
             vnc_password: String::new(),
@@ -156,6 +161,7 @@ pub enum Field {
     VirtioPorts,
     QemuOverride,
     Networks,
+    Bonds,
     Backchannel,
     State,
     VncPassword,
@@ -187,6 +193,7 @@ pub const FIELDS: &[(&str, Field)] = &[
     ("virtio-ports", Field::VirtioPorts),
     ("qemu-override", Field::QemuOverride),
     ("networks", Field::Networks),
+    ("bonds", Field::Bonds),
     ("backchannel", Field::Backchannel),
     ("state", Field::State),
     ("sockets", Field::Hw(HwField::Sockets)),
@@ -261,6 +268,7 @@ impl Field {
             Field::Memory => (Vm, 10, "Memory"),
             Field::Vcpus => (Vm, 20, "VCPUs"),
             Field::Networks => (Vm, 30, "Networks"),
+            Field::Bonds => (Vm, 40, "Bonds"),
             Field::Snapshot => (Vm, 50, "Snapshot"),
             Field::Uuid => (Vm, 60, "UUID"),
             Field::Schedule => (Vm, 70, "Schedule host"),
@@ -431,6 +439,7 @@ impl VmConfig {
             }
             // VLANs are resolved by the daemon afterwards (net::commands::configure).
             Field::Networks => self.networks = crate::vm::nic::parse_nics(values)?,
+            Field::Bonds => self.bonds = crate::vm::bond::parse_all(values)?,
             Field::Coschedule => {
                 let v = single(field, values)?;
                 self.coschedule = v.parse().map_err(|_| ConfigError::Invalid {
@@ -506,6 +515,7 @@ impl VmConfig {
             Field::VirtioPorts => self.virtio_ports = d.virtio_ports,
             Field::QemuOverride => self.qemu_override = d.qemu_override,
             Field::Networks => self.networks = d.networks,
+            Field::Bonds => self.bonds = d.bonds,
             Field::Backchannel => self.backchannel = d.backchannel,
             Field::State => self.state = d.state,
             Field::VncPassword => self.vnc_password = d.vnc_password,
@@ -544,6 +554,7 @@ impl VmConfig {
                 out
             }
             Field::Networks => crate::vm::nic::describe(&self.networks),
+            Field::Bonds => crate::vm::bond::describe(&self.bonds),
             Field::Backchannel => self.backchannel.to_string(),
             Field::State => self.state.clone(),
             Field::VncPassword => self.vnc_password.clone(),

@@ -104,6 +104,7 @@ mod tests {
 Memory:           2048
 VCPUs:            1
 Networks:         []
+Bonds:            []
 Snapshot:         true
 UUID:             
 Schedule host:    

@@ -17,6 +17,7 @@ pub mod accel;
 pub mod admission;
 pub mod adopt;
 pub mod argv;
+pub mod bond;
 pub mod cgroup;
 pub mod config;
 pub mod config_listing;

@@ -140,6 +140,7 @@ impl Switch for Ovs {
                         | Op::DelMirror { .. }
                         | Op::DelMirrorOnly { .. }
                         | Op::SetNetflow { target: None, .. }
+                        | Op::DelBridge(_)
                 )
             });
             if removals {
@@ -188,7 +189,7 @@ impl Switch for Ovs {
                         "Port",
                         &["_uuid", "name", "tag", "interfaces", "external_ids"]
                     ),
-                    sel("Interface", &["_uuid", "type"]),
+                    sel("Interface", &["_uuid", "type", "name"]),
                 ]),
             )
             .await?;
@@ -196,10 +197,24 @@ impl Switch for Ovs {
                 .iter()
                 .filter_map(|row| Some((txn::uuid(&row["_uuid"])?, row["type"].as_str()?)))
                 .collect();
+            let names: BTreeMap<&str, &str> = txn::rows(&r[2])
+                .iter()
+                .filter_map(|row| Some((txn::uuid(&row["_uuid"])?, row["name"].as_str()?)))
+                .collect();
             let ports: BTreeMap<&str, PortState> = txn::rows(&r[1])
                 .iter()
                 .filter_map(|row| {
                     let u = txn::uuid(&row["_uuid"])?;
+                    let ifaces = txn::atoms(&row["interfaces"]);
+                    let mut members: Vec<String> = ifaces
+                        .iter()
+                        .filter_map(|i| txn::uuid(i).and_then(|i| names.get(i)))
+                        .map(|n| n.to_string())
+                        .collect();
+                    members.sort();
+                    if members.len() < 2 {
+                        members.clear();
+                    }
                     let kind = txn::atoms(&row["interfaces"])
                         .first()
                         .and_then(|i| txn::uuid(i))
@@ -218,6 +233,7 @@ impl Switch for Ovs {
                             owner: txn::map_value(&row["external_ids"], txn::OWNER_KEY)
                                 .unwrap_or_default()
                                 .to_string(),
+                            members,
                         },
                     ))
                 })

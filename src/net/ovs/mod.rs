@@ -13,7 +13,7 @@ pub mod rpc;
 pub mod txn;
 
 pub use driver::Ovs;
-pub use txn::{Op, PortKind, PortSpec};
+pub use txn::{BondSpec, Op, PortKind, PortSpec};
 
 use crate::command::BoxFuture;
 use std::collections::BTreeMap;
@@ -69,6 +69,8 @@ pub struct PortState {
     /// Whose port it is (`external_ids` [`txn::OWNER_KEY`]); empty for
     /// ports no VM owns.
     pub owner: String,
+    /// Its interfaces' names, when it has several (a bond).
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,6 +77,40 @@ pub enum Op {
         bridge: String,
         target: Option<(String, i64)>,
     },
+    /// Removes a bridge, and with it every port it holds. A bridge that
+    /// is not there is no error.
+    DelBridge(String),
+    /// `ovs-vsctl set bridge BR COLUMN[:KEY]=VALUE` (minimega's `bridge
+    /// config`): one key of a map column, or a whole column. A new bridge
+    /// is made first.
+    SetBridge {
+        bridge: String,
+        column: String,
+        key: Option<String>,
+        value: Value,
+    },
+    /// A bond port (minimega's `ovs-vsctl add-bond`): its members, ports
+    /// on the bridge now, are taken off and become the bond's interfaces.
+    AddBond(BondSpec),
+}
+
+/// One bond, as `ovs-vsctl add-bond BR NAME IFACES... -- set port NAME
+/// tag=VLAN lacp=LACP [other_config:lacp-fallback-ab=true] bond_mode=MODE`
+/// makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BondSpec {
+    pub bridge: String,
+    pub name: String,
+    pub members: Vec<String>,
+    pub tag: u16,
+    pub qinq: bool,
+    /// active-backup, balance-slb or balance-tcp.
+    pub mode: String,
+    /// active, passive or off.
+    pub lacp: String,
+    /// Fall back to active-backup when the peer speaks no LACP.
+    pub fallback: bool,
+    pub owner: Option<String>,
 }
 
 impl Op {
@@ -88,14 +122,17 @@ impl Op {
             Op::AddPortMirror { dst, .. } => dst,
             Op::DelMirrorOnly { name } => name,
             // No port: the bridge's own is looked up, harmlessly.
-            Op::SetNetflow { bridge, .. } => bridge,
+            Op::SetNetflow { bridge, .. } | Op::SetBridge { bridge, .. } => bridge,
+            Op::DelBridge(b) => b,
+            Op::AddBond(b) => &b.name,
         }
     }
 
     fn bridge(&self) -> Option<&str> {
         match self {
             Op::AddPort(p) | Op::EnsurePort(p) => Some(&p.bridge),
-            Op::AddMirror { bridge, .. } => Some(bridge),
+            Op::AddMirror { bridge, .. } | Op::SetBridge { bridge, .. } => Some(bridge),
+            Op::AddBond(b) => Some(&b.bridge),
             Op::SetNetflow {
                 bridge,
                 target: Some(_),
@@ -113,6 +150,8 @@ pub struct View {
     pub bridges: BTreeSet<String>,
     pub ports: BTreeMap<String, String>,
     pub mirrors: BTreeMap<String, String>,
+    /// The bridges a [`Op::DelBridge`] names, by uuid.
+    pub bridge_uuids: BTreeMap<String, String>,
 }
 
 fn select(table: &str, column: &str, name: Option<&str>, columns: &[&str]) -> Value {
@@ -145,6 +184,18 @@ pub fn view_query(ops: &[Op]) -> Value {
             Op::AddPortMirror { src: Some(src), .. } if !names.contains(src.as_str()) => {
                 params.push(select("Port", "name", Some(src), &["name", "_uuid"]))
             }
+            Op::AddBond(b) => {
+                for m in b.members.iter().filter(|m| !names.contains(m.as_str())) {
+                    params.push(select("Port", "name", Some(m), &["name", "_uuid"]))
+                }
+            }
+            // Only bridge rows are asked for their datapath_type.
+            Op::DelBridge(b) => params.push(select(
+                "Bridge",
+                "name",
+                Some(b),
+                &["name", "_uuid", "datapath_type"],
+            )),
             _ => {}
         }
     }
@@ -208,6 +259,8 @@ pub fn parse_view(results: &[Value]) -> View {
             // were asked for `select_all`.
             if row.get("select_all").is_some() {
                 v.mirrors.insert(name.into(), u.into());
+            } else if row.get("datapath_type").is_some() {
+                v.bridge_uuids.insert(name.into(), u.into());
             } else {
                 v.ports.insert(name.into(), u.into());
             }
@@ -278,6 +331,103 @@ impl Builder {
     }
 }
 
+impl Builder {
+    /// Inserts a bond's interfaces and its Port; returns the Port's named
+    /// uuid.
+    fn bond(&mut self, bond: &BondSpec) -> String {
+        let mut ifaces = Vec::new();
+        for m in &bond.members {
+            let i = self.id("i");
+            self.ops.push(
+                json!({"op": "insert", "table": "Interface", "row": {"name": m}, "uuid-name": i}),
+            );
+            ifaces.push(named(&i));
+        }
+        let p = self.id("p");
+        let mut row = json!({"name": bond.name, "interfaces": set(ifaces), "tag": bond.tag,
+            "lacp": bond.lacp, "bond_mode": bond.mode});
+        if bond.qinq {
+            row["vlan_mode"] = json!("dot1q-tunnel");
+        }
+        if bond.lacp != "off" && bond.fallback {
+            row["other_config"] = json!(["map", [["lacp-fallback-ab", "true"]]]);
+        }
+        if let Some(o) = &bond.owner {
+            row["external_ids"] = json!(["map", [[OWNER_KEY, o]]]);
+        }
+        self.ops
+            .push(json!({"op": "insert", "table": "Port", "row": row, "uuid-name": p}));
+        p
+    }
+}
+
+/// `set bridge BR COLUMN[:KEY]=VALUE`: a map's key is replaced (deleted,
+/// then inserted), a column is updated.
+fn set_bridge(bridge: &str, column: &str, key: Option<&str>, value: &Value) -> Value {
+    let at = json!([["name", "==", bridge]]);
+    match key {
+        Some(k) => json!({"op": "mutate", "table": "Bridge", "where": at, "mutations": [
+            [column, "delete", set(vec![json!(k)])],
+            [column, "insert", ["map", [[k, value]]]]]}),
+        None => json!({"op": "update", "table": "Bridge", "where": at, "row": {column: value}}),
+    }
+}
+
+/// Parses `COLUMN[:KEY]=VALUE` as `ovs-vsctl set` takes it: a map key's
+/// value is a string; a column's is an integer, a boolean, `[a,b]` (a set),
+/// `{k=v,...}` (a map) or else a string.
+pub fn parse_setting(s: &str) -> Result<(String, Option<String>, Value), String> {
+    let (lhs, rhs) = s
+        .split_once('=')
+        .ok_or_else(|| "expected key=value".to_string())?;
+    let unquote = |v: &str| v.trim().trim_matches('"').to_string();
+    let atom = |v: &str| -> Value {
+        let v = v.trim();
+        if let Ok(i) = v.parse::<i64>() {
+            json!(i)
+        } else if v == "true" || v == "false" {
+            json!(v == "true")
+        } else {
+            json!(unquote(v))
+        }
+    };
+    let (column, key) = match lhs.split_once(':') {
+        Some((c, k)) => (c.trim(), Some(unquote(k))),
+        None => (lhs.trim(), None),
+    };
+    let ok_name = |n: &str| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    if !ok_name(column) || key.as_deref().is_some_and(|k| k.is_empty()) {
+        return Err(format!(
+            "invalid setting `{s}`: expected COLUMN[:KEY]=VALUE"
+        ));
+    }
+    let value = if key.is_some() {
+        json!(unquote(rhs))
+    } else if let Some(inner) = rhs.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        set(inner
+            .split(',')
+            .filter(|x| !x.trim().is_empty())
+            .map(atom)
+            .collect())
+    } else if let Some(inner) = rhs.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+        let mut pairs = Vec::new();
+        for kv in inner.split(',').filter(|x| !x.trim().is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("invalid map `{rhs}`: expected {{key=value,...}}"))?;
+            pairs.push(json!([unquote(k), unquote(v)]));
+        }
+        json!(["map", pairs])
+    } else {
+        atom(rhs)
+    };
+    Ok((column.to_string(), key, value))
+}
+
 /// The transaction doing `ops` against what `view` found; new bridges get
 /// `datapath` (`system` or `netdev`).
 pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
@@ -292,6 +442,9 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
     let mut mirrors: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut gone_ports: Vec<Value> = Vec::new();
     let mut gone_mirrors: Vec<Value> = Vec::new();
+    let mut gone_bridges: Vec<Value> = Vec::new();
+    // Changes of bridges, made after any bridge they need is.
+    let mut late: Vec<Value> = Vec::new();
     let mut qinq = false;
     // Bridge -> its new NetFlow row (named uuid), or none to clear it.
     let mut netflows: BTreeMap<String, Option<Value>> = BTreeMap::new();
@@ -360,6 +513,28 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
                     gone_mirrors.push(json!(["uuid", u]));
                 }
             }
+            Op::DelBridge(name) => {
+                if let Some(u) = view.bridge_uuids.get(name) {
+                    gone_bridges.push(json!(["uuid", u]));
+                }
+            }
+            Op::SetBridge {
+                bridge,
+                column,
+                key,
+                value,
+            } => late.push(set_bridge(bridge, column, key.as_deref(), value)),
+            Op::AddBond(bond) => {
+                qinq |= bond.qinq;
+                for m in &bond.members {
+                    if let Some(u) = view.ports.get(m) {
+                        gone_ports.push(json!(["uuid", u]));
+                    }
+                }
+                let id = b.bond(bond);
+                ports.entry(bond.bridge.clone()).or_default().push(named(&id));
+                check.extend(bond.members.iter().cloned());
+            }
             Op::DelMirror { port } => {
                 if let Some(u) = view.mirrors.get(port) {
                     gone_mirrors.push(json!(["uuid", u]));
@@ -404,6 +579,7 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
         b.ops.push(json!({"op": "mutate", "table": "Bridge",
             "where": [["name", "==", br]], "mutations": [["mirrors", "insert", set(ms)]]}));
     }
+    b.ops.extend(late);
     for (br, nf) in netflows {
         b.ops.push(
             json!({"op": "update", "table": "Bridge", "where": [["name", "==", br]],
@@ -422,6 +598,10 @@ pub fn plan(view: &View, ops: &[Op], datapath: &str) -> Plan {
     if !del.is_empty() {
         b.ops
             .push(json!({"op": "mutate", "table": "Bridge", "where": [], "mutations": del}));
+    }
+    if !gone_bridges.is_empty() {
+        b.ops.push(json!({"op": "mutate", "table": DB, "where": [],
+            "mutations": [["bridges", "delete", set(gone_bridges)]]}));
     }
     if qinq {
         // Two tags deep, or OVS drops double-tagged frames.
@@ -459,6 +639,10 @@ pub fn error(results: &[Value]) -> Option<String> {
         })
     })
 }
+
+#[cfg(test)]
+#[path = "txn_bridge_tests.rs"]
+mod bridge_tests;
 
 #[cfg(test)]
 mod tests {
