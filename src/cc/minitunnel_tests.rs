@@ -1,4 +1,5 @@
 use super::*;
+use crate::cc::minitunnel;
 
 include!("../../tests/data/cc/tunnel_sample.rs");
 
