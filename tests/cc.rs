@@ -565,8 +565,14 @@ fn the_stock_go_agent_works_with_this_daemon() {
     // Its heartbeats keep it listed past the 30 s a silent client gets.
     std::thread::sleep(Duration::from_secs(35));
     assert_eq!(clients(d), 1);
+    // Its minitunnel: `cc tunnel`, `cc rtunnel` (ends with the VM killed).
+    tunnel::tunnels_through(d, "stock1", &u);
     d.ok("vm kill all");
 }
+
+/// `cc tunnel` and `cc rtunnel` through a guest's agent.
+#[path = "cc/tunnel.rs"]
+mod tunnel;
 
 /// Agents over TCP, as the daemon meets them on the wire (no guest).
 #[path = "cc/tcp.rs"]

@@ -11,13 +11,14 @@
 
 mod common;
 
-use minimega::cc::{gob, ron};
+use minimega::cc::{gob, minitunnel, ron};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 include!("data/cc/sample.rs");
+include!("data/cc/tunnel_sample.rs");
 
 /// One Go toolchain the fixture is built with.
 struct Go {
@@ -26,6 +27,8 @@ struct Go {
     bin: &'static str,
     /// The committed encoding this Go wrote.
     committed: &'static str,
+    /// Its encoding of the minitunnel sample.
+    tunnel: &'static str,
     /// The id it gives the first type of a stream.
     first_id: i64,
     built: OnceLock<PathBuf>,
@@ -35,6 +38,7 @@ static GO_1_19: Go = Go {
     version: "go1.19",
     bin: "/usr/lib/go-1.19/bin/go",
     committed: "tests/data/cc/go1.19-messages.gob",
+    tunnel: "tests/data/cc/go1.19-tunnel.gob",
     first_id: 65,
     built: OnceLock::new(),
 };
@@ -43,6 +47,7 @@ static GO_1_23: Go = Go {
     version: "go1.23",
     bin: "/usr/lib/go-1.23/bin/go",
     committed: "tests/data/cc/go1.23-messages.gob",
+    tunnel: "tests/data/cc/go1.23-tunnel.gob",
     first_id: 64,
     built: OnceLock::new(),
 };
@@ -169,6 +174,26 @@ fn many_messages_of_one_stream_decode_in_go(go: &Go) {
     );
 }
 
+/// minitunnel's messages (`cc tunnel`): no maps, so Go's bytes are the
+/// same every run and the committed copy must equal a fresh one; ours
+/// decode in Go to the sample.
+fn tunnel_messages_agree_with_go(go: &Go) {
+    let fresh = go.run_raw("tunnel-encode", b"");
+    let committed = std::fs::read(common::project_root().join(go.tunnel)).unwrap();
+    assert_eq!(fresh, committed);
+    assert_eq!(first_defined(&fresh), go.first_id);
+    let mut r = minitunnel::Reader::new();
+    assert_eq!(r.push(&fresh).unwrap(), tunnel_sample());
+    let mut w = minitunnel::Writer::new();
+    let ours: Vec<u8> = tunnel_sample()
+        .iter()
+        .flat_map(|m| w.encode(m).unwrap())
+        .collect();
+    let want = go.run("tunnel-sample", b"");
+    assert_eq!(go.run("tunnel-decode", &ours), want);
+    assert_eq!(want.lines().count(), tunnel_sample().len());
+}
+
 /// The same checks against each Go.
 macro_rules! with_go {
     ($($module:ident: $go:ident),* $(,)?) => {$(
@@ -186,6 +211,11 @@ macro_rules! with_go {
             #[test]
             fn many_messages_of_one_stream_decode_in_go() {
                 super::many_messages_of_one_stream_decode_in_go(&super::$go);
+            }
+
+            #[test]
+            fn tunnel_messages_agree_with_go() {
+                super::tunnel_messages_agree_with_go(&super::$go);
             }
         }
     )*};

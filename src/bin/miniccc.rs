@@ -24,6 +24,8 @@ mod local;
 mod pipes;
 #[path = "miniccc/run.rs"]
 mod run;
+#[path = "miniccc/tunnel.rs"]
+mod tunnel;
 
 use link::{Link, Reader, Target};
 use minimega::cc::ron::{self, Message, Response};
@@ -439,7 +441,10 @@ fn session(
     let mut reader = Reader::new(&link);
     reader.magic(Instant::now() + Duration::from_secs(5))?;
     *agent.link.lock().unwrap() = Some(link.clone());
-    let result = serve(agent, &link, &mut reader, work);
+    let logger = agent.clone();
+    let tunnel = tunnel::Tunnel::new(link.clone(), &agent.uuid, move |m| logger.log(m));
+    let result = serve(agent, &link, &mut reader, work, &tunnel);
+    tunnel.shutdown();
     link.kill();
     *agent.link.lock().unwrap() = None;
     result
@@ -450,6 +455,7 @@ fn serve(
     link: &Arc<Link>,
     reader: &mut Reader<'_>,
     work: &mpsc::Sender<BTreeMap<i64, ron::Command>>,
+    tunnel: &Arc<tunnel::Tunnel>,
 ) -> std::io::Result<()> {
     // The handshake is the first heartbeat; the daemon echoes it.
     agent.heartbeat()?;
@@ -485,7 +491,8 @@ fn serve(
                 ron::pipe::CLOSE_READER => agent.pipes.close(&m.pipe),
                 other => agent.log(&format!("pipe {}: unexpected mode {other}", m.pipe)),
             },
-            ron::kind::UFS | ron::kind::TUNNEL => {
+            ron::kind::TUNNEL => tunnel.piece(&m.tunnel),
+            ron::kind::UFS => {
                 agent.debug(&format!("{} message ignored", ron::kind::name(m.kind)));
             }
             _ => {}

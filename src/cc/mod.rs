@@ -3,6 +3,7 @@
 //! stock Go agent (and our own, `src/bin/miniccc.rs`).
 //!
 //! - [`gob`]: Go's encoding/gob, the subset the protocol uses (pure)
+//! - [`minitunnel`]: the tunnels' own messages inside TUNNEL ones (pure); [`tunnel`]: their connections
 //! - [`ron`]: the protocol's messages (pure)
 //! - [`book`], [`filter`]: commands, delivery and filters per namespace (pure)
 //! - [`files`]: the response tree and the files `cc send` serves
@@ -16,10 +17,12 @@ pub mod files;
 pub mod filter;
 pub mod gob;
 pub mod hook;
+pub mod minitunnel;
 pub mod pipes;
 pub mod ron;
 pub mod server;
 pub mod session;
 pub mod transport;
+pub mod tunnel;
 
 pub use server::{Cc, CcError};

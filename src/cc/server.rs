@@ -88,6 +88,8 @@ pub(crate) struct Live {
     pub client: ron::Client,
     pub kick: Arc<Notify>,
     pub stop: Arc<Notify>,
+    /// Its minitunnel (`cc tunnel`, `cc rtunnel`).
+    pub tunnel: super::tunnel::Handle,
 }
 
 pub(crate) struct Inner {
@@ -453,7 +455,13 @@ impl Cc {
 
     /// Makes `uuid`'s session the live one, ending any older one (an agent
     /// that reconnects before its old connection timed out).
-    pub(crate) fn attach(&self, uuid: &str, ns: &str, client: ron::Client) -> Live {
+    pub(crate) fn attach(
+        &self,
+        uuid: &str,
+        ns: &str,
+        client: ron::Client,
+        tunnel: super::tunnel::Handle,
+    ) -> Live {
         let session = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let live = Live {
             session,
@@ -461,6 +469,7 @@ impl Cc {
             client,
             kick: Arc::new(Notify::new()),
             stop: Arc::new(Notify::new()),
+            tunnel,
         };
         if let Some(old) = lock(&self.inner.live).insert(uuid.to_string(), live.clone()) {
             old.stop.notify_one();
@@ -485,6 +494,25 @@ impl Cc {
                 l.client = client;
             }
         }
+    }
+
+    /// A connected client's tunnel, as minimega names its absence.
+    pub fn tunnel(&self, uuid: &str) -> Result<super::tunnel::Handle, super::tunnel::TunnelError> {
+        lock(&self.inner.live)
+            .get(uuid)
+            .map(|l| l.tunnel.clone())
+            .ok_or_else(|| super::tunnel::TunnelError::NoClient(uuid.to_string()))
+    }
+
+    /// The tunnels of this namespace's connected clients, by UUID.
+    pub fn tunnels(&self, ns: &str) -> Vec<(String, super::tunnel::Handle)> {
+        let mut v: Vec<_> = lock(&self.inner.live)
+            .iter()
+            .filter(|(_, l)| l.namespace == ns)
+            .map(|(u, l)| (u.clone(), l.tunnel.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
     }
 
     /// One client, as it last reported itself.

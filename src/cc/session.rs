@@ -10,6 +10,7 @@ use super::pipes::Pipes;
 use super::ron::{self, kind, Message};
 use super::server::{Cc, Live, Task};
 use super::transport::{self, Event, Out};
+use super::tunnel;
 use crate::vm::Vm;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -140,6 +141,9 @@ struct Agent {
     /// Responses the handshake heartbeat carried (done while we were away).
     early: Vec<ron::Response>,
     pipes: Pipes,
+    tunnel: tunnel::Handle,
+    /// The tunnel's task: its listeners and connections end with it.
+    _tunnel: Option<Task>,
 }
 
 /// Leaves the client list (and `cc_active`) however the session ends.
@@ -239,7 +243,9 @@ impl Agent {
         // Unlike minimega, the handshake's tags count too: an agent keeps
         // those set while it was away for it.
         let tags = std::mem::take(&mut shown.tags);
-        let live = cc.attach(&uuid, &ns, shown);
+        // minimega dials the agent's tunnel as soon as it is connected.
+        let (tunnel, tunnel_task) = tunnel::start(out.clone(), &uuid, &said);
+        let live = cc.attach(&uuid, &ns, shown, tunnel.clone());
         if !tags.is_empty() {
             // The handshake is not async; its tags are saved beside it.
             let (vms, vm) = (cc.inner.vms.clone(), vm.clone());
@@ -274,6 +280,8 @@ impl Agent {
             floor,
             out,
             early,
+            tunnel,
+            _tunnel: tunnel_task,
         };
         Ok((agent, attached))
     }
@@ -358,7 +366,8 @@ impl Agent {
                 }
             }
             kind::PIPE => self.pipes.handle(&m.pipe, m.pipe_mode, &m.pipe_data).await,
-            kind::TUNNEL | kind::UFS => {
+            kind::TUNNEL => self.tunnel.piece(m.tunnel).await,
+            kind::UFS => {
                 debug!("cc: {}: {} data ignored", self.label, kind::name(m.kind))
             }
             kind::COMMAND | kind::HEARTBEAT => {}

@@ -119,6 +119,7 @@ pub fn specs() -> Vec<Spec<Node>> {
         },
     ];
     v.extend(super::cc_post::specs());
+    v.extend(super::cc_tunnel::specs());
     v
 }
 

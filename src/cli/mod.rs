@@ -7,6 +7,7 @@
 pub mod capture;
 pub mod cc;
 pub mod cc_post;
+pub mod cc_tunnel;
 pub mod console;
 pub mod deploy;
 pub mod disk;

@@ -6,6 +6,8 @@
 //	gobfixture encode   write the sample messages as one gob stream
 //	gobfixture decode   read messages until EOF, print each as JSON
 //	gobfixture sample   print the sample messages as JSON (no gob)
+//	gobfixture tunnel-encode, tunnel-decode, tunnel-sample
+//	                    the same for minitunnel's messages
 package main
 
 import (
@@ -111,6 +113,32 @@ type File struct {
 	EOF    bool
 }
 
+// tunnelMessage mirrors minimega's minitunnel message (internal/minitunnel):
+// its own gob stream, carried inside ron TUNNEL messages.
+type tunnelMessage struct {
+	Type   int
+	Ack    bool
+	TID    int
+	Source int
+	Host   string
+	Port   int
+	Error  string
+	Data   []byte
+}
+
+// tunnelSample is mirrored by `tunnel_sample()` in the Rust tests: change both.
+func tunnelSample() []tunnelMessage {
+	return []tunnelMessage{
+		{Type: 0},
+		{Type: 0, Ack: true},
+		{Type: 1, TID: 5577006791947779410, Host: "10.0.0.2", Port: 80},
+		{Type: 3, TID: 5577006791947779410, Data: []byte("GET / HTTP/1.0\r\n\r\n\x00\xff")},
+		{Type: 2, TID: 5577006791947779410, Error: "EOF"},
+		{Type: 4, TID: 8674665223082153551, Source: 8080, Host: "localhost", Port: 22},
+		{Type: 3, TID: 8674665223082153551, Ack: true, Error: "listen tcp :8080: bind: address already in use"},
+	}
+}
+
 // sample is mirrored by `sample()` in the Rust tests: change both.
 func sample() []Message {
 	level := Level(2)
@@ -188,7 +216,7 @@ func sample() []Message {
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: gobfixture encode|decode|sample")
+		fmt.Fprintln(os.Stderr, "usage: gobfixture encode|decode|sample|tunnel-encode|tunnel-decode|tunnel-sample")
 		os.Exit(2)
 	}
 	out := bufio.NewWriter(os.Stdout)
@@ -220,6 +248,32 @@ func main() {
 			m := m
 			line(out, &m)
 		}
+	case "tunnel-encode":
+		enc := gob.NewEncoder(out)
+		for _, m := range tunnelSample() {
+			m := m
+			if err := enc.Encode(&m); err != nil {
+				fail(err)
+			}
+		}
+	case "tunnel-decode":
+		dec := gob.NewDecoder(bufio.NewReader(os.Stdin))
+		for {
+			var m tunnelMessage
+			err := dec.Decode(&m)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				fail(err)
+			}
+			tunnelLine(out, &m)
+		}
+	case "tunnel-sample":
+		for _, m := range tunnelSample() {
+			m := m
+			tunnelLine(out, &m)
+		}
 	default:
 		fail(fmt.Errorf("unknown mode %q", os.Args[1]))
 	}
@@ -237,6 +291,11 @@ func line(w io.Writer, m *Message) {
 			fmt.Fprintf(w, "response %d stdout %q stderr %q\n", r.ID, r.Stdout, r.Stderr)
 		}
 	}
+}
+
+func tunnelLine(w io.Writer, m *tunnelMessage) {
+	fmt.Fprintf(w, "type %d ack %v tid %d source %d host %q port %d error %q data %q\n",
+		m.Type, m.Ack, m.TID, m.Source, m.Host, m.Port, m.Error, m.Data)
 }
 
 func fail(err error) {
