@@ -255,8 +255,11 @@ fn original_scripts() {
         let Ok(want) = std::fs::read_to_string(path.with_extension("want")) else {
             continue;
         };
+        // Each script gets a switch of its own, as minimega's runner has
+        // Open vSwitch.
+        let site = common::ovs::Site::new("orig");
         let bus = Bus::start();
-        let d = Daemon::start(&bus);
+        let d = site.daemon(&bus, None);
         let _qemus = QemuGuard {
             base: d.base.clone(),
         };

@@ -453,6 +453,11 @@ impl Agent {
         if commands.is_empty() {
             return;
         }
+        // On disk before it goes out: a daemon killed right after sending
+        // must not send it again (the agent would run it twice).
+        if let Err(e) = self.cc.flush(&self.ns).await {
+            warn!("cc: {}: commands {sent:?} go out unsaved: {e}", self.label);
+        }
         debug!("cc: {}: sending commands {sent:?}", self.label);
         let m = Message {
             kind: kind::COMMAND,
