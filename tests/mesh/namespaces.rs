@@ -30,8 +30,8 @@ namespace
     let cpus = std::thread::available_parallelism().unwrap().get();
     let want = format!(
         "\
-host | namespace | vlans | active
-n1   | minimega  |       | true
+host | namespace | vlans    | active
+n1   | minimega  | 101-4096 | true
 n[2-3]
 host | name
 n2   | n2
@@ -46,19 +46,19 @@ host | name | cpus
 n1   | n1   | {cpus}
 n3   | n3   | {cpus}
 E: unknown host: `bogus`
-host | namespace | vlans | active
-n1   | exp       |       | true
-n1   | minimega  |       | false
-host | namespace | vlans | active
-n1   | exp       |       | false
-n1   | minimega  |       | true
+host | namespace | vlans    | active
+n1   | exp       |          | true
+n1   | minimega  | 101-4096 | false
+host | namespace | vlans    | active
+n1   | exp       |          | false
+n1   | minimega  | 101-4096 | true
 host | name
 n1   | n1
 host | name
 n1   | n1
 n3   | n3
-host | namespace | vlans | active
-n1   | minimega  |       | true"
+host | namespace | vlans    | active
+n1   | minimega  | 101-4096 | true"
     );
     assert_eq!(attach(n1, script), want);
     // The -namespace flag of the client reaches the same machinery.
