@@ -374,7 +374,7 @@ fn bad_input_and_failed_launches_leave_nothing_behind() {
         cells(&d.ok(".annotate false .headers false tap")),
         [["mega_bridge", &t, "A (101)"]]
     );
-    assert!(fails(&d, "tap create A ip 10.98.0.1").contains("invalid address `10.98.0.1`"));
+    assert!(fails(&d, "tap create A ip 10.98.0.1/33").contains("invalid address `10.98.0.1/33`"));
     let pcap = site.scratch.path.join("bridge.pcap");
     d.ok(&format!(
         "capture pcap bridge mega_bridge {}",

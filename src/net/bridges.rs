@@ -361,13 +361,19 @@ fn tunnel_error(kind: &str, e: std::io::Error) -> NetError {
 fn parse_cidr(cidr: &str) -> Result<(IpAddr, u8), NetError> {
     let bad = || {
         NetError::Failed(format!(
-            "invalid address `{cidr}`: expected ADDRESS/PREFIX, e.g. 10.0.0.1/24"
+            "invalid address `{cidr}`: expected ADDRESS[/PREFIX], e.g. 10.0.0.1/24"
         ))
     };
-    let (a, p) = cidr.split_once('/').ok_or_else(bad)?;
+    // A bare address is a host address, as `ip addr add` (and so
+    // minimega's `tap create ... ip`) takes it.
+    let (a, p) = cidr.split_once('/').unwrap_or((cidr, ""));
     let ip: IpAddr = a.parse().map_err(|_| bad())?;
-    let prefix: u8 = p.parse().map_err(|_| bad())?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = if p.is_empty() && !cidr.contains('/') {
+        max
+    } else {
+        p.parse().map_err(|_| bad())?
+    };
     if prefix > max {
         return Err(bad());
     }
@@ -411,7 +417,10 @@ mod tests {
     fn cidrs_and_lists() {
         assert_eq!(parse_cidr("10.0.0.1/24").unwrap().1, 24);
         assert!(parse_cidr("fd00::1/64").unwrap().0.is_ipv6());
-        assert!(parse_cidr("10.0.0.1").is_err() && parse_cidr("10.0.0.1/33").is_err());
+        assert_eq!(parse_cidr("10.0.0.1").unwrap().1, 32);
+        assert_eq!(parse_cidr("fd00::1").unwrap().1, 128);
+        assert!(parse_cidr("10.0.0.1/33").is_err() && parse_cidr("10.0.0.1/").is_err());
+        assert!(parse_cidr("nonsense").is_err());
         assert_eq!(list(&["a".into(), "b".into()]), "[a, b]");
         assert_eq!(list(&[]), "[]");
         let e = tunnel_error("gre", std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
