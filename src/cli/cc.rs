@@ -349,22 +349,35 @@ fn responses(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 
 /// The UUID of a VM of the namespace on this node, by name, id, UUID or
 /// its agent's hostname.
+/// A VM of the namespace by name, id or UUID, as minimega's FindVM.
+pub(super) fn find_vm(c: &Call<'_, Node>, ns: &str, who: &str) -> Option<Arc<crate::vm::Vm>> {
+    if let Ok(vm) = c.ctx.vms.one(ns, who) {
+        return Some(vm);
+    }
+    let who_l = who.to_ascii_lowercase();
+    c.ctx
+        .vms
+        .in_namespace(ns)
+        .into_iter()
+        .find(|v| v.uuid == who_l)
+}
+
+/// The namespace's VMs' names by UUID.
+pub(super) fn vm_names(c: &Call<'_, Node>, ns: &str) -> std::collections::HashMap<String, String> {
+    c.ctx
+        .vms
+        .in_namespace(ns)
+        .into_iter()
+        .map(|v| (v.uuid.clone(), v.name.clone()))
+        .collect()
+}
+
 fn find_uuid(
     c: &Call<'_, Node>,
     ns: &str,
     who: &str,
 ) -> Result<(String, Option<Arc<crate::vm::Vm>>), CommandError> {
-    if let Ok(vm) = c.ctx.vms.one(ns, who) {
-        return Ok((vm.uuid.clone(), Some(vm)));
-    }
-    let who_l = who.to_ascii_lowercase();
-    if let Some(vm) = c
-        .ctx
-        .vms
-        .in_namespace(ns)
-        .into_iter()
-        .find(|v| v.uuid == who_l)
-    {
+    if let Some(vm) = find_vm(c, ns, who) {
         return Ok((vm.uuid.clone(), Some(vm)));
     }
     if let Some((uuid, _)) = c
@@ -408,13 +421,7 @@ fn process_list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         } else {
             vec![find_uuid(&c, &ns, &who)?.0]
         };
-        let names: std::collections::HashMap<String, String> = c
-            .ctx
-            .vms
-            .in_namespace(&ns)
-            .into_iter()
-            .map(|v| (v.uuid.clone(), v.name.clone()))
-            .collect();
+        let names = vm_names(&c, &ns);
         let mut rows = Vec::new();
         for u in uuids {
             let Some(cl) = clients.get(&u) else {

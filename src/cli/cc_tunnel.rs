@@ -62,16 +62,7 @@ fn failed(e: impl std::fmt::Display) -> CommandError {
 
 /// A VM of the namespace by name, id or UUID, as minimega's FindVM.
 fn find_vm(c: &Call<'_, Node>, ns: &str, who: &str) -> Result<Arc<crate::vm::Vm>, CommandError> {
-    if let Ok(vm) = c.ctx.vms.one(ns, who) {
-        return Ok(vm);
-    }
-    let who_l = who.to_ascii_lowercase();
-    c.ctx
-        .vms
-        .in_namespace(ns)
-        .into_iter()
-        .find(|v| v.uuid == who_l)
-        .ok_or_else(|| failed(format!("vm not found: {who}")))
+    super::cc::find_vm(c, ns, who).ok_or_else(|| failed(format!("vm not found: {who}")))
 }
 
 fn ports(c: &Call<'_, Node>) -> Result<Forward, CommandError> {
@@ -98,13 +89,7 @@ fn list(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let ns = current(c.session).to_string();
         let who = c.args.string("vm").unwrap_or_default().to_string();
-        let names: std::collections::HashMap<String, String> = c
-            .ctx
-            .vms
-            .in_namespace(&ns)
-            .into_iter()
-            .map(|v| (v.uuid.clone(), v.name.clone()))
-            .collect();
+        let names = super::cc::vm_names(&c, &ns);
         // (name, forwards), sorted by name as minimega sorts them.
         let mut each = Vec::new();
         if who == "all" {
