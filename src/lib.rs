@@ -35,6 +35,7 @@ pub mod cli;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod container;
 pub mod console;
 pub mod daemon;
 pub mod dbus;

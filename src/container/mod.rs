@@ -1,0 +1,7 @@
+//! Containers (`vm launch container`): minimega's second kind of VM, a
+//! process tree in its own namespaces over a file system, run by a
+//! monitor that stands where QEMU stands for a KVM VM.
+//!
+//! - [`spec`]: what the daemon tells the monitor (pure data)
+
+pub mod spec;
