@@ -3,5 +3,8 @@
 //! monitor that stands where QEMU stands for a KVM VM.
 //!
 //! - [`spec`]: what the daemon tells the monitor (pure data)
+//! - [`runtime`]: the daemon's side: launch checks, the monitor's spec and
+//!   command line, network namespaces left behind
 
+pub mod runtime;
 pub mod spec;
