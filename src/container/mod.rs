@@ -3,5 +3,9 @@
 //! monitor that stands where QEMU stands for a KVM VM.
 //!
 //! - [`spec`]: what the daemon tells the monitor (pure data)
+//! - [`mounts`]: the container's file system as a plan of mount steps
+//! - [`shim`]: the monitor (`container-shim`) and its stage (`container-init`)
 
+pub mod mounts;
+pub mod shim;
 pub mod spec;
