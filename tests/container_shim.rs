@@ -243,6 +243,10 @@ hostname > /vol/hostname
 ls /dev/fifos > /vol/fifos
 cat /etc/fromhost > /vol/fromhost
 echo written > /written-in-root
+grep CapBnd /proc/self/status > /vol/caps
+[ -S /cc ] && echo socket > /vol/cc
+(echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo ro > /vol/procsys
+mknod /tmp/mem c 1 1 && { head -c1 /tmp/mem >/dev/null 2>&1 || echo denied > /vol/devmem; }
 (i=0; while true; do i=$((i+1)); echo $i >> /vol/count; sleep 0.1; done) &
 echo "init up"
 while read line; do echo "echo:$line"; done
@@ -317,6 +321,37 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
         std::fs::read_to_string(vol.join("fromhost")).unwrap(),
         "hello from the host\n"
     );
+
+    // Docker's capabilities plus NET_ADMIN; no kernel settings or raw
+    // memory from inside; the cc socket is there.
+    wait_until("the checks", 10, || vol.join("devmem").exists());
+    assert_eq!(
+        std::fs::read_to_string(vol.join("caps")).unwrap(),
+        "CapBnd:\t00000000a80435fb\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("procsys")).unwrap(),
+        "ro\n"
+    );
+    assert_eq!(std::fs::read_to_string(vol.join("cc")).unwrap(), "socket\n");
+
+    // cc: bytes both ways between the daemon's end and the agent's (the
+    // agent's end is /cc inside; dialled from here, it is the same socket).
+    let mut daemon_end = UnixStream::connect(sp.vmdir.join("cc")).unwrap();
+    let mut agent_end = UnixStream::connect(sp.vmdir.join("cc-agent")).unwrap();
+    for s in [&daemon_end, &agent_end] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    daemon_end.write_all(b"to-agent").unwrap();
+    let mut b = [0u8; 8];
+    agent_end.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"to-agent");
+    agent_end.write_all(b"to-daemn").unwrap();
+    daemon_end.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"to-daemn");
+    // One side leaves: the other is closed too.
+    drop(daemon_end);
+    assert_eq!(agent_end.read(&mut b).unwrap(), 0);
 
     // The counter stops while stopped and goes on after cont.
     wait_until("the counter", 10, || lines(&vol.join("count")) > 3);
@@ -474,4 +509,56 @@ fn bad_input_is_one_clear_line_and_nothing_left() {
             missing.display()
         ),
     );
+}
+
+#[test]
+fn a_killed_monitor_takes_its_container_along_and_a_new_one_starts() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-kill");
+    let t = tag("k");
+    let mut sp = spec(&s, &t, vec!["/init"]);
+    filesystem(
+        &sp.filesystem,
+        "#!/bin/sh\necho started > /vol/started\nwhile true; do echo x >> /vol/count; sleep 0.1; done\n",
+    );
+    let vol = s.path.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    sp.volumes = vec![("/vol".into(), vol.clone())];
+    let cg = MemCgroup::new(&t, 256);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    wait_until("init's start", 10, || vol.join("started").exists());
+    shim.child.kill().unwrap();
+    shim.child.wait().unwrap();
+    let spec_path = Spec::path(&sp.vmdir).display().to_string();
+    wait_until("the container's end", 10, || {
+        !sh("ps -eo args").1.contains(&spec_path)
+    });
+    let n = lines(&vol.join("count"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        lines(&vol.join("count")),
+        n,
+        "the payload outlived its monitor"
+    );
+    drop(q);
+    drop(shim);
+
+    // The same VM again, over what the killed monitor could not remove.
+    let (ok, _) = sh(&format!("ip netns add {t}"));
+    assert!(ok);
+    let _ = std::fs::remove_file(vol.join("started"));
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    wait_until("init's start", 10, || vol.join("started").exists());
+    q.exec("quit");
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
 }

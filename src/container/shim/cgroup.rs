@@ -80,8 +80,48 @@ pub enum Payload {
         payload: PathBuf,
         supervisor: PathBuf,
     },
-    /// `freezer/<own>/<leaf>`.
-    V1 { freezer: PathBuf },
+    /// `freezer/<own>/<leaf>`, and `devices/<own>/<leaf>` when the host
+    /// has the v1 devices controller.
+    V1 {
+        freezer: PathBuf,
+        devices: Option<PathBuf>,
+    },
+}
+
+/// Docker's default device rules: any node may be made, only these
+/// opened (the memory devices, ttys, the pty multiplexer and ptys, tun).
+pub const DEVICES_ALLOWED: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
+
+/// Makes a cgroup directory; one left by a monitor that was killed (so
+/// it could not clean up) is taken over if no process is left in it.
+fn fresh_dir(dir: &Path) -> Result<(), CgroupError> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let procs = read(&dir.join("cgroup.procs"))?;
+            if procs.trim().is_empty() {
+                Ok(())
+            } else {
+                Err(CgroupError::Io {
+                    path: dir.display().to_string(),
+                    why: std::io::Error::other("exists and has processes (another container?)"),
+                })
+            }
+        }
+        r => r.map_err(io(dir)),
+    }
 }
 
 fn write(path: &Path, what: &str) -> Result<(), CgroupError> {
@@ -134,17 +174,50 @@ impl Payload {
         } else {
             let own = me.v1_path("freezer").unwrap_or("/");
             let freezer = under(&Path::new(ROOT).join("freezer"), own).join(leaf);
-            std::fs::create_dir(&freezer).map_err(io(&freezer))?;
-            Ok(Payload::V1 { freezer })
+            fresh_dir(&freezer)?;
+            let mut p = Payload::V1 {
+                freezer,
+                devices: None,
+            };
+            if let Some(own) = me.v1_path("devices") {
+                let dir = under(&Path::new(ROOT).join("devices"), own).join(leaf);
+                let made = fresh_dir(&dir).and_then(|()| {
+                    write(&dir.join("devices.deny"), "a")?;
+                    DEVICES_ALLOWED
+                        .iter()
+                        .try_for_each(|rule| write(&dir.join("devices.allow"), rule))
+                });
+                if let Payload::V1 { devices, .. } = &mut p {
+                    *devices = Some(dir);
+                }
+                if let Err(e) = made {
+                    p.remove();
+                    return Err(e);
+                }
+            }
+            Ok(p)
         }
     }
 
-    /// Where a process writes `0` to join the payload.
+    /// Where the payload's processes are listed (and killed from).
     pub fn procs_file(&self) -> PathBuf {
         match self {
             Payload::V2 { payload, .. } => payload.join("cgroup.procs"),
-            Payload::V1 { freezer } => freezer.join("cgroup.procs"),
+            Payload::V1 { freezer, .. } => freezer.join("cgroup.procs"),
         }
+    }
+
+    /// Where a process writes `0` to join the payload: every cgroup made
+    /// for it.
+    pub fn join_files(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.procs_file()];
+        if let Payload::V1 {
+            devices: Some(d), ..
+        } = self
+        {
+            v.push(d.join("cgroup.procs"));
+        }
+        v
     }
 
     pub fn freeze(&self) -> Result<(), CgroupError> {
@@ -156,7 +229,7 @@ impl Payload {
                     Ok(read(&ev)?.lines().any(|l| l.trim() == "frozen 1"))
                 })
             }
-            Payload::V1 { freezer } => {
+            Payload::V1 { freezer, .. } => {
                 let st = freezer.join("freezer.state");
                 // FREEZING until every task stopped; writing again retries
                 // the stragglers.
@@ -171,7 +244,7 @@ impl Payload {
     pub fn thaw(&self) -> Result<(), CgroupError> {
         match self {
             Payload::V2 { payload, .. } => write(&payload.join("cgroup.freeze"), "0"),
-            Payload::V1 { freezer } => write(&freezer.join("freezer.state"), "THAWED"),
+            Payload::V1 { freezer, .. } => write(&freezer.join("freezer.state"), "THAWED"),
         }
     }
 
@@ -218,9 +291,12 @@ impl Payload {
                 let _ = write(&own.join("cgroup.procs"), "0");
                 let _ = std::fs::remove_dir(supervisor);
             }
-            Payload::V1 { freezer } => {
+            Payload::V1 { freezer, devices } => {
                 let _ = self.thaw();
                 let _ = std::fs::remove_dir(freezer);
+                if let Some(d) = devices {
+                    let _ = std::fs::remove_dir(d);
+                }
             }
         }
     }

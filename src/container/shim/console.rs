@@ -164,7 +164,10 @@ pub async fn serve_cc(daemon: UnixListener, agent: UnixListener) {
     let mut d: Option<UnixStream> = None;
     let mut a: Option<UnixStream> = None;
     loop {
-        if let (Some(x), Some(y)) = (d.take(), a.take()) {
+        if d.is_some() && a.is_some() {
+            let (Some(x), Some(y)) = (d.take(), a.take()) else {
+                continue;
+            };
             let (mut xr, mut xw) = x.into_split();
             let (mut yr, mut yw) = y.into_split();
             // The first direction to end ends both: dropping the halves

@@ -134,7 +134,7 @@ impl Container {
     ) -> Result<tokio::process::Child, CreateError> {
         let (report_r, report_w) = pipe()?;
         let (go_r, go_w) = pipe()?;
-        let procs = cpath(&cgroup.procs_file());
+        let joins: Vec<CString> = cgroup.join_files().iter().map(|p| cpath(p)).collect();
         let netns = cpath(&Path::new("/run/netns").join(&spec.netns));
         let oom = cpath(Path::new("/proc/self/oom_score_adj"));
         let (rw, gr) = (report_w.as_raw_fd(), go_r.as_raw_fd());
@@ -154,7 +154,9 @@ impl Container {
                 // A dead monitor takes its container along.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                 // "0": the writing process itself.
-                put(&procs, b"0")?;
+                for j in &joins {
+                    put(j, b"0")?;
+                }
                 let fd = libc::open(netns.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
                 if fd < 0 || libc::setns(fd, libc::CLONE_NEWNET) != 0 {
                     return Err(std::io::Error::last_os_error());

@@ -39,6 +39,14 @@ fn ip(args: &[String]) -> Result<(), String> {
 
 /// Makes the namespace; on failure nothing of it is left.
 pub fn setup(spec: &Spec) -> Result<(), String> {
+    // One of this name is a leftover of a monitor that was killed (the
+    // name is this VM's): its processes died with that monitor.
+    if std::path::Path::new("/run/netns")
+        .join(&spec.netns)
+        .exists()
+    {
+        remove(&spec.netns);
+    }
     for (i, cmd) in setup_commands(spec).iter().enumerate() {
         if let Err(e) = ip(cmd) {
             if i > 0 {
