@@ -1,0 +1,564 @@
+//! The container monitor run directly as root, without a daemon: this
+//! test does the daemon's part (a spec, a memory cgroup with a limit, a
+//! QMP client) and looks at the container from the host and through its
+//! console.
+//!
+//! Run: `cargo test --test container_shim -- --test-threads=1` as root.
+
+mod common;
+
+use common::{Scratch, BIN};
+use minimega::container::spec::{shim_args, NicSpec, Spec};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sh(cmd: &str) -> (bool, String) {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// A busybox file system with `init` as its /init.
+fn filesystem(dir: &Path, init: &str) {
+    let script = common::project_root().join("scripts/container-fs.sh");
+    let (ok, out) = sh(&format!("sh {} {}", script.display(), dir.display()));
+    assert!(ok, "container-fs.sh: {out}");
+    std::fs::write(dir.join("init"), init).unwrap();
+}
+
+fn tree_listing(dir: &Path) -> String {
+    sh(&format!("cd {} && find . | sort", dir.display())).1
+}
+
+/// A v1 memory cgroup with a limit, standing in for the daemon's VM
+/// cgroup (None on a host without the v1 memory controller).
+struct MemCgroup(Option<PathBuf>);
+
+impl MemCgroup {
+    fn new(tag: &str, mib: u64) -> MemCgroup {
+        let base = Path::new("/sys/fs/cgroup/memory");
+        if !base.join("memory.limit_in_bytes").exists() {
+            return MemCgroup(None);
+        }
+        let dir = base.join(tag);
+        std::fs::create_dir(&dir).unwrap();
+        let bytes = (mib << 20).to_string();
+        std::fs::write(dir.join("memory.limit_in_bytes"), &bytes).unwrap();
+        let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &bytes);
+        MemCgroup(Some(dir))
+    }
+    fn add(&self, pid: u32) {
+        if let Some(d) = &self.0 {
+            std::fs::write(d.join("cgroup.procs"), pid.to_string()).unwrap();
+        }
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        if let Some(d) = &self.0 {
+            for _ in 0..50 {
+                if std::fs::remove_dir(d).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// The monitor as the daemon runs it; killed and cleaned up on drop if a
+/// test fails halfway.
+struct Shim {
+    child: Child,
+    spec: Spec,
+    qmp: PathBuf,
+}
+
+impl Shim {
+    fn start(spec: &Spec, cg: &MemCgroup) -> Shim {
+        std::fs::write(Spec::path(&spec.vmdir), serde_json::to_vec(spec).unwrap()).unwrap();
+        let log = std::fs::File::create(spec.vmdir.join("qemu.log")).unwrap();
+        let child = Command::new(BIN)
+            .args(shim_args(&spec.name, &spec.vmdir))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let qmp = spec.vmdir.join("qmp");
+        wait_until("the QMP socket", 10, || {
+            UnixStream::connect(&qmp).is_ok() || qmp.exists()
+        });
+        cg.add(child.id());
+        Shim {
+            child,
+            spec: spec.clone(),
+            qmp,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.spec.vmdir.join("qemu.log")).unwrap_or_default()
+    }
+
+    fn wait_exit(&mut self, secs: u64) -> i32 {
+        let mut code = None;
+        wait_until("the monitor's exit", secs, || {
+            code = self
+                .child
+                .try_wait()
+                .unwrap()
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        code.unwrap()
+    }
+
+    /// Nothing the monitor made is left on the host.
+    fn assert_clean(&self) {
+        let ns = sh("ip netns list").1;
+        assert!(!ns.contains(&self.spec.netns), "netns left: {ns}");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let vmdir = self.spec.vmdir.display().to_string();
+        assert!(!mounts.contains(&vmdir), "mounts left under {vmdir}");
+        let fz = Path::new("/sys/fs/cgroup/freezer").join(&self.spec.cgroup_leaf);
+        assert!(!fz.exists(), "{} left", fz.display());
+        let (_, ps) = sh("ps -eo args");
+        let spec_path = Spec::path(&self.spec.vmdir).display().to_string();
+        assert!(!ps.contains(&spec_path), "processes left: {ps}");
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let fz = Path::new("/sys/fs/cgroup/freezer").join(&self.spec.cgroup_leaf);
+        if fz.exists() {
+            let _ = std::fs::write(fz.join("freezer.state"), "THAWED");
+            std::thread::sleep(Duration::from_millis(300));
+            let _ = std::fs::remove_dir(&fz);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.spec.netns])
+            .output();
+    }
+}
+
+/// A line-at-a-time QMP client.
+struct Qmp {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Qmp {
+    /// Connects and reads the greeting; None if the monitor closed first.
+    fn connect(path: &Path) -> Option<(Qmp, Value)> {
+        let s = UnixStream::connect(path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut q = Qmp {
+            r: BufReader::new(s.try_clone().unwrap()),
+            w: s,
+        };
+        let g = q.line()?;
+        Some((q, g))
+    }
+    fn line(&mut self) -> Option<Value> {
+        let mut l = String::new();
+        match self.r.read_line(&mut l) {
+            Ok(n) if n > 0 => Some(serde_json::from_str(&l).unwrap()),
+            _ => None,
+        }
+    }
+    fn exec(&mut self, cmd: &str) -> Value {
+        writeln!(self.w, "{}", json!({"execute": cmd, "id": cmd})).unwrap();
+        loop {
+            let v = self.line().expect("an answer");
+            if v.get("event").is_none() {
+                assert_eq!(v["id"], cmd);
+                return v;
+            }
+        }
+    }
+    fn event(&mut self) -> Value {
+        self.line().expect("an event")
+    }
+}
+
+fn spec(s: &Scratch, tag: &str, init: Vec<&str>) -> Spec {
+    let vmdir = s.path.join("vm");
+    std::fs::create_dir_all(&vmdir).unwrap();
+    Spec {
+        name: tag.into(),
+        uuid: "0e7a9ad6-1c7b-4d8a-9f7e-5e4d3c2b1a09".into(),
+        hostname: format!("{tag}-host"),
+        vmdir,
+        filesystem: s.path.join("fs"),
+        snapshot: true,
+        init: init.into_iter().map(String::from).collect(),
+        preinit: String::new(),
+        fifos: 0,
+        volumes: vec![],
+        nics: vec![],
+        netns: tag.into(),
+        memory: 64,
+        cgroup_leaf: tag.into(),
+    }
+}
+
+fn tag(what: &str) -> String {
+    format!(
+        "mmt{what}{}x{}",
+        std::process::id() % 100000,
+        common::unique_tag()
+    )
+}
+
+fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p).map_or(0, |t| t.lines().count())
+}
+
+const LIFE_INIT: &str = r#"#!/bin/sh
+echo started > /vol/started
+hostname > /vol/hostname
+ls /dev/fifos > /vol/fifos
+cat /etc/fromhost > /vol/fromhost
+echo written > /written-in-root
+grep CapBnd /proc/self/status > /vol/caps
+[ -S /cc ] && echo socket > /vol/cc
+(echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo ro > /vol/procsys
+mknod /tmp/mem c 1 1 && { head -c1 /tmp/mem >/dev/null 2>&1 || echo denied > /vol/devmem; }
+(i=0; while true; do i=$((i+1)); echo $i >> /vol/count; sleep 0.1; done) &
+echo "init up"
+while read line; do echo "echo:$line"; done
+"#;
+
+#[test]
+fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-life");
+    let t = tag("l");
+    let mut sp = spec(&s, &t, vec!["/init"]);
+    filesystem(&sp.filesystem, LIFE_INIT);
+    let before = tree_listing(&sp.filesystem);
+    let vol = s.path.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    let conf = s.path.join("fromhost.conf");
+    std::fs::write(&conf, "hello from the host\n").unwrap();
+    sp.volumes = vec![("/vol".into(), vol.clone()), ("/etc/fromhost".into(), conf)];
+    sp.fifos = 2;
+    // A NIC: the daemon's veth pair, made here.
+    let host_end = format!("{t}a");
+    let peer = format!("{t}b");
+    let _ = sh(&format!("ip link del {host_end}"));
+    assert!(
+        sh(&format!(
+            "ip link add {host_end} type veth peer name {peer}"
+        ))
+        .0
+    );
+    sp.nics = vec![NicSpec {
+        peer: peer.clone(),
+        name: "eth0".into(),
+        mac: "02:00:00:aa:bb:cc".into(),
+    }];
+    let cg = MemCgroup::new(&t, 256);
+    let mut shim = Shim::start(&sp, &cg);
+
+    let (mut q, greeting) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    assert!(greeting["QMP"]["capabilities"].is_array());
+    assert_eq!(q.exec("qmp_capabilities")["return"], json!({}));
+    assert_eq!(q.exec("query-status")["return"]["status"], "paused");
+
+    // Launched frozen: init has not run.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!vol.join("started").exists(), "init ran before cont");
+    let link = sh(&format!("ip -n {t} link show eth0")).1;
+    assert!(
+        link.contains("02:00:00:aa:bb:cc"),
+        "eth0 in the container: {link}"
+    );
+
+    assert_eq!(q.exec("cont")["return"], json!({}));
+    assert_eq!(q.event()["event"], "RESUME");
+    assert_eq!(q.exec("query-status")["return"]["running"], true);
+    wait_until("init's start", 10, || vol.join("started").exists());
+    wait_until("init's writes", 10, || lines(&vol.join("fifos")) == 2);
+    assert_eq!(
+        std::fs::read_to_string(vol.join("hostname"))
+            .unwrap()
+            .trim(),
+        format!("{t}-host")
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("fifos")).unwrap(),
+        "fifo0\nfifo1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("fromhost")).unwrap(),
+        "hello from the host\n"
+    );
+
+    // Docker's capabilities plus NET_ADMIN; no kernel settings or raw
+    // memory from inside; the cc socket is there.
+    wait_until("the checks", 10, || vol.join("devmem").exists());
+    assert_eq!(
+        std::fs::read_to_string(vol.join("caps")).unwrap(),
+        "CapBnd:\t00000000a80435fb\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(vol.join("procsys")).unwrap(),
+        "ro\n"
+    );
+    assert_eq!(std::fs::read_to_string(vol.join("cc")).unwrap(), "socket\n");
+
+    // cc: bytes both ways between the daemon's end and the agent's (the
+    // agent's end is /cc inside; dialled from here, it is the same socket).
+    let mut daemon_end = UnixStream::connect(sp.vmdir.join("cc")).unwrap();
+    let mut agent_end = UnixStream::connect(sp.vmdir.join("cc-agent")).unwrap();
+    for s in [&daemon_end, &agent_end] {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    }
+    daemon_end.write_all(b"to-agent").unwrap();
+    let mut b = [0u8; 8];
+    agent_end.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"to-agent");
+    agent_end.write_all(b"to-daemn").unwrap();
+    daemon_end.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"to-daemn");
+    // One side leaves: the other is closed too.
+    drop(daemon_end);
+    assert_eq!(agent_end.read(&mut b).unwrap(), 0);
+
+    // The counter stops while stopped and goes on after cont.
+    wait_until("the counter", 10, || lines(&vol.join("count")) > 3);
+    assert_eq!(q.exec("stop")["return"], json!({}));
+    assert_eq!(q.event()["event"], "STOP");
+    assert_eq!(q.exec("query-status")["return"]["status"], "paused");
+    let frozen = lines(&vol.join("count"));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        lines(&vol.join("count")),
+        frozen,
+        "the counter ran while stopped"
+    );
+    q.exec("cont");
+    assert_eq!(q.event()["event"], "RESUME");
+    wait_until("the counter to go on", 10, || {
+        lines(&vol.join("count")) > frozen + 2
+    });
+
+    // The console: init's output, and input reaching init.
+    let mut con = UnixStream::connect(sp.vmdir.join("console")).unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    con.write_all(b"ping-42\n").unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    let end = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("echo:ping-42") && Instant::now() < end {
+        if let Ok(n) = con.read(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(seen.contains("echo:ping-42"), "console said {seen:?}");
+    let log = std::fs::read_to_string(sp.vmdir.join("console.log")).unwrap();
+    assert!(
+        log.contains("init up") && log.contains("echo:ping-42"),
+        "console.log: {log:?}"
+    );
+
+    // A client leaving and a new one: a fresh greeting, still running.
+    drop(q);
+    let (mut q, g) = Qmp::connect(&shim.qmp).expect("a second greeting");
+    assert!(g.get("QMP").is_some());
+    q.exec("qmp_capabilities");
+    assert_eq!(q.exec("query-status")["return"]["status"], "running");
+    assert!(shim.child.try_wait().unwrap().is_none());
+    assert_eq!(q.exec("bogus")["error"]["class"], "CommandNotFound");
+
+    // The root was an overlay: the file system is as it was.
+    assert_eq!(tree_listing(&sp.filesystem), before);
+    assert!(sp.vmdir.join("upper/written-in-root").exists());
+
+    assert_eq!(q.exec("quit")["return"], json!({}));
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
+    // The veth went with the namespace.
+    wait_until("the veth's removal", 10, || {
+        !sh(&format!("ip link show {host_end}")).0
+    });
+}
+
+const HOG_INIT: &str = r#"#!/bin/sh
+echo started > /vol/started
+sh -c 'x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done'
+echo "hog died: $?" > /vol/hog
+while [ ! -e /vol/exit ]; do sleep 0.1; done
+echo bye > /vol/bye
+"#;
+
+#[test]
+fn memory_hog_dies_monitor_survives_and_init_exit_ends_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-oom");
+    let t = tag("m");
+    let mut sp = spec(&s, &t, vec!["/init"]);
+    filesystem(&sp.filesystem, HOG_INIT);
+    let vol = s.path.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    sp.volumes = vec![("/vol".into(), vol.clone())];
+    sp.snapshot = false;
+    let cg = MemCgroup::new(&t, 64);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("qmp_capabilities");
+    q.exec("cont");
+    wait_until("the hog's death", 60, || vol.join("hog").exists());
+    let hog = std::fs::read_to_string(vol.join("hog")).unwrap();
+    assert!(hog.contains("137") || cg.0.is_none(), "hog: {hog}");
+    assert!(
+        shim.child.try_wait().unwrap().is_none(),
+        "the monitor died: {}",
+        shim.log()
+    );
+    assert_eq!(q.exec("query-status")["return"]["status"], "running");
+    // Init exits by itself: the monitor cleans up and exits.
+    std::fs::write(vol.join("exit"), "").unwrap();
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    assert!(vol.join("bye").exists());
+    shim.assert_clean();
+}
+
+fn assert_fails(sp: &Spec, want: &str) {
+    let cg = MemCgroup::new(&sp.cgroup_leaf, 256);
+    let mut shim = Shim::start(sp, &cg);
+    assert!(
+        Qmp::connect(&shim.qmp).is_none(),
+        "greeted a broken container"
+    );
+    assert_eq!(shim.wait_exit(20), 1);
+    let log = shim.log();
+    let last = log.lines().last().unwrap_or("");
+    assert!(last.contains(want), "last line {last:?}, want {want:?}");
+    shim.assert_clean();
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_nothing_left() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-bad");
+    let t = tag("b");
+    let mut sp = spec(&s, &t, vec!["/sbin/nope"]);
+    filesystem(&sp.filesystem, "#!/bin/sh\nsleep 1000\n");
+    assert_fails(
+        &sp,
+        "init /sbin/nope: no such file in the container's file system",
+    );
+
+    sp.init = vec!["/init".into()];
+    let pre = s.path.join("preinit");
+    std::fs::write(
+        &pre,
+        "#!/bin/sh\n[ \"$1\" = \"$CONTAINER_ROOT\" ] && [ -d \"$1/bin\" ] && exit 3\nexit 4\n",
+    )
+    .unwrap();
+    common::set_mode(&pre, 0o755);
+    sp.preinit = pre.display().to_string();
+    assert_fails(
+        &sp,
+        &format!("preinit {} failed: exit status 3", pre.display()),
+    );
+
+    sp.preinit = String::new();
+    let missing = s.path.join("missing");
+    sp.volumes = vec![("/data".into(), missing.clone())];
+    assert_fails(
+        &sp,
+        &format!(
+            "volume source {}: no such file or directory",
+            missing.display()
+        ),
+    );
+}
+
+#[test]
+fn a_killed_monitor_takes_its_container_along_and_a_new_one_starts() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-kill");
+    let t = tag("k");
+    let mut sp = spec(&s, &t, vec!["/init"]);
+    filesystem(
+        &sp.filesystem,
+        "#!/bin/sh\necho started > /vol/started\nwhile true; do echo x >> /vol/count; sleep 0.1; done\n",
+    );
+    let vol = s.path.join("vol");
+    std::fs::create_dir(&vol).unwrap();
+    sp.volumes = vec![("/vol".into(), vol.clone())];
+    let cg = MemCgroup::new(&t, 256);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    wait_until("init's start", 10, || vol.join("started").exists());
+    shim.child.kill().unwrap();
+    shim.child.wait().unwrap();
+    let spec_path = Spec::path(&sp.vmdir).display().to_string();
+    wait_until("the container's end", 10, || {
+        !sh("ps -eo args").1.contains(&spec_path)
+    });
+    let n = lines(&vol.join("count"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        lines(&vol.join("count")),
+        n,
+        "the payload outlived its monitor"
+    );
+    drop(q);
+    drop(shim);
+
+    // The same VM again, over what the killed monitor could not remove.
+    let (ok, _) = sh(&format!("ip netns add {t}"));
+    assert!(ok);
+    let _ = std::fs::remove_file(vol.join("started"));
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    wait_until("init's start", 10, || vol.join("started").exists());
+    q.exec("quit");
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
+}
