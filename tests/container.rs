@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::guest::*;
+use common::guest::{fails, vm_dirs, vm_info};
 use common::ovs::Site;
 use common::pty::Pty;
 use common::*;
@@ -50,27 +50,63 @@ fn count(f: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// What the daemon's mount namespace has under /run/netns (it runs in
-/// `ip netns exec`, whose mounts the host does not see).
+/// The network namespaces of the daemon's containers (its tag in the name).
 fn netns_of(d: &Daemon) -> Vec<String> {
-    let o = Command::new("nsenter")
-        .args(["-t", &d.pid().to_string(), "-m", "ls", "/run/netns"])
+    let prefix = format!("minimega-{}-", minimega::base::tag(&d.base));
+    std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Pids of the monitors of the base directory's containers.
+fn monitors(base: &Path) -> Vec<i32> {
+    let o = Command::new("pgrep")
+        .args(["-f", &format!("container-shim .*{}/", base.display())])
         .output()
         .unwrap();
     stdout(&o)
         .split_whitespace()
-        .filter(|n| n.starts_with("minimega-"))
-        .map(String::from)
+        .filter_map(|p| p.parse().ok())
         .collect()
 }
 
-/// No monitor or payload of the base directory's containers runs.
 fn no_monitors(base: &Path) -> bool {
-    let o = Command::new("pgrep")
-        .args(["-f", &format!("container-shim.*{}", base.display())])
-        .output()
-        .unwrap();
-    stdout(&o).trim().is_empty()
+    monitors(base).is_empty()
+}
+
+/// Ends the containers a failed test left: SIGTERM lets each monitor take
+/// its namespace and cgroups down; SIGKILL after a while, then the rest.
+struct CtGuard(PathBuf);
+
+impl Drop for CtGuard {
+    fn drop(&mut self) {
+        for p in monitors(&self.0) {
+            unsafe { libc::kill(p, libc::SIGTERM) };
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !no_monitors(&self.0) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        for p in monitors(&self.0) {
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let prefix = format!("minimega-{}-", minimega::base::tag(&self.0));
+        for e in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) {
+                let _ = Command::new("ip").args(["netns", "delete", &n]).status();
+            }
+        }
+    }
 }
 
 fn console(base: &Path, vm: &str) -> Pty {
@@ -86,7 +122,7 @@ echo "init up as $(hostname)"
 hostname > /data/hostname
 ls /dev/fifos > /data/fifos
 echo written > /written
-miniccc -family unix -serial /cc -level error &
+miniccc -family unix -parent /cc -level error &
 n=0
 ( while true; do n=$((n+1)); echo $n > /data/count; sleep 0.1; done ) &
 while read line; do echo "got: $line"; done
@@ -97,10 +133,8 @@ sleep 100000
 fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     let site = Site::new("ct");
     let bus = Bus::start();
-    let d = site.daemon(&bus, None);
-    let _guard = VmGuard {
-        base: d.base.clone(),
-    };
+    let d = site.daemon_with(&bus, None, true);
+    let _guard = CtGuard(d.base.clone());
     let scratch = Scratch::new("ct-fs");
     let fs = filesystem(&scratch.path, INIT);
     let before = tree(&fs);
@@ -118,7 +152,13 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
         listing.contains("Container configuration:\nFilesystem Path: "),
         "{listing}"
     );
-    assert!(listing.contains(&format!("Volumes:         \n                 /data -> {}", data.display())), "{listing}");
+    assert!(
+        listing.contains(&format!(
+            "Volumes:         \n                 /data -> {}",
+            data.display()
+        )),
+        "{listing}"
+    );
     d.ok("vm launch container ct1");
     let rows = vm_info(&d);
     let r = &rows[0];
@@ -129,7 +169,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     assert_eq!(r["init"], "[/init]");
     assert_eq!(r["fifo"], "2");
     assert_eq!(r["disks"], "N/A");
-    assert!(r["tap"].starts_with("mega_tap"), "{r:?}");
+    assert!(r["tap"].starts_with("[mega_tap"), "{r:?}");
     assert_eq!(netns_of(&d).len(), 1);
     // Frozen at launch: init has not run.
     std::thread::sleep(Duration::from_millis(500));
@@ -143,9 +183,17 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     con.wait_for("init up as inside", 0, SEEN);
     con.type_bytes(b"hello console\r");
     con.wait_for("got: hello console", 0, SEEN);
-    assert_eq!(std::fs::read_to_string(data.join("hostname")).unwrap().trim(), "inside");
     assert_eq!(
-        std::fs::read_to_string(data.join("fifos")).unwrap().split_whitespace().collect::<Vec<_>>(),
+        std::fs::read_to_string(data.join("hostname"))
+            .unwrap()
+            .trim(),
+        "inside"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("fifos"))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
         ["fifo0", "fifo1"]
     );
     assert!(d.base.join(&r["id"]).join("fifo1").exists());
@@ -168,7 +216,11 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     d.ok("cc exec hostname");
     let resp = d.base.join("files/miniccc_responses");
     wait_for("cc exec's answer", SEEN, || {
-        let o = Command::new("grep").args(["-rl", "inside"]).arg(&resp).output().ok()?;
+        let o = Command::new("grep")
+            .args(["-rl", "inside"])
+            .arg(&resp)
+            .output()
+            .ok()?;
         (!stdout(&o).trim().is_empty()).then_some(())
     });
 
@@ -179,7 +231,9 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     assert!(top.contains("ct1"), "{top}");
 
     d.ok("vm kill ct1");
-    wait_for("QUIT", SEEN, || (vm_info(&d)[0]["state"] == "QUIT").then_some(()));
+    wait_for("QUIT", SEEN, || {
+        (vm_info(&d)[0]["state"] == "QUIT").then_some(())
+    });
     assert!(no_monitors(&d.base));
     assert!(netns_of(&d).is_empty(), "{:?}", netns_of(&d));
     assert!(site.devices().is_empty(), "{:?}", site.devices());
@@ -194,10 +248,8 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
 fn bad_container_input_is_refused_and_leaves_nothing() {
     let site = Site::new("ctbad");
     let bus = Bus::start();
-    let d = site.daemon(&bus, None);
-    let _guard = VmGuard {
-        base: d.base.clone(),
-    };
+    let d = site.daemon_with(&bus, None, true);
+    let _guard = CtGuard(d.base.clone());
     let scratch = Scratch::new("ctbad-fs");
     let fs = filesystem(&scratch.path, "#!/bin/sh\nsleep 1000\n");
     let file = scratch.path.join("file");
@@ -211,7 +263,10 @@ fn bad_container_input_is_refused_and_leaves_nothing() {
     assert!(e.contains("vm config filesystem"), "{e}");
     d.ok("vm config filesystem /nonexistent/fs");
     let e = fails(&d, "vm launch container c1");
-    assert!(e.contains("filesystem /nonexistent/fs: no such file"), "{e}");
+    assert!(
+        e.contains("filesystem /nonexistent/fs: no such file"),
+        "{e}"
+    );
     d.ok(&format!("vm config filesystem {}", file.display()));
     let e = fails(&d, "vm launch container c1");
     assert!(e.contains("not a directory"), "{e}");
@@ -222,7 +277,10 @@ fn bad_container_input_is_refused_and_leaves_nothing() {
     d.ok("clear vm config init");
     d.ok("vm config volume /data /nonexistent/src");
     let e = fails(&d, "vm launch container c1");
-    assert!(e.contains("volume source /nonexistent/src: no such file"), "{e}");
+    assert!(
+        e.contains("volume source /nonexistent/src: no such file"),
+        "{e}"
+    );
     d.ok("clear vm config volume");
     d.ok(&format!("vm config preinit {}", failing.display()));
     let e = fails(&d, "vm launch container c1");
@@ -246,13 +304,15 @@ sleep 100000
 fn containers_in_one_vlan_ping_and_not_across_vlans() {
     let site = Site::new("ctnet");
     let bus = Bus::start();
-    let d = site.daemon(&bus, None);
-    let _guard = VmGuard {
-        base: d.base.clone(),
-    };
+    let d = site.daemon_with(&bus, None, true);
+    let _guard = CtGuard(d.base.clone());
     let scratch = Scratch::new("ctnet-fs");
     let mut fss = Vec::new();
-    for (name, addr, vlan) in [("a", "10.9.0.1/24", 100), ("b", "10.9.0.2/24", 100), ("c", "10.9.0.3/24", 200)] {
+    for (name, addr, vlan) in [
+        ("a", "10.9.0.1/24", 100),
+        ("b", "10.9.0.2/24", 100),
+        ("c", "10.9.0.3/24", 200),
+    ] {
         let fs = filesystem(&scratch.path.join(name), PINGER);
         std::fs::write(fs.join("etc/address"), addr).unwrap();
         d.ok(&format!("vm config filesystem {}", fs.display()));
@@ -263,8 +323,8 @@ fn containers_in_one_vlan_ping_and_not_across_vlans() {
     d.ok("vm start all");
     let exec = |vm: &str, cmd: &str| {
         let ns = format!("minimega-{}", netns_suffix(&d, vm));
-        Command::new("nsenter")
-            .args(["-t", &d.pid().to_string(), "-m", "ip", "netns", "exec", &ns, "sh", "-c", cmd])
+        Command::new("ip")
+            .args(["netns", "exec", &ns, "sh", "-c", cmd])
             .status()
             .unwrap()
             .success()
@@ -272,10 +332,16 @@ fn containers_in_one_vlan_ping_and_not_across_vlans() {
     wait_for("a to reach b in VLAN 100", SEEN, || {
         exec("a", "ping -c 1 -W 1 10.9.0.2").then_some(())
     });
-    assert!(!exec("a", "ping -c 2 -W 1 10.9.0.3"), "VLAN 100 reached VLAN 200");
+    assert!(
+        !exec("a", "ping -c 2 -W 1 10.9.0.3"),
+        "VLAN 100 reached VLAN 200"
+    );
     d.ok("vm kill all");
     wait_for("QUIT", SEEN, || {
-        vm_info(&d).iter().all(|r| r["state"] == "QUIT").then_some(())
+        vm_info(&d)
+            .iter()
+            .all(|r| r["state"] == "QUIT")
+            .then_some(())
     });
     assert!(netns_of(&d).is_empty());
     assert!(site.devices().is_empty(), "{:?}", site.devices());

@@ -182,13 +182,13 @@ impl VmHook for ContainerHook {
             };
             for e in dir.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let Some(id) = name.strip_prefix(&prefix).and_then(|i| i.parse::<u64>().ok())
+                let Some(id) = name
+                    .strip_prefix(&prefix)
+                    .and_then(|i| i.parse::<u64>().ok())
                 else {
                     continue;
                 };
-                let live = vms
-                    .iter()
-                    .any(|v| v.id == id && v.lock().state.is_live());
+                let live = vms.iter().any(|v| v.id == id && v.lock().state.is_live());
                 if !live {
                     delete_netns(&name).await;
                 }
@@ -221,7 +221,10 @@ mod tests {
         let e = check(&VmConfig::default()).unwrap_err().to_string();
         assert!(e.contains("vm config filesystem"), "{e}");
         let e = check(&cfg(&d.join("nope"))).unwrap_err().to_string();
-        assert!(e.contains("filesystem") && e.contains("no such file"), "{e}");
+        assert!(
+            e.contains("filesystem") && e.contains("no such file"),
+            "{e}"
+        );
         let e = check(&cfg(&d.join("file"))).unwrap_err().to_string();
         assert!(e.contains("not a directory"), "{e}");
         let mut c = cfg(&d.join("fs"));
@@ -229,7 +232,8 @@ mod tests {
         let e = check(&c).unwrap_err().to_string();
         assert!(e.contains("init /sbin/nope: no such file"), "{e}");
         let mut c = cfg(&d.join("fs"));
-        c.ct.volumes.insert("/data".into(), "/nonexistent/src".into());
+        c.ct.volumes
+            .insert("/data".into(), "/nonexistent/src".into());
         let e = check(&c).unwrap_err().to_string();
         assert!(e.contains("volume source /nonexistent/src"), "{e}");
         let _ = std::fs::remove_dir_all(&d);

@@ -72,9 +72,9 @@ impl Node {
             tag: crate::base::tag(&config.base),
         });
         vms.set_container_runtime(containers.clone());
-        hooks.push(std::sync::Arc::new(crate::container::runtime::ContainerHook(
-            containers,
-        )));
+        hooks.push(std::sync::Arc::new(
+            crate::container::runtime::ContainerHook(containers),
+        ));
         let vnc = crate::vnc::Vnc::new(
             crate::vnc::Settings {
                 addr: config.vnc_addr,

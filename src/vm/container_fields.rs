@@ -110,17 +110,30 @@ fn bad(field: &'static str, value: &str, why: &'static str) -> ConfigError {
 /// A path inside the container: absolute, and never climbing out.
 fn inside_path(field: &'static str, p: &str) -> Result<String, ConfigError> {
     if !p.starts_with('/') {
-        return Err(bad(field, p, "a path inside the container must be absolute"));
+        return Err(bad(
+            field,
+            p,
+            "a path inside the container must be absolute",
+        ));
     }
     if p.split('/').any(|c| c == "..") {
-        return Err(bad(field, p, "a path inside the container may not contain `..`"));
+        return Err(bad(
+            field,
+            p,
+            "a path inside the container may not contain `..`",
+        ));
     }
     Ok(p.into())
 }
 
 impl ContainerFields {
     /// `values` are the words after the field's name (one or more).
-    pub fn set(&mut self, f: CtField, values: &[String], filepath: &Path) -> Result<(), ConfigError> {
+    pub fn set(
+        &mut self,
+        f: CtField,
+        values: &[String],
+        filepath: &Path,
+    ) -> Result<(), ConfigError> {
         let one = |name| match values {
             [v] => Ok(v.as_str()),
             _ => Err(ConfigError::OneValue(name)),
@@ -187,7 +200,9 @@ impl ContainerFields {
 
     /// `vm info`'s `volume` cell: the map as JSON, as minimega marshals it.
     pub fn volumes_cell(&self) -> String {
-        super::config::go_json(&serde_json::to_string(&self.volumes).unwrap_or_else(|_| "{}".into()))
+        super::config::go_json(
+            &serde_json::to_string(&self.volumes).unwrap_or_else(|_| "{}".into()),
+        )
     }
 }
 
@@ -204,12 +219,16 @@ mod tests {
         let fp = Path::new("/srv/files");
         let mut c = ContainerFields::default();
         assert_eq!(c.get(CtField::Init), "[/init]");
-        c.set(CtField::Filesystem, &words(&["fs/busybox"]), fp).unwrap();
+        c.set(CtField::Filesystem, &words(&["fs/busybox"]), fp)
+            .unwrap();
         assert_eq!(c.filesystem, "/srv/files/fs/busybox");
-        c.set(CtField::Init, &words(&["/bin/sh", "-c", "x"]), fp).unwrap();
+        c.set(CtField::Init, &words(&["/bin/sh", "-c", "x"]), fp)
+            .unwrap();
         assert_eq!(c.get(CtField::Init), "[/bin/sh -c x]");
-        c.set(CtField::Volume, &words(&["/data", "/scratch/d"]), fp).unwrap();
-        c.set(CtField::Volume, &words(&["/data", "/scratch/e"]), fp).unwrap();
+        c.set(CtField::Volume, &words(&["/data", "/scratch/d"]), fp)
+            .unwrap();
+        c.set(CtField::Volume, &words(&["/data", "/scratch/e"]), fp)
+            .unwrap();
         assert_eq!(c.get(CtField::Volume), "\n/data -> /scratch/e");
         assert_eq!(c.volumes_cell(), r#"{"/data":"/scratch/e"}"#);
         c.set(CtField::Fifos, &words(&["3"]), fp).unwrap();
@@ -224,7 +243,9 @@ mod tests {
         let mut c = ContainerFields::default();
         let e = c.set(CtField::Init, &words(&["init"]), fp).unwrap_err();
         assert!(e.to_string().contains("must be absolute"), "{e}");
-        let e = c.set(CtField::Volume, &words(&["/a/../etc", "/x"]), fp).unwrap_err();
+        let e = c
+            .set(CtField::Volume, &words(&["/a/../etc", "/x"]), fp)
+            .unwrap_err();
         assert!(e.to_string().contains("`..`"), "{e}");
         let e = c.set(CtField::Volume, &words(&["/a"]), fp).unwrap_err();
         assert!(e.to_string().contains("host's path"), "{e}");

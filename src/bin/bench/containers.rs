@@ -32,8 +32,8 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        let kids = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children"))
-            .unwrap_or_default();
+        let kids =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
         for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
             out.push(k);
             todo.push(k);
@@ -47,7 +47,10 @@ fn descendants(pid: u32) -> Vec<u32> {
 fn per_vm_kib(daemon: u32) -> Result<f64, String> {
     let kids = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
         .map_err(|e| e.to_string())?;
-    let kids: Vec<u32> = kids.split_whitespace().filter_map(|k| k.parse().ok()).collect();
+    let kids: Vec<u32> = kids
+        .split_whitespace()
+        .filter_map(|k| k.parse().ok())
+        .collect();
     if kids.is_empty() {
         return Err("the daemon has no children".into());
     }
@@ -73,7 +76,11 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
         ));
     }
     std::fs::write(fs.join("init"), "#!/bin/sh\nexec sleep 100000\n").map_err(|e| e.to_string())?;
-    Command::new("chmod").arg("755").arg(fs.join("init")).status().map_err(|e| e.to_string())?;
+    Command::new("chmod")
+        .arg("755")
+        .arg(fs.join("init"))
+        .status()
+        .map_err(|e| e.to_string())?;
     let exec = |cmd: &str| h.exec(cmd);
     exec(&format!("vm config memory {MEMORY_MIB}"))?;
     exec(&format!("vm config filesystem {}", fs.display()))?;

@@ -210,6 +210,9 @@ fn pid1(spec: &Spec) -> Result<(), String> {
         .args(&spec.init[1..])
         .env_clear()
         .envs(INIT_ENV.iter().copied())
+        // systemd's container interface: the machine's UUID for whoever
+        // cannot read it from DMI (no DMI on this host, a cc agent).
+        .env("container_uuid", &spec.uuid)
         .exec();
     // Too late for the report pipe: say it on the console.
     eprintln!("container-init: exec {}: {err}", spec.init[0]);

@@ -95,7 +95,12 @@ pub fn create_tap(name: &str, alias: &str, nl: &mut netlink::Netlink) -> io::Res
 
 /// Makes a veth pair for a container's NIC: `name` on the switch, up,
 /// with `alias`; `peer` for the container's monitor to move in.
-pub fn create_veth(name: &str, peer: &str, alias: &str, nl: &mut netlink::Netlink) -> io::Result<()> {
+pub fn create_veth(
+    name: &str,
+    peer: &str,
+    alias: &str,
+    nl: &mut netlink::Netlink,
+) -> io::Result<()> {
     nl.new_veth(name, peer)?;
     let r = index(name)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
