@@ -8,106 +8,14 @@
 
 mod common;
 
+use common::containers::*;
 use common::guest::{fails, vm_dirs, vm_info};
 use common::ovs::Site;
 use common::pty::Pty;
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-const AGENT: &str = env!("CARGO_BIN_EXE_miniccc");
-const SEEN: Duration = Duration::from_secs(60);
-
-/// A busybox root file system with our agent, and `init` as its /init.
-fn filesystem(dir: &Path, init: &str) -> PathBuf {
-    let fs = dir.join("fs");
-    let o = Command::new(project_root().join("scripts/container-fs.sh"))
-        .arg(&fs)
-        .arg(AGENT)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "container-fs.sh: {}", stderr(&o));
-    let p = fs.join("init");
-    let _ = std::fs::remove_file(&p);
-    std::fs::write(&p, init).unwrap();
-    set_mode(&p, 0o755);
-    fs
-}
-
-/// Every file under `dir`, relative, sorted: what the file system holds.
-fn tree(dir: &Path) -> Vec<String> {
-    let o = Command::new("find").arg(dir).output().unwrap();
-    let mut v: Vec<String> = stdout(&o).lines().map(String::from).collect();
-    v.sort();
-    v
-}
-
-fn count(f: &Path) -> u64 {
-    std::fs::read_to_string(f)
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()))
-        .unwrap_or(0)
-}
-
-/// The network namespaces of the daemon's containers (its tag in the name).
-fn netns_of(d: &Daemon) -> Vec<String> {
-    let prefix = format!("minimega-{}-", minimega::base::tag(&d.base));
-    std::fs::read_dir("/run/netns")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str().map(String::from))
-                .filter(|n| n.starts_with(&prefix))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Pids of the monitors of the base directory's containers.
-fn monitors(base: &Path) -> Vec<i32> {
-    let o = Command::new("pgrep")
-        .args(["-f", &format!("container-shim .*{}/", base.display())])
-        .output()
-        .unwrap();
-    stdout(&o)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-fn no_monitors(base: &Path) -> bool {
-    monitors(base).is_empty()
-}
-
-/// Ends the containers a failed test left: SIGTERM lets each monitor take
-/// its namespace and cgroups down; SIGKILL after a while, then the rest.
-struct CtGuard(PathBuf);
-
-impl Drop for CtGuard {
-    fn drop(&mut self) {
-        for p in monitors(&self.0) {
-            unsafe { libc::kill(p, libc::SIGTERM) };
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !no_monitors(&self.0) && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        for p in monitors(&self.0) {
-            unsafe { libc::kill(p, libc::SIGKILL) };
-        }
-        let prefix = format!("minimega-{}-", minimega::base::tag(&self.0));
-        for e in std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(&prefix) {
-                let _ = Command::new("ip").args(["netns", "delete", &n]).status();
-            }
-        }
-    }
-}
 
 fn console(base: &Path, vm: &str) -> Pty {
     let mut c = Command::new(BIN);
@@ -301,11 +209,14 @@ sleep 100000
 "#;
 
 #[test]
-fn containers_in_one_vlan_ping_and_not_across_vlans() {
+fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
     let site = Site::new("ctnet");
     let bus = Bus::start();
     let d = site.daemon_with(&bus, None, true);
     let _guard = CtGuard(d.base.clone());
+    let qemus = common::guest::VmGuard {
+        base: d.base.clone(),
+    };
     let scratch = Scratch::new("ctnet-fs");
     let mut fss = Vec::new();
     for (name, addr, vlan) in [
@@ -320,7 +231,26 @@ fn containers_in_one_vlan_ping_and_not_across_vlans() {
         d.ok(&format!("vm launch container {name}"));
         fss.push(fs);
     }
+    // A KVM guest in VLAN 100 too, pinging container a.
+    let (kernel, _) = common::guest::guest();
+    let initrd = common::guest::ping_initrd(&scratch.path);
+    d.ok("clear vm config");
+    d.ok("vm config memory 256");
+    d.ok(&format!("vm config kernel {}", kernel.display()));
+    d.ok(&format!("vm config initrd {}", initrd.display()));
+    d.ok("vm config serial-ports 1");
+    d.ok("vm config net 100");
+    d.ok("vm config append console=ttyS0 mm.ip=10.9.0.4/24 mm.ping=10.9.0.1");
+    d.ok("vm launch kvm g");
     d.ok("vm start all");
+    let g = vm_info(&d).into_iter().find(|r| r["name"] == "g").unwrap()["id"].clone();
+    let serial = d.base.join(&g).join("serial0.log");
+    wait_for("the guest to ping container a", common::guest::BOOT, || {
+        std::fs::read_to_string(&serial)
+            .ok()?
+            .contains("MM-PING 10.9.0.1 ok")
+            .then_some(())
+    });
     let exec = |vm: &str, cmd: &str| {
         let ns = format!("minimega-{}", netns_suffix(&d, vm));
         Command::new("ip")
