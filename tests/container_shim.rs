@@ -97,6 +97,8 @@ impl Shim {
     fn start(spec: &Spec, cg: &MemCgroup) -> Shim {
         std::fs::write(Spec::path(&spec.vmdir), serde_json::to_vec(spec).unwrap()).unwrap();
         let log = std::fs::File::create(spec.vmdir.join("qemu.log")).unwrap();
+        // A socket left by a killed monitor is not a listening one.
+        let _ = std::fs::remove_file(spec.vmdir.join("qmp"));
         let child = Command::new(BIN)
             .args(shim_args(&spec.name, &spec.vmdir))
             .stdin(Stdio::null())
@@ -140,8 +142,12 @@ impl Shim {
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         let vmdir = self.spec.vmdir.display().to_string();
         assert!(!mounts.contains(&vmdir), "mounts left under {vmdir}");
-        let fz = Path::new("/sys/fs/cgroup/freezer").join(&self.spec.cgroup_leaf);
-        assert!(!fz.exists(), "{} left", fz.display());
+        for c in ["freezer", "devices"] {
+            let d = Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join(&self.spec.cgroup_leaf);
+            assert!(!d.exists(), "{} left", d.display());
+        }
         let (_, ps) = sh("ps -eo args");
         let spec_path = Spec::path(&self.spec.vmdir).display().to_string();
         assert!(!ps.contains(&spec_path), "processes left: {ps}");
@@ -158,6 +164,8 @@ impl Drop for Shim {
             std::thread::sleep(Duration::from_millis(300));
             let _ = std::fs::remove_dir(&fz);
         }
+        let _ =
+            std::fs::remove_dir(Path::new("/sys/fs/cgroup/devices").join(&self.spec.cgroup_leaf));
         let _ = Command::new("ip")
             .args(["netns", "delete", &self.spec.netns])
             .output();

@@ -105,6 +105,18 @@ pub const DEVICES_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
+/// Removes a cgroup directory, retrying for a while: a killed process
+/// leaves its cgroups a moment after it leaves their process lists.
+fn rmdir(dir: &Path) {
+    let end = Instant::now() + Duration::from_secs(3);
+    while let Err(e) = std::fs::remove_dir(dir) {
+        if e.kind() == std::io::ErrorKind::NotFound || Instant::now() > end {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Makes a cgroup directory; one left by a monitor that was killed (so
 /// it could not clean up) is taken over if no process is left in it.
 fn fresh_dir(dir: &Path) -> Result<(), CgroupError> {
@@ -287,15 +299,15 @@ impl Payload {
                 payload,
                 supervisor,
             } => {
-                let _ = std::fs::remove_dir(payload);
+                rmdir(payload);
                 let _ = write(&own.join("cgroup.procs"), "0");
-                let _ = std::fs::remove_dir(supervisor);
+                rmdir(supervisor);
             }
             Payload::V1 { freezer, devices } => {
                 let _ = self.thaw();
-                let _ = std::fs::remove_dir(freezer);
+                rmdir(freezer);
                 if let Some(d) = devices {
-                    let _ = std::fs::remove_dir(d);
+                    rmdir(d);
                 }
             }
         }
