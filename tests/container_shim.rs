@@ -107,8 +107,12 @@ impl Shim {
             .spawn()
             .unwrap();
         let qmp = spec.vmdir.join("qmp");
+        // Listening (in /proc/net/unix), without dialling: the first
+        // connection is what makes the container, after the cgroup.
+        let name = qmp.display().to_string();
         wait_until("the QMP socket", 10, || {
-            UnixStream::connect(&qmp).is_ok() || qmp.exists()
+            std::fs::read_to_string("/proc/net/unix")
+                .is_ok_and(|t| t.lines().any(|l| l.ends_with(&name)))
         });
         cg.add(child.id());
         Shim {
@@ -181,7 +185,7 @@ struct Qmp {
 impl Qmp {
     /// Connects and reads the greeting; None if the monitor closed first.
     fn connect(path: &Path) -> Option<(Qmp, Value)> {
-        let s = UnixStream::connect(path).unwrap();
+        let s = UnixStream::connect(path).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut q = Qmp {
             r: BufReader::new(s.try_clone().unwrap()),
@@ -250,6 +254,7 @@ echo started > /vol/started
 hostname > /vol/hostname
 ls /dev/fifos > /vol/fifos
 cat /etc/fromhost > /vol/fromhost
+cat /outside/v2/marker > /vol/marker2
 echo written > /written-in-root
 grep CapBnd /proc/self/status > /vol/caps
 [ -S /cc ] && echo socket > /vol/cc
@@ -270,12 +275,23 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
     let t = tag("l");
     let mut sp = spec(&s, &t, vec!["/init"]);
     filesystem(&sp.filesystem, LIFE_INIT);
-    let before = tree_listing(&sp.filesystem);
     let vol = s.path.join("vol");
     std::fs::create_dir(&vol).unwrap();
     let conf = s.path.join("fromhost.conf");
     std::fs::write(&conf, "hello from the host\n").unwrap();
-    sp.volumes = vec![("/vol".into(), vol.clone()), ("/etc/fromhost".into(), conf)];
+    // A symlink to a host path: the mount point made through it is made
+    // inside the container's root, never on the host.
+    let escaped = s.path.join("escaped");
+    std::os::unix::fs::symlink(&escaped, sp.filesystem.join("outside")).unwrap();
+    let vol2 = s.path.join("vol2");
+    std::fs::create_dir(&vol2).unwrap();
+    std::fs::write(vol2.join("marker"), "through the symlink\n").unwrap();
+    let before = tree_listing(&sp.filesystem);
+    sp.volumes = vec![
+        ("/vol".into(), vol.clone()),
+        ("/etc/fromhost".into(), conf),
+        ("/outside/v2".into(), vol2),
+    ];
     sp.fifos = 2;
     // A NIC: the daemon's veth pair, made here.
     let host_end = format!("{t}a");

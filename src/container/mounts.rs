@@ -182,12 +182,86 @@ pub fn inside_plan(
     Ok(s)
 }
 
+/// `path` (under `root`) with every symlink on the way resolved as the
+/// container will see it: an absolute target starts again at `root`, and
+/// `..` stops at it. Mount points and files made inside are resolved so,
+/// so a file system's symlink cannot make the monitor create or mount
+/// anything outside it. Paths not under `root` are returned as they are.
+pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let Ok(rel) = path.strip_prefix(root) else {
+        return path.to_path_buf();
+    };
+    let mut todo: Vec<std::ffi::OsString> = rel
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let here: PathBuf = root.join(done.iter().collect::<PathBuf>()).join(&c);
+        match std::fs::read_link(&here) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                for t in target.components().rev() {
+                    match t {
+                        Component::Normal(n) => todo.push(n.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => done.push(c),
+        }
+    }
+    root.join(done.iter().collect::<PathBuf>())
+}
+
 fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
 fn errno(what: String) -> String {
     format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// [`apply`] with the step's paths under `root` resolved there
+/// ([`resolve_in_root`]).
+pub fn apply_inside(step: &Step, root: &Path) -> Result<(), String> {
+    let r = |p: &Path| resolve_in_root(root, p);
+    match step {
+        Step::Mkdir(p) => apply(&Step::Mkdir(r(p))),
+        Step::Touch(p) => apply(&Step::Touch(r(p))),
+        Step::Mount {
+            src,
+            dst,
+            fstype,
+            flags,
+            data,
+        } => apply(&Step::Mount {
+            src: src.clone(),
+            dst: r(dst),
+            fstype: *fstype,
+            flags: *flags,
+            data: data.clone(),
+        }),
+        Step::BindIfExists(src, dst) => apply(&Step::BindIfExists(src.clone(), r(dst))),
+        Step::Mknod(p, a, b) => apply(&Step::Mknod(r(p), *a, *b)),
+        Step::Symlink(t, p) => apply(&Step::Symlink(t, r(p))),
+        Step::Write(..) => apply(step),
+    }
 }
 
 /// Carries out one step (in the container's mount namespace).
@@ -391,6 +465,27 @@ mod tests {
         s.volumes.clear();
         let p = inside_plan(&s, Path::new("/dev/pts/0"), |_| None).unwrap();
         assert!(!p.contains(&Step::Mkdir("/vm/rootfs/dev/fifos".into())));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("rel")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", root.join("usr/up")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("cc")).unwrap();
+        let r = |p: &str| resolve_in_root(&root, &inside(&root, p));
+        assert_eq!(r("/abs/x"), root.join("usr/lib/x"));
+        assert_eq!(r("/rel/x"), root.join("usr/lib/x"));
+        assert_eq!(r("/usr/up/x"), root.join("etc/x"));
+        assert_eq!(r("/cc"), root.join("etc/passwd"));
+        assert_eq!(r("/new/dir"), root.join("new/dir"));
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/vm/fifo0")),
+            PathBuf::from("/vm/fifo0")
+        );
     }
 
     #[test]

@@ -159,10 +159,10 @@ fn pid1(spec: &Spec) -> Result<(), String> {
     {
         return Err(errno("make / private"));
     }
+    let rootfs = spec.rootfs();
     for step in mounts::root_plan(spec) {
         mounts::apply(&step)?;
     }
-    let rootfs = spec.rootfs();
     if !spec.preinit.is_empty() {
         let st = std::process::Command::new(&spec.preinit)
             .arg(&rootfs)
@@ -180,7 +180,7 @@ fn pid1(spec: &Spec) -> Result<(), String> {
     let console = console_name()?;
     let plan = mounts::inside_plan(spec, Path::new(&console), kind).map_err(|e| e.to_string())?;
     for step in &plan {
-        mounts::apply(step)?;
+        mounts::apply_inside(step, &rootfs)?;
     }
     let host = if spec.hostname.is_empty() {
         &spec.name
