@@ -582,6 +582,9 @@ fn a_killed_monitor_takes_its_container_along_and_a_new_one_starts() {
         Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
     q.exec("cont");
     wait_until("init's start", 10, || vol.join("started").exists());
+    // Quitting a paused container.
+    q.exec("stop");
+    assert_eq!(q.event()["event"], "STOP");
     q.exec("quit");
     assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
     shim.assert_clean();

@@ -164,51 +164,61 @@ impl Payload {
     pub fn create(leaf: &str) -> Result<Payload, CgroupError> {
         let me = ProcCgroup::parse(&read(Path::new("/proc/self/cgroup"))?)?;
         if Path::new(ROOT).join("cgroup.controllers").exists() {
-            let own_cg = me.unified.ok_or_else(|| {
+            let own = me.unified.ok_or_else(|| {
                 CgroupError::Parse("no unified cgroup in /proc/self/cgroup".into())
             })?;
-            let own = under(Path::new(ROOT), &own_cg);
-            let payload = own.join("payload");
-            let supervisor = own.join("supervisor");
-            for d in [&supervisor, &payload] {
-                std::fs::create_dir(d).map_err(io(d))?;
+            Payload::create_v2(Path::new(ROOT), &own)
+        } else {
+            Payload::create_v1(&me, leaf)
+        }
+    }
+
+    /// On the unified hierarchy mounted at `root`, the monitor being in
+    /// `own`.
+    pub fn create_v2(root: &Path, own: &str) -> Result<Payload, CgroupError> {
+        let own = under(root, own);
+        let payload = own.join("payload");
+        let supervisor = own.join("supervisor");
+        for d in [&supervisor, &payload] {
+            fresh_dir(d)?;
+        }
+        let p = Payload::V2 {
+            own,
+            payload,
+            supervisor: supervisor.clone(),
+        };
+        if let Err(e) = write(&supervisor.join("cgroup.procs"), "0") {
+            p.remove();
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    fn create_v1(me: &ProcCgroup, leaf: &str) -> Result<Payload, CgroupError> {
+        let own = me.v1_path("freezer").unwrap_or("/");
+        let freezer = under(&Path::new(ROOT).join("freezer"), own).join(leaf);
+        fresh_dir(&freezer)?;
+        let mut p = Payload::V1 {
+            freezer,
+            devices: None,
+        };
+        if let Some(own) = me.v1_path("devices") {
+            let dir = under(&Path::new(ROOT).join("devices"), own).join(leaf);
+            let made = fresh_dir(&dir).and_then(|()| {
+                write(&dir.join("devices.deny"), "a")?;
+                DEVICES_ALLOWED
+                    .iter()
+                    .try_for_each(|rule| write(&dir.join("devices.allow"), rule))
+            });
+            if let Payload::V1 { devices, .. } = &mut p {
+                *devices = Some(dir);
             }
-            let p = Payload::V2 {
-                own,
-                payload,
-                supervisor: supervisor.clone(),
-            };
-            if let Err(e) = write(&supervisor.join("cgroup.procs"), "0") {
+            if let Err(e) = made {
                 p.remove();
                 return Err(e);
             }
-            Ok(p)
-        } else {
-            let own = me.v1_path("freezer").unwrap_or("/");
-            let freezer = under(&Path::new(ROOT).join("freezer"), own).join(leaf);
-            fresh_dir(&freezer)?;
-            let mut p = Payload::V1 {
-                freezer,
-                devices: None,
-            };
-            if let Some(own) = me.v1_path("devices") {
-                let dir = under(&Path::new(ROOT).join("devices"), own).join(leaf);
-                let made = fresh_dir(&dir).and_then(|()| {
-                    write(&dir.join("devices.deny"), "a")?;
-                    DEVICES_ALLOWED
-                        .iter()
-                        .try_for_each(|rule| write(&dir.join("devices.allow"), rule))
-                });
-                if let Payload::V1 { devices, .. } = &mut p {
-                    *devices = Some(dir);
-                }
-                if let Err(e) = made {
-                    p.remove();
-                    return Err(e);
-                }
-            }
-            Ok(p)
         }
+        Ok(p)
     }
 
     /// Where the payload's processes are listed (and killed from).
