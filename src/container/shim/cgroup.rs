@@ -118,19 +118,26 @@ fn rmdir(dir: &Path) {
 }
 
 /// Makes a cgroup directory; one left by a monitor that was killed (so
-/// it could not clean up) is taken over if no process is left in it.
+/// it could not clean up) is taken over once its processes are gone. The
+/// name is this VM's, and the daemon starts a monitor only for a VM whose
+/// monitor is dead, so what is left is a leftover: killed, and thawed (a
+/// frozen process never acts on its SIGKILL, and a monitor killed while
+/// its container was paused leaves it frozen).
 fn fresh_dir(dir: &Path) -> Result<(), CgroupError> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let procs = read(&dir.join("cgroup.procs"))?;
-            if procs.trim().is_empty() {
-                Ok(())
-            } else {
-                Err(CgroupError::Io {
-                    path: dir.display().to_string(),
-                    why: std::io::Error::other("exists and has processes (another container?)"),
-                })
+            let procs = dir.join("cgroup.procs");
+            for pid in read(&procs)?
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
+            let _ = write(&dir.join("freezer.state"), "THAWED");
+            let _ = write(&dir.join("cgroup.freeze"), "0");
+            wait_for("empty (another container of this name?)", &procs, || {
+                Ok(read(&procs)?.trim().is_empty())
+            })
         }
         r => r.map_err(io(dir)),
     }
