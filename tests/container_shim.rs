@@ -259,6 +259,9 @@ echo written > /written-in-root
 grep CapBnd /proc/self/status > /vol/caps
 [ -S /cc ] && echo socket > /vol/cc
 (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo ro > /vol/procsys
+# h: sysrq's harmless help, should the write get through.
+(echo h > /proc/sysrq-trigger) 2>/dev/null || echo ro > /vol/sysrq
+[ -s /proc/kcore ] || echo masked > /vol/kcore
 mknod /tmp/mem c 1 1 && { head -c1 /tmp/mem >/dev/null 2>&1 || echo denied > /vol/devmem; }
 (i=0; while true; do i=$((i+1)); echo $i >> /vol/count; sleep 0.1; done) &
 echo "init up"
@@ -358,6 +361,11 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
         "ro\n"
     );
     assert_eq!(std::fs::read_to_string(vol.join("cc")).unwrap(), "socket\n");
+    assert_eq!(std::fs::read_to_string(vol.join("sysrq")).unwrap(), "ro\n");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("kcore")).unwrap(),
+        "masked\n"
+    );
 
     // cc: bytes both ways between the daemon's end and the agent's (the
     // agent's end is /cc inside; dialled from here, it is the same socket).

@@ -31,7 +31,26 @@ pub enum Step {
     /// A character device: path, major, minor (mode 0666).
     Mknod(PathBuf, u32, u32),
     Symlink(&'static str, PathBuf),
+    /// A path made read-only by a bind onto itself, remounted read-only
+    /// (skipped if absent).
+    ReadOnly(PathBuf),
 }
+
+/// In the fresh /proc, what would reach the host's kernel: read-only
+/// (as Docker does), and files hidden under /dev/null.
+const PROC_READ_ONLY: &[&str] = &[
+    "/proc/sys",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sysrq-trigger",
+];
+const PROC_MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+];
 
 fn bind(src: PathBuf, dst: PathBuf, recursive: bool) -> Step {
     let rec = if recursive { libc::MS_REC } else { 0 };
@@ -102,15 +121,14 @@ pub fn inside_plan(
     let mut s = vec![
         Step::Mkdir(rr("/proc")),
         fresh("proc", rr("/proc"), nosuid | nodev | noexec, None),
-        // Writable /proc/sys would reach the host's kernel settings.
-        bind(rr("/proc/sys"), rr("/proc/sys"), false),
-        Step::Mount {
-            src: None,
-            dst: rr("/proc/sys"),
-            fstype: None,
-            flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid | nodev | noexec,
-            data: None,
-        },
+    ];
+    s.extend(PROC_READ_ONLY.iter().map(|p| Step::ReadOnly(rr(p))));
+    s.extend(
+        PROC_MASKED
+            .iter()
+            .map(|p| Step::BindIfExists("/dev/null".into(), rr(p))),
+    );
+    s.extend([
         Step::Mkdir(rr("/sys")),
         fresh(
             "sysfs",
@@ -125,7 +143,7 @@ pub fn inside_plan(
             nosuid | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
-    ];
+    ]);
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -260,6 +278,7 @@ pub fn apply_inside(step: &Step, root: &Path) -> Result<(), String> {
         Step::BindIfExists(src, dst) => apply(&Step::BindIfExists(src.clone(), r(dst))),
         Step::Mknod(p, a, b) => apply(&Step::Mknod(r(p), *a, *b)),
         Step::Symlink(t, p) => apply(&Step::Symlink(t, r(p))),
+        Step::ReadOnly(p) => apply(&Step::ReadOnly(r(p))),
         Step::Write(..) => apply(step),
     }
 }
@@ -321,6 +340,20 @@ pub fn apply(step: &Step) -> Result<(), String> {
             } else {
                 Ok(())
             }
+        }
+        Step::ReadOnly(p) => {
+            if !p.exists() {
+                return Ok(());
+            }
+            apply(&bind(p.clone(), p.clone(), true))?;
+            let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
+            apply(&Step::Mount {
+                src: None,
+                dst: p.clone(),
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid | nodev | noexec,
+                data: None,
+            })
         }
         Step::Mknod(p, major, minor) => {
             let dev = libc::makedev(*major, *minor);
@@ -443,10 +476,24 @@ mod tests {
     #[test]
     fn proc_sys_is_read_only_and_sys_too() {
         let p = inside_plan(&spec(), Path::new("/dev/pts/0"), |_| Some(true)).unwrap();
-        assert!(p
-            .iter()
-            .any(|s| matches!(s, Step::Mount { dst, flags, src: None, .. }
-            if dst.ends_with("proc/sys") && flags & libc::MS_RDONLY != 0)));
+        assert!(p.contains(&Step::ReadOnly("/vm/rootfs/proc/sys".into())));
+        assert!(p.contains(&Step::ReadOnly("/vm/rootfs/proc/sysrq-trigger".into())));
+        assert!(p.contains(&Step::BindIfExists(
+            "/dev/null".into(),
+            "/vm/rootfs/proc/kcore".into()
+        )));
+        // After /proc itself.
+        let proc_at = p.iter().position(|s| {
+            matches!(
+                s,
+                Step::Mount {
+                    fstype: Some("proc"),
+                    ..
+                }
+            )
+        });
+        let ro_at = p.iter().position(|s| matches!(s, Step::ReadOnly(_)));
+        assert!(proc_at < ro_at);
         assert!(p.iter().any(
             |s| matches!(s, Step::Mount { fstype: Some("sysfs"), flags, .. }
             if flags & libc::MS_RDONLY != 0)
