@@ -251,13 +251,28 @@ fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn errno(what: String) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
+/// A step that failed: what it did, and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {why}")]
+pub struct StepError {
+    pub what: String,
+    pub why: std::io::Error,
+}
+
+fn errno(what: String) -> StepError {
+    StepError {
+        what,
+        why: std::io::Error::last_os_error(),
+    }
+}
+
+fn failed(what: String) -> impl FnOnce(std::io::Error) -> StepError {
+    move |why| StepError { what, why }
 }
 
 /// [`apply`] with the step's paths under `root` resolved there
 /// ([`resolve_in_root`]).
-pub fn apply_inside(step: &Step, root: &Path) -> Result<(), String> {
+pub fn apply_inside(step: &Step, root: &Path) -> Result<(), StepError> {
     let r = |p: &Path| resolve_in_root(root, p);
     match step {
         Step::Mkdir(p) => apply(&Step::Mkdir(r(p))),
@@ -284,24 +299,24 @@ pub fn apply_inside(step: &Step, root: &Path) -> Result<(), String> {
 }
 
 /// Carries out one step (in the container's mount namespace).
-pub fn apply(step: &Step) -> Result<(), String> {
+pub fn apply(step: &Step) -> Result<(), StepError> {
     match step {
         Step::Mkdir(p) => {
-            std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
+            std::fs::create_dir_all(p).map_err(failed(format!("mkdir {}", p.display())))
         }
         Step::Touch(p) => {
             if p.symlink_metadata().is_ok() {
                 return Ok(());
             }
             if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(failed(format!("mkdir {}", d.display())))?;
             }
             std::fs::File::create(p)
                 .map(drop)
-                .map_err(|e| format!("create {}: {e}", p.display()))
+                .map_err(failed(format!("create {}", p.display())))
         }
         Step::Write(p, text) => {
-            std::fs::write(p, text).map_err(|e| format!("write {}: {e}", p.display()))
+            std::fs::write(p, text).map_err(failed(format!("write {}", p.display())))
         }
         Step::Mount {
             src,
@@ -368,7 +383,7 @@ pub fn apply(step: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::Symlink(target, p) => std::os::unix::fs::symlink(target, p)
-            .map_err(|e| format!("symlink {}: {e}", p.display())),
+            .map_err(failed(format!("symlink {}", p.display()))),
     }
 }
 
