@@ -80,6 +80,17 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
     }];
     let cg = MemCgroup::new(&t, 256);
     let mut shim = Shim::start(&sp, &cg);
+    // Nothing is made before the first QMP client (the daemon connects
+    // only once the monitor is in the VM's cgroup).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!sh("ip netns list").1.contains(&t));
+    assert!(!Path::new("/sys/fs/cgroup/freezer").join(&t).exists());
+    for f in ["console", "cc", "cc-agent", "fifo0", "fifo1"] {
+        assert!(
+            sp.vmdir.join(f).exists(),
+            "{f} missing before the first client"
+        );
+    }
 
     let (mut q, greeting) =
         Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
@@ -402,6 +413,27 @@ fn our_cc_agent_reaches_the_daemon_side_through_the_relay() {
     daemon_end.read_exact(&mut b).unwrap();
     assert_eq!(&b, b"RON", "the agent's handshake");
     q.exec("quit");
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
+}
+
+#[test]
+fn sigterm_cleans_up_like_quit() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-term");
+    let t = tag("t");
+    let sp = spec(&s, &t, vec!["/init"]);
+    filesystem(&sp.filesystem, "#!/bin/sh\nexec sleep 1000\n");
+    let cg = MemCgroup::new(&t, 256);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(shim.child.id() as i32, libc::SIGTERM) };
     assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
     shim.assert_clean();
 }
