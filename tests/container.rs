@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::containers::*;
+use common::container::*;
 use common::guest::{fails, vm_dirs, vm_info};
 use common::ovs::Site;
 use common::pty::Pty;
@@ -44,7 +44,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     let d = site.daemon_with(&bus, None, true);
     let _guard = CtGuard(d.base.clone());
     let scratch = Scratch::new("ct-fs");
-    let fs = filesystem(&scratch.path, INIT);
+    let fs = agent_filesystem(&scratch.path, INIT);
     let before = tree(&fs);
     let data = scratch.path.join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -159,7 +159,7 @@ fn bad_container_input_is_refused_and_leaves_nothing() {
     let d = site.daemon_with(&bus, None, true);
     let _guard = CtGuard(d.base.clone());
     let scratch = Scratch::new("ctbad-fs");
-    let fs = filesystem(&scratch.path, "#!/bin/sh\nsleep 1000\n");
+    let fs = agent_filesystem(&scratch.path, "#!/bin/sh\nsleep 1000\n");
     let file = scratch.path.join("file");
     std::fs::write(&file, "").unwrap();
     let failing = scratch.path.join("preinit.sh");
@@ -214,7 +214,7 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
     let bus = Bus::start();
     let d = site.daemon_with(&bus, None, true);
     let _guard = CtGuard(d.base.clone());
-    let qemus = common::guest::VmGuard {
+    let _qemus = common::guest::VmGuard {
         base: d.base.clone(),
     };
     let scratch = Scratch::new("ctnet-fs");
@@ -224,7 +224,7 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
         ("b", "10.9.0.2/24", 100),
         ("c", "10.9.0.3/24", 200),
     ] {
-        let fs = filesystem(&scratch.path.join(name), PINGER);
+        let fs = agent_filesystem(&scratch.path.join(name), PINGER);
         std::fs::write(fs.join("etc/address"), addr).unwrap();
         d.ok(&format!("vm config filesystem {}", fs.display()));
         d.ok(&format!("vm config net {vlan}"));

@@ -3,249 +3,32 @@
 //! QMP client) and looks at the container from the host and through its
 //! console.
 //!
-//! Run: `cargo test --test container_shim -- --test-threads=1` as root.
+//! Run: `cargo test --test container_shim` as root.
 
 mod common;
 
-use common::{Scratch, BIN};
-use minimega::container::spec::{shim_args, NicSpec, Spec};
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use common::container::*;
+use common::Scratch;
+use minimega::container::spec::{NicSpec, Spec};
+use serde_json::json;
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn sh(cmd: &str) -> (bool, String) {
-    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
-
-/// A busybox file system with `init` as its /init.
-fn filesystem(dir: &Path, init: &str) {
-    let script = common::project_root().join("scripts/container-fs.sh");
-    let (ok, out) = sh(&format!("sh {} {}", script.display(), dir.display()));
-    assert!(ok, "container-fs.sh: {out}");
-    std::fs::write(dir.join("init"), init).unwrap();
-}
-
-fn tree_listing(dir: &Path) -> String {
-    sh(&format!("cd {} && find . | sort", dir.display())).1
-}
-
-/// A v1 memory cgroup with a limit, standing in for the daemon's VM
-/// cgroup (None on a host without the v1 memory controller).
-struct MemCgroup(Option<PathBuf>);
-
-impl MemCgroup {
-    fn new(tag: &str, mib: u64) -> MemCgroup {
-        let base = Path::new("/sys/fs/cgroup/memory");
-        if !base.join("memory.limit_in_bytes").exists() {
-            return MemCgroup(None);
-        }
-        let dir = base.join(tag);
-        std::fs::create_dir(&dir).unwrap();
-        let bytes = (mib << 20).to_string();
-        std::fs::write(dir.join("memory.limit_in_bytes"), &bytes).unwrap();
-        let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), &bytes);
-        MemCgroup(Some(dir))
-    }
-    fn add(&self, pid: u32) {
-        if let Some(d) = &self.0 {
-            std::fs::write(d.join("cgroup.procs"), pid.to_string()).unwrap();
-        }
-    }
-}
-
-impl Drop for MemCgroup {
-    fn drop(&mut self) {
-        if let Some(d) = &self.0 {
-            for _ in 0..50 {
-                if std::fs::remove_dir(d).is_ok() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// The monitor as the daemon runs it; killed and cleaned up on drop if a
-/// test fails halfway.
-struct Shim {
-    child: Child,
-    spec: Spec,
-    qmp: PathBuf,
-}
-
-impl Shim {
-    fn start(spec: &Spec, cg: &MemCgroup) -> Shim {
-        std::fs::write(Spec::path(&spec.vmdir), serde_json::to_vec(spec).unwrap()).unwrap();
-        let log = std::fs::File::create(spec.vmdir.join("qemu.log")).unwrap();
-        let child = Command::new(BIN)
-            .args(shim_args(&spec.name, &spec.vmdir))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let qmp = spec.vmdir.join("qmp");
-        wait_until("the QMP socket", 10, || {
-            UnixStream::connect(&qmp).is_ok() || qmp.exists()
-        });
-        cg.add(child.id());
-        Shim {
-            child,
-            spec: spec.clone(),
-            qmp,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.spec.vmdir.join("qemu.log")).unwrap_or_default()
-    }
-
-    fn wait_exit(&mut self, secs: u64) -> i32 {
-        let mut code = None;
-        wait_until("the monitor's exit", secs, || {
-            code = self
-                .child
-                .try_wait()
-                .unwrap()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        code.unwrap()
-    }
-
-    /// Nothing the monitor made is left on the host.
-    fn assert_clean(&self) {
-        let ns = sh("ip netns list").1;
-        assert!(!ns.contains(&self.spec.netns), "netns left: {ns}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let vmdir = self.spec.vmdir.display().to_string();
-        assert!(!mounts.contains(&vmdir), "mounts left under {vmdir}");
-        let fz = Path::new("/sys/fs/cgroup/freezer").join(&self.spec.cgroup_leaf);
-        assert!(!fz.exists(), "{} left", fz.display());
-        let (_, ps) = sh("ps -eo args");
-        let spec_path = Spec::path(&self.spec.vmdir).display().to_string();
-        assert!(!ps.contains(&spec_path), "processes left: {ps}");
-    }
-}
-
-impl Drop for Shim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let fz = Path::new("/sys/fs/cgroup/freezer").join(&self.spec.cgroup_leaf);
-        if fz.exists() {
-            let _ = std::fs::write(fz.join("freezer.state"), "THAWED");
-            std::thread::sleep(Duration::from_millis(300));
-            let _ = std::fs::remove_dir(&fz);
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.spec.netns])
-            .output();
-    }
-}
-
-/// A line-at-a-time QMP client.
-struct Qmp {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Qmp {
-    /// Connects and reads the greeting; None if the monitor closed first.
-    fn connect(path: &Path) -> Option<(Qmp, Value)> {
-        let s = UnixStream::connect(path).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut q = Qmp {
-            r: BufReader::new(s.try_clone().unwrap()),
-            w: s,
-        };
-        let g = q.line()?;
-        Some((q, g))
-    }
-    fn line(&mut self) -> Option<Value> {
-        let mut l = String::new();
-        match self.r.read_line(&mut l) {
-            Ok(n) if n > 0 => Some(serde_json::from_str(&l).unwrap()),
-            _ => None,
-        }
-    }
-    fn exec(&mut self, cmd: &str) -> Value {
-        writeln!(self.w, "{}", json!({"execute": cmd, "id": cmd})).unwrap();
-        loop {
-            let v = self.line().expect("an answer");
-            if v.get("event").is_none() {
-                assert_eq!(v["id"], cmd);
-                return v;
-            }
-        }
-    }
-    fn event(&mut self) -> Value {
-        self.line().expect("an event")
-    }
-}
-
-fn spec(s: &Scratch, tag: &str, init: Vec<&str>) -> Spec {
-    let vmdir = s.path.join("vm");
-    std::fs::create_dir_all(&vmdir).unwrap();
-    Spec {
-        name: tag.into(),
-        uuid: "0e7a9ad6-1c7b-4d8a-9f7e-5e4d3c2b1a09".into(),
-        hostname: format!("{tag}-host"),
-        vmdir,
-        filesystem: s.path.join("fs"),
-        snapshot: true,
-        init: init.into_iter().map(String::from).collect(),
-        preinit: String::new(),
-        fifos: 0,
-        volumes: vec![],
-        nics: vec![],
-        netns: tag.into(),
-        memory: 64,
-        cgroup_leaf: tag.into(),
-    }
-}
-
-fn tag(what: &str) -> String {
-    format!(
-        "mmt{what}{}x{}",
-        std::process::id() % 100000,
-        common::unique_tag()
-    )
-}
-
-fn lines(p: &Path) -> usize {
-    std::fs::read_to_string(p).map_or(0, |t| t.lines().count())
-}
 
 const LIFE_INIT: &str = r#"#!/bin/sh
 echo started > /vol/started
 hostname > /vol/hostname
 ls /dev/fifos > /vol/fifos
 cat /etc/fromhost > /vol/fromhost
+cat /outside/v2/marker > /vol/marker2
 echo written > /written-in-root
 grep CapBnd /proc/self/status > /vol/caps
 [ -S /cc ] && echo socket > /vol/cc
 (echo x > /proc/sys/kernel/hostname) 2>/dev/null || echo ro > /vol/procsys
+# h: sysrq's harmless help, should the write get through.
+(echo h > /proc/sysrq-trigger) 2>/dev/null || echo ro > /vol/sysrq
+[ -s /proc/kcore ] || echo masked > /vol/kcore
 mknod /tmp/mem c 1 1 && { head -c1 /tmp/mem >/dev/null 2>&1 || echo denied > /vol/devmem; }
 (i=0; while true; do i=$((i+1)); echo $i >> /vol/count; sleep 0.1; done) &
 echo "init up"
@@ -262,12 +45,23 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
     let t = tag("l");
     let mut sp = spec(&s, &t, vec!["/init"]);
     filesystem(&sp.filesystem, LIFE_INIT);
-    let before = tree_listing(&sp.filesystem);
     let vol = s.path.join("vol");
     std::fs::create_dir(&vol).unwrap();
     let conf = s.path.join("fromhost.conf");
     std::fs::write(&conf, "hello from the host\n").unwrap();
-    sp.volumes = vec![("/vol".into(), vol.clone()), ("/etc/fromhost".into(), conf)];
+    // A symlink to a host path: the mount point made through it is made
+    // inside the container's root, never on the host.
+    let escaped = s.path.join("escaped");
+    std::os::unix::fs::symlink(&escaped, sp.filesystem.join("outside")).unwrap();
+    let vol2 = s.path.join("vol2");
+    std::fs::create_dir(&vol2).unwrap();
+    std::fs::write(vol2.join("marker"), "through the symlink\n").unwrap();
+    let before = tree_listing(&sp.filesystem);
+    sp.volumes = vec![
+        ("/vol".into(), vol.clone()),
+        ("/etc/fromhost".into(), conf),
+        ("/outside/v2".into(), vol2),
+    ];
     sp.fifos = 2;
     // A NIC: the daemon's veth pair, made here.
     let host_end = format!("{t}a");
@@ -286,6 +80,17 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
     }];
     let cg = MemCgroup::new(&t, 256);
     let mut shim = Shim::start(&sp, &cg);
+    // Nothing is made before the first QMP client (the daemon connects
+    // only once the monitor is in the VM's cgroup).
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!sh("ip netns list").1.contains(&t));
+    assert!(!Path::new("/sys/fs/cgroup/freezer").join(&t).exists());
+    for f in ["console", "cc", "cc-agent", "fifo0", "fifo1"] {
+        assert!(
+            sp.vmdir.join(f).exists(),
+            "{f} missing before the first client"
+        );
+    }
 
     let (mut q, greeting) =
         Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
@@ -334,6 +139,11 @@ fn lifecycle_freeze_console_volumes_nic_snapshot_reconnect_quit() {
         "ro\n"
     );
     assert_eq!(std::fs::read_to_string(vol.join("cc")).unwrap(), "socket\n");
+    assert_eq!(std::fs::read_to_string(vol.join("sysrq")).unwrap(), "ro\n");
+    assert_eq!(
+        std::fs::read_to_string(vol.join("kcore")).unwrap(),
+        "masked\n"
+    );
 
     // cc: bytes both ways between the daemon's end and the agent's (the
     // agent's end is /cc inside; dialled from here, it is the same socket).
@@ -533,32 +343,97 @@ fn a_killed_monitor_takes_its_container_along_and_a_new_one_starts() {
         Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
     q.exec("cont");
     wait_until("init's start", 10, || vol.join("started").exists());
+    // Killed while the payload is frozen: the next monitor of this VM
+    // thaws the leftover so it dies.
+    q.exec("stop");
     shim.child.kill().unwrap();
     shim.child.wait().unwrap();
-    let spec_path = Spec::path(&sp.vmdir).display().to_string();
-    wait_until("the container's end", 10, || {
-        !sh("ps -eo args").1.contains(&spec_path)
-    });
-    let n = lines(&vol.join("count"));
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        lines(&vol.join("count")),
-        n,
-        "the payload outlived its monitor"
-    );
     drop(q);
-    drop(shim);
+    // What the killed monitor could not remove: its cgroups, holding the
+    // frozen payload, and its network namespace.
+    assert!(Path::new("/sys/fs/cgroup/freezer").join(&t).exists());
+    assert!(sh("ip netns list").1.contains(&t));
+    // No cleanup by the test: the next monitor of this VM does it.
+    std::mem::forget(shim);
+    let n = lines(&vol.join("count"));
+    assert!(n > 0);
 
-    // The same VM again, over what the killed monitor could not remove.
-    let (ok, _) = sh(&format!("ip netns add {t}"));
-    assert!(ok);
     let _ = std::fs::remove_file(vol.join("started"));
     let mut shim = Shim::start(&sp, &cg);
     let (mut q, _) =
         Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    // The old payload is gone (thawed, it would count on), the new one
+    // waits for cont.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&vol.join("count")), n, "the old payload lives on");
     q.exec("cont");
     wait_until("init's start", 10, || vol.join("started").exists());
+    // Quitting a paused container.
+    q.exec("stop");
+    assert_eq!(q.event()["event"], "STOP");
     q.exec("quit");
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
+}
+
+#[test]
+fn our_cc_agent_reaches_the_daemon_side_through_the_relay() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-cc");
+    let t = tag("c");
+    let sp = spec(&s, &t, vec!["/init"]);
+    // The script copies the agent and, for a dynamic build, its libraries.
+    let script = common::project_root().join("scripts/container-fs.sh");
+    let miniccc = env!("CARGO_BIN_EXE_miniccc");
+    let (ok, out) = sh(&format!(
+        "sh {} {} {miniccc}",
+        script.display(),
+        sp.filesystem.display()
+    ));
+    assert!(ok, "container-fs.sh: {out}");
+    // -uuid: this host may have no DMI for the agent to read it from.
+    let init = format!(
+        "#!/bin/sh\n/usr/bin/miniccc -family unix -parent /cc -uuid {} &\nexec sleep 1000\n",
+        sp.uuid
+    );
+    std::fs::write(sp.filesystem.join("init"), init).unwrap();
+    let cg = MemCgroup::new(&t, 512);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    let mut daemon_end = UnixStream::connect(sp.vmdir.join("cc")).unwrap();
+    daemon_end
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    q.exec("cont");
+    let mut b = [0u8; 3];
+    daemon_end.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"RON", "the agent's handshake");
+    q.exec("quit");
+    assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
+    shim.assert_clean();
+}
+
+#[test]
+fn sigterm_cleans_up_like_quit() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let s = Scratch::new("ct-term");
+    let t = tag("t");
+    let sp = spec(&s, &t, vec!["/init"]);
+    filesystem(&sp.filesystem, "#!/bin/sh\nexec sleep 1000\n");
+    let cg = MemCgroup::new(&t, 256);
+    let mut shim = Shim::start(&sp, &cg);
+    let (mut q, _) =
+        Qmp::connect(&shim.qmp).unwrap_or_else(|| panic!("no greeting: {}", shim.log()));
+    q.exec("cont");
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(shim.child.id() as i32, libc::SIGTERM) };
     assert_eq!(shim.wait_exit(20), 0, "{}", shim.log());
     shim.assert_clean();
 }

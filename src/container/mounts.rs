@@ -31,7 +31,26 @@ pub enum Step {
     /// A character device: path, major, minor (mode 0666).
     Mknod(PathBuf, u32, u32),
     Symlink(&'static str, PathBuf),
+    /// A path made read-only by a bind onto itself, remounted read-only
+    /// (skipped if absent).
+    ReadOnly(PathBuf),
 }
+
+/// In the fresh /proc, what would reach the host's kernel: read-only
+/// (as Docker does), and files hidden under /dev/null.
+const PROC_READ_ONLY: &[&str] = &[
+    "/proc/sys",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sysrq-trigger",
+];
+const PROC_MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+];
 
 fn bind(src: PathBuf, dst: PathBuf, recursive: bool) -> Step {
     let rec = if recursive { libc::MS_REC } else { 0 };
@@ -102,15 +121,14 @@ pub fn inside_plan(
     let mut s = vec![
         Step::Mkdir(rr("/proc")),
         fresh("proc", rr("/proc"), nosuid | nodev | noexec, None),
-        // Writable /proc/sys would reach the host's kernel settings.
-        bind(rr("/proc/sys"), rr("/proc/sys"), false),
-        Step::Mount {
-            src: None,
-            dst: rr("/proc/sys"),
-            fstype: None,
-            flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid | nodev | noexec,
-            data: None,
-        },
+    ];
+    s.extend(PROC_READ_ONLY.iter().map(|p| Step::ReadOnly(rr(p))));
+    s.extend(
+        PROC_MASKED
+            .iter()
+            .map(|p| Step::BindIfExists("/dev/null".into(), rr(p))),
+    );
+    s.extend([
         Step::Mkdir(rr("/sys")),
         fresh(
             "sysfs",
@@ -125,7 +143,7 @@ pub fn inside_plan(
             nosuid | libc::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
-    ];
+    ]);
     for (name, major, minor) in [
         ("null", 1, 3),
         ("zero", 1, 5),
@@ -182,33 +200,123 @@ pub fn inside_plan(
     Ok(s)
 }
 
+/// `path` (under `root`) with every symlink on the way resolved as the
+/// container will see it: an absolute target starts again at `root`, and
+/// `..` stops at it. Mount points and files made inside are resolved so,
+/// so a file system's symlink cannot make the monitor create or mount
+/// anything outside it. Paths not under `root` are returned as they are.
+pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
+    use std::path::Component;
+    let Ok(rel) = path.strip_prefix(root) else {
+        return path.to_path_buf();
+    };
+    let mut todo: Vec<std::ffi::OsString> = rel
+        .components()
+        .rev()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut done: Vec<std::ffi::OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        let here: PathBuf = root.join(done.iter().collect::<PathBuf>()).join(&c);
+        match std::fs::read_link(&here) {
+            Ok(target) if hops < 40 => {
+                hops += 1;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                for t in target.components().rev() {
+                    match t {
+                        Component::Normal(n) => todo.push(n.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => done.push(c),
+        }
+    }
+    root.join(done.iter().collect::<PathBuf>())
+}
+
 fn cstr(p: &Path) -> CString {
     CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
 }
 
-fn errno(what: String) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
+/// A step that failed: what it did, and why it failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {why}")]
+pub struct StepError {
+    pub what: String,
+    pub why: std::io::Error,
+}
+
+fn errno(what: String) -> StepError {
+    StepError {
+        what,
+        why: std::io::Error::last_os_error(),
+    }
+}
+
+fn failed(what: String) -> impl FnOnce(std::io::Error) -> StepError {
+    move |why| StepError { what, why }
+}
+
+/// [`apply`] with the step's paths under `root` resolved there
+/// ([`resolve_in_root`]).
+pub fn apply_inside(step: &Step, root: &Path) -> Result<(), StepError> {
+    let r = |p: &Path| resolve_in_root(root, p);
+    match step {
+        Step::Mkdir(p) => apply(&Step::Mkdir(r(p))),
+        Step::Touch(p) => apply(&Step::Touch(r(p))),
+        Step::Mount {
+            src,
+            dst,
+            fstype,
+            flags,
+            data,
+        } => apply(&Step::Mount {
+            src: src.clone(),
+            dst: r(dst),
+            fstype: *fstype,
+            flags: *flags,
+            data: data.clone(),
+        }),
+        Step::BindIfExists(src, dst) => apply(&Step::BindIfExists(src.clone(), r(dst))),
+        Step::Mknod(p, a, b) => apply(&Step::Mknod(r(p), *a, *b)),
+        Step::Symlink(t, p) => apply(&Step::Symlink(t, r(p))),
+        Step::ReadOnly(p) => apply(&Step::ReadOnly(r(p))),
+        Step::Write(..) => apply(step),
+    }
 }
 
 /// Carries out one step (in the container's mount namespace).
-pub fn apply(step: &Step) -> Result<(), String> {
+pub fn apply(step: &Step) -> Result<(), StepError> {
     match step {
         Step::Mkdir(p) => {
-            std::fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
+            std::fs::create_dir_all(p).map_err(failed(format!("mkdir {}", p.display())))
         }
         Step::Touch(p) => {
             if p.symlink_metadata().is_ok() {
                 return Ok(());
             }
             if let Some(d) = p.parent() {
-                std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+                std::fs::create_dir_all(d).map_err(failed(format!("mkdir {}", d.display())))?;
             }
             std::fs::File::create(p)
                 .map(drop)
-                .map_err(|e| format!("create {}: {e}", p.display()))
+                .map_err(failed(format!("create {}", p.display())))
         }
         Step::Write(p, text) => {
-            std::fs::write(p, text).map_err(|e| format!("write {}: {e}", p.display()))
+            std::fs::write(p, text).map_err(failed(format!("write {}", p.display())))
         }
         Step::Mount {
             src,
@@ -248,6 +356,20 @@ pub fn apply(step: &Step) -> Result<(), String> {
                 Ok(())
             }
         }
+        Step::ReadOnly(p) => {
+            if !p.exists() {
+                return Ok(());
+            }
+            apply(&bind(p.clone(), p.clone(), true))?;
+            let (nosuid, nodev, noexec) = (libc::MS_NOSUID, libc::MS_NODEV, libc::MS_NOEXEC);
+            apply(&Step::Mount {
+                src: None,
+                dst: p.clone(),
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid | nodev | noexec,
+                data: None,
+            })
+        }
         Step::Mknod(p, major, minor) => {
             let dev = libc::makedev(*major, *minor);
             let c = cstr(p);
@@ -261,7 +383,7 @@ pub fn apply(step: &Step) -> Result<(), String> {
             Ok(())
         }
         Step::Symlink(target, p) => std::os::unix::fs::symlink(target, p)
-            .map_err(|e| format!("symlink {}: {e}", p.display())),
+            .map_err(failed(format!("symlink {}", p.display()))),
     }
 }
 
@@ -369,10 +491,24 @@ mod tests {
     #[test]
     fn proc_sys_is_read_only_and_sys_too() {
         let p = inside_plan(&spec(), Path::new("/dev/pts/0"), |_| Some(true)).unwrap();
-        assert!(p
-            .iter()
-            .any(|s| matches!(s, Step::Mount { dst, flags, src: None, .. }
-            if dst.ends_with("proc/sys") && flags & libc::MS_RDONLY != 0)));
+        assert!(p.contains(&Step::ReadOnly("/vm/rootfs/proc/sys".into())));
+        assert!(p.contains(&Step::ReadOnly("/vm/rootfs/proc/sysrq-trigger".into())));
+        assert!(p.contains(&Step::BindIfExists(
+            "/dev/null".into(),
+            "/vm/rootfs/proc/kcore".into()
+        )));
+        // After /proc itself.
+        let proc_at = p.iter().position(|s| {
+            matches!(
+                s,
+                Step::Mount {
+                    fstype: Some("proc"),
+                    ..
+                }
+            )
+        });
+        let ro_at = p.iter().position(|s| matches!(s, Step::ReadOnly(_)));
+        assert!(proc_at < ro_at);
         assert!(p.iter().any(
             |s| matches!(s, Step::Mount { fstype: Some("sysfs"), flags, .. }
             if flags & libc::MS_RDONLY != 0)
@@ -391,6 +527,27 @@ mod tests {
         s.volumes.clear();
         let p = inside_plan(&s, Path::new("/dev/pts/0"), |_| None).unwrap();
         assert!(!p.contains(&Step::Mkdir("/vm/rootfs/dev/fifos".into())));
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", root.join("rel")).unwrap();
+        std::os::unix::fs::symlink("../../../../etc", root.join("usr/up")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("cc")).unwrap();
+        let r = |p: &str| resolve_in_root(&root, &inside(&root, p));
+        assert_eq!(r("/abs/x"), root.join("usr/lib/x"));
+        assert_eq!(r("/rel/x"), root.join("usr/lib/x"));
+        assert_eq!(r("/usr/up/x"), root.join("etc/x"));
+        assert_eq!(r("/cc"), root.join("etc/passwd"));
+        assert_eq!(r("/new/dir"), root.join("new/dir"));
+        assert_eq!(
+            resolve_in_root(&root, Path::new("/vm/fifo0")),
+            PathBuf::from("/vm/fifo0")
+        );
     }
 
     #[test]

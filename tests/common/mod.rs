@@ -7,7 +7,7 @@
 
 pub mod browser;
 pub mod conn;
-pub mod containers;
+pub mod container;
 pub mod guest;
 pub mod netns;
 pub mod ovs;

@@ -105,20 +105,39 @@ pub const DEVICES_ALLOWED: &[&str] = &[
     "c 10:200 rwm",
 ];
 
+/// Removes a cgroup directory, retrying for a while: a killed process
+/// leaves its cgroups a moment after it leaves their process lists.
+fn rmdir(dir: &Path) {
+    let end = Instant::now() + Duration::from_secs(3);
+    while let Err(e) = std::fs::remove_dir(dir) {
+        if e.kind() == std::io::ErrorKind::NotFound || Instant::now() > end {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Makes a cgroup directory; one left by a monitor that was killed (so
-/// it could not clean up) is taken over if no process is left in it.
+/// it could not clean up) is taken over once its processes are gone. The
+/// name is this VM's, and the daemon starts a monitor only for a VM whose
+/// monitor is dead, so what is left is a leftover: killed, and thawed (a
+/// frozen process never acts on its SIGKILL, and a monitor killed while
+/// its container was paused leaves it frozen).
 fn fresh_dir(dir: &Path) -> Result<(), CgroupError> {
     match std::fs::create_dir(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let procs = read(&dir.join("cgroup.procs"))?;
-            if procs.trim().is_empty() {
-                Ok(())
-            } else {
-                Err(CgroupError::Io {
-                    path: dir.display().to_string(),
-                    why: std::io::Error::other("exists and has processes (another container?)"),
-                })
+            let procs = dir.join("cgroup.procs");
+            for pid in read(&procs)?
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+            {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
+            let _ = write(&dir.join("freezer.state"), "THAWED");
+            let _ = write(&dir.join("cgroup.freeze"), "0");
+            wait_for("empty (another container of this name?)", &procs, || {
+                Ok(read(&procs)?.trim().is_empty())
+            })
         }
         r => r.map_err(io(dir)),
     }
@@ -152,51 +171,61 @@ impl Payload {
     pub fn create(leaf: &str) -> Result<Payload, CgroupError> {
         let me = ProcCgroup::parse(&read(Path::new("/proc/self/cgroup"))?)?;
         if Path::new(ROOT).join("cgroup.controllers").exists() {
-            let own_cg = me.unified.ok_or_else(|| {
+            let own = me.unified.ok_or_else(|| {
                 CgroupError::Parse("no unified cgroup in /proc/self/cgroup".into())
             })?;
-            let own = under(Path::new(ROOT), &own_cg);
-            let payload = own.join("payload");
-            let supervisor = own.join("supervisor");
-            for d in [&supervisor, &payload] {
-                std::fs::create_dir(d).map_err(io(d))?;
+            Payload::create_v2(Path::new(ROOT), &own)
+        } else {
+            Payload::create_v1(&me, leaf)
+        }
+    }
+
+    /// On the unified hierarchy mounted at `root`, the monitor being in
+    /// `own`.
+    pub fn create_v2(root: &Path, own: &str) -> Result<Payload, CgroupError> {
+        let own = under(root, own);
+        let payload = own.join("payload");
+        let supervisor = own.join("supervisor");
+        for d in [&supervisor, &payload] {
+            fresh_dir(d)?;
+        }
+        let p = Payload::V2 {
+            own,
+            payload,
+            supervisor: supervisor.clone(),
+        };
+        if let Err(e) = write(&supervisor.join("cgroup.procs"), "0") {
+            p.remove();
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    fn create_v1(me: &ProcCgroup, leaf: &str) -> Result<Payload, CgroupError> {
+        let own = me.v1_path("freezer").unwrap_or("/");
+        let freezer = under(&Path::new(ROOT).join("freezer"), own).join(leaf);
+        fresh_dir(&freezer)?;
+        let mut p = Payload::V1 {
+            freezer,
+            devices: None,
+        };
+        if let Some(own) = me.v1_path("devices") {
+            let dir = under(&Path::new(ROOT).join("devices"), own).join(leaf);
+            let made = fresh_dir(&dir).and_then(|()| {
+                write(&dir.join("devices.deny"), "a")?;
+                DEVICES_ALLOWED
+                    .iter()
+                    .try_for_each(|rule| write(&dir.join("devices.allow"), rule))
+            });
+            if let Payload::V1 { devices, .. } = &mut p {
+                *devices = Some(dir);
             }
-            let p = Payload::V2 {
-                own,
-                payload,
-                supervisor: supervisor.clone(),
-            };
-            if let Err(e) = write(&supervisor.join("cgroup.procs"), "0") {
+            if let Err(e) = made {
                 p.remove();
                 return Err(e);
             }
-            Ok(p)
-        } else {
-            let own = me.v1_path("freezer").unwrap_or("/");
-            let freezer = under(&Path::new(ROOT).join("freezer"), own).join(leaf);
-            fresh_dir(&freezer)?;
-            let mut p = Payload::V1 {
-                freezer,
-                devices: None,
-            };
-            if let Some(own) = me.v1_path("devices") {
-                let dir = under(&Path::new(ROOT).join("devices"), own).join(leaf);
-                let made = fresh_dir(&dir).and_then(|()| {
-                    write(&dir.join("devices.deny"), "a")?;
-                    DEVICES_ALLOWED
-                        .iter()
-                        .try_for_each(|rule| write(&dir.join("devices.allow"), rule))
-                });
-                if let Payload::V1 { devices, .. } = &mut p {
-                    *devices = Some(dir);
-                }
-                if let Err(e) = made {
-                    p.remove();
-                    return Err(e);
-                }
-            }
-            Ok(p)
         }
+        Ok(p)
     }
 
     /// Where the payload's processes are listed (and killed from).
@@ -287,15 +316,15 @@ impl Payload {
                 payload,
                 supervisor,
             } => {
-                let _ = std::fs::remove_dir(payload);
+                rmdir(payload);
                 let _ = write(&own.join("cgroup.procs"), "0");
-                let _ = std::fs::remove_dir(supervisor);
+                rmdir(supervisor);
             }
             Payload::V1 { freezer, devices } => {
                 let _ = self.thaw();
-                let _ = std::fs::remove_dir(freezer);
+                rmdir(freezer);
                 if let Some(d) = devices {
-                    let _ = std::fs::remove_dir(d);
+                    rmdir(d);
                 }
             }
         }

@@ -17,8 +17,8 @@ use tokio::io::AsyncReadExt;
 pub enum CreateError {
     #[error(transparent)]
     Cgroup(#[from] super::cgroup::CgroupError),
-    #[error("{0}")]
-    Net(String),
+    #[error(transparent)]
+    Net(#[from] super::net::NetError),
     #[error("{0}")]
     Os(String),
     /// What the stage reported (`error: ...`).

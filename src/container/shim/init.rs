@@ -85,7 +85,7 @@ pub fn main(args: &[String]) -> i32 {
             Ok(()) => return 0,
             Err(e) => e,
         };
-        unsafe { libc::_exit(fail(&why)) };
+        unsafe { libc::_exit(fail(&why.to_string())) };
     }
     // Only PID 1 holds the pipes now, so the monitor sees EOF when it dies.
     unsafe {
@@ -109,12 +109,35 @@ pub fn main(args: &[String]) -> i32 {
     }
 }
 
-fn errno(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
+/// Why PID 1 could not get to init; reported as one line on fd 3.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Step(#[from] mounts::StepError),
+    #[error(transparent)]
+    Volume(#[from] mounts::MissingSource),
+    #[error("preinit {0}: {1}")]
+    PreinitStart(String, std::io::Error),
+    #[error("preinit {0} failed: {1}")]
+    Preinit(String, String),
+    #[error("init {0}: no such file in the container's file system")]
+    NoInit(String),
+    #[error("init {0}: not an executable file")]
+    NotExecutable(String),
+    #[error("no init given")]
+    NoInitGiven,
+    #[error("{0:?}: contains a NUL byte")]
+    Nul(String),
+    #[error("{0}: {1}")]
+    Os(String, std::io::Error),
 }
 
-fn cstr(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?}: contains a NUL byte"))
+fn errno(what: &str) -> InitError {
+    InitError::Os(what.to_string(), std::io::Error::last_os_error())
+}
+
+fn cstr(s: &str) -> Result<CString, InitError> {
+    CString::new(s).map_err(|_| InitError::Nul(s.to_string()))
 }
 
 fn exit_text(st: std::process::ExitStatus) -> String {
@@ -126,7 +149,7 @@ fn exit_text(st: std::process::ExitStatus) -> String {
     }
 }
 
-fn console_name() -> Result<String, String> {
+fn console_name() -> Result<String, InitError> {
     let mut buf = [0 as libc::c_char; 256];
     if unsafe { libc::ttyname_r(0, buf.as_mut_ptr(), buf.len()) } != 0 {
         return Err(errno("console: stdin is no terminal"));
@@ -142,7 +165,7 @@ fn kind(p: &Path) -> Option<bool> {
 
 /// PID 1 until it execs init; returns only on failure (or `Ok` when the
 /// monitor went away before `go`).
-fn pid1(spec: &Spec) -> Result<(), String> {
+fn pid1(spec: &Spec) -> Result<(), InitError> {
     // The stage dies with the monitor (set in its pre_exec); PID 1 with
     // the stage, and the namespace's other processes with PID 1.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -159,28 +182,24 @@ fn pid1(spec: &Spec) -> Result<(), String> {
     {
         return Err(errno("make / private"));
     }
+    let rootfs = spec.rootfs();
     for step in mounts::root_plan(spec) {
         mounts::apply(&step)?;
     }
-    let rootfs = spec.rootfs();
     if !spec.preinit.is_empty() {
         let st = std::process::Command::new(&spec.preinit)
             .arg(&rootfs)
             .env("CONTAINER_ROOT", &rootfs)
             .status()
-            .map_err(|e| format!("preinit {}: {e}", spec.preinit))?;
+            .map_err(|e| InitError::PreinitStart(spec.preinit.clone(), e))?;
         if !st.success() {
-            return Err(format!(
-                "preinit {} failed: {}",
-                spec.preinit,
-                exit_text(st)
-            ));
+            return Err(InitError::Preinit(spec.preinit.clone(), exit_text(st)));
         }
     }
     let console = console_name()?;
-    let plan = mounts::inside_plan(spec, Path::new(&console), kind).map_err(|e| e.to_string())?;
+    let plan = mounts::inside_plan(spec, Path::new(&console), kind)?;
     for step in &plan {
-        mounts::apply(step)?;
+        mounts::apply_inside(step, &rootfs)?;
     }
     let host = if spec.hostname.is_empty() {
         &spec.name
@@ -222,8 +241,9 @@ fn pid1(spec: &Spec) -> Result<(), String> {
 /// Makes `rootfs` the root: `pivot_root(".", ".")` stacks the old root on
 /// the new one, and the lazy unmount takes it away, with no directory for
 /// the old root needed inside.
-fn enter_root(rootfs: &Path) -> Result<(), String> {
-    std::env::set_current_dir(rootfs).map_err(|e| format!("chdir {}: {e}", rootfs.display()))?;
+fn enter_root(rootfs: &Path) -> Result<(), InitError> {
+    std::env::set_current_dir(rootfs)
+        .map_err(|e| InitError::Os(format!("chdir {}", rootfs.display()), e))?;
     let dot = cstr(".")?;
     if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
         return Err(errno("pivot_root"));
@@ -231,23 +251,22 @@ fn enter_root(rootfs: &Path) -> Result<(), String> {
     if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(errno("unmount the old root"));
     }
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+    std::env::set_current_dir("/").map_err(|e| InitError::Os("chdir /".into(), e))
 }
 
-fn check_init(spec: &Spec) -> Result<(), String> {
+fn check_init(spec: &Spec) -> Result<(), InitError> {
     let Some(init) = spec.init.first() else {
-        return Err("no init given".into());
+        return Err(InitError::NoInitGiven);
     };
-    let meta = std::fs::metadata(init)
-        .map_err(|_| format!("init {init}: no such file in the container's file system"))?;
+    let meta = std::fs::metadata(init).map_err(|_| InitError::NoInit(init.clone()))?;
     let c = cstr(init)?;
     if !meta.is_file() || unsafe { libc::access(c.as_ptr(), libc::X_OK) } != 0 {
-        return Err(format!("init {init}: not an executable file"));
+        return Err(InitError::NotExecutable(init.clone()));
     }
     Ok(())
 }
 
-fn drop_caps() -> Result<(), String> {
+fn drop_caps() -> Result<(), InitError> {
     let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())

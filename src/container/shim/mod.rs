@@ -177,9 +177,10 @@ pub fn main(args: &[String]) -> i32 {
             return 1;
         }
     };
+    let vmdir = spec.vmdir.clone();
     let code = rt.block_on(run(&args, spec, sockets));
     for p in [CONSOLE_SOCKET, CC_SOCKET, CC_AGENT_SOCKET] {
-        let _ = std::fs::remove_file(args.spec.with_file_name(p));
+        let _ = std::fs::remove_file(vmdir.join(p));
     }
     let _ = std::fs::remove_file(&args.qmp);
     code

@@ -21,24 +21,34 @@ pub fn setup_commands(spec: &Spec) -> Vec<Vec<String>> {
     out
 }
 
-fn ip(args: &[String]) -> Result<(), String> {
+/// An `ip` invocation that failed, with the first line it printed.
+#[derive(Debug, thiserror::Error)]
+#[error("ip {cmd}: {why}")]
+pub struct NetError {
+    pub cmd: String,
+    pub why: String,
+}
+
+fn ip(args: &[String]) -> Result<(), NetError> {
+    let fail = |why: String| NetError {
+        cmd: args.join(" "),
+        why,
+    };
     let out = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| format!("ip: {e}"))?;
+        .map_err(|e| fail(e.to_string()))?;
     if out.status.success() {
         return Ok(());
     }
     let err = String::from_utf8_lossy(&out.stderr);
-    Err(format!(
-        "ip {}: {}",
-        args.join(" "),
-        err.lines().next().unwrap_or("failed").trim()
+    Err(fail(
+        err.lines().next().unwrap_or("failed").trim().to_string(),
     ))
 }
 
 /// Makes the namespace; on failure nothing of it is left.
-pub fn setup(spec: &Spec) -> Result<(), String> {
+pub fn setup(spec: &Spec) -> Result<(), NetError> {
     // One of this name is a leftover of a monitor that was killed (the
     // name is this VM's): its processes died with that monitor.
     if std::path::Path::new("/run/netns")
