@@ -36,6 +36,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod console;
+pub mod container;
 pub mod daemon;
 pub mod dbus;
 pub mod deploy;

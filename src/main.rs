@@ -7,6 +7,16 @@ use std::process::ExitCode;
 // `pub`: the test daemon (src/bin/minimega-faults.rs) is this same main
 // with its fault switch armed first.
 pub fn main() -> ExitCode {
+    // The container monitor and its stage are modes of this binary (so
+    // they are wherever the daemon is); they take their own arguments.
+    let argv: Vec<String> = std::env::args().collect();
+    let mode = argv.get(1).map(String::as_str);
+    if mode == Some(minimega::container::spec::SHIM_VERB) {
+        return ExitCode::from(minimega::container::shim::main(&argv[2..]) as u8);
+    }
+    if mode == Some(minimega::container::spec::INIT_VERB) {
+        return ExitCode::from(minimega::container::shim::init::main(&argv[2..]) as u8);
+    }
     let flags = match Flags::try_parse_from(normalize_args(std::env::args())) {
         Ok(f) => f,
         Err(e) => {

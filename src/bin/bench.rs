@@ -10,11 +10,14 @@
 //!     bench web [N, default 1000] [ROUNDS, default 5]
 //!     bench vnc [ROUNDS, default 100]
 //!     bench churn [CLIENTS, default 16] [SECONDS, default 60] [NAMES, default 24]
+//!     bench containers [N, default 100] [ROUNDS, default 3]
 
 #[path = "bench/cc.rs"]
 mod cc;
 #[path = "bench/churn.rs"]
 mod churn;
+#[path = "bench/containers.rs"]
+mod containers;
 #[path = "bench/daemon.rs"]
 mod daemon;
 #[path = "bench/files.rs"]
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("mesh") => mesh::run(&args[1..]),
         Some("launch") => launch::run(&args[1..]),
+        Some("containers") => containers::run(&args[1..]),
         Some("cc") => cc::run(&args[1..]),
         Some("files") => files::run(&args[1..]),
         Some("net") => net::run(&args[1..]),

@@ -38,6 +38,10 @@ impl VmHook for Hook {
         "cc"
     }
 
+    fn serves(&self, _kind: crate::vm::config::Kind) -> bool {
+        true
+    }
+
     fn prepare<'a>(
         &'a self,
         vm: &'a Arc<Vm>,

@@ -7,7 +7,7 @@ use crate::command::{
     table, BoxFuture, Call, CmdResult, CommandError, Origin, Reply, Response, Spec,
 };
 use crate::node::Node;
-use crate::vm::config;
+use crate::vm::config::{self, Kind};
 use crate::vm::manager::{Vm, VmError, DEFAULT_NAMESPACE};
 use crate::vm::targets::{self, Target};
 use crate::vm::{info, screenshot};
@@ -37,11 +37,11 @@ pub fn specs() -> Vec<Spec<Node>> {
         Spec {
             patterns: &[
                 "vm launch",
-                "vm launch kvm <name or count> [config]",
-                "vm launch kvm <name or count> config <json>",
+                "vm launch <kvm,container> <name or count> [config]",
+                "vm launch <kvm,container> <name or count> config <json>",
             ],
             short: "launch virtual machines in a paused state",
-            long: "Launch VMs from the current `vm config` (or a saved one, `vm config\nsave NAME`, named last), paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\tvm launch kvm db dbconfig   one VM of saved config dbconfig\n\tvm launch                   launch what is queued\n\nNames that are integers, and `all`, are refused, as are names and UUIDs\nin use or queued in the namespace. With `ns queueing true` the launch only\nqueues (see `ns queue`), with the configuration of that moment, and a bare\n`vm launch` (or `ns schedule`) launches every queued VM at once; without\nqueueing it launches at once. All QEMUs start at once; the command returns\nwhen each VM is BUILDING. A VM that fails to launch leaves nothing behind.\nStart VMs with `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (`ns load`), honouring `vm config schedule`,\n`coschedule` and `colocate`, and each host launches its share with the\nconfiguration it was queued with (the `config <json>` form carries it; a\nhead node sends it, not users).",
+            long: "Launch VMs from the current `vm config` (or a saved one, `vm config\nsave NAME`, named last), paused (state BUILDING):\n\n\tvm launch kvm 20            twenty VMs named vm-<id>\n\tvm launch kvm web[1-50]     fifty VMs named web1 ... web50\n\tvm launch kvm foo,bar       two VMs\n\tvm launch kvm db dbconfig   one VM of saved config dbconfig\n\tvm launch                   launch what is queued\n\nNames that are integers, and `all`, are refused, as are names and UUIDs\nin use or queued in the namespace. With `ns queueing true` the launch only\nqueues (see `ns queue`), with the configuration of that moment, and a bare\n`vm launch` (or `ns schedule`) launches every queued VM at once; without\nqueueing it launches at once. All QEMUs start at once; the command returns\nwhen each VM is BUILDING. A VM that fails to launch leaves nothing behind.\nStart VMs with `vm start`.\n\n`vm launch container NAMES` launches containers instead: `vm config\nfilesystem` (a directory, required), `hostname`, `init`, `preinit`,\n`fifos`, `volume`, with `memory`, `vcpus`, `networks`, `snapshot` and\n`uuid` shared with KVM VMs. Each runs frozen until `vm start`.\n\nIn a namespace whose hosts include other nodes, the VMs are spread over\nthe hosts by load (`ns load`), honouring `vm config schedule`,\n`coschedule` and `colocate`, and each host launches its share with the\nconfiguration it was queued with (the `config <json>` form carries it; a\nhead node sends it, not users).",
             handler: vm_launch,
             mesh_ok: true,
             reach: Reach::Here,
@@ -155,9 +155,15 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             return Ok(errors_or_empty(errors));
         };
         let names = targets::parse_launch(spec).map_err(failed)?;
+        let kind = if c.args.flag("container") {
+            Kind::Container
+        } else {
+            Kind::Kvm
+        };
         if let Some(json) = c.args.string("json") {
-            let cfg: crate::vm::config::VmConfig = serde_json::from_str(json)
+            let mut cfg: crate::vm::config::VmConfig = serde_json::from_str(json)
                 .map_err(|e| failed(format!("invalid vm config: {e}")))?;
+            cfg.kind = kind;
             c.ctx.vms.launch_with(&ns, names, cfg).await?;
             return Ok(Reply::empty());
         }
@@ -174,7 +180,8 @@ fn vm_launch(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
                 saved.ok_or_else(|| failed(format!("config {name} does not exist")))?
             }
         };
-        let cfg = super::optimize::with_hugepages(&ns, cfg);
+        let mut cfg = super::optimize::with_hugepages(&ns, cfg);
+        cfg.kind = kind;
         // Only a launch typed here is queued and placed: one that came over
         // the mesh was placed already.
         if c.session.origin != Origin::Local {
@@ -329,6 +336,10 @@ fn vm_qmp(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
 fn vm_screenshot(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
     Box::pin(async move {
         let vm = one(&c)?;
+        // A container has no screen (minimega: the same refusal).
+        if vm.lock().config.kind == Kind::Container {
+            return Err(VmError::NotForContainers("vm screenshot").into());
+        }
         let max: usize = match c.args.string("maximum") {
             None => 0,
             Some(m) => m

@@ -9,7 +9,7 @@
 use super::sys::{self, netlink::Netlink};
 use super::{capture, ovs, qemu, tc, Net, Nic};
 use crate::command::BoxFuture;
-use crate::vm::config::VmConfig;
+use crate::vm::config::{Kind, VmConfig};
 use crate::vm::hooks::{Admission, Ticket, VmHook};
 use crate::vm::nic::{self as spec, Mac};
 use crate::vm::{Vm, VmError};
@@ -70,6 +70,10 @@ impl VmHook for NetHook {
         "networks"
     }
 
+    fn serves(&self, _kind: crate::vm::config::Kind) -> bool {
+        true
+    }
+
     fn admit<'a>(&'a self, launch: &'a Admission<'a>) -> BoxFuture<'a, Result<(), VmError>> {
         Box::pin(async move {
             let nics = &launch.config.networks;
@@ -103,6 +107,9 @@ impl VmHook for NetHook {
                 return Ok(Vec::new());
             }
             let net = &self.0;
+            // A container's NICs are veth pairs; its monitor moves one end
+            // in and takes the names from the record, not from arguments.
+            let container = config.kind == Kind::Container;
             let mut nics = config.networks.clone();
             self.assign(&mut nics);
             let mut bonds = config.bonds.clone();
@@ -121,8 +128,13 @@ impl VmHook for NetHook {
                 .map_err(|e| err(format!("netlink: {e}")))
                 .and_then(|mut nl| {
                     nics.iter().try_for_each(|n| {
-                        sys::create_tap(&n.tap, &alias, &mut nl)
-                            .map_err(|e| err(format!("cannot create tap {}: {e}", n.tap)))
+                        if container {
+                            sys::create_veth(&n.tap, &n.veth_peer(), &alias, &mut nl)
+                                .map_err(|e| err(format!("cannot create veth {}: {e}", n.tap)))
+                        } else {
+                            sys::create_tap(&n.tap, &alias, &mut nl)
+                                .map_err(|e| err(format!("cannot create tap {}: {e}", n.tap)))
+                        }
                     })
                 });
             // A VM that fails here never arrives at the switch; its
@@ -150,7 +162,11 @@ impl VmHook for NetHook {
             for n in &nics {
                 net.watch(&n.tap, &n.hwaddr);
             }
-            Ok(qemu::argv(&nics))
+            Ok(if container {
+                Vec::new()
+            } else {
+                qemu::argv(&nics)
+            })
         })
     }
 

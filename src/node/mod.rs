@@ -68,6 +68,13 @@ impl Node {
         cc.set_net(net.clone());
         hooks.push(std::sync::Arc::new(crate::cc::hook::Hook(cc.clone())));
         hooks.push(net.hook());
+        let containers = std::sync::Arc::new(crate::container::runtime::Containers {
+            tag: crate::base::tag(&config.base),
+        });
+        vms.set_container_runtime(containers.clone());
+        hooks.push(std::sync::Arc::new(
+            crate::container::runtime::ContainerHook(containers),
+        ));
         let vnc = crate::vnc::Vnc::new(
             crate::vnc::Settings {
                 addr: config.vnc_addr,

@@ -25,8 +25,9 @@ pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(600);
 pub fn remote_line(ns: &str, spec: &str, cfg: &VmConfig) -> String {
     let json = serde_json::to_string(cfg).unwrap_or_default();
     format!(
-        "namespace {} vm launch kvm {} config {}",
+        "namespace {} vm launch {} {} config {}",
         lexer::quote_if_needed(ns, false),
+        cfg.kind.as_str(),
         lexer::quote_if_needed(spec, false),
         lexer::quote_if_needed(&json, true)
     )

@@ -30,22 +30,23 @@ impl VmHook for SerialHook {
         "serial"
     }
 
+    /// A container's console is its port 0.
+    fn serves(&self, _kind: crate::vm::config::Kind) -> bool {
+        true
+    }
+
     fn started<'a>(&'a self, vm: &'a Arc<Vm>, adopted: bool) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             // A relaunch starts afresh.
             self.0.close_all(vm.id);
-            let count = vm.lock().config.serial_ports;
             let mut relays = lock(&self.0 .0.relays);
-            for n in 0..count {
+            for (n, socket, log) in super::ports(vm) {
                 let seed = if adopted {
-                    relay::log_tail(&vm.paths.serial_log(n))
+                    relay::log_tail(&log)
                 } else {
                     Vec::new()
                 };
-                relays.insert(
-                    (vm.id, n),
-                    Relay::start(UnixSocket(vm.paths.serial(n)), &seed),
-                );
+                relays.insert((vm.id, n), Relay::start(UnixSocket(socket), &seed));
             }
         })
     }

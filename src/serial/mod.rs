@@ -81,7 +81,7 @@ impl Serial {
     }
 
     fn relay(&self, vm: &Vm, port: u64) -> Result<Arc<Relay>, SerialError> {
-        let count = vm.lock().config.serial_ports;
+        let count = ports(vm).len() as u64;
         if port >= count {
             return Err(SerialError::NoPort {
                 vm: vm.name.clone(),
@@ -122,6 +122,26 @@ impl Serial {
     fn by_id(&self, vm_id: u64, name: &str, port: u64) -> Option<Viewer> {
         let r = lock(&self.0.relays).get(&(vm_id, port)).cloned()?;
         Some(r.viewer(name, port))
+    }
+}
+
+/// A VM's consoles: (port, socket, log). A QEMU guest's serial ports, or
+/// a container's one console (its pty, served by its monitor).
+fn ports(vm: &Vm) -> Vec<(u64, std::path::PathBuf, std::path::PathBuf)> {
+    use crate::container::spec;
+    let (kind, count) = {
+        let s = vm.lock();
+        (s.config.kind, s.config.serial_ports)
+    };
+    match kind {
+        crate::vm::config::Kind::Container => vec![(
+            0,
+            vm.paths.dir.join(spec::CONSOLE_SOCKET),
+            vm.paths.dir.join(spec::CONSOLE_LOG),
+        )],
+        crate::vm::config::Kind::Kvm => (0..count)
+            .map(|n| (n, vm.paths.serial(n), vm.paths.serial_log(n)))
+            .collect(),
     }
 }
 

@@ -146,6 +146,10 @@ impl VmHook for Admit {
         "admission"
     }
 
+    fn serves(&self, _kind: crate::vm::config::Kind) -> bool {
+        true
+    }
+
     fn admit<'a>(&'a self, launch: &'a Admission<'a>) -> BoxFuture<'a, Result<(), VmError>> {
         Box::pin(async move {
             self.budget(None)

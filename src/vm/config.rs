@@ -8,6 +8,7 @@
 //! else (the commands, the listing, errors naming the fields) follows.
 
 pub use super::config_listing::Section;
+pub use super::container_fields::{ContainerFields, CtField, Kind};
 pub use super::hardware::{Hardware, HwField};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +101,11 @@ pub struct VmConfig {
     /// CPU topology, USB, TPM, clipboard (see [`Hardware`]).
     #[serde(flatten)]
     pub hw: Hardware,
+    /// Set by `vm launch kvm|container`, not by a field: the VM's kind.
+    pub kind: Kind,
+    /// The container-only fields (see [`ContainerFields`]).
+    #[serde(flatten)]
+    pub ct: ContainerFields,
 }
 
 impl Default for VmConfig {
@@ -132,6 +138,8 @@ impl Default for VmConfig {
             state: String::new(),
             vnc_password: String::new(),
             hw: Hardware::default(),
+            kind: Kind::Kvm,
+            ct: ContainerFields::default(),
         }
     }
 }
@@ -166,6 +174,7 @@ pub enum Field {
     State,
     VncPassword,
     Hw(HwField),
+    Ct(CtField),
 }
 
 /// Every field by its command name, in the order `vm config` prints them.
@@ -205,6 +214,12 @@ pub const FIELDS: &[(&str, Field)] = &[
         "bidirectional-copy-paste",
         Field::Hw(HwField::BidirectionalCopyPaste),
     ),
+    ("filesystem", Field::Ct(CtField::Filesystem)),
+    ("hostname", Field::Ct(CtField::Hostname)),
+    ("init", Field::Ct(CtField::Init)),
+    ("preinit", Field::Ct(CtField::Preinit)),
+    ("fifos", Field::Ct(CtField::Fifos)),
+    ("volume", Field::Ct(CtField::Volume)),
 ];
 
 pub const ALIASES: &[(&str, Field)] = &[
@@ -290,6 +305,7 @@ impl Field {
             Field::Cpu => (Kvm, 120, "CPU"),
             Field::Vga => (Kvm, 160, "VGA"),
             Field::Hw(h) => h.listing(),
+            Field::Ct(c) => c.listing(),
             Field::QemuOverride | Field::VncPassword => return None,
         })
     }
@@ -485,6 +501,7 @@ impl VmConfig {
                 self.vnc_password = v.into();
             }
             Field::Hw(h) => self.hw.set(h, single(field, values)?, filepath)?,
+            Field::Ct(c) => self.ct.set(c, values, filepath)?,
         }
         Ok(())
     }
@@ -520,6 +537,7 @@ impl VmConfig {
             Field::State => self.state = d.state,
             Field::VncPassword => self.vnc_password = d.vnc_password,
             Field::Hw(h) => self.hw.clear(h),
+            Field::Ct(c) => self.ct.clear(c),
         }
     }
 
@@ -559,6 +577,7 @@ impl VmConfig {
             Field::State => self.state.clone(),
             Field::VncPassword => self.vnc_password.clone(),
             Field::Hw(h) => self.hw.get(h),
+            Field::Ct(c) => self.ct.get(c),
         }
     }
 }

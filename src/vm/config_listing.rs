@@ -9,6 +9,7 @@ use super::config::{Field, VmConfig, FIELDS};
 pub enum Section {
     Vm,
     Kvm,
+    Container,
 }
 
 impl Section {
@@ -16,6 +17,7 @@ impl Section {
         match self {
             Section::Vm => "VM configuration:",
             Section::Kvm => "KVM configuration:",
+            Section::Container => "Container configuration:",
         }
     }
 }
@@ -58,7 +60,7 @@ impl VmConfig {
             .collect();
         fields.sort_by_key(|(s, rank, ..)| (*s, *rank));
         let mut out = String::new();
-        for section in [Section::Vm, Section::Kvm] {
+        for section in [Section::Vm, Section::Kvm, Section::Container] {
             let rows: Vec<(String, String)> = fields
                 .iter()
                 .filter(|(s, ..)| *s == section)
@@ -74,6 +76,9 @@ impl VmConfig {
             out.push_str(section.title());
             out.push('\n');
             for (label, value) in rows {
+                // A value of several lines (volumes) continues in the
+                // value column, as tabwriter aligns minimega's.
+                let value = value.replace('\n', &format!("\n{:w$}", ""));
                 out.push_str(&format!("{label:<w$}{value}\n"));
             }
             out.push('\n');
@@ -133,6 +138,14 @@ VGA:                      std
 Usb Use XHCI:             true
 Bidirectional Copy Paste: false
 TPM Socket:               
+
+Container configuration:
+Filesystem Path: 
+Hostname:        
+Init:            [/init]
+Pre-init:        
+FIFOs:           0
+Volumes:         
 
 ";
         assert_eq!(text, want);

@@ -67,6 +67,14 @@ pub enum VmError {
     Placement { vm: String, why: String },
     #[error("qemu exited: {0}")]
     QemuExited(String),
+    /// A container's monitor ended (its own words: a missing init, a
+    /// failing preinit, ...).
+    #[error("container failed: {0}")]
+    ContainerFailed(String),
+    #[error("containers are not available on this node")]
+    NoContainers,
+    #[error("{0} is not supported for containers")]
+    NotForContainers(&'static str),
     #[error("qemu exited at once: {0}")]
     QemuExitedAtOnce(String),
     #[error("no QMP socket at {}: {source}", path.display())]

@@ -34,7 +34,7 @@
 //! undone part of their work already) and must not block: long work is
 //! awaited, not spun.
 
-use super::config::VmConfig;
+use super::config::{Kind, VmConfig};
 use super::manager::{Vm, VmError};
 use crate::command::BoxFuture;
 use std::sync::Arc;
@@ -92,6 +92,14 @@ pub trait VmHook: Send + Sync + 'static {
     /// Shown in logs.
     fn name(&self) -> &'static str;
 
+    /// The kinds of VM the hook takes part in: QEMU's guests only, unless
+    /// it says otherwise (a screen, disks, USB mean nothing to a
+    /// container). The others' `admit`, `prepare`, `started` and
+    /// `release` are not called for it.
+    fn serves(&self, kind: Kind) -> bool {
+        kind == Kind::Kvm
+    }
+
     fn admit<'a>(&'a self, _launch: &'a Admission<'a>) -> BoxFuture<'a, Result<(), VmError>> {
         Box::pin(async { Ok(()) })
     }
@@ -140,21 +148,26 @@ impl Hooks {
     }
 
     pub async fn admit(&self, launch: &Admission<'_>) -> Result<(), VmError> {
-        for h in &self.0 {
+        for h in self.serving(launch.config.kind) {
             h.admit(launch).await?;
         }
         Ok(())
+    }
+
+    fn serving(&self, kind: Kind) -> Vec<&Arc<dyn VmHook>> {
+        self.0.iter().filter(|h| h.serves(kind)).collect()
     }
 
     /// Every hook's arguments, in order; on an error the hooks that had
     /// prepared are released again (last first) before it is returned.
     pub async fn prepare(&self, vm: &Arc<Vm>, config: &VmConfig) -> Result<Vec<String>, VmError> {
         let mut argv = Vec::new();
-        for (i, h) in self.0.iter().enumerate() {
+        let hooks = self.serving(config.kind);
+        for (i, h) in hooks.iter().enumerate() {
             match h.prepare(vm, config).await {
                 Ok(a) => argv.extend(a),
                 Err(e) => {
-                    for done in self.0[..=i].iter().rev() {
+                    for done in hooks[..=i].iter().rev() {
                         done.release(vm).await;
                     }
                     return Err(e);
@@ -165,13 +178,15 @@ impl Hooks {
     }
 
     pub async fn started(&self, vm: &Arc<Vm>, adopted: bool) {
-        for h in &self.0 {
+        let kind = vm.lock().config.kind;
+        for h in self.serving(kind) {
             h.started(vm, adopted).await;
         }
     }
 
     pub async fn release(&self, vm: &Vm) {
-        for h in self.0.iter().rev() {
+        let kind = vm.lock().config.kind;
+        for h in self.serving(kind).into_iter().rev() {
             h.release(vm).await;
         }
     }

@@ -60,6 +60,8 @@ pub const COLUMNS: &[&str] = &[
 
 /// minimega's container-only columns: `N/A` for a KVM VM, as there.
 const CONTAINER_ONLY: usize = 7;
+/// `snapshot`'s place among the cells after `vcpus` (disks, snapshot, ...).
+const KVM_SNAPSHOT_CELL: usize = 1;
 
 pub const SUMMARY: &[&str] = &["id", "name", "state", "type", "uuid", "cc_active", "vlan"];
 
@@ -85,6 +87,10 @@ pub trait NetView: Send + Sync {
 pub trait ScreenView: Send + Sync {
     /// None while the VM has no port (not running, or none was free).
     fn vnc_port(&self, vm: &Vm) -> Option<u16>;
+    /// A container's console on TCP (`console_port`).
+    fn console_port(&self, _vm: &Vm) -> Option<u16> {
+        None
+    }
 }
 
 /// Where the VM runs, as the `unit` column shows it.
@@ -173,22 +179,22 @@ pub async fn table(
             .load(std::sync::atomic::Ordering::Relaxed)
             .to_string();
         let mut row = vec![vm.id.to_string(), vm.name.clone(), state.to_string()];
+        let kind = cfg.kind.as_str().to_string();
         if summary {
-            row.extend(["kvm".into(), vm.uuid.clone(), cc, nets[0].clone()]);
+            row.extend([kind, vm.uuid.clone(), cc, nets[0].clone()]);
             rows.push(row);
             continue;
         }
         row.extend([
             uptime(launched),
-            "kvm".into(),
+            kind,
             vm.uuid.clone(),
             cc,
             pid.unwrap_or(0).to_string(),
         ]);
         row.extend(nets);
-        row.extend([
-            cfg.memory.to_string(),
-            cfg.vcpus.to_string(),
+        row.extend([cfg.memory.to_string(), cfg.vcpus.to_string()]);
+        let kvm = [
             disks_cell(&cfg.disks),
             cfg.snapshot.to_string(),
             cfg.initrd.clone(),
@@ -209,8 +215,39 @@ pub async fn table(
             cfg.hw.usb_use_xhci.to_string(),
             cfg.hw.tpm_socket.clone(),
             cfg.hw.bidirectional_copy_paste.to_string(),
-        ]);
-        row.extend(std::iter::repeat_n(NA.to_string(), CONTAINER_ONLY));
+        ];
+        // Each kind's own columns are N/A for the other, as minimega's.
+        if cfg.kind == config::Kind::Container {
+            // `snapshot` is shared; the rest of the KVM block is not.
+            row.extend(kvm.iter().enumerate().map(|(i, c)| {
+                if i == KVM_SNAPSHOT_CELL {
+                    c.clone()
+                } else {
+                    NA.into()
+                }
+            }));
+            let ct = &cfg.ct;
+            row.extend([
+                ct.filesystem.clone(),
+                if ct.hostname.is_empty() {
+                    vm.name.clone()
+                } else {
+                    ct.hostname.clone()
+                },
+                config::list(&ct.init),
+                ct.preinit.clone(),
+                ct.fifos.to_string(),
+                ct.volumes_cell(),
+                vms.screens()
+                    .and_then(|s| s.console_port(vm))
+                    .filter(|_| state.is_live())
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| NA.into()),
+            ]);
+        } else {
+            row.extend(kvm);
+            row.extend(std::iter::repeat_n(NA.to_string(), CONTAINER_ONLY));
+        }
         row.extend([
             config::tags_json(&tags),
             vm.namespace.clone(),

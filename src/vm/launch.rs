@@ -4,7 +4,7 @@
 //! the watch on each QEMU that turns its exit into QUIT.
 
 use super::argv::{self, VmPaths};
-use super::config::VmConfig;
+use super::config::{Kind, VmConfig};
 use super::hooks::{Admission, Attempt, Tickets};
 use super::limits::Limits;
 use super::manager::{now_secs, Life, Status, Vm, VmError, Vms, QMP_CALL_TIMEOUT};
@@ -26,6 +26,9 @@ const QMP_READY_TIMEOUT: Duration = Duration::from_secs(120);
 impl Vms {
     /// Checks everything a launch needs before anything is made.
     pub(super) fn validate(&self, cfg: &VmConfig) -> Result<(), VmError> {
+        if cfg.kind == Kind::Container {
+            return self.container_runtime()?.validate(cfg);
+        }
         let files = [
             ("kernel", &cfg.kernel),
             ("initrd", &cfg.initrd),
@@ -256,14 +259,26 @@ impl Vms {
             let _ = std::fs::remove_file(p.serial(n));
         }
         let extra = self.hooks().prepare(vm, &cfg).await?;
-        let argv = argv::qemu_argv(&argv::Launch {
-            name: &vm.name,
-            uuid: &vm.uuid,
-            paths: p,
-            accel,
-            config: &cfg,
-            extra: &extra,
-        });
+        let argv = match cfg.kind {
+            Kind::Kvm => argv::qemu_argv(&argv::Launch {
+                name: &vm.name,
+                uuid: &vm.uuid,
+                paths: p,
+                accel,
+                config: &cfg,
+                extra: &extra,
+            }),
+            Kind::Container => match self
+                .container_runtime()
+                .and_then(|rt| rt.argv(vm, &cfg, &extra))
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    self.hooks().release(vm).await;
+                    return Err(e);
+                }
+            },
+        };
         let placement = self.placement();
         let leaf = format!("{}-{}", self.inner.tag, vm.id);
         let cgroups = match placement.prepare(&leaf, &limits) {
@@ -349,7 +364,7 @@ impl Vms {
                     // Lost the race with its exit: its watcher saw
                     // `launching` and left the cleanup to us.
                     self.abandon(vm, life_rx).await;
-                    return Err(VmError::QemuExited(qemu_error(&vm.paths)));
+                    return Err(exited_error(cfg.kind, false, &vm.paths));
                 }
                 // Nothing the record holds changed since the last save.
                 self.spawn_events(vm, gen, events);
@@ -439,7 +454,7 @@ impl Vms {
                 Ok((Arc::new(q), ev))
             }
             _ = life.wait_for(|l| *l != Life::Running) => {
-                Err(VmError::QemuExitedAtOnce(qemu_error(&vm.paths)))
+                Err(exited_error(vm.lock().config.kind, true, &vm.paths))
             }
         }
     }
@@ -520,13 +535,23 @@ async fn exit_reason(vm: &Vm, mut life: watch::Receiver<Life>, e: VmError) -> Vm
         .await
         .is_ok_and(|r| r.is_ok());
     if died {
-        VmError::QemuExitedAtOnce(qemu_error(&vm.paths))
+        exited_error(vm.lock().config.kind, true, &vm.paths)
     } else {
         e
     }
 }
 
-/// The last lines QEMU wrote, as one line.
+/// A process that died during its launch, in its own words.
+fn exited_error(kind: Kind, at_once: bool, paths: &VmPaths) -> VmError {
+    let words = qemu_error(paths);
+    match (kind, at_once) {
+        (Kind::Container, _) => VmError::ContainerFailed(words),
+        (Kind::Kvm, true) => VmError::QemuExitedAtOnce(words),
+        (Kind::Kvm, false) => VmError::QemuExited(words),
+    }
+}
+
+/// The last lines QEMU (or a container's monitor) wrote, as one line.
 pub fn qemu_error(paths: &VmPaths) -> String {
     let text = std::fs::read_to_string(paths.qemu_log()).unwrap_or_default();
     let lines: Vec<&str> = text

@@ -312,6 +312,14 @@ pub struct Nic {
     pub qos: Qos,
 }
 
+impl Nic {
+    /// A container's NIC is a veth pair: the tap's name is the end on the
+    /// switch, this the end that moves into the container.
+    pub fn veth_peer(&self) -> String {
+        format!("{}p", self.tap)
+    }
+}
+
 impl Default for Nic {
     fn default() -> Self {
         Nic {

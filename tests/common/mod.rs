@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod conn;
+pub mod container;
 pub mod guest;
 pub mod netns;
 pub mod ovs;
@@ -162,6 +163,11 @@ pub struct DaemonOpts<'a> {
     /// The daemon's binary: `minimega`, or `minimega-faults` (the same
     /// with its fault switch armed from MINIMEGA_FAULT).
     pub bin: &'static str,
+    /// With `netns`: enter only the network namespace (`nsenter --net`),
+    /// so the daemon sees the host's mounts, its cgroup hierarchies among
+    /// them, as a daemon on a real host does (`ip netns exec` gives it a
+    /// sysfs of its own, without them): containers need their freezer.
+    pub host_cgroups: bool,
 }
 
 impl Default for DaemonOpts<'_> {
@@ -176,6 +182,7 @@ impl Default for DaemonOpts<'_> {
             base: None,
             env: Vec::new(),
             bin: BIN,
+            host_cgroups: false,
         }
     }
 }
@@ -198,6 +205,14 @@ impl Daemon {
             .unwrap();
         let log = scratch.path.join("daemon.log");
         let mut cmd = match &opts.netns {
+            Some(ns) if opts.host_cgroups => {
+                // Only the network namespace: the host's mounts stay.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/run/netns/{ns}"))
+                    .arg("--")
+                    .arg(opts.bin);
+                c
+            }
             Some(ns) => {
                 let mut c = Command::new("ip");
                 c.args(["netns", "exec", ns, opts.bin]);

@@ -58,8 +58,14 @@ impl Ovs {
             format!("--log-file={d}/ovsdb.log"),
         ]));
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !dir.join("db.sock").exists() {
-            assert!(Instant::now() < deadline, "ovsdb-server made no db.sock");
+        // The socket file exists from bind(2) on, a moment before
+        // listen(2): wait until it takes a connection (a fresh CI machine
+        // once lost that race: "Connection refused").
+        while std::os::unix::net::UnixStream::connect(dir.join("db.sock")).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ovsdb-server does not listen on db.sock"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         ovs.vsctl(&["--no-wait", "init"]);
@@ -146,6 +152,12 @@ impl Site {
     }
 
     pub fn daemon(&self, bus: &Bus, base: Option<PathBuf>) -> Daemon {
+        self.daemon_with(bus, base, false)
+    }
+
+    /// A daemon here that sees the host's cgroups (see
+    /// [`DaemonOpts::host_cgroups`]).
+    pub fn daemon_with(&self, bus: &Bus, base: Option<PathBuf>, host_cgroups: bool) -> Daemon {
         Daemon::start_with(
             bus,
             DaemonOpts {
@@ -153,6 +165,7 @@ impl Site {
                 env: self.ovs().env(),
                 base,
                 ready_within: Duration::from_secs(60),
+                host_cgroups,
                 ..DaemonOpts::default()
             },
         )

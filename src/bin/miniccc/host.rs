@@ -3,7 +3,8 @@
 
 use std::ffi::CStr;
 
-/// The SMBIOS product UUID, which QEMU sets to the VM's UUID.
+/// The SMBIOS product UUID, which QEMU sets to the VM's UUID (and a
+/// container's monitor binds over the file where the host has DMI).
 pub fn uuid() -> Result<String, String> {
     for p in [
         "/sys/devices/virtual/dmi/id/product_uuid",
@@ -11,6 +12,13 @@ pub fn uuid() -> Result<String, String> {
     ] {
         if let Ok(s) = std::fs::read_to_string(p) {
             return Ok(s.trim().to_ascii_lowercase());
+        }
+    }
+    // In a container on a host without DMI: its UUID as systemd's
+    // container interface passes it to PID 1 (minimega's monitor does).
+    if let Ok(u) = std::env::var("container_uuid") {
+        if !u.trim().is_empty() {
+            return Ok(u.trim().to_ascii_lowercase());
         }
     }
     Err("cannot read the SMBIOS UUID (/sys/devices/virtual/dmi/id/product_uuid)".into())

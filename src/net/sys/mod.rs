@@ -93,6 +93,24 @@ pub fn create_tap(name: &str, alias: &str, nl: &mut netlink::Netlink) -> io::Res
     r
 }
 
+/// Makes a veth pair for a container's NIC: `name` on the switch, up,
+/// with `alias`; `peer` for the container's monitor to move in.
+pub fn create_veth(
+    name: &str,
+    peer: &str,
+    alias: &str,
+    nl: &mut netlink::Netlink,
+) -> io::Result<()> {
+    nl.new_veth(name, peer)?;
+    let r = index(name)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENODEV))
+        .and_then(|i| nl.set_up_as(i, alias));
+    if r.is_err() {
+        let _ = nl.delete(name);
+    }
+    r
+}
+
 /// A tap that exists while the returned queue is open (a capture's
 /// mirror output): frames the switch sends out of it are read here.
 pub fn open_queue(name: &str, nl: &mut netlink::Netlink) -> io::Result<AsyncFd<OwnedFd>> {

@@ -129,6 +129,25 @@ impl Tunnel {
     }
 }
 
+/// veth's IFLA_INFO_DATA attribute holding the peer's own link message.
+const VETH_INFO_PEER: u16 = 1;
+
+/// The RTM_NEWLINK body for a veth pair `name` <-> `peer`.
+pub fn veth_body(name: &str, peer: &str) -> Vec<u8> {
+    let mut peer_msg = ifinfo(0, 0, 0);
+    peer_msg.extend(attr(IFLA_IFNAME, &cstr(peer)));
+    let mut b = ifinfo(0, 0, 0);
+    b.extend(attr(IFLA_IFNAME, &cstr(name)));
+    b.extend(nested(
+        IFLA_LINKINFO,
+        &[
+            attr(IFLA_INFO_KIND, b"veth"),
+            nested(IFLA_INFO_DATA, &[attr(VETH_INFO_PEER, &peer_msg)]),
+        ],
+    ));
+    b
+}
+
 fn cstr(s: &str) -> Vec<u8> {
     let mut v = s.as_bytes().to_vec();
     v.push(0);
@@ -334,6 +353,14 @@ impl Netlink {
             RTM_NEWADDR,
             NLM_F_CREATE | NLM_F_EXCL,
             &addr_body(index, ip, prefix),
+        )
+    }
+
+    pub fn new_veth(&mut self, name: &str, peer: &str) -> io::Result<()> {
+        self.request(
+            RTM_NEWLINK,
+            NLM_F_CREATE | NLM_F_EXCL,
+            &veth_body(name, peer),
         )
     }
 
