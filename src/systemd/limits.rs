@@ -13,6 +13,9 @@ pub struct Limits {
     /// CPU time allowed per [`CPU_PERIOD_USEC`].
     pub cpu_quota_usec: u64,
     pub tasks_max: u64,
+    /// The unit's cgroup subtree is the payload's to manage (a
+    /// container's monitor makes a frozen child for its processes).
+    pub delegate: bool,
 }
 
 impl Limits {

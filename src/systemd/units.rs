@@ -141,6 +141,10 @@ impl Units {
             ("TasksAccounting", Value::from(true)),
             ("TasksMax", Value::from(limits.tasks_max)),
         ];
+        let mut props = props;
+        if limits.delegate {
+            props.push(("Delegate", Value::from(true)));
+        }
         let r = self
             .manager
             .start_transient_unit(unit, "fail", &props, &[])

@@ -4,7 +4,7 @@
 
 use super::accel::Accel;
 use super::argv::TCG_TB_SIZE_MIB;
-use super::config::VmConfig;
+use super::config::{Kind, VmConfig};
 pub use crate::systemd::limits::{Limits, CPU_PERIOD_USEC};
 
 /// What QEMU itself needs beside guest RAM: its own heap, device models,
@@ -12,8 +12,27 @@ pub use crate::systemd::limits::{Limits, CPU_PERIOD_USEC};
 /// VM; the rest is headroom for I/O buffers.
 pub const QEMU_OVERHEAD_MIB: u64 = 256;
 
+/// A container's monitor: its own RSS and its relay buffers.
+pub const CONTAINER_OVERHEAD_MIB: u64 = 16;
+/// Processes a container may have: a whole small system, not one QEMU.
+pub const CONTAINER_TASKS_MAX: u64 = 4096;
+
 impl Limits {
     pub fn for_vm(c: &VmConfig, accel: Accel) -> Limits {
+        if c.kind == Kind::Container {
+            return Limits {
+                // The container's own memory: its processes, its monitor's
+                // few MiB and its page cache all count, as under minimega.
+                memory_max: c
+                    .memory
+                    .saturating_add(CONTAINER_OVERHEAD_MIB)
+                    .saturating_mul(1024 * 1024),
+                cpu_weight: (100 * c.vcpus).clamp(1, 10_000),
+                cpu_quota_usec: c.vcpus.saturating_mul(CPU_PERIOD_USEC),
+                tasks_max: CONTAINER_TASKS_MAX,
+                delegate: true,
+            };
+        }
         let mut mib = c.memory.saturating_add(QEMU_OVERHEAD_MIB);
         if accel == Accel::Tcg {
             mib = mib.saturating_add(TCG_TB_SIZE_MIB);
@@ -25,6 +44,7 @@ impl Limits {
             cpu_quota_usec: c.vcpus.saturating_add(1).saturating_mul(CPU_PERIOD_USEC),
             // vCPU threads, the main loop, and QEMU's I/O thread pool (64).
             tasks_max: 96 + c.vcpus,
+            delegate: false,
         }
     }
 }

@@ -65,6 +65,17 @@ impl ProcCgroup {
     }
 }
 
+/// Our cgroup on a hybrid host's unified hierarchy
+/// (`/sys/fs/cgroup/unified`), when it is a cgroup of our own (not the
+/// root) that could take a freezer.
+fn hybrid_unified(me: &ProcCgroup) -> Option<String> {
+    let own = me.unified.as_deref().filter(|o| *o != "/")?;
+    Path::new(ROOT)
+        .join("unified/cgroup.controllers")
+        .exists()
+        .then(|| own.to_string())
+}
+
 /// `base` joined with a cgroup path (which starts with `/`).
 pub fn under(base: &Path, cg: &str) -> PathBuf {
     base.join(cg.trim_start_matches('/'))
@@ -174,9 +185,18 @@ impl Payload {
             let own = me.unified.ok_or_else(|| {
                 CgroupError::Parse("no unified cgroup in /proc/self/cgroup".into())
             })?;
-            Payload::create_v2(Path::new(ROOT), &own)
-        } else {
-            Payload::create_v1(&me, leaf)
+            return Payload::create_v2(Path::new(ROOT), &own);
+        }
+        match Payload::create_v1(&me, leaf) {
+            Ok(p) => Ok(p),
+            // A hybrid host whose v1 hierarchies are not ours to write (a
+            // systemd container: only its unified subtree is delegated to
+            // it): the v2 freezer of our own unit's cgroup there. Never
+            // the unified root, which every container would share.
+            Err(e) => match hybrid_unified(&me) {
+                Some(own) => Payload::create_v2(&Path::new(ROOT).join("unified"), &own),
+                None => Err(e),
+            },
         }
     }
 
