@@ -91,6 +91,18 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     con.wait_for("init up as inside", 0, SEEN);
     con.type_bytes(b"hello console\r");
     con.wait_for("got: hello console", 0, SEEN);
+    // The same console on its TCP port (console_port), another viewer:
+    // it gets the replay, and its typing reaches init too.
+    let port = vm_info(&d)[0]["console_port"].clone();
+    assert!(port.parse::<u16>().is_ok(), "console_port {port}");
+    let tcp = site.sh(&format!(
+        "python3 -c 'import socket,time; s=socket.create_connection((\"127.0.0.1\",{port})); s.settimeout(20); s.sendall(b\"over tcp\\r\"); b=b\"\"\nwhile b\"got: over tcp\" not in b: b+=s.recv(4096)\nprint(b.decode(errors=\"replace\"))'"
+    ));
+    assert!(
+        tcp.contains("init up as inside") && tcp.contains("got: over tcp"),
+        "{tcp}"
+    );
+    con.wait_for("got: over tcp", 0, SEEN);
     assert_eq!(
         std::fs::read_to_string(data.join("hostname"))
             .unwrap()

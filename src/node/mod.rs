@@ -86,6 +86,7 @@ impl Node {
         vms.set_screens(std::sync::Arc::new(vnc.clone()));
         hooks.push(vnc.hook());
         let serial = crate::serial::Serial::new(config.vnc_addr);
+        vms.set_consoles(std::sync::Arc::new(serial.clone()));
         hooks.push(serial.hook());
         vms.set_hooks(hooks);
         Node {

@@ -14,6 +14,7 @@ pub(super) struct SerialHook(pub Serial);
 
 impl Serial {
     fn close_all(&self, vm_id: u64) {
+        self.close_port(vm_id);
         let gone: Vec<Arc<Relay>> = {
             let mut relays = lock(&self.0.relays);
             let keys: Vec<(u64, u64)> = relays.keys().filter(|k| k.0 == vm_id).copied().collect();
@@ -39,14 +40,18 @@ impl VmHook for SerialHook {
         Box::pin(async move {
             // A relaunch starts afresh.
             self.0.close_all(vm.id);
-            let mut relays = lock(&self.0 .0.relays);
+            let container = vm.lock().config.kind == crate::vm::config::Kind::Container;
             for (n, socket, log) in super::ports(vm) {
                 let seed = if adopted {
                     relay::log_tail(&log)
                 } else {
                     Vec::new()
                 };
-                relays.insert((vm.id, n), Relay::start(UnixSocket(socket), &seed));
+                let r = Relay::start(UnixSocket(socket), &seed);
+                lock(&self.0 .0.relays).insert((vm.id, n), r.clone());
+                if container {
+                    self.0.open_port(vm.id, &vm.name, r);
+                }
             }
         })
     }

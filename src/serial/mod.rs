@@ -14,11 +14,13 @@
 //! - [`relay`]: a console's source (QEMU's socket; any [`relay::Source`])
 //!   relayed to its viewers
 //! - `tickets`: attaching from another node over TCP
+//! - `tcp`: a container's console on a TCP port of its own (`console_port`)
 //! - `hook`: relays made when a VM starts or is adopted, gone with it
 
 mod hook;
 pub mod relay;
 pub mod ring;
+mod tcp;
 mod tickets;
 
 use crate::vm::Vm;
@@ -60,6 +62,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 pub(crate) struct Inner {
     relays: Mutex<HashMap<(u64, u64), Arc<Relay>>>,
+    ports: Mutex<HashMap<u64, tcp::Port>>,
     tickets: tickets::Tickets,
 }
 
@@ -72,6 +75,7 @@ impl Serial {
     pub fn new(addr: Option<IpAddr>) -> Serial {
         Serial(Arc::new(Inner {
             relays: Mutex::new(HashMap::new()),
+            ports: Mutex::new(HashMap::new()),
             tickets: tickets::Tickets::new(addr),
         }))
     }
@@ -142,6 +146,12 @@ fn ports(vm: &Vm) -> Vec<(u64, std::path::PathBuf, std::path::PathBuf)> {
         crate::vm::config::Kind::Kvm => (0..count)
             .map(|n| (n, vm.paths.serial(n), vm.paths.serial_log(n)))
             .collect(),
+    }
+}
+
+impl crate::vm::info::ConsoleView for Serial {
+    fn console_port(&self, vm: &Vm) -> Option<u16> {
+        Serial::console_port(self, vm.id)
     }
 }
 

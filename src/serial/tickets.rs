@@ -50,6 +50,11 @@ impl Tickets {
         }
     }
 
+    /// The address consoles listen on (None: every address).
+    pub fn addr(&self) -> Option<IpAddr> {
+        self.addr
+    }
+
     pub fn issue(
         &self,
         serial: Serial,

@@ -87,10 +87,12 @@ pub trait NetView: Send + Sync {
 pub trait ScreenView: Send + Sync {
     /// None while the VM has no port (not running, or none was free).
     fn vnc_port(&self, vm: &Vm) -> Option<u16>;
-    /// A container's console on TCP (`console_port`).
-    fn console_port(&self, _vm: &Vm) -> Option<u16> {
-        None
-    }
+}
+
+/// What `vm info` asks for a container's console port; the serial
+/// consoles supply it.
+pub trait ConsoleView: Send + Sync {
+    fn console_port(&self, vm: &Vm) -> Option<u16>;
 }
 
 /// Where the VM runs, as the `unit` column shows it.
@@ -238,7 +240,7 @@ pub async fn table(
                 ct.preinit.clone(),
                 ct.fifos.to_string(),
                 ct.volumes_cell(),
-                vms.screens()
+                vms.consoles()
                     .and_then(|s| s.console_port(vm))
                     .filter(|_| state.is_live())
                     .map(|p| p.to_string())

@@ -208,6 +208,7 @@ pub(super) struct Inner {
     pub placement: OnceLock<Placement>,
     hooks: OnceLock<Hooks>,
     screens: OnceLock<Arc<dyn super::info::ScreenView>>,
+    consoles: OnceLock<Arc<dyn super::info::ConsoleView>>,
     pub(super) containers: OnceLock<Arc<dyn super::runtime::Runtime>>,
     pub(super) next_id: AtomicU64,
     pub(super) reg: Mutex<Registry>,
@@ -252,6 +253,7 @@ impl Vms {
                 placement: OnceLock::new(),
                 hooks: OnceLock::new(),
                 screens: OnceLock::new(),
+                consoles: OnceLock::new(),
                 containers: OnceLock::new(),
                 next_id: AtomicU64::new(0),
                 reg: Mutex::new(Registry::default()),
@@ -315,6 +317,15 @@ impl Vms {
 
     pub fn screens(&self) -> Option<&dyn super::info::ScreenView> {
         self.inner.screens.get().map(|s| &**s)
+    }
+
+    /// Sets what `vm info` asks for a container's console port.
+    pub fn set_consoles(&self, view: Arc<dyn super::info::ConsoleView>) {
+        let _ = self.inner.consoles.set(view);
+    }
+
+    pub fn consoles(&self) -> Option<&dyn super::info::ConsoleView> {
+        self.inner.consoles.get().map(|s| &**s)
     }
 
     pub fn filepath(&self) -> &Path {
