@@ -80,3 +80,59 @@ fn containers_are_scope_units_frozen_and_thawed() {
     );
     assert_eq!(n.ok("ls /run/netns | grep -c minimega- || true"), "0");
 }
+
+const KEY: &str = "containers-mesh-key-0123456789abcdef";
+
+#[test]
+fn containers_are_spread_over_a_mesh_and_driven_from_the_head() {
+    let bed = Testbed::mesh_of(&["head", "node2"], KEY);
+    let root = common::project_root();
+    for n in &["head", "node2"] {
+        bed.node(n).ok(&format!(
+            "rm -rf /var/tmp/ct && mkdir -p /var/tmp/ct/data && sh {}/scripts/container-fs.sh /var/tmp/ct/fs && printf '{INIT}' > /var/tmp/ct/fs/init && chmod 755 /var/tmp/ct/fs/init",
+            root.display()
+        ));
+    }
+    let head = bed.node("head");
+    head.mm("namespace exp vm config filesystem /var/tmp/ct/fs");
+    head.mm("namespace exp vm config volume /data /var/tmp/ct/data");
+    head.mm("namespace exp vm config memory 64");
+    // A namespace's hosts are the other nodes, as minimega's: add the head.
+    head.mm("namespace exp ns add-hosts head");
+    head.mm("namespace exp vm config schedule head");
+    head.mm("namespace exp vm launch container c[1-2]");
+    head.mm("namespace exp vm config schedule node2");
+    head.mm("namespace exp vm launch container c[3-4]");
+    let rows = head.mm(
+        ".annotate true .headers false .csv true .columns name,type,state namespace exp vm info",
+    );
+    let hosts: std::collections::BTreeSet<&str> =
+        rows.lines().map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(
+        hosts.into_iter().collect::<Vec<_>>(),
+        ["head", "node2"],
+        "{rows}"
+    );
+    assert_eq!(rows.lines().count(), 4, "{rows}");
+    assert!(
+        rows.lines().all(|l| l.ends_with(",container,BUILDING")),
+        "{rows}"
+    );
+    head.mm("namespace exp vm start all");
+    for n in &["head", "node2"] {
+        bed.node(n).wait_ok(
+            "[ \"$(cat /var/tmp/ct/data/count)\" -gt 3 ]",
+            Duration::from_secs(60),
+        );
+    }
+    head.mm("namespace exp vm kill all");
+    head.mm("namespace exp vm flush");
+    for n in &["head", "node2"] {
+        let node = bed.node(n);
+        node.wait_ok(
+            "! systemctl list-units --no-legend --plain 'minimega-exp-*' | grep -q scope",
+            Duration::from_secs(30),
+        );
+        assert_eq!(node.ok("ls /run/netns | grep -c minimega- || true"), "0");
+    }
+}
