@@ -27,37 +27,30 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-/// The children of `pid`, recursively, as pids.
-fn descendants(pid: u32) -> Vec<u32> {
+/// The children of `pid`: those of each of its threads (a child is
+/// listed under the thread that forked it).
+fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    let mut todo = vec![pid];
-    while let Some(p) = todo.pop() {
-        let kids =
-            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        for k in kids.split_whitespace().filter_map(|k| k.parse().ok()) {
-            out.push(k);
-            todo.push(k);
-        }
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        out.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
     }
     out
 }
 
-/// KiB of RSS of the daemon's children (monitors or QEMUs) and all below
-/// them, per child.
+/// KiB of RSS of a process and everything below it.
+fn tree_kib(pid: u32) -> u64 {
+    rss_kib(pid) + children(pid).into_iter().map(tree_kib).sum::<u64>()
+}
+
+/// KiB of RSS per child of the daemon (a monitor with its container, or
+/// a QEMU).
 fn per_vm_kib(daemon: u32) -> Result<f64, String> {
-    let kids = std::fs::read_to_string(format!("/proc/{daemon}/task/{daemon}/children"))
-        .map_err(|e| e.to_string())?;
-    let kids: Vec<u32> = kids
-        .split_whitespace()
-        .filter_map(|k| k.parse().ok())
-        .collect();
+    let kids = children(daemon);
     if kids.is_empty() {
-        return Err("the daemon has no children".into());
+        return Err("the daemon has no children (no VM runs)".into());
     }
-    let total: u64 = kids
-        .iter()
-        .map(|&k| rss_kib(k) + descendants(k).into_iter().map(rss_kib).sum::<u64>())
-        .sum();
+    let total: u64 = kids.iter().map(|&k| tree_kib(k)).sum();
     Ok(total as f64 / kids.len() as f64)
 }
 
@@ -93,6 +86,11 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
         exec(&format!("vm launch container {n}"))?;
         exec("vm start all")?;
         ct_times.push(t.elapsed());
+        let running = exec(".annotate false .headers false .columns state vm info")?;
+        let up = running.lines().filter(|l| l.trim() == "RUNNING").count();
+        if up as u64 != n {
+            return Err(format!("{up} of {n} containers run:\n{}", exec("vm info")?));
+        }
         // Every init runs: the payload has a process of its own.
         std::thread::sleep(Duration::from_millis(500));
         ct_mem = per_vm_kib(h.daemon_pid)?;
