@@ -31,9 +31,16 @@ pub fn run(args: &[String]) -> ExitCode {
 /// listed under the thread that forked it).
 fn children(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let kids = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        out.extend(kids.split_whitespace().filter_map(|k| k.parse::<u32>().ok()));
+        out.extend(
+            kids.split_whitespace()
+                .filter_map(|k| k.parse::<u32>().ok()),
+        );
     }
     out
 }
