@@ -47,6 +47,9 @@ fn containers_are_scope_units_frozen_and_thawed() {
         n.ok(&format!("systemctl show -p Delegate --value '{unit}'")),
         "yes"
     );
+    // machinectl knows it by name, as a container.
+    let machines = n.ok("machinectl list --no-legend || true");
+    assert!(machines.contains("minimega-minimega-c1"), "{machines}");
     let count = || -> u64 {
         n.ok("cat /var/tmp/ct/data/count 2>/dev/null || echo 0")
             .trim()

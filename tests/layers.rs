@@ -9,7 +9,8 @@
 //! 1. the language and small shared helpers
 //! 2. the VM core
 //! 3. mesh, deploy, shell, namespaces
-//! 4. networks, disks, the plumber, files, routers, VNC and serial consoles
+//! 4. containers; networks, disks, the plumber, files, routers, VNC and
+//!    serial consoles
 //! 5. cc
 //! 6. the node
 //! 7. the command tables
@@ -46,7 +47,8 @@ const RANKS: &[(&str, u32)] = &[
     ("shell", 300),
     ("ns", 300),
     ("optimize", 300),
-    // 4.
+    // 4. containers first: the serial consoles relay theirs
+    ("container", 390),
     ("net", 400),
     ("disk", 400),
     ("plumb", 400),

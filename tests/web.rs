@@ -405,3 +405,35 @@ fn the_console_in_a_real_browser_with_real_guests() {
         .filter(|r| r["name"] != "web3")
         .all(|r| r["state"] == "RUNNING"));
 }
+
+/// A container's console in the same page as a guest's serial port: its
+/// port 0, through the daemon's relay.
+#[test]
+fn a_containers_console_in_a_real_browser() {
+    let bus = Bus::start();
+    let d = Daemon::start(&bus);
+    let _guard = common::container::CtGuard(d.base.clone());
+    let fs = common::container::agent_filesystem(
+        &d.scratch.path,
+        "#!/bin/sh\necho CONTAINER-UP\nwhile read l; do echo \"CT:$l\"; done\n",
+    );
+    d.ok(&format!("vm config filesystem {}", fs.display()));
+    d.ok("vm launch container ct");
+    d.ok("vm start ct");
+    let web = Web::start(&d, &[("admin", "right", false)], &[]);
+    let b = Browser::start("container-console");
+    b.login(&web, "admin", "right");
+    b.goto(&web.url("/serial.html?vm=ct&ns=minimega"));
+    b.wait(
+        "the container's console, with init's first line",
+        LONG,
+        "return document.querySelector('#status').textContent === 'connected' &&\
+         window.mmSerial.seen.text.includes('CONTAINER-UP')",
+    );
+    b.type_into(".xterm-helper-textarea", "from the page\u{E007}");
+    b.wait(
+        "init's answer",
+        LONG,
+        "return window.mmSerial.seen.text.includes('CT:from the page')",
+    );
+}

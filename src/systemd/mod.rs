@@ -4,5 +4,6 @@
 
 pub mod limits;
 pub mod logging;
+pub mod machines;
 pub mod notify;
 pub mod units;

@@ -116,6 +116,11 @@ impl Units {
         })
     }
 
+    /// Registers a container with machined (see [`super::machines`]).
+    pub async fn register_machine(&self, name: &str, leader: u32) -> Result<(), String> {
+        super::machines::register(&self.conn, name, leader).await
+    }
+
     /// Moves `pid` into a new scope and waits for systemd to finish.
     pub async fn start_scope(
         &self,

@@ -65,6 +65,14 @@ impl Placement {
         let unit = units::scope_name(namespace, name);
         let desc = format!("minimega VM {name} (namespace {namespace})");
         u.start_scope(&unit, &desc, pid, limits).await?;
+        // A container (its unit delegated) is a machine too: machinectl
+        // shows it. Without machined it runs all the same.
+        if limits.delegate {
+            let machine = crate::systemd::machines::machine_name(namespace, name);
+            if let Err(e) = u.register_machine(&machine, pid).await {
+                tracing::info!(vm = %name, "not registered with machined: {e}");
+            }
+        }
         Ok(Some(unit))
     }
 

@@ -81,6 +81,15 @@ fn bench(n: u64, rounds: usize) -> Result<(), String> {
         .arg(fs.join("init"))
         .status()
         .map_err(|e| e.to_string())?;
+    let r = rounds_of(&h, &fs, n, rounds);
+    // VMs outlive their daemon by design: a failed run ends its own.
+    if r.is_err() {
+        let _ = h.exec("vm kill all");
+    }
+    r
+}
+
+fn rounds_of(h: &Harness, fs: &Path, n: u64, rounds: usize) -> Result<(), String> {
     let exec = |cmd: &str| h.exec(cmd);
     exec(&format!("vm config memory {MEMORY_MIB}"))?;
     exec(&format!("vm config filesystem {}", fs.display()))?;
