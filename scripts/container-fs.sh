@@ -29,16 +29,18 @@ echo 'minimega' > etc/hostname
 
 # busybox's udhcpc runs this script on each lease event and ships none:
 # the address, the default route and the name server of the lease.
-mkdir -p usr/share/udhcpc
-cat > usr/share/udhcpc/default.script <<'DHCP'
+# Debian's busybox looks for it in /etc/udhcpc, upstream's in
+# /usr/share/udhcpc.
+mkdir -p etc/udhcpc usr/share/udhcpc
+cat > etc/udhcpc/default.script <<'DHCP'
 #!/bin/sh
 case "$1" in
 deconfig)
-    ip -4 addr flush dev "$interface"
+    ip addr flush dev "$interface"
     ip link set "$interface" up
     ;;
 bound|renew)
-    ip -4 addr flush dev "$interface"
+    ip addr flush dev "$interface"
     ip addr add "$ip/${mask:-24}" dev "$interface"
     for r in $router; do
         ip route replace default via "$r" dev "$interface"
@@ -50,7 +52,8 @@ bound|renew)
 esac
 exit 0
 DHCP
-chmod 755 usr/share/udhcpc/default.script
+chmod 755 etc/udhcpc/default.script
+ln -sf /etc/udhcpc/default.script usr/share/udhcpc/default.script
 
 if [ -n "$miniccc" ]; then
     cp "$miniccc" usr/bin/miniccc

@@ -249,7 +249,8 @@ fn containers_take_firewall_rules_too() {
     r.fw_default("drop");
     r.fw_rule("0", true, "", "1.2.3.4", "tcp", "drop").unwrap();
     r.fw_chain_default("c", "drop");
-    r.fw_chain_rule("c", "", "1.2.3.4", "tcp", "accept").unwrap();
+    r.fw_chain_rule("c", "", "1.2.3.4", "tcp", "accept")
+        .unwrap();
     r.fw_chain_apply("c", false, "0").unwrap();
     let file = r.write_config();
     assert!(
