@@ -9,8 +9,9 @@
 # `router VM commit` find it (`minirouter -u FILE` on the PATH).
 #
 # MINIROUTER and MINICCC default to the release build's binaries
-# (${CARGO_TARGET_DIR:-target}/release). /init starts the agent, then
-# sleeps; minirouter starts dnsmasq and bird itself.
+# (${CARGO_TARGET_DIR:-target}/release). /init starts the agent and the
+# resident minirouter (byte counters as tags), then sleeps; minirouter -u
+# starts dnsmasq and bird itself.
 #
 # The container's /proc/sys is read-only: give the router IP forwarding
 # with a preinit (`vm config preinit`), which runs in the container's
@@ -94,6 +95,9 @@ cat > init <<'INIT'
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 ip link set lo up
 /usr/bin/miniccc -family unix -parent /cc >/dev/null 2>&1 &
+# minirouter without -u: each interface's byte counters as the VM's tags
+# (minirouter_eth0_rx_bytes, ...), every second, through the agent.
+/usr/bin/minirouter >/dev/null 2>&1 &
 echo "router $(hostname) up"
 while true; do sleep 3600; done
 INIT

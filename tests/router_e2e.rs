@@ -11,7 +11,8 @@
 //!   forwarding from a preinit: the container's /proc/sys is read-only).
 //!   A firewall chain dropping A's ICMP to B stops a's ping (b's ping to a
 //!   still passes: replies to it are established) and clearing it
-//!   restores it. The summary shows it all, `vm info` the router's log tag.
+//!   restores it. The summary shows it all, `vm info` the router's tags
+//!   (minirouter's log, and its byte counters from the resident one).
 //!   Bad input to a container router is a clear error each.
 //! - Two routers on a transit VLAN learn each other's networks over OSPF
 //!   (bird 2): a host behind r1 reaches a host behind r2.
@@ -254,6 +255,13 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
         "{tags}"
     );
     assert!(tags.contains("configuration applied"), "{tags}");
+    // The resident minirouter's byte counters (router-fs.sh's init).
+    wait_for("r1's byte counters in its tags", CONVERGE, || {
+        let r = vm_info(&d).into_iter().find(|r| r["name"] == "r1")?;
+        (r["tags"].contains("\"minirouter_eth0_rx_bytes\":")
+            && r["tags"].contains("\"minirouter_eth1_tx_bytes\":"))
+        .then_some(())
+    });
 
     // Clearing the firewall and committing lets a's ping through again.
     d.ok("clear router r1 fw");
