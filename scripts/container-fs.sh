@@ -27,6 +27,34 @@ echo 'root:x:0:0:root:/root:/bin/sh' > etc/passwd
 echo 'root:x:0:' > etc/group
 echo 'minimega' > etc/hostname
 
+# busybox's udhcpc runs this script on each lease event and ships none:
+# the address, the default route and the name server of the lease.
+# Debian's busybox looks for it in /etc/udhcpc, upstream's in
+# /usr/share/udhcpc.
+mkdir -p etc/udhcpc usr/share/udhcpc
+cat > etc/udhcpc/default.script <<'DHCP'
+#!/bin/sh
+case "$1" in
+deconfig)
+    ip addr flush dev "$interface"
+    ip link set "$interface" up
+    ;;
+bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do
+        ip route replace default via "$r" dev "$interface"
+        break
+    done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    ;;
+esac
+exit 0
+DHCP
+chmod 755 etc/udhcpc/default.script
+ln -sf /etc/udhcpc/default.script usr/share/udhcpc/default.script
+
 if [ -n "$miniccc" ]; then
     cp "$miniccc" usr/bin/miniccc
     if ldd "$miniccc" >/dev/null 2>&1; then

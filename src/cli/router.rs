@@ -16,7 +16,7 @@ use crate::node::Node;
 use crate::router::patterns::{
     CLEAR_ROUTER_PATTERNS, CLEAR_ROUTER_SHORT, ROUTER_PATTERNS, ROUTER_SHORT,
 };
-use crate::router::{CcCommand, ClearForm, CommitPlan, Form, Kind, Router, RouterError, Routers};
+use crate::router::{CcCommand, ClearForm, CommitPlan, Form, Router, RouterError, Routers};
 use crate::vm::manager::DEFAULT_NAMESPACE;
 use crate::vm::state::VmState;
 use crate::vm::Vm;
@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-const LONG_ROUTER: &str = "Configure minirouter in running router VMs: state is kept per router and\napplied with a commit, which writes <files>/[namespace/]minirouter-VM and\nqueues cc commands (prefix minirouter-VM) that send it and run\n`minirouter -u` on it in the guest.\n\n\trouter r1 interface 0 10.0.0.1/24\n\trouter r1 dhcp 10.0.0.0 range 10.0.0.100 10.0.0.200\n\trouter r1 dns 10.0.0.1 www.example.com\n\trouter r1 route static 0.0.0.0/0 10.0.0.254\n\trouter r1 route ospf 0 1\n\trouter r1 fw default drop\n\trouter r1 commit\n\trouter r1                      the router's summary\n\nInterfaces are the indexes of `vm config net`; an address is IPv4 or IPv6\nwith its mask, or dhcp; lo makes a loopback. A VM that has quit or failed\ntakes no router command but its summary. minirouter's log is in the VM's\nminirouter_log tag.";
+const LONG_ROUTER: &str = "Configure minirouter in running router VMs: state is kept per router and\napplied with a commit, which writes <files>/[namespace/]minirouter-VM and\nqueues cc commands (prefix minirouter-VM) that send it and run\n`minirouter -u` on it in the guest.\n\n\trouter r1 interface 0 10.0.0.1/24\n\trouter r1 dhcp 10.0.0.0 range 10.0.0.100 10.0.0.200\n\trouter r1 dns 10.0.0.1 www.example.com\n\trouter r1 route static 0.0.0.0/0 10.0.0.254\n\trouter r1 route ospf 0 1\n\trouter r1 fw default drop\n\trouter r1 commit\n\trouter r1                      the router's summary\n\nInterfaces are the indexes of `vm config net`; an address is IPv4 or IPv6\nwith its mask, or dhcp; lo makes a loopback. A VM that has quit or failed\ntakes no router command but its summary. minirouter's log is in the VM's\nminirouter_log tag.\n\nA container (vm launch container) is a router as a VM is, fw forms\nincluded: unlike minimega, which refuses fw for containers, its\nminirouter runs nftables in the container's network namespace\n(scripts/router-fs.sh builds such a file system).";
 
 const LONG_CLEAR: &str = "Clear a router's settings, mirroring each `router` form: `clear router`\nforgets every router of the namespace, `clear router r1` resets r1,\n`clear router r1 dhcp 10.0.0.0 range` clears one range. The guest keeps\nwhat it applied until the next commit.";
 
@@ -109,7 +109,7 @@ fn router(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
             let created = !all.contains_key(&k);
             let r = all
                 .entry(k.clone())
-                .or_insert_with(|| Router::new(networks, Kind::Vm));
+                .or_insert_with(|| Router::new(networks));
             if form != Form::Commit {
                 // A form that fails leaves the router as it was.
                 let mut next = r.clone();

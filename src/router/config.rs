@@ -5,11 +5,12 @@
 //! addresses changed since the last commit; `dnsmasq flush`, DHCP, DNS,
 //! upstream, the default route, router advertisements, `dnsmasq commit`;
 //! `bird flush`, static, named static, OSPF, BGP, `bird routerid`, `bird
-//! commit`; and for a VM (not a container) `fw flush`, `fw default`, the
-//! chains, then each interface's rules.
+//! commit`; and `fw flush`, `fw default`, the chains, then each
+//! interface's rules (for a container too, unlike minimega: ours can run
+//! nftables).
 
 use super::error::go_quote;
-use super::{Kind, Router, UNSET_ROUTER_ID};
+use super::{Router, UNSET_ROUTER_ID};
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -97,9 +98,9 @@ impl Router {
         }
         self.write_dnsmasq(&mut w);
         self.write_bird(&mut w);
-        if self.kind == Kind::Vm {
-            self.write_fw(&mut w);
-        }
+        // minimega leaves the firewall out for a container; ours runs
+        // nftables in its network namespace.
+        self.write_fw(&mut w);
         w
     }
 

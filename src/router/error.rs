@@ -62,8 +62,6 @@ pub enum RouterError {
     #[error("invalid routerid: {0}")]
     InvalidRouterId(String),
 
-    #[error("firewall rules cannot be applied to minirouter containers")]
-    FirewallOnContainer,
     #[error("unknown chain {0}")]
     UnknownChain(String),
     #[error("converting fw interface index: {0}")]

@@ -485,7 +485,7 @@ impl Router {
                 all,
                 filter,
             } => self.route_bgp_export(process, *all, filter),
-            Form::FwDefault(a) => self.fw_default(a)?,
+            Form::FwDefault(a) => self.fw_default(a),
             Form::FwRule {
                 action,
                 inbound,
@@ -494,7 +494,7 @@ impl Router {
                 dst,
                 proto,
             } => self.fw_rule(index, *inbound, src, dst, proto, action)?,
-            Form::FwChainDefault { chain, action } => self.fw_chain_default(chain, action)?,
+            Form::FwChainDefault { chain, action } => self.fw_chain_default(chain, action),
             Form::FwChainRule {
                 chain,
                 action,

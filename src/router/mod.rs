@@ -75,15 +75,6 @@ impl std::fmt::Display for LogLevel {
     }
 }
 
-/// What the router runs in: minirouter cannot set a container's firewall,
-/// so minimega refuses `fw` forms for containers and leaves the firewall
-/// out of their summary and file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Vm,
-    Container,
-}
-
 /// One DHCP server, keyed by its listen address (minirouter's dnsmasq tag).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dhcp {
@@ -172,7 +163,6 @@ pub const UNSET_ROUTER_ID: &str = "0.0.0.0";
 /// A router's configuration as the daemon holds it between commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Router {
-    pub kind: Kind,
     /// Addresses per network index (`dhcp` for a DHCP client).
     pub ips: Vec<Vec<String>>,
     /// Loopback addresses, keyed by the index given with them.
@@ -201,10 +191,12 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router for a VM with `networks` interfaces (`vm config net`).
-    pub fn new(networks: usize, kind: Kind) -> Router {
+    /// A router for a VM or container with `networks` interfaces (`vm
+    /// config net`). Unlike minimega, a container router takes `fw` forms
+    /// too: its minirouter runs nftables in the container's own network
+    /// namespace (the container keeps NET_ADMIN).
+    pub fn new(networks: usize) -> Router {
         Router {
-            kind,
             ips: vec![Vec::new(); networks],
             loopbacks: BTreeMap::new(),
             log_level: LogLevel::Error,

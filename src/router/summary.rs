@@ -2,7 +2,7 @@
 //! (trailing blanks and the tab of an empty log line included; the
 //! response renderer trims the end as minimega's does).
 
-use super::{Bgp, Dhcp, FwRule, Kind, Ospf, Router};
+use super::{Bgp, Dhcp, FwRule, Ospf, Router};
 use std::fmt::Write;
 
 /// Go's `text/tabwriter` as minimega sets it up for a DHCP server
@@ -182,9 +182,8 @@ impl Router {
             o.push_str(&bgp_block(b));
             o.push('\n');
         }
-        if self.kind == Kind::Vm {
-            self.fw_summary(&mut o);
-        }
+        // For a container too (minimega left it out: no firewall there).
+        self.fw_summary(&mut o);
         if let Some(log) = log {
             o.push_str("Log:\n");
             for line in log.split('\n') {

@@ -1,6 +1,15 @@
 //! The container's network namespace, made and removed with `ip`: the
 //! daemon made each NIC's veth pair on the host; the monitor moves the
 //! inner ends into the namespace and names them as the guest sees them.
+//!
+//! Each inner end computes its own checksums (TX checksum offload off,
+//! as `ethtool -K eth0 tx off` would): a veth hands its peer packets
+//! whose TCP and UDP checksums are left for the hardware to fill, and
+//! Open vSwitch's userspace datapath (the netdev bridges used where the
+//! openvswitch module is not loaded) forwards them unfilled, so the
+//! receiver drops them as corrupt. Ping (checksummed in software) works
+//! without this, but a router container's DHCP server gave no lease in
+//! 90 s until its NICs had it off (tests/router_e2e.rs).
 
 use crate::container::spec::Spec;
 use std::process::Command;
@@ -47,8 +56,58 @@ fn ip(args: &[String]) -> Result<(), NetError> {
     ))
 }
 
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_STXCSUM: u32 = 0x17;
+
+/// `struct ifreq` with its `ifr_data` member, as SIOCETHTOOL takes it.
+#[repr(C)]
+struct IfreqData {
+    name: [u8; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 16],
+}
+
+/// Turns off TX checksum offload on `dev` (in this network namespace).
+pub fn tx_checksum_off(dev: &str) -> Result<(), NetError> {
+    let fail = |why: String| NetError {
+        cmd: format!("ethtool -K {dev} tx off"),
+        why,
+    };
+    if dev.is_empty() || dev.len() >= libc::IFNAMSIZ {
+        return Err(fail("bad device name".into()));
+    }
+    // struct ethtool_value { u32 cmd; u32 data; }
+    let mut value: [u32; 2] = [ETHTOOL_STXCSUM, 0];
+    let mut req = IfreqData {
+        name: [0; libc::IFNAMSIZ],
+        data: value.as_mut_ptr().cast(),
+        _pad: [0; 16],
+    };
+    req.name[..dev.len()].copy_from_slice(dev.as_bytes());
+    // SAFETY: a datagram socket only for the ioctl, closed below; the
+    // request and the value it points to outlive the call.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(fail(std::io::Error::last_os_error().to_string()));
+        }
+        let rc = libc::ioctl(fd, SIOCETHTOOL as _, &mut req as *mut IfreqData);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc != 0 {
+            return Err(fail(err.to_string()));
+        }
+    }
+    Ok(())
+}
+
 /// Makes the namespace; on failure nothing of it is left.
 pub fn setup(spec: &Spec) -> Result<(), NetError> {
+    // Before the move: the ends are still in this namespace, and the
+    // setting goes along with them.
+    for nic in &spec.nics {
+        tx_checksum_off(&nic.peer)?;
+    }
     // One of this name is a leftover of a monitor that was killed (the
     // name is this VM's): its processes died with that monitor.
     if std::path::Path::new("/run/netns")

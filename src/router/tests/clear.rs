@@ -2,10 +2,10 @@
 
 use super::super::clear::{BgpPart, DhcpPart};
 use super::super::{LogLevel, RouterError, UNSET_ROUTER_ID};
-use super::{container, vm};
+use super::vm;
 
 fn interfaces() -> super::super::Router {
-    let mut r = container(2);
+    let mut r = vm(2);
     r.interface_add("0", "1.2.3.4/24", false).unwrap();
     r.interface_add("0", "dhcp", false).unwrap();
     r.interface_add("1", "5.6.7.8/16", false).unwrap();
@@ -68,7 +68,7 @@ fn clear_loopback_by_index_or_all_marks_addresses_changed() {
 
 #[test]
 fn clear_dhcp_parts() {
-    let mut r = container(1);
+    let mut r = vm(1);
     r.dhcp_range("1.2.3.4", "1.2.3.5", "1.2.3.254");
     r.dhcp_router("1.2.3.4", "1.2.3.1");
     r.dhcp_dns("1.2.3.4", "8.8.8.8");
@@ -108,7 +108,7 @@ fn clear_dhcp_parts() {
 
 #[test]
 fn clear_dns_upstream_gateway_ra() {
-    let mut r = container(1);
+    let mut r = vm(1);
     r.dns_add("1.1.1.1", "foo.com");
     r.dns_add("2.2.2.2", "bar.com");
     r.clear_dns("1.1.1.1").unwrap();
@@ -136,7 +136,7 @@ fn clear_dns_upstream_gateway_ra() {
 
 #[test]
 fn clear_static_and_named_routes() {
-    let mut r = container(2);
+    let mut r = vm(2);
     r.route_static("3.0.0.0/24", "2.0.0.2", None);
     r.route_static("4.0.0.0/24", "4.0.0.2", None);
     r.route_static("0.0.0.0/0", "2.0.0.2", Some("defaultroute"));
@@ -168,7 +168,7 @@ fn clear_static_and_named_routes() {
 
 #[test]
 fn clear_ospf_forms() {
-    let mut r = container(2);
+    let mut r = vm(2);
     r.route_ospf("0", "0");
     r.route_ospf("0", "1");
     r.route_ospf_export("0", "192.168.2.0/24");
@@ -201,7 +201,7 @@ fn clear_ospf_forms() {
 
 #[test]
 fn clear_bgp_parts() {
-    let mut r = container(1);
+    let mut r = vm(1);
     r.route_bgp("ibgp", true, "10.2.0.1", "100").unwrap();
     r.route_bgp("ibgp", false, "10.2.0.2", "100").unwrap();
     r.route_bgp_rrclient("ibgp");
@@ -230,8 +230,8 @@ fn clear_routes_rid_fw_and_everything() {
     r.set_router_id("9.9.9.9").unwrap();
     r.clear_router_id();
     assert_eq!(r.router_id, UNSET_ROUTER_ID);
-    r.fw_default("drop").unwrap();
-    r.fw_chain_default("c", "drop").unwrap();
+    r.fw_default("drop");
+    r.fw_chain_default("c", "drop");
     r.fw_flush();
     assert_eq!(r.fw.default_action, "accept");
     assert!(r.fw.chains.is_empty() && r.fw.rules.len() == 2);

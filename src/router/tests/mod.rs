@@ -8,14 +8,9 @@ mod forms;
 mod grammar;
 mod summary;
 
-use super::{Kind, Router};
+use super::Router;
 
-/// A VM router with `n` networks.
+/// A router (a VM's or a container's: they are alike) with `n` networks.
 fn vm(n: usize) -> Router {
-    Router::new(n, Kind::Vm)
-}
-
-/// A container router with `n` networks.
-fn container(n: usize) -> Router {
-    Router::new(n, Kind::Container)
+    Router::new(n)
 }
