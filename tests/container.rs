@@ -255,6 +255,8 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
     d.ok("vm config append console=ttyS0 mm.ip=10.9.0.4/24 mm.ping=10.9.0.1");
     d.ok("vm launch kvm g");
     d.ok("vm start all");
+    // A capture on a container's NIC (its veth on the switch).
+    d.ok("capture pcap vm a 0 a.pcap");
     let g = vm_info(&d).into_iter().find(|r| r["name"] == "g").unwrap()["id"].clone();
     let serial = d.base.join(&g).join("serial0.log");
     wait_for("the guest to ping container a", common::guest::BOOT, || {
@@ -278,6 +280,20 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
         !exec("a", "ping -c 2 -W 1 10.9.0.3"),
         "VLAN 100 reached VLAN 200"
     );
+    assert!(
+        exec("b", "ping -c 1 -W 2 10.9.0.4"),
+        "b cannot reach the KVM guest"
+    );
+    assert!(
+        !exec("c", "ping -c 2 -W 1 10.9.0.4"),
+        "VLAN 200 reached the guest"
+    );
+    let pcap = d.base.join("files/a.pcap");
+    wait_for("a's frames in the capture", SEEN, || {
+        // The pcap header (24 bytes), then records of 16 + the frame.
+        (std::fs::metadata(&pcap).ok()?.len() > 24 + 16 + 60).then_some(())
+    });
+    d.ok("capture pcap delete vm a");
     d.ok("vm kill all");
     wait_for("QUIT", SEEN, || {
         vm_info(&d)

@@ -36,7 +36,7 @@ fn cell(label: &str) -> String {
 impl VmConfig {
     /// `vm config <field>` alone: the field as listed, except that an empty
     /// argument list prints nothing (as minimega prints `append`), and tags
-    /// print one `key -> value` line each.
+    /// and volumes print one `key -> value` line each.
     pub fn show(&self, field: Field) -> String {
         match field {
             Field::Append if self.append.is_empty() => String::new(),
@@ -45,6 +45,13 @@ impl VmConfig {
                 .tags
                 .iter()
                 .map(|(k, v)| format!("{k} -> {v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Field::Ct(super::config::CtField::Volume) => self
+                .ct
+                .volumes
+                .iter()
+                .map(|(d, s)| format!("{d} -> {s}"))
                 .collect::<Vec<_>>()
                 .join("\n"),
             _ => self.get(field),
