@@ -205,6 +205,19 @@ fn bad_container_input_is_refused_and_leaves_nothing() {
     d.ok(&format!("vm config preinit {}", failing.display()));
     let e = fails(&d, "vm launch container c1");
     assert!(e.contains("preinit"), "{e}");
+    d.ok("clear vm config preinit");
+    // One file system written by two containers: minimega's refusal.
+    d.ok("vm config snapshot false");
+    let e = fails(&d, "vm launch container w1,w2");
+    assert!(e.contains("2 containers would write"), "{e}");
+    d.ok("vm launch container w1");
+    let e = fails(&d, "vm launch container w2");
+    assert!(e.contains("filesystem conflict with vm w1"), "{e}");
+    d.ok("vm kill w1");
+    wait_for("w1 QUIT", SEEN, || {
+        (vm_info(&d)[0]["state"] == "QUIT").then_some(())
+    });
+    d.ok("vm flush");
 
     assert!(vm_info(&d).is_empty());
     assert!(vm_dirs(&d.base).is_empty());

@@ -5,7 +5,7 @@
 use super::spec::{self, NicSpec, Spec};
 use crate::command::BoxFuture;
 use crate::vm::config::{Kind, VmConfig};
-use crate::vm::hooks::VmHook;
+use crate::vm::hooks::{Admission, VmHook};
 use crate::vm::runtime::Runtime;
 use crate::vm::{Vm, VmError};
 use std::path::{Path, PathBuf};
@@ -138,10 +138,29 @@ impl Runtime for Containers {
     }
 }
 
-/// Removes a container's network namespace once its monitor is gone (a
-/// monitor removes its own; one killed outright cannot), and at start-up
-/// every one of this daemon's that no VM claims.
-pub struct ContainerHook(pub Arc<Containers>);
+/// minimega's rule for a file system several containers would write: a
+/// launch is refused when it, or a live container on the same file
+/// system, runs without `snapshot` (or when it launches more than one
+/// such container at once). `others`: (name, snapshot, file system) of
+/// the live containers.
+pub fn conflict(cfg: &VmConfig, count: usize, others: &[(String, bool, String)]) -> Option<String> {
+    let fs = &cfg.ct.filesystem;
+    if !cfg.snapshot && count > 1 {
+        return Some(format!(
+            "filesystem conflict: {count} containers would write {fs} (snapshot false)"
+        ));
+    }
+    others
+        .iter()
+        .find(|(_, snap, f)| f == fs && (!cfg.snapshot || !snap))
+        .map(|(name, _, f)| format!("filesystem conflict with vm {name}: {f}"))
+}
+
+/// Refuses a launch whose file system another container writes (see
+/// [`conflict`]); removes a container's network namespace once its
+/// monitor is gone (a monitor removes its own; one killed outright
+/// cannot), and at start-up every one of this daemon's no VM claims.
+pub struct ContainerHook(pub Arc<Containers>, pub crate::vm::manager::WeakVms);
 
 async fn delete_netns(name: &str) {
     if !Path::new("/run/netns").join(name).exists() {
@@ -168,6 +187,32 @@ impl VmHook for ContainerHook {
 
     fn serves(&self, kind: Kind) -> bool {
         kind == Kind::Container
+    }
+
+    fn admit<'a>(&'a self, launch: &'a Admission<'a>) -> BoxFuture<'a, Result<(), VmError>> {
+        Box::pin(async move {
+            let Some(vms) = self.1.upgrade() else {
+                return Ok(());
+            };
+            let others: Vec<(String, bool, String)> = vms
+                .all()
+                .iter()
+                .filter_map(|vm| {
+                    let s = vm.lock();
+                    (s.state.is_live() && s.config.kind == Kind::Container).then(|| {
+                        (
+                            vm.name.clone(),
+                            s.config.snapshot,
+                            s.config.ct.filesystem.clone(),
+                        )
+                    })
+                })
+                .collect();
+            match conflict(launch.config, launch.count, &others) {
+                Some(e) => Err(VmError::hook(e)),
+                None => Ok(()),
+            }
+        })
     }
 
     fn release<'a>(&'a self, vm: &'a Vm) -> BoxFuture<'a, ()> {
@@ -200,6 +245,27 @@ impl VmHook for ContainerHook {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_system_written_by_two_containers_is_refused() {
+        let mut c = cfg(Path::new("/fs"));
+        let others = vec![("a".to_string(), true, "/fs".to_string())];
+        assert_eq!(conflict(&c, 3, &others), None, "snapshots share it");
+        c.snapshot = false;
+        assert_eq!(
+            conflict(&c, 1, &others).unwrap(),
+            "filesystem conflict with vm a: /fs"
+        );
+        assert!(conflict(&c, 2, &[])
+            .unwrap()
+            .contains("2 containers would write /fs"));
+        assert_eq!(conflict(&c, 1, &[]), None);
+        let writer = vec![("w".to_string(), false, "/fs".to_string())];
+        c.snapshot = true;
+        assert!(conflict(&c, 1, &writer).is_some(), "a writer has it");
+        let elsewhere = vec![("w".to_string(), false, "/other".to_string())];
+        assert_eq!(conflict(&c, 1, &elsewhere), None);
+    }
 
     fn cfg(fs: &Path) -> VmConfig {
         let mut c = VmConfig {

@@ -73,7 +73,7 @@ impl Node {
         });
         vms.set_container_runtime(containers.clone());
         hooks.push(std::sync::Arc::new(
-            crate::container::runtime::ContainerHook(containers),
+            crate::container::runtime::ContainerHook(containers, vms.downgrade()),
         ));
         let vnc = crate::vnc::Vnc::new(
             crate::vnc::Settings {
