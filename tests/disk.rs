@@ -541,14 +541,10 @@ fn shell_and_background() {
     );
 
     let started = d.ok("background sleep 100");
-    let pid: u32 = started
-        .rsplit_once("pid ")
-        .and_then(|(_, p)| p.trim_end_matches(')').parse().ok())
-        .unwrap_or_else(|| panic!("{started}"));
-    assert!(
-        started.starts_with("Started background process with id 1"),
-        "{started}"
-    );
+    assert_eq!(started, "Started background process with id 1");
+    let pid: u32 = rows(&d, "PID", "background-status 1")[0][0]
+        .parse()
+        .expect("a pid");
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     assert_eq!(
         rows(&d, "ID,PID,RUNNING,COMMAND", "background-status"),

@@ -9,6 +9,7 @@ pub mod cc;
 pub mod cc_post;
 pub mod cc_tunnel;
 pub mod console;
+pub mod debug;
 pub mod deploy;
 pub mod disk;
 pub mod files;
@@ -58,6 +59,7 @@ pub fn engine() -> Engine<Node> {
     specs.extend(net_bond::specs());
     specs.extend(capture::specs());
     specs.extend(misc::specs());
+    specs.extend(debug::specs());
     specs.extend(nuke::specs());
     specs.extend(optimize::specs());
     specs.extend(mirror::specs());
