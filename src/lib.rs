@@ -12,6 +12,7 @@
 //! - [`sock`]: minimega's command socket, the second front door
 //! - [`vm`]: the VMs of this node
 //! - [`cc`]: command and control of guests through their miniccc agent
+//! - [`ninep`]: 9P2000 (codec, server, client, FUSE), behind `cc mount`
 //! - [`console`]: the VMs' screens over VNC (RFB, kb and fb recordings,
 //!   typing, WaitForIt)
 //! - [`vnc`]: every VM's VNC port, `vnc` recordings and playbacks
@@ -49,6 +50,7 @@ pub mod files;
 pub mod hostinfo;
 pub mod mesh;
 pub mod net;
+pub mod ninep;
 pub mod node;
 pub mod ns;
 pub mod optimize;

@@ -33,6 +33,7 @@ const RANKS: &[(&str, u32)] = &[
     ("command", 100),
     ("systemd", 100),
     ("fault", 100),
+    ("ninep", 100),
     ("durable", 105),
     ("base", 110),
     ("config", 110),

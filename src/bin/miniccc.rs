@@ -26,6 +26,8 @@ mod pipes;
 mod run;
 #[path = "miniccc/tunnel.rs"]
 mod tunnel;
+#[path = "miniccc/ufs.rs"]
+mod ufs;
 
 use link::{Link, Reader, Target};
 use minimega::cc::ron::{self, Message, Response};
@@ -65,6 +67,8 @@ pub struct Agent {
     addrs: Mutex<Option<(Instant, Addresses)>>,
     /// Processes reading named pipes.
     pipes: pipes::Readers,
+    /// `cc mount`'s file server.
+    ufs: ufs::Ufs,
 }
 
 impl Agent {
@@ -83,6 +87,7 @@ impl Agent {
             debug: std::sync::atomic::AtomicBool::new(debug),
             addrs: Mutex::new(None),
             pipes: pipes::Readers::default(),
+            ufs: ufs::Ufs::default(),
         })
     }
 
@@ -445,6 +450,8 @@ fn session(
     let tunnel = tunnel::Tunnel::new(link.clone(), &agent.uuid, move |m| logger.log(m));
     let result = serve(agent, &link, &mut reader, work, &tunnel);
     tunnel.shutdown();
+    // The next daemon opens its own.
+    agent.ufs.close();
     link.kill();
     *agent.link.lock().unwrap() = None;
     result
@@ -492,9 +499,7 @@ fn serve(
                 other => agent.log(&format!("pipe {}: unexpected mode {other}", m.pipe)),
             },
             ron::kind::TUNNEL => tunnel.piece(&m.tunnel),
-            ron::kind::UFS => {
-                agent.debug(&format!("{} message ignored", ron::kind::name(m.kind)));
-            }
+            ron::kind::UFS => agent.ufs.message(agent, &m),
             _ => {}
         }
         if !link.alive() {

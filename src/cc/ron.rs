@@ -39,6 +39,15 @@ pub mod pipe {
     pub const DATA: i64 = 4;
 }
 
+/// `Message.UfsMode`: `cc mount`'s 9P2000 stream. The server OPENs (the
+/// agent starts its file server), both sides send the stream as DATA,
+/// and the server CLOSEs.
+pub mod ufs {
+    pub const OPEN: i64 = 0;
+    pub const CLOSE: i64 = 1;
+    pub const DATA: i64 = 2;
+}
+
 /// The message version both sides send; the server refuses agents without
 /// one (they predate server heartbeats and would choke on them).
 pub const VERSION: &str = "v1";

@@ -116,6 +116,11 @@ impl Link {
             }
             Target::Unix(p) => std::os::unix::net::UnixStream::connect(p)?.into(),
         };
+        Link::from_fd(fd)
+    }
+
+    /// A link over a connection already made.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<Link> {
         nonblocking(&fd)?;
         Ok(Link {
             fd,

@@ -137,3 +137,140 @@ fn a_tag_reaches_the_running_agent_and_waits_for_a_heartbeat() {
     assert!(local::tag(&dir.join("nowhere"), "k", "v").is_err());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `cc mount` as the daemon drives it: OPEN, then 9P2000 requests in
+/// DATA pieces cut anywhere; each answer comes back as one DATA message.
+#[test]
+fn ufs_serves_the_guests_files_over_data_messages() {
+    use minimega::cc::ron::ufs;
+    use minimega::ninep::wire::{self, om, Msg, NOFID, NOTAG};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello"), "hi there").unwrap();
+    let agent = Agent::new("uuid-1".into(), dir.path().to_path_buf(), false);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    *agent.link.lock().unwrap() = Some(Arc::new(Link::from_fd(a.into()).unwrap()));
+    let daemon = Link::from_fd(b.into()).unwrap();
+    let mut from_agent = Reader::new(&daemon);
+    let ufs_msg = |mode: i64, tunnel: Vec<u8>| Message {
+        kind: ron::kind::UFS,
+        ufs_mode: mode,
+        tunnel,
+        ..Message::default()
+    };
+    // Answers until `n` frames are whole.
+    let mut answers = |n: usize| {
+        let mut bytes = Vec::new();
+        let mut out = Vec::new();
+        while out.len() < n {
+            let m = from_agent.next(Duration::from_secs(10)).unwrap();
+            assert_eq!(
+                (m.kind, m.ufs_mode, m.uuid.as_str()),
+                (ron::kind::UFS, ufs::DATA, "uuid-1")
+            );
+            bytes.extend(m.tunnel);
+            while let Ok(Some(len)) = wire::frame_len(&bytes, 1 << 20) {
+                if bytes.len() < len {
+                    break;
+                }
+                out.push(wire::decode(&bytes[..len]).unwrap().1);
+                bytes.drain(..len);
+            }
+        }
+        out
+    };
+    let mut path: Vec<String> = dir
+        .path()
+        .components()
+        .skip(1)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    path.push("hello".into());
+    let requests = [
+        (
+            NOTAG,
+            Msg::Tversion {
+                msize: 8192,
+                version: "9P2000".into(),
+            },
+        ),
+        (
+            1,
+            Msg::Tattach {
+                fid: 0,
+                afid: NOFID,
+                uname: "root".into(),
+                aname: "".into(),
+            },
+        ),
+        (
+            2,
+            Msg::Twalk {
+                fid: 0,
+                newfid: 1,
+                wnames: path.clone(),
+            },
+        ),
+        (3, Msg::Tstat { fid: 1 }),
+        (
+            4,
+            Msg::Topen {
+                fid: 1,
+                mode: om::READ,
+            },
+        ),
+        (
+            5,
+            Msg::Tread {
+                fid: 1,
+                offset: 3,
+                count: 100,
+            },
+        ),
+    ];
+    let stream: Vec<u8> = requests
+        .iter()
+        .flat_map(|(tag, m)| wire::encode(*tag, m).unwrap())
+        .collect();
+    agent.ufs.message(&agent, &ufs_msg(ufs::OPEN, vec![]));
+    // A second OPEN while one runs is ignored.
+    agent.ufs.message(&agent, &ufs_msg(ufs::OPEN, vec![]));
+    for piece in [&stream[..5], &stream[5..40], &stream[40..]] {
+        agent
+            .ufs
+            .message(&agent, &ufs_msg(ufs::DATA, piece.to_vec()));
+    }
+    let got = answers(6);
+    assert!(matches!(&got[0], Msg::Rversion { msize: 8192, version } if version == "9P2000"));
+    assert!(matches!(&got[1], Msg::Rattach { qid } if qid.is_dir()));
+    assert!(matches!(&got[2], Msg::Rwalk { wqids } if wqids.len() == path.len()));
+    assert!(matches!(&got[3], Msg::Rstat { stat } if stat.name == "hello" && stat.length == 8));
+    assert!(matches!(&got[4], Msg::Ropen { .. }));
+    assert_eq!(
+        got[5],
+        Msg::Rread {
+            data: b"there".to_vec()
+        }
+    );
+    // CLOSE ends it; a new OPEN starts afresh (the old fids are gone).
+    agent.ufs.message(&agent, &ufs_msg(ufs::CLOSE, vec![]));
+    agent
+        .ufs
+        .message(&agent, &ufs_msg(ufs::DATA, b"dropped".to_vec()));
+    agent.ufs.message(&agent, &ufs_msg(ufs::OPEN, vec![]));
+    let again = [(6, Msg::Tstat { fid: 1 }), requests[0].clone()];
+    for (tag, m) in again {
+        let frame = wire::encode(tag, &m).unwrap();
+        agent.ufs.message(&agent, &ufs_msg(ufs::DATA, frame));
+    }
+    let got = answers(2);
+    assert_eq!(
+        got[0],
+        Msg::Rerror {
+            ename: "unknown fid".into()
+        }
+    );
+    assert!(matches!(&got[1], Msg::Rversion { .. }));
+    assert!(agent.ufs.close());
+    assert!(!agent.ufs.close());
+}
