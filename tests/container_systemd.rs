@@ -9,7 +9,7 @@ use common::testbed::Testbed;
 use std::time::Duration;
 
 const INIT: &str =
-    "#!/bin/sh\\nn=0\\nwhile true; do n=$((n+1)); echo $n > /data/count; sleep 0.2; done\\n";
+    "#!/bin/sh\\nminiccc -family unix -parent /cc -level error &\\nn=0\\nwhile true; do n=$((n+1)); echo $n > /data/count; sleep 0.2; done\\n";
 
 #[test]
 fn containers_are_scope_units_frozen_and_thawed() {
@@ -19,8 +19,9 @@ fn containers_are_scope_units_frozen_and_thawed() {
     n.ok("systemctl start minimega");
     let root = common::project_root();
     n.ok(&format!(
-        "rm -rf /var/tmp/ct && mkdir -p /var/tmp/ct/data && sh {}/scripts/container-fs.sh /var/tmp/ct/fs && printf '{INIT}' > /var/tmp/ct/fs/init && chmod 755 /var/tmp/ct/fs/init",
-        root.display()
+        "rm -rf /var/tmp/ct && mkdir -p /var/tmp/ct/data /var/tmp/ct/mnt && sh {}/scripts/container-fs.sh /var/tmp/ct/fs {} && printf '{INIT}' > /var/tmp/ct/fs/init && chmod 755 /var/tmp/ct/fs/init",
+        root.display(),
+        env!("CARGO_BIN_EXE_miniccc"),
     ));
     n.ok("minimega -e vm config filesystem /var/tmp/ct/fs");
     n.ok("minimega -e vm config volume /data /var/tmp/ct/data");
@@ -71,6 +72,25 @@ fn containers_are_scope_units_frozen_and_thawed() {
         &format!("[ \"$(cat /var/tmp/ct/data/count)\" -gt {} ]", a + 3),
         Duration::from_secs(60),
     );
+    // cc mount: the daemon's own mount namespace is private under the
+    // unit (ProtectSystem=), yet the mount is where the node's shells see it.
+    assert_ne!(
+        n.ok("readlink /proc/$(systemctl show -p MainPID --value minimega)/ns/mnt"),
+        n.ok("readlink /proc/1/ns/mnt")
+    );
+    n.wait_ok(
+        "minimega -e .annotate false .headers false .columns cc_active vm info | grep -q true",
+        Duration::from_secs(60),
+    );
+    n.ok("minimega -e cc mount c1 /var/tmp/ct/mnt");
+    assert!(n
+        .ok("cat /var/tmp/ct/mnt/data/count")
+        .parse::<u64>()
+        .is_ok());
+    n.ok("echo from-the-node > /var/tmp/ct/mnt/data/note");
+    assert_eq!(n.ok("cat /var/tmp/ct/data/note"), "from-the-node");
+    n.ok("minimega -e clear cc mount");
+    assert_eq!(n.ok("grep -c minimega-cc /proc/self/mounts || true"), "0");
     // A daemon restart re-adopts it: same unit, still running.
     n.ok("systemctl restart minimega");
     let info =

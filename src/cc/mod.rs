@@ -9,6 +9,7 @@
 //! - [`files`]: the response tree and the files `cc send` serves
 //! - [`server`]: the node's cc state, clients and saved books
 //! - [`session`], [`transport`]: one agent's connection; virtio-serial and TCP
+//! - [`ufs`]: the agent's file server on a local port; [`mount`]: `cc mount`'s mounts
 //! - [`hook`]: the VM's `cc` port, opened and closed with its QEMU
 //! - [`commands`], [`post`]: the `cc` commands
 
@@ -18,11 +19,13 @@ pub mod filter;
 pub mod gob;
 pub mod hook;
 pub mod minitunnel;
+pub mod mount;
 pub mod pipes;
 pub mod ron;
 pub mod server;
 pub mod session;
 pub mod transport;
 pub mod tunnel;
+pub mod ufs;
 
 pub use server::{Cc, CcError};

@@ -90,6 +90,8 @@ pub(crate) struct Live {
     pub stop: Arc<Notify>,
     /// Its minitunnel (`cc tunnel`, `cc rtunnel`).
     pub tunnel: super::tunnel::Handle,
+    /// Its file server's relay (`cc mount`).
+    pub ufs: super::ufs::Handle,
 }
 
 pub(crate) struct Inner {
@@ -105,6 +107,7 @@ pub(crate) struct Inner {
     registered: Mutex<HashMap<String, Registered>>,
     saver: Mutex<Option<std::sync::mpsc::Sender<Save>>>,
     next_session: AtomicU64,
+    mounts: super::mount::Mounts,
 }
 
 /// The node's cc server. Cheap to clone.
@@ -161,6 +164,7 @@ impl Cc {
                 registered: Mutex::new(HashMap::new()),
                 saver: Mutex::new(None),
                 next_session: AtomicU64::new(1),
+                mounts: super::mount::Mounts::default(),
             }),
         };
         let listen: Vec<(String, u16)> = lock(&cc.inner.spaces)
@@ -175,6 +179,11 @@ impl Cc {
             }
         }
         cc
+    }
+
+    /// `cc mount`'s mounts.
+    pub fn mounts(&self) -> &super::mount::Mounts {
+        &self.inner.mounts
     }
 
     /// The node's networks; once, when the node is built.
@@ -424,6 +433,8 @@ impl Cc {
     /// The VM's QEMU is gone: no agent speaks for it any more.
     pub(crate) fn unregister(&self, uuid: &str) {
         let gone = lock(&self.inner.registered).remove(uuid);
+        // Its file system cannot be reached any more: no stale mount stays.
+        self.inner.mounts.forget(uuid);
         if let Some(l) = lock(&self.inner.live).get(uuid) {
             l.stop.notify_one();
         }
@@ -461,6 +472,7 @@ impl Cc {
         ns: &str,
         client: ron::Client,
         tunnel: super::tunnel::Handle,
+        ufs: super::ufs::Handle,
     ) -> Live {
         let session = self.inner.next_session.fetch_add(1, Ordering::Relaxed);
         let live = Live {
@@ -470,6 +482,7 @@ impl Cc {
             kick: Arc::new(Notify::new()),
             stop: Arc::new(Notify::new()),
             tunnel,
+            ufs,
         };
         if let Some(old) = lock(&self.inner.live).insert(uuid.to_string(), live.clone()) {
             old.stop.notify_one();
@@ -502,6 +515,14 @@ impl Cc {
             .get(uuid)
             .map(|l| l.tunnel.clone())
             .ok_or_else(|| super::tunnel::TunnelError::NoClient(uuid.to_string()))
+    }
+
+    /// A connected client's file server relay.
+    pub fn ufs(&self, uuid: &str) -> Result<super::ufs::Handle, super::ufs::UfsError> {
+        lock(&self.inner.live)
+            .get(uuid)
+            .map(|l| l.ufs.clone())
+            .ok_or_else(|| super::ufs::UfsError::NoClient(uuid.to_string()))
     }
 
     /// The tunnels of this namespace's connected clients, by UUID.

@@ -11,6 +11,7 @@ use super::ron::{self, kind, Message};
 use super::server::{Cc, Live, Task};
 use super::transport::{self, Event, Out};
 use super::tunnel;
+use super::ufs;
 use crate::vm::Vm;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -144,6 +145,9 @@ struct Agent {
     tunnel: tunnel::Handle,
     /// The tunnel's task: its listeners and connections end with it.
     _tunnel: Option<Task>,
+    ufs: ufs::Handle,
+    /// The file server relay's task (`cc mount`): its port ends with it.
+    _ufs: Option<Task>,
 }
 
 /// Leaves the client list (and `cc_active`) however the session ends.
@@ -245,7 +249,8 @@ impl Agent {
         let tags = std::mem::take(&mut shown.tags);
         // minimega dials the agent's tunnel as soon as it is connected.
         let (tunnel, tunnel_task) = tunnel::start(out.clone(), &uuid, &said);
-        let live = cc.attach(&uuid, &ns, shown, tunnel.clone());
+        let (ufs, ufs_task) = ufs::start(out.clone(), &uuid, &said);
+        let live = cc.attach(&uuid, &ns, shown, tunnel.clone(), ufs.clone());
         if !tags.is_empty() {
             // The handshake is not async; its tags are saved beside it.
             let (vms, vm) = (cc.inner.vms.clone(), vm.clone());
@@ -282,6 +287,8 @@ impl Agent {
             early,
             tunnel,
             _tunnel: tunnel_task,
+            ufs,
+            _ufs: ufs_task,
         };
         Ok((agent, attached))
     }
@@ -367,9 +374,7 @@ impl Agent {
             }
             kind::PIPE => self.pipes.handle(&m.pipe, m.pipe_mode, &m.pipe_data).await,
             kind::TUNNEL => self.tunnel.piece(m.tunnel).await,
-            kind::UFS => {
-                debug!("cc: {}: {} data ignored", self.label, kind::name(m.kind))
-            }
+            kind::UFS => self.ufs.piece(m.ufs_mode, m.tunnel).await,
             kind::COMMAND | kind::HEARTBEAT => {}
             other => return Err(format!("unknown message type {other}")),
         }

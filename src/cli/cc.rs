@@ -120,6 +120,7 @@ pub fn specs() -> Vec<Spec<Node>> {
     ];
     v.extend(super::cc_post::specs());
     v.extend(super::cc_tunnel::specs());
+    v.extend(super::cc_mount::specs());
     v
 }
 
@@ -515,6 +516,10 @@ fn clear(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         .map_err(failed)?;
         if what("responses") {
             remove_dir(cc.responses_root(&ns)).await?;
+        }
+        if all {
+            // minimega's `clear cc` unmounts too.
+            super::cc_mount::clear_mounts(cc, &ns, "").await;
         }
         Ok(Reply::empty())
     })

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod cc;
+pub mod cc_mount;
 pub mod cc_post;
 pub mod cc_tunnel;
 pub mod console;

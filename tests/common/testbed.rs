@@ -454,6 +454,8 @@ impl Node {
             .args(["--boot", "--register=no", "--keep-unit", "--quiet"])
             // A compute node's services make taps and bridges.
             .arg("--capability=CAP_NET_ADMIN")
+            // cc mount serves guests' file systems through FUSE here.
+            .arg("--bind=/dev/fuse")
             .arg(format!("--machine={}", self.machine))
             .arg(format!("--hostname={}", self.name))
             .arg(format!(
