@@ -565,6 +565,24 @@ fn the_stock_go_agent_works_with_this_daemon() {
     // Its heartbeats keep it listed past the 30 s a silent client gets.
     std::thread::sleep(Duration::from_secs(35));
     assert_eq!(clients(d), 1);
+    // cc mount: the stock agent's own 9P2000 server (Harvey-OS ninep's
+    // ufs), mounted through this daemon's FUSE, read and written.
+    let mnt = d.scratch.path.join("stock-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let _unmount = Unmount(mnt.clone());
+    d.ok(&format!("cc mount stock1 {}", mnt.display()));
+    assert!(std::fs::read_to_string(mnt.join("etc/passwd"))
+        .unwrap()
+        .starts_with("root:"));
+    std::fs::write(mnt.join("tmp/from-host"), "through 9p\n").unwrap();
+    std::fs::rename(mnt.join("tmp/from-host"), mnt.join("tmp/renamed")).unwrap();
+    let cat = post(d, "cc exec /bin/cat /tmp/renamed");
+    wait_answers(d, cat, 1);
+    assert_eq!(response(d, cat, &u, "stdout").unwrap(), "through 9p\n");
+    std::fs::remove_file(mnt.join("tmp/renamed")).unwrap();
+    assert!(std::fs::read_dir(mnt.join("bin")).unwrap().count() > 3);
+    d.ok("clear cc mount");
+    assert!(!mnt.join("etc/passwd").exists());
     // Its minitunnel: `cc tunnel`, `cc rtunnel` (ends with the VM killed).
     tunnel::tunnels_through(d, "stock1", &u);
     d.ok("vm kill all");

@@ -21,17 +21,6 @@ miniccc -family unix -parent /cc -level error &
 sleep 100000
 "#;
 
-/// Unmounts `0` if a failed test left it mounted, before the scratch
-/// directory holding it is removed: removing it would walk into the guest.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let p = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
-        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
-    }
-}
-
 /// The file systems mounted at `p`, as the kernel lists them.
 fn mounted_at(p: &Path) -> Vec<String> {
     let want = p.display().to_string();

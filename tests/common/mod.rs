@@ -436,3 +436,16 @@ pub fn proc_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
+
+/// Unmounts `0` (lazily) when dropped: a failed test must not leave a
+/// guest's file system mounted inside a scratch directory, whose removal
+/// would walk into the guest.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.to_str().and_then(|p| std::ffi::CString::new(p).ok()) {
+            unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
