@@ -174,6 +174,12 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
         (version_over(&site, port) == "refused").then_some(())
     });
 
+    // So does `clear cc` (minimega's).
+    d.ok(&format!("cc mount ct1 {m}"));
+    assert_eq!(mounted_at(&mnt).len(), 1);
+    d.ok("clear cc");
+    assert!(mounted_at(&mnt).is_empty(), "{:?}", mounted_at(&mnt));
+
     // The VM's end unmounts it.
     d.ok(&format!("cc mount ct1 {m}"));
     assert_eq!(mounted_at(&mnt).len(), 1);
