@@ -73,6 +73,40 @@ fn as_root<O>(
     }
 }
 
+/// Runs a benchmark taking `[N [ROUNDS]]` (defaults `n`, `rounds`; at
+/// least one round): a word that is not a count is a usage error (exit
+/// 2), a failed run exits 1.
+fn counted(
+    name: &str,
+    args: &[String],
+    (n, rounds): (u64, usize),
+    bench: impl FnOnce(u64, usize) -> Result<(), String>,
+) -> ExitCode {
+    let word = |i: usize, what: &str, default: u64| -> Result<u64, String> {
+        match args.get(i) {
+            None => Ok(default),
+            Some(w) => w.parse().map_err(|_| {
+                format!("{what} `{w}` is not a count: usage: bench {name} [N [ROUNDS]]")
+            }),
+        }
+    };
+    let parsed = word(0, "N", n).and_then(|n| Ok((n, word(1, "ROUNDS", rounds as u64)?)));
+    let (n, rounds) = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match bench(n, (rounds as usize).max(1)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench {name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -95,6 +129,7 @@ fn main() -> ExitCode {
             eprintln!("       bench net [N [ROUNDS]]");
             eprintln!("       bench web [N [ROUNDS]]");
             eprintln!("       bench vnc [ROUNDS]");
+            eprintln!("       bench containers [N [ROUNDS]]");
             eprintln!("       bench churn [CLIENTS [SECONDS [NAMES]]]");
             ExitCode::from(2)
         }

@@ -15,23 +15,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn run(args: &[String]) -> ExitCode {
-    let n = args
-        .first()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20usize)
-        .max(1);
-    let rounds = args
-        .get(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5usize)
-        .max(1);
-    match bench(n, rounds) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench cc: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::counted("cc", args, (20, 5), |n, r| bench(n.max(1) as usize, r))
 }
 
 /// Stops the agents, also on error.

@@ -16,15 +16,7 @@ use std::time::{Duration, Instant};
 const MEMORY_MIB: u64 = 128;
 
 pub fn run(args: &[String]) -> ExitCode {
-    let n = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    match bench(n, rounds) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench containers: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::counted("containers", args, (100, 3), bench)
 }
 
 /// The children of `pid`: those of each of its threads (a child is

@@ -19,15 +19,7 @@ const MEMORY_MIB: u64 = 128;
 
 /// `bench launch [N [ROUNDS]]`
 pub fn run(args: &[String]) -> ExitCode {
-    let n = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    match launch(n, rounds) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench launch: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::counted("launch", args, (100, 3), launch)
 }
 
 pub fn rss_kib(pid: u32) -> u64 {

@@ -16,15 +16,7 @@ use std::time::{Duration, Instant};
 const MEMORY_MIB: u64 = 128;
 
 pub fn run(args: &[String]) -> ExitCode {
-    let n = args.first().and_then(|s| s.parse().ok()).unwrap_or(100);
-    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    match bench(n, rounds) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench net: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::counted("net", args, (100, 3), bench)
 }
 
 fn sh(script: &str) -> Result<(), String> {

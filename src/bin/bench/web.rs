@@ -34,15 +34,7 @@ const LONG: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_secs(5);
 
 pub fn run(args: &[String]) -> ExitCode {
-    let n = args.first().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let rounds = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
-    match bench(n, rounds) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench web: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    super::counted("web", args, (1000, 5), bench)
 }
 
 /// N records of VMs whose QEMU is gone, as a daemon leaves them.
