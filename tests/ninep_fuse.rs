@@ -119,10 +119,24 @@ fn a_directory_is_served_through_fuse() {
         .collect();
     names.sort();
     assert_eq!(names, ["hello.txt", "sub"]);
+    // What `ls -l` does: each entry's attributes right after the listing.
+    for e in fs::read_dir(m.join("sub")).unwrap() {
+        let e = e.unwrap();
+        let here = e.metadata().unwrap();
+        let there = fs::metadata(ex.join("sub").join(e.file_name())).unwrap();
+        assert_eq!((here.len(), here.is_dir()), (there.len(), there.is_dir()));
+    }
     assert_eq!(
         fs::read_to_string(m.join("hello.txt")).unwrap(),
         "hello, world\n"
     );
+    // Reads are not cached: a change on the other side shows at once.
+    fs::write(ex.join("sub/inner.txt"), "changed").unwrap();
+    assert_eq!(
+        fs::read_to_string(m.join("sub/inner.txt")).unwrap(),
+        "changed"
+    );
+    fs::write(ex.join("sub/inner.txt"), "inner").unwrap();
     assert_eq!(
         fs::read_to_string(m.join("sub/inner.txt")).unwrap(),
         "inner"

@@ -19,7 +19,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::AtomicU64;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod ops;
 
@@ -94,6 +94,10 @@ struct Fs<S> {
     inodes: Mutex<Inodes>,
     dirs: Mutex<HashMap<u64, Vec<Entry>>>,
     next_dir: AtomicU64,
+    /// The stats of the last directory listed, by path: `ls -l` looks up
+    /// every entry it just listed, three round trips each otherwise. Kept
+    /// as long as an attribute is (TTL), dropped by any change.
+    recent: Mutex<(Instant, HashMap<Vec<String>, Stat>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -164,7 +168,13 @@ impl<S: Read + Write + Send + 'static> Fs<S> {
             inodes: Mutex::new(Inodes::default()),
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(DIR_HANDLES),
+            recent: Mutex::new((Instant::now(), HashMap::new())),
         }
+    }
+
+    /// Something changed through us: listed stats may be stale.
+    fn changed(&self) {
+        lock(&self.recent).1.clear();
     }
 
     fn path(&self, ino: INodeNo) -> Result<Vec<String>, Errno> {
@@ -181,6 +191,14 @@ impl<S: Read + Write + Send + 'static> Fs<S> {
     }
 
     fn stat(&self, path: &[String]) -> Result<Stat, Error> {
+        {
+            let recent = lock(&self.recent);
+            if recent.0.elapsed() < TTL {
+                if let Some(st) = recent.1.get(path) {
+                    return Ok(st.clone());
+                }
+            }
+        }
         if path.is_empty() {
             return self.c.stat(self.c.root());
         }
@@ -207,6 +225,7 @@ impl<S: Read + Write + Send + 'static> Fs<S> {
             .and_then(|_| self.c.read_dir(fid));
         let _ = self.c.clunk(fid);
         let stats = listed.map_err(|e| errno(&e))?;
+        let mut seen = HashMap::new();
         let mut t = lock(&self.inodes);
         let up = t.child(ino.0, "..").map(|p| t.ino(&p)).unwrap_or(ROOT);
         let mut out = vec![
@@ -230,9 +249,11 @@ impl<S: Read + Write + Send + 'static> Fs<S> {
             out.push(Entry {
                 ino: t.ino(&p),
                 kind: attr_of(0, &st).kind,
-                name: st.name,
+                name: st.name.clone(),
             });
+            seen.insert(p, st);
         }
+        *lock(&self.recent) = (Instant::now(), seen);
         Ok(out)
     }
 
@@ -244,6 +265,7 @@ impl<S: Read + Write + Send + 'static> Fs<S> {
         fh: Option<FileHandle>,
         change: impl FnOnce(&mut Stat, &Stat),
     ) -> Result<FileAttr, Errno> {
+        self.changed();
         let on = |fid: u32| -> Result<FileAttr, Error> {
             let now = self.c.stat(fid)?;
             let mut st = Stat::dont_touch();

@@ -92,6 +92,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        self.changed();
         let (path, name) = match self.child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
@@ -112,6 +113,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.changed();
         let path = match self.child(parent, name) {
             Ok((p, _)) => p,
             Err(e) => return reply.error(e),
@@ -143,6 +145,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        self.changed();
         if !flags.is_empty() {
             return reply.error(Errno::EINVAL);
         }
@@ -168,6 +171,9 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_TRUNC != 0 {
+            self.changed();
+        }
         let path = match self.path(ino) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
@@ -216,6 +222,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        self.changed();
         match self.c.write(fh.0 as u32, offset, data) {
             Ok(n) => reply.written(n as u32),
             Err(e) => reply.error(errno(&e)),
@@ -320,6 +327,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Fs<S> {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        self.changed();
         let (path, name) = match self.child(parent, name) {
             Ok(p) => p,
             Err(e) => return reply.error(e),
