@@ -17,7 +17,7 @@ const INIT: &str = r#"#!/bin/sh
 mount -t tmpfs tmp /tmp 2>/dev/null
 echo made inside > /written
 mkdir -p /inner/deep && echo deep > /inner/deep/file
-miniccc -family unix -parent /cc -level error &
+(while true; do miniccc -family unix -parent /cc -level error; sleep 1; done) &
 sleep 100000
 "#;
 
@@ -179,6 +179,21 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
     assert_eq!(mounted_at(&mnt).len(), 1);
     d.ok("clear cc");
     assert!(mounted_at(&mnt).is_empty(), "{:?}", mounted_at(&mnt));
+
+    // The agent's connection ending (the agent restarts here) takes the
+    // mount with it: its 9P session cannot come back.
+    d.ok(&format!("cc mount ct1 {m}"));
+    assert_eq!(mounted_at(&mnt).len(), 1);
+    // (After `clear cc` ids start from 1 again: the connected agent is
+    // still sent command 1, as minimega's server does.)
+    d.ok("cc exec-once killall miniccc");
+    wait_for("the mount to go with the agent's connection", SEEN, || {
+        mounted_at(&mnt).is_empty().then_some(())
+    });
+    assert_eq!(d.ok(".csv true cc mount"), "");
+    wait_for("the agent back", SEEN, || {
+        (vm_info(&d)[0]["cc_active"] == "true").then_some(())
+    });
 
     // The VM's end unmounts it.
     d.ok(&format!("cc mount ct1 {m}"));

@@ -25,6 +25,10 @@ pub struct Book {
     /// The highest command id each client has been offered.
     pub seen: BTreeMap<String, i64>,
     pub listen: BTreeSet<u16>,
+    /// Counts `clear cc commands`: ids start again from 1, so what a
+    /// connected client was offered before counts no more.
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 impl Book {
@@ -154,6 +158,7 @@ impl Book {
         self.commands.clear();
         self.counter = 0;
         self.seen.clear();
+        self.epoch += 1;
     }
 
     /// The VM is gone for good.

@@ -57,6 +57,8 @@ pub struct Mount {
     /// Empty when only the port was asked for.
     pub path: String,
     how: How,
+    /// The agent connection whose file server it reaches.
+    via: Option<super::ufs::Handle>,
 }
 
 /// The node's mounts, by VM UUID.
@@ -103,8 +105,8 @@ impl Mounts {
         ns: &str,
         name: &str,
         uuid: &str,
-        host: &str,
-        port: u16,
+        via: &super::ufs::Handle,
+        (host, port): (&str, u16),
         path: Option<&str>,
     ) -> Result<(), MountError> {
         let addr = format!("{host}:{port}");
@@ -123,6 +125,7 @@ impl Mounts {
                 addr,
                 path: path.unwrap_or_default().to_string(),
                 how,
+                via: Some(via.clone()),
             },
         );
         Ok(())
@@ -148,6 +151,19 @@ impl Mounts {
             detach(m);
         }
         taken
+    }
+
+    /// Takes out and unmounts a VM's mount made through the agent
+    /// connection `via` (which ended).
+    pub fn forget_via(&self, uuid: &str, via: &super::ufs::Handle) -> Option<Mount> {
+        let mut by = self.lock();
+        if !by.get(uuid)?.via.as_ref().is_some_and(|v| v.same(via)) {
+            return None;
+        }
+        let m = by.remove(uuid)?;
+        drop(by);
+        detach(&m);
+        Some(m)
     }
 
     /// Takes out and unmounts a VM's mount, whatever its namespace (the VM
@@ -342,6 +358,7 @@ mod tests {
             addr: "h:1".into(),
             path: path.into(),
             how: How::Port,
+            via: None,
         }
     }
 

@@ -135,8 +135,10 @@ struct Agent {
     label: String,
     mangled: bool,
     live: Live,
-    /// Commands up to this id were considered for this session.
+    /// Commands up to this id were considered for this session...
     floor: i64,
+    /// ... in this epoch of the book (see `Book::epoch`).
+    epoch: u64,
     out: mpsc::Sender<Out>,
     root: std::path::PathBuf,
     /// Responses the handshake heartbeat carried (done while we were away).
@@ -156,10 +158,14 @@ struct Attached {
     vm: Arc<Vm>,
     uuid: String,
     session: u64,
+    ufs: ufs::Handle,
 }
 
 impl Drop for Attached {
     fn drop(&mut self) {
+        // A mount through this connection's file server cannot come back
+        // (a new one needs a new 9P session): it goes, not left dead.
+        self.cc.mounts().forget_via(&self.uuid, &self.ufs);
         if self.cc.detach(&self.uuid, self.session) {
             self.vm.cc_active.store(false, Ordering::Relaxed);
         }
@@ -262,9 +268,10 @@ impl Agent {
             vm: vm.clone(),
             uuid: uuid.clone(),
             session: live.session,
+            ufs: ufs.clone(),
         };
         let fresh = client.last_command_id == 0;
-        let floor = cc.with_book(&ns, |b| (b.floor(&uuid, fresh), false));
+        let (floor, epoch) = cc.with_book(&ns, |b| ((b.floor(&uuid, fresh), b.epoch), false));
         info!(
             vm = %vm.name, namespace = %ns,
             "cc: {label}: client {uuid} connected (hostname {}, version {}{})",
@@ -283,6 +290,7 @@ impl Agent {
             mangled,
             live,
             floor,
+            epoch,
             out,
             early,
             tunnel,
@@ -423,9 +431,15 @@ impl Agent {
     /// command's filter is matched now, against the client as it last
     /// reported itself and its VM's tags and `vm info` columns.
     async fn deliver(&mut self) {
-        let pending = self
-            .cc
-            .with_book(&self.ns, |b| (b.pending(&self.uuid, self.floor), false));
+        let (pending, epoch) = self.cc.with_book(&self.ns, |b| {
+            // Cleared since: the new ids start below the old floor.
+            let floor = if b.epoch == self.epoch { self.floor } else { 0 };
+            ((b.pending(&self.uuid, floor), b.epoch), false)
+        });
+        if epoch != self.epoch {
+            self.epoch = epoch;
+            self.floor = 0;
+        }
         let Some(upto) = pending.last().map(|c| c.id) else {
             return;
         };

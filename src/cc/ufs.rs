@@ -75,6 +75,11 @@ impl Handle {
         self.ask(Req::Close).await
     }
 
+    /// Whether both are the same agent connection's.
+    pub fn same(&self, other: &Handle) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+
     /// UFS bytes the agent sent. Waits when the relay is busy.
     pub(crate) async fn piece(&self, mode: i64, bytes: Vec<u8>) {
         if mode == ron::ufs::DATA {

@@ -66,11 +66,11 @@ fn mount(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         let port = ufs.listen(local, Some(local)).await.map_err(failed)?;
         let (name, uuid, at) = (vm.name.clone(), vm.uuid.clone(), path.clone());
         let host = c.ctx.hostname().to_string();
-        let mounts = cc.clone();
+        let (mounts, via) = (cc.clone(), ufs.clone());
         let done = tokio::task::spawn_blocking(move || {
             mounts
                 .mounts()
-                .mount(&ns, &name, &uuid, &host, port, at.as_deref())
+                .mount(&ns, &name, &uuid, &via, (&host, port), at.as_deref())
         })
         .await
         .map_err(failed)?;
