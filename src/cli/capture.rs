@@ -1,14 +1,39 @@
-//! `capture pcap snaplen` and `capture pcap filter`: what a namespace's
-//! new pcap captures keep (see `net::capture`); `capture netflow ...`:
-//! a bridge's flows as NetFlow (see `net::flows`). The pcap captures
-//! themselves are in cli/net.rs.
+//! `capture`: a bridge's or a VM NIC's traffic to pcap files, `capture
+//! pcap snaplen` and `capture pcap filter` (what a namespace's new pcap
+//! captures keep, see `net::capture`), `capture netflow ...` (a bridge's
+//! flows as NetFlow, see `net::flows`), and `clear capture`.
 
+use super::net::{arg, index, namespace};
 use crate::command::Reach;
-use crate::command::{BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
+use crate::command::{table, BoxFuture, Call, CmdResult, CommandError, Reply, Response, Spec};
 use crate::node::Node;
 
 pub fn specs() -> Vec<Spec<Node>> {
     vec![
+        Spec {
+            patterns: &[
+                "capture",
+                "capture <pcap,> bridge <bridge> <filename>",
+                "capture <pcap,> vm <vm name> <interface index> <filename>",
+                "capture <pcap,> <delete,> bridge <bridge>",
+                "capture <pcap,> <delete,> vm <vm name>",
+            ],
+            short: "capture experiment data",
+            long: "Capture traffic to pcap files (tcpdump and Wireshark read them):\n\n\tcapture pcap bridge mega_bridge all.pcap   everything on the bridge\n\tcapture pcap vm foo 0 foo.pcap            NIC 0 of VM foo, both ways\n\tcapture pcap delete bridge BR|all\n\tcapture pcap delete vm NAME|all\n\n`capture` lists the namespace's captures; relative file names are under\n-filepath. A VM's capture ends when its QEMU does.",
+            handler: capture,
+            mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &[],
+        },
+        Spec {
+            patterns: &["clear capture", "clear capture <netflow,pcap>"],
+            short: "stop every capture",
+            long: "Stop every capture of the namespace.",
+            handler: clear_capture,
+            mesh_ok: true,
+            reach: Reach::Here,
+            ns_clear: &["clear capture"],
+        },
         Spec {
             patterns: &[
                 "capture <netflow,> <mode,> [raw,ascii]",
@@ -142,6 +167,71 @@ fn config(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
         }
         let f = f.to_string();
         net.set_pcap_config(&ns, |p| p.filter = f);
+        Ok(Reply::empty())
+    })
+}
+
+fn capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let ns = namespace(&c);
+        let net = &c.ctx.net;
+        let file = || {
+            crate::vm::config::resolve_file(c.ctx.vms.filepath(), arg(&c, "filename"))
+                .map_err(CommandError::failed)
+        };
+        let is_vm = c.pattern.contains(" vm ");
+        if c.args.flag("delete") {
+            let name = if is_vm {
+                arg(&c, "vm")
+            } else {
+                arg(&c, "bridge")
+            };
+            let n = net
+                .stop_captures(|k| {
+                    k.namespace == ns
+                        && k.vm.is_some() == is_vm
+                        && (name == "all"
+                            || if is_vm {
+                                k.vm.as_deref() == Some(name)
+                            } else {
+                                k.bridge == name
+                            })
+                })
+                .await;
+            if n == 0 && name != "all" {
+                return Err(CommandError::Failed(format!("no capture of {name}")));
+            }
+            return Ok(Reply::empty());
+        }
+        if c.args.flag("pcap") && is_vm {
+            let vm = c.ctx.vms.one(&ns, arg(&c, "vm"))?;
+            let i = index(arg(&c, "interface"))?;
+            let nic = vm.lock().config.networks.get(i).cloned().ok_or_else(|| {
+                CommandError::Failed(format!("vm {} has no interface {i}", vm.name))
+            })?;
+            net.capture_tap(&ns, &vm.name, i, &nic, &file()?).await?;
+            return Ok(Reply::empty());
+        }
+        if c.args.flag("pcap") {
+            net.capture_bridge(&ns, arg(&c, "bridge"), &file()?).await?;
+            return Ok(Reply::empty());
+        }
+        let header = ["bridge", "type", "interface", "mode", "compress", "path"];
+        let mut rows = net.capture_rows(&ns);
+        rows.extend(net.netflow_rows(&ns));
+        Ok(table(header, rows).listed().into())
+    })
+}
+
+fn clear_capture(c: Call<'_, Node>) -> BoxFuture<'_, CmdResult> {
+    Box::pin(async move {
+        let ns = namespace(&c);
+        if !c.args.flag("netflow") {
+            c.ctx.net.stop_captures(|k| k.namespace == ns).await;
+        }
+        if !c.args.flag("pcap") {
+            c.ctx.net.stop_netflow(&ns, "all").await;
+        }
         Ok(Reply::empty())
     })
 }
