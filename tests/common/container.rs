@@ -22,11 +22,7 @@ pub fn is_root() -> bool {
 }
 
 pub fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    super::wait_for(what, Duration::from_secs(secs), || ok().then_some(()));
 }
 
 pub fn sh(cmd: &str) -> (bool, String) {
@@ -36,12 +32,24 @@ pub fn sh(cmd: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// A busybox file system at `fs` (with `agent` in it when given), and
+/// `init` (executable) as its /init.
+fn make_filesystem(fs: &Path, agent: Option<&str>, init: &str) {
+    let o = Command::new(project_root().join("scripts/container-fs.sh"))
+        .arg(fs)
+        .args(agent)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "container-fs.sh: {}", super::stderr(&o));
+    let p = fs.join("init");
+    let _ = std::fs::remove_file(&p);
+    std::fs::write(&p, init).unwrap();
+    super::set_mode(&p, 0o755);
+}
+
 /// A busybox file system with `init` as its /init.
 pub fn filesystem(dir: &Path, init: &str) {
-    let script = project_root().join("scripts/container-fs.sh");
-    let (ok, out) = sh(&format!("sh {} {}", script.display(), dir.display()));
-    assert!(ok, "container-fs.sh: {out}");
-    std::fs::write(dir.join("init"), init).unwrap();
+    make_filesystem(dir, None, init);
 }
 
 pub fn tree_listing(dir: &Path) -> String {
@@ -252,16 +260,7 @@ pub const SEEN: Duration = Duration::from_secs(60);
 /// (executable) as its /init.
 pub fn agent_filesystem(dir: &Path, init: &str) -> PathBuf {
     let fs = dir.join("fs");
-    let o = Command::new(project_root().join("scripts/container-fs.sh"))
-        .arg(&fs)
-        .arg(AGENT)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "container-fs.sh: {}", super::stderr(&o));
-    let p = fs.join("init");
-    let _ = std::fs::remove_file(&p);
-    std::fs::write(&p, init).unwrap();
-    super::set_mode(&p, 0o755);
+    make_filesystem(&fs, Some(AGENT), init);
     fs
 }
 
@@ -318,8 +317,8 @@ impl Drop for CtGuard {
         for p in monitors(&self.0) {
             unsafe { libc::kill(p, libc::SIGTERM) };
         }
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while !no_monitors(&self.0) && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !no_monitors(&self.0) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         for p in monitors(&self.0) {
