@@ -71,10 +71,8 @@ print(b[0], b[9:].decode())
 
 #[test]
 fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
-    let site = Site::new("ccm");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ccm");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("ccm-fs");
     let fs = agent_filesystem(&scratch.path, INIT);
     let mnt = scratch.path.join("mnt");

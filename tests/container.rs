@@ -10,7 +10,6 @@ mod common;
 
 use common::container::*;
 use common::guest::{fails, vm_dirs, vm_info};
-use common::ovs::Site;
 use common::pty::Pty;
 use common::*;
 use std::path::Path;
@@ -39,10 +38,8 @@ sleep 100000
 
 #[test]
 fn a_container_runs_freezes_thaws_and_leaves_nothing() {
-    let site = Site::new("ct");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ct");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("ct-fs");
     let fs = agent_filesystem(&scratch.path, INIT);
     let before = tree(&fs);
@@ -166,10 +163,8 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
 
 #[test]
 fn bad_container_input_is_refused_and_leaves_nothing() {
-    let site = Site::new("ctbad");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ctbad");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("ctbad-fs");
     let fs = agent_filesystem(&scratch.path, "#!/bin/sh\nsleep 1000\n");
     let file = scratch.path.join("file");
@@ -235,10 +230,8 @@ sleep 100000
 
 #[test]
 fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
-    let site = Site::new("ctnet");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ctnet");
+    let (site, d) = (&host.site, &host.d);
     let _qemus = common::guest::VmGuard {
         base: d.base.clone(),
     };

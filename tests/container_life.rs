@@ -99,10 +99,8 @@ sleep 100000
 
 #[test]
 fn a_process_over_the_memory_limit_dies_alone() {
-    let site = Site::new("ctmem");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ctmem");
+    let d = &host.d;
     let scratch = Scratch::new("ctmem-fs");
     let fs = agent_filesystem(&scratch.path, HOG);
     let data = scratch.path.join("data");
@@ -132,10 +130,8 @@ fn a_process_over_the_memory_limit_dies_alone() {
 
 #[test]
 fn a_containers_nic_is_disconnected_connected_and_shaped_on_the_switch() {
-    let site = Site::new("ctnic");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("ctnic");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("ctnic-fs");
     let fs = agent_filesystem(&scratch.path, "#!/bin/sh\nsleep 100000\n");
     d.ok(&format!("vm config filesystem {}", fs.display()));

@@ -25,7 +25,6 @@ mod common;
 
 use common::container::*;
 use common::guest::{fails, vm_info};
-use common::ovs::Site;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -153,10 +152,8 @@ fn kill_all(d: &Daemon) {
 
 #[test]
 fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
-    let site = Site::new("rtr");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("rtr");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("rtr-fs");
     let rfs = router_filesystem(&scratch.path);
     let cfs = agent_filesystem(&scratch.path.join("client"), DHCP_CLIENT);
@@ -303,10 +300,8 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
 
 #[test]
 fn two_router_containers_learn_each_others_networks_over_ospf() {
-    let site = Site::new("rtrospf");
-    let bus = Bus::start();
-    let d = site.daemon_with(&bus, None, true);
-    let _guard = CtGuard(d.base.clone());
+    let host = ct_host("rtrospf");
+    let (site, d) = (&host.site, &host.d);
     let scratch = Scratch::new("rtrospf-fs");
     let rfs = router_filesystem(&scratch.path);
     let preinit = forwarding_preinit(&scratch.path);

@@ -7,7 +7,8 @@
 
 #![allow(dead_code)]
 
-use super::{project_root, unique_tag, Daemon, Scratch, BIN};
+use super::ovs::Site;
+use super::{project_root, unique_tag, Bus, Daemon, Scratch, BIN};
 use minimega::container::spec::{shim_args, Spec};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -306,6 +307,29 @@ pub fn monitors(base: &Path) -> Vec<i32> {
 
 pub fn no_monitors(base: &Path) -> bool {
     monitors(base).is_empty()
+}
+
+/// A daemon of its own on a switch of its own (its network namespace,
+/// the host's mounts and cgroups), whose containers are ended when it is
+/// dropped, also after a failed assertion. Fields drop in order: the
+/// containers, the daemon, its bus, the switch.
+pub struct CtHost {
+    _guard: CtGuard,
+    pub d: Daemon,
+    pub bus: Bus,
+    pub site: Site,
+}
+
+pub fn ct_host(tag: &str) -> CtHost {
+    let site = Site::new(tag);
+    let bus = Bus::start();
+    let d = site.daemon_with(&bus, None, true);
+    CtHost {
+        _guard: CtGuard(d.base.clone()),
+        d,
+        bus,
+        site,
+    }
 }
 
 /// Ends the containers a failed test left: SIGTERM lets each monitor take
