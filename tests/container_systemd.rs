@@ -112,8 +112,9 @@ fn containers_are_spread_over_a_mesh_and_driven_from_the_head() {
     let root = common::project_root();
     for n in &["head", "node2"] {
         bed.node(n).ok(&format!(
-            "rm -rf /var/tmp/ct && mkdir -p /var/tmp/ct/data && sh {}/scripts/container-fs.sh /var/tmp/ct/fs && printf '{INIT}' > /var/tmp/ct/fs/init && chmod 755 /var/tmp/ct/fs/init",
-            root.display()
+            "rm -rf /var/tmp/ct && mkdir -p /var/tmp/ct/data /var/tmp/ct/mnt && sh {}/scripts/container-fs.sh /var/tmp/ct/fs {} && printf '{INIT}' > /var/tmp/ct/fs/init && chmod 755 /var/tmp/ct/fs/init",
+            root.display(),
+            env!("CARGO_BIN_EXE_miniccc"),
         ));
     }
     let head = bed.node("head");
@@ -148,6 +149,29 @@ fn containers_are_spread_over_a_mesh_and_driven_from_the_head() {
             Duration::from_secs(60),
         );
     }
+    // cc mount of a container on node2, typed on the head: the host that
+    // runs the VM mounts it, where that node's shells see it.
+    head.wait_ok(
+        "minimega -e .annotate false .headers false .columns cc_active .filter name=c3 namespace exp vm info | grep -q true",
+        Duration::from_secs(60),
+    );
+    head.mm("namespace exp cc mount c3 /var/tmp/ct/mnt");
+    let node2 = bed.node("node2");
+    assert!(node2
+        .ok("cat /var/tmp/ct/mnt/data/count")
+        .parse::<u64>()
+        .is_ok());
+    assert_eq!(
+        head.ok("grep -c minimega-cc /proc/self/mounts || true"),
+        "0"
+    );
+    let listed = head.mm(".annotate true .headers false .csv true namespace exp cc mount");
+    assert!(listed.starts_with("node2,c3,"), "{listed}");
+    head.mm("namespace exp clear cc mount c3");
+    assert_eq!(
+        node2.ok("grep -c minimega-cc /proc/self/mounts || true"),
+        "0"
+    );
     head.mm("namespace exp vm kill all");
     head.mm("namespace exp vm flush");
     for n in &["head", "node2"] {
