@@ -9,7 +9,7 @@ debhelper devscripts fakeroot dpkg-dev build-essential pkg-config tmux
 rpmlint man-db passwd make util-linux sudo kmod file fdisk e2fsprogs
 dosfstools openvswitch-switch golang-go tcpdump fuse3 netcat-openbsd mtools
 chromium chromium-driver novnc node-xterm golang-1.23-go dnsmasq-base
-nftables bird2"
+nftables bird2 curl"
 
 # Go 1.23 (/usr/lib/go-1.23/bin/go) is only in bookworm-backports: the gob
 # tests check the cc codec against it as well as Debian's Go 1.19 (their

@@ -172,6 +172,21 @@ fn containers_are_spread_over_a_mesh_and_driven_from_the_head() {
         node2.ok("grep -c minimega-cc /proc/self/mounts || true"),
         "0"
     );
+    // cc tunnel across the mesh: typed on the head, node2 (running c3)
+    // listens, and c3's agent opens each connection to its web server.
+    head.mm("namespace exp cc background httpd -f -p 7000 -h /data");
+    head.mm("namespace exp cc tunnel c3 17000 127.0.0.1 7000");
+    node2.wait_ok(
+        "curl -sf --max-time 5 http://127.0.0.1:17000/count | grep -q '^[0-9]'",
+        Duration::from_secs(60),
+    );
+    let fwd = head.mm(".annotate true .headers false .csv true namespace exp cc tunnel list all");
+    assert_eq!(fwd, "node2,c3,1,17000,127.0.0.1,7000");
+    head.mm("namespace exp cc tunnel close c3 1");
+    assert!(!node2
+        .sh("curl -sf --max-time 5 http://127.0.0.1:17000/count")
+        .status
+        .success());
     head.mm("namespace exp vm kill all");
     head.mm("namespace exp vm flush");
     for n in &["head", "node2"] {
