@@ -84,20 +84,20 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
     d.ok("vm launch container ct1");
     d.ok("vm start ct1");
     wait_for("the agent", SEEN, || {
-        (vm_info(&d)[0]["cc_active"] == "true").then_some(())
+        (vm_info(d)[0]["cc_active"] == "true").then_some(())
     });
-    let uuid = vm_info(&d)[0]["uuid"].clone();
+    let uuid = vm_info(d)[0]["uuid"].clone();
 
     // Bad input: each a clear error, nothing mounted or listed after.
     assert_eq!(
-        fails(&d, &format!("cc mount ct1 {m}/nosuch")),
+        fails(d, &format!("cc mount ct1 {m}/nosuch")),
         "E: mount point does not exist"
     );
     assert_eq!(
-        fails(&d, &format!("cc mount nosuch {m}")),
+        fails(d, &format!("cc mount nosuch {m}")),
         "E: vm not found: nosuch"
     );
-    let e = fails(&d, "cc mount ct1 relative/dir");
+    let e = fails(d, "cc mount ct1 relative/dir");
     assert!(e.contains("must be an absolute path"), "{e}");
     assert!(mounted_at(&mnt).is_empty());
     assert_eq!(d.ok(".csv true cc mount"), "");
@@ -109,7 +109,7 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
     assert_eq!(row[1..3], ["ct1", uuid.as_str()], "{listed}");
     assert!(row[3].starts_with("node:"), "{listed}");
     assert_eq!(row[4], m, "{listed}");
-    let e = fails(&d, &format!("cc mount ct1 {m}"));
+    let e = fails(d, &format!("cc mount ct1 {m}"));
     assert!(e.starts_with("E: already connected to "), "{e}");
 
     // The guest's view (init's writes are in its own layer, not in the
@@ -135,14 +135,14 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
 
     // Written here, seen by the guest.
     std::fs::write(mnt.join("from-host"), "hello from the host\n").unwrap();
-    guest_says(&d, "cat /from-host", "hello from the host");
+    guest_says(d, "cat /from-host", "hello from the host");
     std::fs::create_dir(mnt.join("made")).unwrap();
     std::fs::rename(mnt.join("from-host"), mnt.join("made-renamed")).unwrap();
     assert!(!mnt.join("from-host").exists());
     std::fs::remove_file(mnt.join("inner/deep/file")).unwrap();
     std::fs::remove_dir(mnt.join("inner/deep")).unwrap();
     guest_says(
-        &d,
+        d,
         "sh -c \"test -d /made && test ! -e /from-host && test ! -e /inner/deep && cat /made-renamed | sed s/hello/seen/\"",
         "seen from the host",
     );
@@ -165,11 +165,11 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
 
     // The port alone: 9P2000 on loopback, closed by clear cc mount.
     let port: u16 = d.ok("cc mount ct1").trim().parse().unwrap();
-    assert_eq!(version_over(&site, port), "101 9P2000");
+    assert_eq!(version_over(site, port), "101 9P2000");
     assert!(mounted_at(&mnt).is_empty());
     d.ok("clear cc mount ct1");
     wait_for("the port to close", SEEN, || {
-        (version_over(&site, port) == "refused").then_some(())
+        (version_over(site, port) == "refused").then_some(())
     });
 
     // So does `clear cc` (minimega's).
@@ -190,7 +190,7 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
     });
     assert_eq!(d.ok(".csv true cc mount"), "");
     wait_for("the agent back", SEEN, || {
-        (vm_info(&d)[0]["cc_active"] == "true").then_some(())
+        (vm_info(d)[0]["cc_active"] == "true").then_some(())
     });
 
     // The VM's end unmounts it.

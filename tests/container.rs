@@ -65,7 +65,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
         "{listing}"
     );
     d.ok("vm launch container ct1");
-    let rows = vm_info(&d);
+    let rows = vm_info(d);
     let r = &rows[0];
     assert_eq!(r["type"], "container");
     assert_eq!(r["state"], "BUILDING");
@@ -75,7 +75,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     assert_eq!(r["fifo"], "2");
     assert_eq!(r["disks"], "N/A");
     assert!(r["tap"].starts_with("[mega_tap"), "{r:?}");
-    assert_eq!(netns_of(&d).len(), 1);
+    assert_eq!(netns_of(d).len(), 1);
     // Frozen at launch: init has not run.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(count(&data.join("count")), 0);
@@ -90,7 +90,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     con.wait_for("got: hello console", 0, SEEN);
     // The same console on its TCP port (console_port), another viewer:
     // it gets the replay, and its typing reaches init too.
-    let port = vm_info(&d)[0]["console_port"].clone();
+    let port = vm_info(d)[0]["console_port"].clone();
     assert!(port.parse::<u16>().is_ok(), "console_port {port}");
     let tcp = site.sh(&format!(
         "python3 -c 'import socket,time; s=socket.create_connection((\"127.0.0.1\",{port})); s.settimeout(20); s.sendall(b\"over tcp\\r\"); b=b\"\"\nwhile b\"got: over tcp\" not in b: b+=s.recv(4096)\nprint(b.decode(errors=\"replace\"))'"
@@ -117,7 +117,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
 
     // vm stop freezes: the counter stands still, then moves again.
     d.ok("vm stop ct1");
-    assert_eq!(vm_info(&d)[0]["state"], "PAUSED");
+    assert_eq!(vm_info(d)[0]["state"], "PAUSED");
     let a = count(&data.join("count"));
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(count(&data.join("count")), a, "a frozen container counted");
@@ -128,7 +128,7 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
 
     // cc from our agent inside.
     wait_for("the agent", SEEN, || {
-        (vm_info(&d)[0]["cc_active"] == "true").then_some(())
+        (vm_info(d)[0]["cc_active"] == "true").then_some(())
     });
     d.ok("cc exec hostname");
     let resp = d.base.join("files/miniccc_responses");
@@ -142,17 +142,17 @@ fn a_container_runs_freezes_thaws_and_leaves_nothing() {
     });
 
     // vm screenshot is not for containers; vm top reads the cgroup.
-    let e = fails(&d, "vm screenshot ct1");
+    let e = fails(d, "vm screenshot ct1");
     assert!(e.contains("not supported for containers"), "{e}");
     let top = d.ok("vm top");
     assert!(top.contains("ct1"), "{top}");
 
     d.ok("vm kill ct1");
     wait_for("QUIT", SEEN, || {
-        (vm_info(&d)[0]["state"] == "QUIT").then_some(())
+        (vm_info(d)[0]["state"] == "QUIT").then_some(())
     });
     assert!(no_monitors(&d.base));
-    assert!(netns_of(&d).is_empty(), "{:?}", netns_of(&d));
+    assert!(netns_of(d).is_empty(), "{:?}", netns_of(d));
     assert!(site.devices().is_empty(), "{:?}", site.devices());
     // snapshot true: the container's writes went to its own layer.
     assert!(!fs.join("written").exists());
@@ -174,50 +174,50 @@ fn bad_container_input_is_refused_and_leaves_nothing() {
     set_mode(&failing, 0o755);
     d.ok("vm config net 100");
 
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(e.contains("vm config filesystem"), "{e}");
     d.ok("vm config filesystem /nonexistent/fs");
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(
         e.contains("filesystem /nonexistent/fs: no such file"),
         "{e}"
     );
     d.ok(&format!("vm config filesystem {}", file.display()));
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(e.contains("not a directory"), "{e}");
     d.ok(&format!("vm config filesystem {}", fs.display()));
     d.ok("vm config init /sbin/nope");
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(e.contains("init /sbin/nope: no such file"), "{e}");
     d.ok("clear vm config init");
     d.ok("vm config volume /data /nonexistent/src");
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(
         e.contains("volume source /nonexistent/src: no such file"),
         "{e}"
     );
     d.ok("clear vm config volume");
     d.ok(&format!("vm config preinit {}", failing.display()));
-    let e = fails(&d, "vm launch container c1");
+    let e = fails(d, "vm launch container c1");
     assert!(e.contains("preinit"), "{e}");
     d.ok("clear vm config preinit");
     // One file system written by two containers: minimega's refusal.
     d.ok("vm config snapshot false");
-    let e = fails(&d, "vm launch container w1,w2");
+    let e = fails(d, "vm launch container w1,w2");
     assert!(e.contains("2 containers would write"), "{e}");
     d.ok("vm launch container w1");
-    let e = fails(&d, "vm launch container w2");
+    let e = fails(d, "vm launch container w2");
     assert!(e.contains("filesystem conflict with vm w1"), "{e}");
     d.ok("vm kill w1");
     wait_for("w1 QUIT", SEEN, || {
-        (vm_info(&d)[0]["state"] == "QUIT").then_some(())
+        (vm_info(d)[0]["state"] == "QUIT").then_some(())
     });
     d.ok("vm flush");
 
-    assert!(vm_info(&d).is_empty());
+    assert!(vm_info(d).is_empty());
     assert!(vm_dirs(&d.base).is_empty());
     assert!(no_monitors(&d.base));
-    assert!(netns_of(&d).is_empty(), "{:?}", netns_of(&d));
+    assert!(netns_of(d).is_empty(), "{:?}", netns_of(d));
     assert!(site.devices().is_empty(), "{:?}", site.devices());
     assert!(site.ports("mega_bridge").is_empty());
 }
@@ -263,7 +263,7 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
     d.ok("vm start all");
     // A capture on a container's NIC (its veth on the switch).
     d.ok("capture pcap vm a 0 a.pcap");
-    let g = vm_info(&d).into_iter().find(|r| r["name"] == "g").unwrap()["id"].clone();
+    let g = vm_info(d).into_iter().find(|r| r["name"] == "g").unwrap()["id"].clone();
     let serial = d.base.join(&g).join("serial0.log");
     wait_for("the guest to ping container a", common::guest::BOOT, || {
         std::fs::read_to_string(&serial)
@@ -272,7 +272,7 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
             .then_some(())
     });
     let exec = |vm: &str, cmd: &str| {
-        let ns = format!("minimega-{}", netns_suffix(&d, vm));
+        let ns = format!("minimega-{}", netns_suffix(d, vm));
         Command::new("ip")
             .args(["netns", "exec", &ns, "sh", "-c", cmd])
             .status()
@@ -302,12 +302,12 @@ fn containers_and_a_kvm_guest_in_one_vlan_ping_and_not_across_vlans() {
     d.ok("capture pcap delete vm a");
     d.ok("vm kill all");
     wait_for("QUIT", SEEN, || {
-        vm_info(&d)
+        vm_info(d)
             .iter()
             .all(|r| r["state"] == "QUIT")
             .then_some(())
     });
-    assert!(netns_of(&d).is_empty());
+    assert!(netns_of(d).is_empty());
     assert!(site.devices().is_empty(), "{:?}", site.devices());
 }
 

@@ -124,7 +124,7 @@ fn a_process_over_the_memory_limit_dies_alone() {
     wait_for("both to count on", SEEN, || {
         (counted(&data, "hog") > h && counted(&data, "calm") > c).then_some(())
     });
-    let rows = vm_info(&d);
+    let rows = vm_info(d);
     assert!(rows.iter().all(|r| r["state"] == "RUNNING"), "{rows:?}");
 }
 
@@ -138,7 +138,7 @@ fn a_containers_nic_is_disconnected_connected_and_shaped_on_the_switch() {
     d.ok("vm config net 100");
     d.ok("vm launch container n1");
     d.ok("vm start n1");
-    let tap = vm_info(&d)[0]["tap"]
+    let tap = vm_info(d)[0]["tap"]
         .trim_matches(|c| c == '[' || c == ']')
         .to_string();
     assert!(site.ports("mega_bridge").contains(&tap));
@@ -146,16 +146,16 @@ fn a_containers_nic_is_disconnected_connected_and_shaped_on_the_switch() {
     assert!(!site.ports("mega_bridge").contains(&tap));
     d.ok("vm net connect n1 0 200");
     assert!(site.ports("mega_bridge").contains(&tap));
-    assert_eq!(vm_info(&d)[0]["vlan"], "[200]");
+    assert_eq!(vm_info(d)[0]["vlan"], "[200]");
     // qos shapes the container's veth as a KVM VM's tap (tbf; this
     // kernel has no netem for loss and delay).
     d.ok("qos add n1 0 rate 10 mbit");
-    assert_eq!(vm_info(&d)[0]["qos"], "[0: rate 10mbit]");
+    assert_eq!(vm_info(d)[0]["qos"], "[0: rate 10mbit]");
     let tc = site.sh(&format!("tc qdisc show dev {tap}"));
     assert!(tc.contains("tbf"), "{tc}");
     d.ok("vm kill n1");
     wait_for("QUIT", SEEN, || {
-        (vm_info(&d)[0]["state"] == "QUIT").then_some(())
+        (vm_info(d)[0]["state"] == "QUIT").then_some(())
     });
     assert!(site.devices().is_empty(), "{:?}", site.devices());
 }

@@ -193,23 +193,23 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
 
     // DHCP: addresses from the ranges, the router as default gateway and
     // name server.
-    let a = address(&d, "a", "10.1.0.");
-    let b = address(&d, "b", "10.2.0.");
+    let a = address(d, "a", "10.1.0.");
+    let b = address(d, "b", "10.2.0.");
     let last = |ip: &str| ip.rsplit('.').next().unwrap().parse::<u8>().unwrap();
     assert!((50..=60).contains(&last(&a)), "{a}");
     assert!((50..=60).contains(&last(&b)), "{b}");
-    let (_, routes) = inside(&d, "a", "ip route");
+    let (_, routes) = inside(d, "a", "ip route");
     assert!(routes.contains("default via 10.1.0.1"), "{routes}");
 
     // DNS: the name the router serves.
-    let (ok, out) = inside(&d, "a", "busybox nslookup -type=a web.example 10.1.0.1");
+    let (ok, out) = inside(d, "a", "busybox nslookup -type=a web.example 10.1.0.1");
     assert!(ok && out.contains("1.2.3.4"), "{out}");
 
     // Forwarding between the VLANs, through the router.
     wait_for("a to reach b through r1", CONVERGE, || {
-        pings(&d, "a", &b).then_some(())
+        pings(d, "a", &b).then_some(())
     });
-    assert!(pings(&d, "b", &a));
+    assert!(pings(d, "b", &a));
 
     // A firewall chain (phenix's form) that drops A's ICMP to B, applied
     // to what comes in on interface 0.
@@ -222,16 +222,16 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
         d.ok(&format!("router r1 {form}"));
     }
     wait_for("r1's firewall", CONVERGE, || {
-        let (_, rules) = inside(&d, "r1", "nft list table ip minirouter");
+        let (_, rules) = inside(d, "r1", "nft list table ip minirouter");
         rules.contains("chain fw_a_to_b").then_some(())
     });
-    assert!(!pings(&d, "a", &b), "the drop rule let a's ping through");
+    assert!(!pings(d, "a", &b), "the drop rule let a's ping through");
     assert!(
-        !inside(&d, "a", &format!("ping -c 2 -W 1 {b}")).0,
+        !inside(d, "a", &format!("ping -c 2 -W 1 {b}")).0,
         "the drop rule let a's ping through"
     );
     // Only A's side: b's ping gets there, and its reply is established.
-    assert!(pings(&d, "b", &a), "b's ping to a was dropped too");
+    assert!(pings(d, "b", &a), "b's ping to a was dropped too");
 
     let summary = d.ok("router r1");
     for want in [
@@ -246,7 +246,7 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
     ] {
         assert!(summary.contains(want), "{want:?} not in:\n{summary}");
     }
-    let tags = vm_info(&d).into_iter().find(|r| r["name"] == "r1").unwrap()["tags"].clone();
+    let tags = vm_info(d).into_iter().find(|r| r["name"] == "r1").unwrap()["tags"].clone();
     assert!(
         tags.contains("\"minirouter\":\"0\"") && tags.contains("\"minirouter_log\":"),
         "{tags}"
@@ -254,7 +254,7 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
     assert!(tags.contains("configuration applied"), "{tags}");
     // The resident minirouter's byte counters (router-fs.sh's init).
     wait_for("r1's byte counters in its tags", CONVERGE, || {
-        let r = vm_info(&d).into_iter().find(|r| r["name"] == "r1")?;
+        let r = vm_info(d).into_iter().find(|r| r["name"] == "r1")?;
         (r["tags"].contains("\"minirouter_eth0_rx_bytes\":")
             && r["tags"].contains("\"minirouter_eth1_tx_bytes\":"))
         .then_some(())
@@ -264,37 +264,37 @@ fn a_router_container_serves_dhcp_and_dns_forwards_and_filters() {
     d.ok("clear router r1 fw");
     d.ok("router r1 commit");
     wait_for("a to reach b again", CONVERGE, || {
-        pings(&d, "a", &b).then_some(())
+        pings(d, "a", &b).then_some(())
     });
-    let (_, rules) = inside(&d, "r1", "nft list table ip minirouter");
+    let (_, rules) = inside(d, "r1", "nft list table ip minirouter");
     assert!(!rules.contains("fw_a_to_b"), "{rules}");
     assert!(!d.ok("router r1").contains("Firewall Chains:"));
 
     // Bad input to a container router: a clear error each, nothing changed.
     let before = d.ok("router r1");
-    let e = fails(&d, "router r1 interface 0 10.1.0.300/24");
+    let e = fails(d, "router r1 interface 0 10.1.0.300/24");
     assert!(e.contains("invalid IP: 10.1.0.300/24"), "{e}");
-    let e = fails(&d, "router r1 interface 5 10.5.0.1/24");
+    let e = fails(d, "router r1 interface 5 10.5.0.1/24");
     assert!(e.contains("no such network index: 5"), "{e}");
-    let e = fails(&d, "router r1 fw drop in 2 10.2.0.0/24 tcp");
+    let e = fails(d, "router r1 fw drop in 2 10.2.0.0/24 tcp");
     assert!(e.contains("no such network index: 2"), "{e}");
-    let e = fails(&d, "router r1 fw chain nosuch apply in 0");
+    let e = fails(d, "router r1 fw chain nosuch apply in 0");
     assert!(e.contains("unknown chain nosuch"), "{e}");
-    let e = fails(&d, "router nosuch commit");
+    let e = fails(d, "router nosuch commit");
     assert!(e.contains("vm not found: nosuch"), "{e}");
     assert_eq!(d.ok("router r1"), before);
     d.ok("vm kill b");
     wait_for("b to quit", SEEN, || {
-        vm_info(&d)
+        vm_info(d)
             .iter()
             .any(|r| r["name"] == "b" && r["state"] == "QUIT")
             .then_some(())
     });
-    let e = fails(&d, "router b interface 0 10.2.0.9/24");
+    let e = fails(d, "router b interface 0 10.2.0.9/24");
     assert!(e.contains("vm not running: b"), "{e}");
 
-    kill_all(&d);
-    assert!(netns_of(&d).is_empty(), "{:?}", netns_of(&d));
+    kill_all(d);
+    assert!(netns_of(d).is_empty(), "{:?}", netns_of(d));
     assert!(site.devices().is_empty(), "{:?}", site.devices());
 }
 
@@ -364,19 +364,19 @@ fn two_router_containers_learn_each_others_networks_over_ospf() {
     // Neither router has a route to the other's client network but what
     // OSPF taught it.
     wait_for("r1 to learn 10.2.0.0/24 from r2", CONVERGE, || {
-        let (_, routes) = inside(&d, "r1", "ip route show 10.2.0.0/24");
+        let (_, routes) = inside(d, "r1", "ip route show 10.2.0.0/24");
         routes.contains("via 10.99.0.2").then_some(())
     });
     wait_for("r2 to learn 10.1.0.0/24 from r1", CONVERGE, || {
-        let (_, routes) = inside(&d, "r2", "ip route show 10.1.0.0/24");
+        let (_, routes) = inside(d, "r2", "ip route show 10.1.0.0/24");
         routes.contains("via 10.99.0.1").then_some(())
     });
-    let (_, routes) = inside(&d, "r1", "ip route show 10.2.0.0/24");
+    let (_, routes) = inside(d, "r1", "ip route show 10.2.0.0/24");
     assert!(routes.contains("proto bird"), "{routes}");
     wait_for("a to reach b across both routers", CONVERGE, || {
-        pings(&d, "a", "10.2.0.10").then_some(())
+        pings(d, "a", "10.2.0.10").then_some(())
     });
-    let (ok, trace) = inside(&d, "a", "busybox traceroute -n -w 1 -m 4 10.2.0.10");
+    let (ok, trace) = inside(d, "a", "busybox traceroute -n -w 1 -m 4 10.2.0.10");
     assert!(ok, "{trace}");
     assert!(
         trace.contains("10.1.0.1") && trace.contains("10.99.0.2"),
@@ -389,7 +389,7 @@ fn two_router_containers_learn_each_others_networks_over_ospf() {
         "{summary}"
     );
 
-    kill_all(&d);
-    assert!(netns_of(&d).is_empty(), "{:?}", netns_of(&d));
+    kill_all(d);
+    assert!(netns_of(d).is_empty(), "{:?}", netns_of(d));
     assert!(site.devices().is_empty(), "{:?}", site.devices());
 }
