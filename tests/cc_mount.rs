@@ -204,3 +204,40 @@ fn a_containers_file_system_is_mounted_read_written_and_unmounted() {
     d.ok("vm flush");
     assert!(no_monitors(&d.base));
 }
+
+#[test]
+fn a_daemon_leaves_no_mount_when_it_stops_or_dies() {
+    let mut host = ct_host("ccmx");
+    let scratch = Scratch::new("ccmx-fs");
+    let fs = agent_filesystem(&scratch.path, INIT);
+    let mnt = scratch.path.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let _unmount = Unmount(mnt.clone());
+    let m = mnt.display().to_string();
+    let agent = |d: &Daemon| {
+        wait_for("the agent", SEEN, || {
+            (vm_info(d)[0]["cc_active"] == "true").then_some(())
+        })
+    };
+    host.d.ok(&format!("vm config filesystem {}", fs.display()));
+    host.d.ok("vm launch container ct1");
+    host.d.ok("vm start ct1");
+    agent(&host.d);
+    host.d.ok(&format!("cc mount ct1 {m}"));
+    assert_eq!(mounted_at(&mnt).len(), 1);
+
+    // Killed: its FUSE server died with it, the mount is dead; the next
+    // daemon on the same base unmounts it before anything else.
+    host.d.crash();
+    assert_eq!(mounted_at(&mnt).len(), 1);
+    let base = host.d.base.clone();
+    host.d = host.site.daemon_with(&host.bus, Some(base), true);
+    assert!(mounted_at(&mnt).is_empty(), "{:?}", mounted_at(&mnt));
+
+    // Stopped: it unmounts what it serves.
+    agent(&host.d);
+    host.d.ok(&format!("cc mount ct1 {m}"));
+    assert_eq!(mounted_at(&mnt).len(), 1);
+    host.d.stop();
+    assert!(mounted_at(&mnt).is_empty(), "{:?}", mounted_at(&mnt));
+}

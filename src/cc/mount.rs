@@ -65,9 +65,79 @@ pub struct Mount {
 #[derive(Default)]
 pub struct Mounts {
     by_uuid: Mutex<BTreeMap<String, Mount>>,
+    /// The source FUSE mounts carry, naming this daemon (its base's tag):
+    /// what a daemon that died leaves behind is found by it.
+    source: String,
+}
+
+/// The mount source of a daemon's FUSE mounts.
+pub fn source_of(tag: &str) -> String {
+    format!("minimega-cc-{tag}")
+}
+
+/// The mount points of `source` in a mountinfo(5) text. Pure.
+pub fn mounted_from(mountinfo: &str, source: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split_whitespace().nth(4)?;
+            let mut r = right.split_whitespace();
+            let (fstype, src) = (r.next()?, r.next()?);
+            (fstype.starts_with("fuse") && src == source).then(|| unescape(point))
+        })
+        .collect()
+}
+
+/// mountinfo writes a space, tab, newline and backslash in octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Mounts {
+    /// The mounts of the daemon whose base has `tag`; unmounts what a
+    /// previous run of it left (its FUSE server died with it: such a
+    /// mount only answers "transport endpoint is not connected").
+    pub fn new(tag: &str) -> Mounts {
+        let source = source_of(tag);
+        let info = std::fs::read_to_string("/proc/1/mountinfo")
+            .or_else(|_| std::fs::read_to_string("/proc/self/mountinfo"))
+            .unwrap_or_default();
+        for point in mounted_from(&info, &source) {
+            match unmount(Path::new(&point)) {
+                Ok(()) => info!("cc: unmounted {point}, left by a previous run"),
+                Err(e) => warn!("cc: cannot unmount {point}, left by a previous run: {e}"),
+            }
+        }
+        Mounts {
+            by_uuid: Mutex::default(),
+            source,
+        }
+    }
+
+    /// The daemon stops: nothing it serves may stay mounted.
+    pub fn clear_all(&self) {
+        let all: Vec<Mount> = std::mem::take(&mut *self.lock()).into_values().collect();
+        for m in &all {
+            detach(m);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Mount>> {
         self.by_uuid.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -112,7 +182,7 @@ impl Mounts {
         let addr = format!("{host}:{port}");
         let how = match path {
             None => How::Port,
-            Some(p) => attach(Path::new(p), port)?,
+            Some(p) => attach(Path::new(p), port, &self.source)?,
         };
         info!(vm = %name, "cc: mount of {uuid} from :{port} at {:?} ({how:?})", path);
         let mut by = self.lock();
@@ -192,7 +262,7 @@ fn kernel_9p() -> bool {
         .is_ok_and(|t| t.lines().any(|l| l.split_whitespace().last() == Some("9p")))
 }
 
-fn attach(path: &Path, port: u16) -> Result<How, MountError> {
+fn attach(path: &Path, port: u16, source: &str) -> Result<How, MountError> {
     if !path.is_absolute() {
         return Err(MountError::Relative(path.display().to_string()));
     }
@@ -232,9 +302,10 @@ fn attach(path: &Path, port: u16) -> Result<How, MountError> {
         .as_bytes(),
     )
     .map_err(failed)?;
+    let source = cstring(source.as_bytes()).map_err(failed)?;
     in_host_ns(|| {
         sys_mount(
-            c"minimega-cc",
+            &source,
             &target,
             c"fuse",
             libc::MS_NOSUID | libc::MS_NODEV,
@@ -384,9 +455,24 @@ mod tests {
     }
 
     #[test]
+    fn a_daemons_fuse_mounts_are_found_by_their_source() {
+        let info = "\
+36 25 0:32 / /tmp/a\\040b rw,nosuid - fuse minimega-cc-1a2b rw,user_id=0
+37 25 0:33 / /tmp/other rw - fuse minimega-cc-ffff rw
+38 25 0:34 / /tmp/c rw shared:5 - fuse.minimega minimega-cc-1a2b rw
+39 25 8:1 / /tmp/d rw - ext4 minimega-cc-1a2b rw
+";
+        assert_eq!(
+            mounted_from(info, &source_of("1a2b")),
+            ["/tmp/a b", "/tmp/c"]
+        );
+        assert!(mounted_from("garbage\n", "x").is_empty());
+    }
+
+    #[test]
     fn relative_mount_points_are_refused() {
         assert!(matches!(
-            attach(Path::new("mnt"), 1),
+            attach(Path::new("mnt"), 1, "x"),
             Err(MountError::Relative(p)) if p == "mnt"
         ));
     }

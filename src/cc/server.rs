@@ -164,7 +164,7 @@ impl Cc {
                 registered: Mutex::new(HashMap::new()),
                 saver: Mutex::new(None),
                 next_session: AtomicU64::new(1),
-                mounts: super::mount::Mounts::default(),
+                mounts: super::mount::Mounts::new(&crate::base::tag(base)),
             }),
         };
         let listen: Vec<(String, u16)> = lock(&cc.inner.spaces)

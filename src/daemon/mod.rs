@@ -120,6 +120,8 @@ async fn serve(config: Config) -> Result<(), DaemonError> {
     notify::stopping();
     info!("shutting down; VMs are left running");
     drop(socket);
+    // cc mounts are served by this process: they cannot outlive it.
+    daemon.node.cc.mounts().clear_all();
     // The runtime drops its tasks on return; QEMUs are not our session
     // and nothing kills them on drop.
     Ok(())
