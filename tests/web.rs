@@ -312,7 +312,7 @@ fn the_console_in_a_real_browser_with_real_guests() {
     b.wait(
         "the serial console connected",
         LONG,
-        "return document.querySelector('#status').textContent === 'connected'",
+        "return document.querySelector('#status')?.textContent === 'connected'",
     );
     // Busybox's shell follows its prompt with a cursor position query
     // (ESC [6n), which xterm.js answers: the prompt is what is left
@@ -365,7 +365,7 @@ fn the_console_in_a_real_browser_with_real_guests() {
     v.wait(
         "the viewer's serial console, with the recent output",
         LONG,
-        "return document.querySelector('#status').textContent === 'connected' &&\
+        "return document.querySelector('#status')?.textContent === 'connected' &&\
          window.mmSerial.seen.text.includes('WEBTYPED42')",
     );
     assert_eq!(
@@ -386,7 +386,7 @@ fn the_console_in_a_real_browser_with_real_guests() {
     b.wait(
         "the admin's serial console again",
         LONG,
-        "return document.querySelector('#status').textContent === 'connected'",
+        "return document.querySelector('#status')?.textContent === 'connected'",
     );
     b.type_into(".xterm-helper-textarea", "echo ADMIN$((8*8))\u{E007}");
     b.wait(
@@ -427,7 +427,7 @@ fn a_containers_console_in_a_real_browser() {
     b.wait(
         "the container's console, with init's first line",
         LONG,
-        "return document.querySelector('#status').textContent === 'connected' &&\
+        "return document.querySelector('#status')?.textContent === 'connected' &&\
          window.mmSerial.seen.text.includes('CONTAINER-UP')",
     );
     b.type_into(".xterm-helper-textarea", "from the page\u{E007}");

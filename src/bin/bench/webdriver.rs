@@ -225,15 +225,27 @@ impl Driver {
     /// Waits until `js` returns something truthy; returns it.
     pub fn wait(&self, what: &str, limit: Duration, js: &str) -> Result<Value, String> {
         let deadline = Instant::now() + limit;
+        let mut last = String::new();
         loop {
-            let v = self.js(js, json!([]))?;
+            // A page still loading (its elements not there yet) throws:
+            // asked again, until the time is up.
+            let v = match self.js(js, json!([])) {
+                Ok(v) => v,
+                Err(e) if e.contains("javascript error") => {
+                    last = format!(" (last: {e})");
+                    Value::Null
+                }
+                Err(e) => return Err(e),
+            };
             let truthy =
                 !matches!(v, Value::Null | Value::Bool(false)) && v != json!("") && v != json!(0);
             if truthy {
                 return Ok(v);
             }
             if Instant::now() > deadline {
-                return Err(format!("timed out after {limit:?} waiting for {what}"));
+                return Err(format!(
+                    "timed out after {limit:?} waiting for {what}{last}"
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
