@@ -84,29 +84,10 @@ pub fn mounted_from(mountinfo: &str, source: &str) -> Vec<String> {
             let point = left.split_whitespace().nth(4)?;
             let mut r = right.split_whitespace();
             let (fstype, src) = (r.next()?, r.next()?);
-            (fstype.starts_with("fuse") && src == source).then(|| unescape(point))
+            (fstype.starts_with("fuse") && src == source)
+                .then(|| crate::paths::unescape_mountinfo(point))
         })
         .collect()
-}
-
-/// mountinfo writes a space, tab, newline and backslash in octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Mounts {
